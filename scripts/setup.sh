@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Sets up everything trustkit needs on a fresh Debian 12/13 machine with Python 3.11:
+# the Debian peers used by tests and the demo (docker-registry, notary, skopeo), a virtualenv
+# in .venv with trustkit and its test tools, and cosign 2.5 (see scripts/install-peers.sh).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+apt_pkgs=(docker-registry notary skopeo curl ca-certificates)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      PY=$cand; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: Python 3.11+ is required" >&2; exit 3; }
+if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
+  $SUDO apt-get install -y -qq python3-venv >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $("$PY" --version)"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.trustkit-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing trustkit and test tools into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -e '^WARNING: Location' -e 'pip as the .root' || true
+  .venv/bin/python -c 'import trustkit, tuf, securesystemslib, httpx'
+  touch "$stamp"
+fi
+
+bash scripts/install-peers.sh >/dev/null || echo "setup: cosign peer not available; cosign interop tests will be skipped" >&2
+echo "setup: ok"

@@ -1,0 +1,3 @@
+from trustkit.cli import main
+
+main()

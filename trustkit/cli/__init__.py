@@ -1,0 +1,93 @@
+"""The ``trustkit`` command line: dispatch only.
+
+Subcommands live in their own modules and are imported only when invoked, so ``trustkit --help``
+stays fast. Every ``TrustkitError`` becomes one line on stderr and its documented exit code:
+0 success, 1 refused (untrusted or blocked), 2 bad input or usage, 3 environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trustkit.errors import EXIT_USAGE, TrustkitError
+
+# name -> (module, attribute, one-line help). Help text is here so --help imports nothing.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "trust": ("trustkit.cli.trust", "trust", "Manage trusted collections, signers and keys."),
+    "push": ("trustkit.cli.images", "push", "Copy an image to a registry, signing its tag."),
+    "pull": ("trustkit.cli.images", "pull", "Fetch an image, verifying its tag's signature."),
+    "login": ("trustkit.cli.login", "login", "Store credentials for a registry."),
+    "logout": ("trustkit.cli.login", "logout", "Remove stored credentials for a registry."),
+    "hook": ("trustkit.cli.hook", "hook", "servin push/pull hooks (JSON on stdin and stdout)."),
+    "scan": ("trustkit.cli.scan", "scan", "Attest scan reports and show verified results."),
+    "policy": ("trustkit.cli.policy", "policy", "Create, validate and evaluate policies."),
+    "gate": ("trustkit.cli.gate", "gate", "CI gate: verify and evaluate policy for images."),
+    "webhook": ("trustkit.cli.webhook", "webhook", "Kubernetes admission webhook."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in _COMMANDS:
+            return found
+        module_name, attr, _ = _COMMANDS[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None  # command not built yet in this version
+            raise
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][2]) for name in sorted(_COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--trust-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Trust directory (default $SERVIN_TRUST_DIR or ~/.servin/trust).",
+)
+@click.version_option(package_name="trustkit", prog_name="trustkit")
+@click.pass_context
+def cli(ctx: click.Context, trust_dir: Path | None) -> None:
+    """trustkit: content trust, scan attestations and policy for servin images."""
+    from trustkit.config import Settings
+
+    ctx.obj = Settings.from_env(trust_dir=trust_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI and turn library errors into one line and an exit code."""
+    try:
+        rv: Any = cli.main(args=argv, prog_name="trustkit", standalone_mode=False)
+    except TrustkitError as exc:
+        click.echo(f"trustkit: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("trustkit: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("trustkit: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

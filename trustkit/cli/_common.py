@@ -1,0 +1,37 @@
+"""Helpers shared by the CLI modules: settings from the context, JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from trustkit.config import Settings
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    """The Settings the root group built from the environment and --trust-dir."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, Settings):
+        return obj
+    settings = Settings.from_env()
+    ctx.find_root().obj = settings
+    return settings
+
+
+pass_settings = click.make_pass_decorator(Settings, ensure=False)
+
+
+def echo_json(data: Any, *, pretty: bool = True) -> None:
+    click.echo(json.dumps(data, indent=2 if pretty else None, sort_keys=False))
+
+
+def content_trust_option(func: Any) -> Any:
+    """``--disable-content-trust``: per-command override of SERVIN_CONTENT_TRUST=1."""
+    return click.option(
+        "--disable-content-trust",
+        is_flag=True,
+        default=False,
+        help="Skip signing/verification for this command even if SERVIN_CONTENT_TRUST=1.",
+    )(func)

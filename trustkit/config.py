@@ -1,0 +1,106 @@
+"""Settings from the environment: the one place trustkit reads ``os.environ``.
+
+``Settings.from_env()`` is called by entry points (CLI, hooks, gate, webhook); library code takes a
+``Settings`` argument instead of reading the environment itself, which keeps tests hermetic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_CONTENT_TRUST = "SERVIN_CONTENT_TRUST"
+ENV_TRUST_SERVER = "SERVIN_CONTENT_TRUST_SERVER"
+ENV_ROOT_PASSPHRASE = "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE"
+ENV_REPOSITORY_PASSPHRASE = "SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE"
+ENV_TRUST_DIR = "SERVIN_TRUST_DIR"
+ENV_CONFIG_DIR = "SERVIN_CONFIG"  # like DOCKER_CONFIG: where config.json (credentials) lives
+ENV_REGISTRIES_CONFIG = "SERVIN_REGISTRIES_CONFIG"
+ENV_POLICY_DIR = "SERVIN_POLICY_DIR"
+ENV_SCANNER = "SERVIN_SCANNER"  # command run by `push --scan`, e.g. "trivy image --format json"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an entry point needs to know about its environment."""
+
+    trust_dir: Path
+    content_trust: bool = False
+    trust_server: str | None = None
+    root_passphrase: str | None = field(default=None, repr=False)
+    repository_passphrase: str | None = field(default=None, repr=False)
+    config_dir: Path | None = None
+    registries_config: Path | None = None
+    policy_dir: Path | None = None
+    scanner_command: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, trust_dir: Path | None = None
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("HOME") or _home())
+        resolved_trust_dir = trust_dir or Path(
+            env.get(ENV_TRUST_DIR) or home / ".servin" / "trust"
+        )
+        config_dir = Path(env.get(ENV_CONFIG_DIR) or home / ".servin")
+        registries = env.get(ENV_REGISTRIES_CONFIG)
+        policy_dir = env.get(ENV_POLICY_DIR)
+        return cls(
+            trust_dir=resolved_trust_dir.expanduser(),
+            content_trust=env.get(ENV_CONTENT_TRUST, "").strip().lower() in _TRUE,
+            trust_server=env.get(ENV_TRUST_SERVER) or None,
+            root_passphrase=env.get(ENV_ROOT_PASSPHRASE),
+            repository_passphrase=env.get(ENV_REPOSITORY_PASSPHRASE),
+            config_dir=config_dir.expanduser(),
+            registries_config=Path(registries).expanduser() if registries else None,
+            policy_dir=Path(policy_dir).expanduser() if policy_dir else None,
+            scanner_command=env.get(ENV_SCANNER) or None,
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    # Derived locations. Keep the layout in one place.
+    @property
+    def private_dir(self) -> Path:
+        """Encrypted private keys."""
+        return self.trust_dir / "private"
+
+    @property
+    def client_cache_dir(self) -> Path:
+        """The client's cache of verified trust metadata (separate from any server data)."""
+        return self.trust_dir / "tuf"
+
+    @property
+    def local_server_dir(self) -> Path:
+        """The embedded trust server: a local directory that plays Notary's part."""
+        if self.trust_server and self.trust_server.startswith("file://"):
+            return Path(self.trust_server[len("file://") :])
+        return self.trust_dir / "server"
+
+    @property
+    def effective_policy_dir(self) -> Path:
+        return self.policy_dir or self.trust_dir / "policies"
+
+    @property
+    def effective_config_dir(self) -> Path:
+        return self.config_dir or _home() / ".servin"
+
+    @property
+    def credentials_file(self) -> Path:
+        """Docker-compatible ``config.json`` with ``auths``, ``credsStore``, ``credHelpers``."""
+        return self.effective_config_dir / "config.json"
+
+    @property
+    def effective_registries_config(self) -> Path:
+        """The registries configuration file (seed format): default ~/.servin/registries.json."""
+        return self.registries_config or self.effective_config_dir / "registries.json"

@@ -1,0 +1,131 @@
+"""One exception tree for the whole library.
+
+Split by what the caller can do about it, as python-tuf does: fix the input (exit 2), accept the
+refusal (exit 1) or fix the environment (exit 3). The CLI maps ``exit_code`` straight to the
+process exit status and prints ``str(error)`` on one line; nothing here knows about the CLI.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+
+
+class TrustkitError(Exception):
+    """Base of every error trustkit raises on purpose."""
+
+    exit_code: int = EXIT_ENVIRONMENT
+    #: a short hint telling the user what to do next, printed after the message
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def one_line(self) -> str:
+        text = " ".join(str(self).split())
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+# --- the caller gave us something wrong: exit 2 -------------------------------------------
+class BadInputError(TrustkitError):
+    """Malformed or unacceptable input: a reference, a file, an option, a document."""
+
+    exit_code = EXIT_USAGE
+
+
+class InvalidReferenceError(BadInputError):
+    """An image reference that does not parse."""
+
+
+class InputTooLargeError(BadInputError):
+    """An untrusted input exceeded its size bound."""
+
+
+class KeyStoreError(BadInputError):
+    """A key that is missing, unreadable, badly protected or locked with another passphrase."""
+
+
+
+class PassphraseError(KeyStoreError):
+    """No passphrase available, or the wrong one."""
+
+
+class UnknownRepositoryError(BadInputError):
+    """No trust data exists for the named repository."""
+
+
+class PolicyFileError(BadInputError):
+    """A policy file that does not validate. Never treated as 'allow everything'."""
+
+
+class ReportFormatError(BadInputError):
+    """A scan report or VEX document that is malformed or of an unknown format."""
+
+
+# --- trust was checked and refused: exit 1 ------------------------------------------------
+class UntrustedError(TrustkitError):
+    """Trust data, a signature or content failed verification. Fail closed."""
+
+    exit_code = EXIT_REFUSED
+
+
+class NotSignedError(UntrustedError):
+    """The tag has no valid signature in the trusted collection."""
+
+
+class DigestMismatchError(UntrustedError):
+    """Bytes did not hash to the digest they were trusted under."""
+
+
+class ExpiredMetadataError(UntrustedError):
+    """Trust metadata past its expiry (freeze attack or neglected renewal)."""
+
+
+class RollbackError(UntrustedError):
+    """Trust metadata older than what the client already trusted."""
+
+
+class SignatureError(UntrustedError):
+    """A signature that is missing, below threshold, or by an unknown key."""
+
+
+class AttestationError(UntrustedError):
+    """An attestation that does not verify or does not describe the image."""
+
+
+class PolicyRefusal(UntrustedError):
+    """A policy BLOCKed the image."""
+
+
+# --- the world got in the way: exit 3 -----------------------------------------------------
+class TrustEnvironmentError(TrustkitError):
+    """A store, registry or file system that cannot be reached or written."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+
+class UnreachableError(TrustEnvironmentError):
+    """A registry, trust server or mirror that does not answer."""
+
+
+class RegistryError(TrustEnvironmentError):
+    """A registry answered with an error that is not a trust decision."""
+
+
+class AuthenticationError(RegistryError):
+    """Credentials missing or refused by a registry."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class StorageError(TrustEnvironmentError):
+    """Local storage (trust dir, OCI layout, key store) could not be read or written."""
+
+
+class LockTimeoutError(StorageError):
+    """Another writer holds the collection lock for too long."""
