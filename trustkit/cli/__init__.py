@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from trustkit.errors import EXIT_USAGE, TrustkitError
+from trustkit.errors import TrustkitError
 
 # name -> (module, attribute, one-line help). Help text is here so --help imports nothing.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
