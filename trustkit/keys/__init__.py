@@ -1,0 +1,37 @@
+"""Key store: generate, import and unlock signing keys; read public keys and certificates."""
+
+from __future__ import annotations
+
+from trustkit.keys._sslib import CryptoSigner, Key, Signature, Signer, SSlibKey
+from trustkit.keys.model import KeyRecord, KeyRole, check_name, key_id_of
+from trustkit.keys.passphrase import PassphraseSource, env_var_for
+from trustkit.keys.pem import (
+    is_encrypted_pem,
+    load_private_pem,
+    load_public_key,
+    public_key_pem,
+    write_public_file,
+)
+from trustkit.keys.store import KEY_TYPES, KeyStore, generate_public_file
+
+__all__ = [
+    "KEY_TYPES",
+    "CryptoSigner",
+    "Key",
+    "KeyRecord",
+    "KeyRole",
+    "KeyStore",
+    "PassphraseSource",
+    "SSlibKey",
+    "Signature",
+    "Signer",
+    "check_name",
+    "env_var_for",
+    "generate_public_file",
+    "is_encrypted_pem",
+    "key_id_of",
+    "load_private_pem",
+    "load_public_key",
+    "public_key_pem",
+    "write_public_file",
+]

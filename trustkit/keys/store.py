@@ -1,0 +1,239 @@
+"""The local key store: encrypted private keys plus a JSON record per key, under trust_dir/private.
+
+Layout: ``<keyid>.key`` (PKCS#8 PEM, encrypted with the role's passphrase) and ``<keyid>.json``
+(role, gun, name, public key, created, uri). The record is written last, so a key is listed only
+once its private half is safely on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from trustkit._fs import atomic_write, ensure_private_dir, file_lock, read_bounded
+from trustkit.config import Settings
+from trustkit.errors import BadInputError, KeyStoreError, PassphraseError, StorageError
+from trustkit.keys._sslib import CryptoSigner, Signer
+from trustkit.keys.model import KeyRecord, check_keyid, check_name, check_role
+from trustkit.keys.passphrase import PassphraseSource
+from trustkit.keys.pem import MAX_KEY_FILE, load_private_pem, sslib_key
+
+KEY_TYPES = ("ecdsa", "ed25519")
+_RECORD_SUFFIX = ".json"
+_KEY_SUFFIX = ".key"
+
+
+def _new_private_key(keytype: str) -> PrivateKeyTypes:
+    if keytype == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    if keytype == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise BadInputError(f"unknown key type {keytype!r} (expected one of: {', '.join(KEY_TYPES)})")
+
+
+class KeyStore:
+    def __init__(self, settings: Settings, passphrases: PassphraseSource | None = None) -> None:
+        self._settings = settings
+        self._dir = settings.private_dir
+        self.passphrases = passphrases or PassphraseSource(settings)
+        self._signers: dict[str, Signer] = {}
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    # --- writing ----------------------------------------------------------------------------
+    def generate(
+        self,
+        *,
+        role: str,
+        gun: str | None = None,
+        name: str | None = None,
+        keytype: str = "ecdsa",
+    ) -> KeyRecord:
+        """Create a key pair; the private half is encrypted with the passphrase for ``role``."""
+        check_role(role)
+        private = _new_private_key(keytype)
+        return self._add(private, role=role, gun=gun, name=name)
+
+    def import_private_pem(
+        self,
+        pem: bytes,
+        *,
+        role: str,
+        gun: str | None = None,
+        name: str | None = None,
+        pem_passphrase: str | None = None,
+    ) -> KeyRecord:
+        """Store an existing private key (re-encrypted with the passphrase for ``role``)."""
+        check_role(role)
+        private = load_private_pem(pem, pem_passphrase, what="key file")
+        return self._add(private, role=role, gun=gun, name=name)
+
+    def _add(
+        self, private: PrivateKeyTypes, *, role: str, gun: str | None, name: str | None
+    ) -> KeyRecord:
+        role = check_role(role)
+        if name is not None:
+            check_name(name)
+        public = sslib_key(private.public_key())
+        record = KeyRecord(
+            keyid=public.keyid,
+            role=role,
+            gun=gun,
+            name=name,
+            public_key=public,
+            created=datetime.now(UTC).replace(microsecond=0),
+        )
+        label = f"new {role} key {record.keyid[:7]}" + (f" ({name})" if name else "")
+        passphrase = self.passphrases.get(role, purpose=f"encrypt the {label}", confirm=True)
+        encrypted = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase.encode("utf-8")),
+        )
+        with self._locked():
+            if self._record_path(record.keyid).exists():
+                raise KeyStoreError(
+                    f"key {record.keyid[:12]} is already in the key store",
+                    hint="remove it first to import it again",
+                )
+            atomic_write(self._key_path(record.keyid), encrypted)
+            atomic_write(self._record_path(record.keyid), _dump(record))
+        self._signers[record.keyid] = CryptoSigner(private, public)
+        return record
+
+    def remove(self, keyid: str) -> None:
+        self.get(keyid)
+        with self._locked():
+            for path in (self._record_path(keyid), self._key_path(keyid)):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise StorageError(f"cannot remove {path}: {exc.strerror}") from exc
+        self._signers.pop(keyid, None)
+
+    # --- reading ----------------------------------------------------------------------------
+    def records(
+        self, *, role: str | None = None, gun: str | None = None, name: str | None = None
+    ) -> list[KeyRecord]:
+        """Matching records, oldest first (ties by key id, so the order is stable)."""
+        found = [
+            record
+            for record in self._all()
+            if (role is None or record.role == role)
+            and (gun is None or record.gun == gun)
+            and (name is None or record.name == name)
+        ]
+        return sorted(found, key=lambda r: (r.created, r.keyid))
+
+    def get(self, keyid: str) -> KeyRecord:
+        check_keyid(keyid)
+        path = self._record_path(keyid)
+        if not path.is_file():
+            raise KeyStoreError(f"no key {keyid[:12]} in the key store ({self._dir})")
+        record = _load(path)
+        if record.keyid != keyid:
+            raise KeyStoreError(f"key record {path} names another key")
+        return record
+
+    def has_private(self, keyid: str) -> bool:
+        try:
+            record = self.get(keyid)
+        except KeyStoreError:
+            return False
+        return record.uri is not None or self._key_path(keyid).is_file()
+
+    def signer(self, keyid: str) -> Signer:
+        """A Signer for ``keyid``, decrypted once per KeyStore instance."""
+        cached = self._signers.get(keyid)
+        if cached is not None:
+            return cached
+        record = self.get(keyid)
+        if record.uri is not None:  # KMS/HSM keys: securesystemslib resolves the URI
+            signer = Signer.from_priv_key_uri(record.uri, record.public_key)
+        else:
+            signer = self._file_signer(record)
+        self._signers[keyid] = signer
+        return signer
+
+    def _file_signer(self, record: KeyRecord) -> Signer:
+        path = self._key_path(record.keyid)
+        try:
+            pem = read_bounded(path, MAX_KEY_FILE, what="private key")
+        except FileNotFoundError:
+            raise KeyStoreError(
+                f"the private half of key {record.keyid[:12]} is not in the key store"
+            ) from None
+        label = f"{record.role} key {record.keyid[:7]}" + (
+            f" ({record.name})" if record.name else ""
+        )
+        passphrase = self.passphrases.get(record.role, purpose=f"unlock the {label}")
+        try:
+            private = load_private_pem(pem, passphrase, what=f"the {label}")
+        except PassphraseError:
+            self.passphrases.forget(record.role)
+            raise
+        try:
+            return CryptoSigner(private, record.public_key)  # type: ignore[arg-type]
+        except ValueError as exc:  # includes KeyMismatchError
+            raise KeyStoreError(f"private key file {path} does not match its record") from exc
+
+    # --- files ------------------------------------------------------------------------------
+    def _record_path(self, keyid: str) -> Path:
+        return self._dir / f"{check_keyid(keyid)}{_RECORD_SUFFIX}"
+
+    def _key_path(self, keyid: str) -> Path:
+        return self._dir / f"{check_keyid(keyid)}{_KEY_SUFFIX}"
+
+    def _all(self) -> Iterator[KeyRecord]:
+        if not self._dir.is_dir():
+            return
+        for path in sorted(self._dir.glob(f"*{_RECORD_SUFFIX}")):
+            yield _load(path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        ensure_private_dir(self._settings.trust_dir)
+        ensure_private_dir(self._dir)
+        with file_lock(self._dir / ".lock"):
+            yield
+
+
+def _dump(record: KeyRecord) -> bytes:
+    return (json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _load(path: Path) -> KeyRecord:
+    try:
+        data = json.loads(read_bounded(path, MAX_KEY_FILE, what="key record"))
+    except FileNotFoundError:
+        raise KeyStoreError(f"key record {path} disappeared") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KeyStoreError(f"key record {path} is not valid JSON: {exc}") from None
+    return KeyRecord.from_json(data)
+
+
+def generate_public_file(
+    store: KeyStore,
+    path: Path,
+    *,
+    role: str = "delegation",
+    name: str | None = None,
+    keytype: str = "ecdsa",
+) -> KeyRecord:
+    """``key generate --dir``: a new key in the store and its public half as PEM at ``path``."""
+    from trustkit.keys.pem import write_public_file
+
+    if path.exists():
+        raise BadInputError(f"{path} already exists; not overwriting it")
+    record = store.generate(role=role, name=name, keytype=keytype)
+    write_public_file(path, record.public_key)
+    return record
