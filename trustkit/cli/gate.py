@@ -1,0 +1,69 @@
+"""``trustkit gate IMAGE...``: verify trust and attestations, evaluate policy, CI exit codes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from trustkit.cli._common import settings_from
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--policy",
+    "policy_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Policy file to apply (repeatable), in addition to the policy directory.",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["table", "json", "sarif", "junit"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--output-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the report here instead of standard output.",
+)
+@click.option("--explain", is_flag=True, help="Show every rule's result (table output).")
+@click.pass_context
+def gate(
+    ctx: click.Context,
+    images: tuple[str, ...],
+    policy_files: tuple[Path, ...],
+    output: str,
+    output_file: Path | None,
+    explain: bool,
+) -> None:
+    """CI gate. Exit 0 all allowed, 1 blocked, 2 bad input, 3 environment error."""
+    from trustkit import report_formats
+    from trustkit._fs import atomic_write
+    from trustkit.gate import run_gate
+
+    settings = settings_from(ctx)
+    result = run_gate(settings, images, policy_files=policy_files)
+    verdicts = list(result.verdicts)
+    if output == "json":
+        text = report_formats.render_json(verdicts)
+    elif output == "sarif":
+        text = report_formats.render_sarif(verdicts)
+    elif output == "junit":
+        text = report_formats.render_junit(verdicts)
+    else:
+        text = report_formats.render_table(verdicts, explain=explain)
+    if output_file is not None:
+        atomic_write(output_file, text.encode(), mode=0o644)
+    else:
+        click.echo(text)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in report_formats.github_annotations(verdicts):
+            click.echo(line)
+    for image, error in result.errors:
+        click.echo(f"trustkit: {image}: {error}", err=True)
+    ctx.exit(result.exit_code)

@@ -1,0 +1,177 @@
+"""The one pipeline that decides whether an image is trusted.
+
+resolve → verify trust → fetch attestations → evaluate policy → ``Verdict``.
+
+Every entry point (CLI push/pull, servin hooks, the CI gate, the admission webhook) calls
+``check_image`` so that a decision and its explanation are the same everywhere. This module never
+prints; it raises ``TrustkitError`` only for bad input and environment failures, and returns a
+``Verdict`` for every trust or policy refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trustkit import refs
+from trustkit.config import Settings
+from trustkit.errors import UnknownRepositoryError, UntrustedError
+from trustkit.verdict import Action, Context, Reason, Verdict
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
+
+    from trustkit.attest.model import VerifiedScan
+    from trustkit.policy import Policy
+
+
+@dataclass(frozen=True)
+class TrustOutcome:
+    """What content trust said about a reference, before any policy looks at it."""
+
+    checked: bool
+    signed: bool
+    digest: str | None = None
+    size: int | None = None
+    signers: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
+    """Resolve ``ref`` through verified trust data. Refusals become an unsigned outcome."""
+    from trustkit import collections
+
+    if ref.tag is None:
+        # a pull by digest has no tag to look up: the digest itself is the pin
+        return TrustOutcome(checked=True, signed=False, digest=ref.digest, error=None)
+    try:
+        target = collections.verify_tag(settings, ref.with_tag(ref.tag))
+    except (UntrustedError, UnknownRepositoryError) as exc:
+        return TrustOutcome(checked=True, signed=False, error=str(exc))
+    if ref.digest is not None and ref.digest != target.digest:
+        return TrustOutcome(
+            checked=True,
+            signed=False,
+            error=(
+                f"{ref.familiar}: the requested digest {ref.digest} is not the trusted digest "
+                f"{target.digest} of tag {ref.tag}"
+            ),
+        )
+    return TrustOutcome(
+        checked=True,
+        signed=True,
+        digest=target.digest,
+        size=target.size,
+        signers=tuple(target.signers),
+    )
+
+
+def _resolve_untrusted_digest(settings: Settings, ref: refs.ImageRef) -> str:
+    if ref.digest is not None:
+        return ref.digest
+    from trustkit.registry import resolve_digest
+
+    return resolve_digest(settings, ref).digest
+
+
+def _scanner_keys(settings: Settings, policies: Sequence[Policy]) -> list[Key]:
+    """Keys whose scan attestations may count: local scanner keys and the policies' keys."""
+    from trustkit.keys import KeyRole, KeyStore
+
+    keys: dict[str, Key] = {}
+    for record in KeyStore(settings).records(role=KeyRole.SCANNER):
+        keys[record.keyid] = record.public_key
+    for policy in policies:
+        for key in policy.scanner_keys():
+            keys[key.keyid] = key
+    return list(keys.values())
+
+
+def fetch_scans(
+    settings: Settings, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
+) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
+    from trustkit.attest import verified_scans
+
+    keys = _scanner_keys(settings, policies)
+    scans, unverified = verified_scans(settings, ref.with_digest(digest), trusted_keys=keys)
+    return tuple(scans), tuple(unverified)
+
+
+def check_image(
+    settings: Settings,
+    reference: str,
+    *,
+    context: Context,
+    policy_files: Sequence[Path] = (),
+    policies: Sequence[Policy] | None = None,
+    now: datetime | None = None,
+    require_trust: bool | None = None,
+) -> Verdict:
+    """Decide about one image. ``require_trust`` defaults to ``settings.content_trust``.
+
+    With content trust on, an unsigned, stale, rolled-back or tampered tag is a BLOCK before any
+    policy runs. Policies (from the policy directory and ``policy_files``) are then evaluated
+    over the trust outcome and the verified scan attestations of the resolved digest.
+    """
+    from trustkit.policy import ImageFacts, TrustFact, evaluate, load_policies
+
+    ref = refs.parse(reference)
+    clock = now or datetime.now(UTC)
+    if policies is None:
+        policies = load_policies(settings, extra_files=list(policy_files))
+    matching = [p for p in policies if p.matches(ref)]
+    enforce_trust = settings.content_trust if require_trust is None else require_trust
+    needs_trust = enforce_trust or any(p.requires_signed for p in matching)
+
+    trust = check_trust(settings, ref) if needs_trust else TrustOutcome(checked=False, signed=False)
+    if enforce_trust and ref.tag is not None and not trust.signed:
+        reason = Reason(
+            rule="trust",
+            message=trust.error or f"{ref.familiar} is not signed",
+            remedy=(
+                f"sign it (SERVIN_CONTENT_TRUST=1 trustkit push ... or trustkit trust sign "
+                f"{ref.familiar}), or pull by a trusted digest"
+            ),
+        )
+        return Verdict(
+            reference=str(ref),
+            context=context,
+            allowed=False,
+            action=Action.BLOCK,
+            digest=None,
+            reasons=(reason,),
+        )
+
+    digest = trust.digest
+    if digest is None and matching:
+        digest = _resolve_untrusted_digest(settings, ref)
+
+    scans: tuple[VerifiedScan, ...] = ()
+    unverified: tuple[str, ...] = ()
+    if digest is not None and any(p.needs_scans for p in matching):
+        scans, unverified = fetch_scans(settings, ref, digest, matching)
+
+    facts = ImageFacts(
+        reference=str(ref),
+        digest=digest,
+        trust=TrustFact(
+            checked=trust.checked, signed=trust.signed, signers=trust.signers, error=trust.error
+        ),
+        scans=scans,
+        unverified_scans=unverified,
+    )
+    evaluation = evaluate(matching, facts, context=context, now=clock)
+    action = evaluation.action
+    return Verdict(
+        reference=str(ref),
+        context=context,
+        allowed=action is not Action.BLOCK,
+        action=action,
+        digest=digest,
+        reasons=evaluation.reasons,
+        policies=evaluation.outcomes,
+        signers=trust.signers,
+    )

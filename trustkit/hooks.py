@@ -1,0 +1,233 @@
+"""servin's push and pull hooks: a thin adapter from the hook protocol to the pipeline.
+
+Protocol (documented in docs/hooks.md): one JSON request, one JSON answer.
+
+request  ``{"operation": "pull"|"push", "reference": "<image ref>",
+            "digest": "sha256:..."?, "size": N?, "mediaType": "..."?}``
+answer   ``{"allow": bool, "digest": "sha256:..."|null, "action": "ALLOW|AUDIT|WARN|BLOCK",
+            "reasons": [...], "verdict": {...}}``
+
+Stages: ``pre-pull`` resolves the tag through verified trust data (servin then pulls by the
+returned digest); ``post-pull`` checks that what servin fetched is that digest; ``pre-push``
+evaluates policy for the digest about to be pushed; ``post-push`` evaluates policy and, with
+content trust on, signs the tag (digest and size) into its collection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trustkit import refs
+from trustkit.config import Settings
+from trustkit.errors import BadInputError, InputTooLargeError, TrustkitError
+from trustkit.verdict import Action, Context, Reason, Verdict
+
+MAX_REQUEST_BYTES = 64 * 1024
+STAGES = ("pre-pull", "post-pull", "pre-push", "post-push")
+_OPERATION_OF_STAGE = {
+    "pre-pull": "pull",
+    "post-pull": "pull",
+    "pre-push": "push",
+    "post-push": "push",
+}
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    operation: str
+    reference: str
+    digest: str | None = None
+    size: int | None = None
+    media_type: str | None = None
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> HookRequest:
+        raw = data.encode() if isinstance(data, str) else data
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise InputTooLargeError(f"hook request is larger than {MAX_REQUEST_BYTES} bytes")
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadInputError(f"hook request is not valid JSON: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise BadInputError("hook request must be a JSON object")
+        return cls.from_mapping(obj)
+
+    @classmethod
+    def from_mapping(cls, obj: Mapping[str, Any]) -> HookRequest:
+        operation = obj.get("operation")
+        if operation not in ("pull", "push"):
+            raise BadInputError('hook request: "operation" must be "pull" or "push"')
+        reference = obj.get("reference")
+        if not isinstance(reference, str) or not reference:
+            raise BadInputError('hook request: "reference" must be a non-empty string')
+        digest = obj.get("digest")
+        if digest is not None:
+            if not isinstance(digest, str):
+                raise BadInputError('hook request: "digest" must be a string')
+            refs.validate_digest(digest)
+        size = obj.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise BadInputError('hook request: "size" must be a non-negative integer')
+        media_type = obj.get("mediaType")
+        if media_type is not None and not isinstance(media_type, str):
+            raise BadInputError('hook request: "mediaType" must be a string')
+        refs.parse(reference)  # validate early: one clear message for a bad reference
+        return cls(operation, reference, digest, size, media_type)
+
+
+@dataclass(frozen=True)
+class HookAnswer:
+    allow: bool
+    digest: str | None
+    action: Action
+    reasons: tuple[Reason, ...] = ()
+    verdict: Verdict | None = None
+    signed_roles: tuple[str, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.allow else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "allow": self.allow,
+            "digest": self.digest,
+            "action": self.action.name,
+            "reasons": [r.message for r in self.reasons],
+            "details": [r.to_dict() for r in self.reasons],
+        }
+        if self.signed_roles:
+            out["signedRoles"] = list(self.signed_roles)
+        if self.verdict is not None:
+            out["verdict"] = self.verdict.to_dict()
+        return out
+
+
+def _from_verdict(verdict: Verdict) -> HookAnswer:
+    return HookAnswer(
+        allow=verdict.allowed,
+        digest=verdict.digest,
+        action=verdict.action,
+        reasons=verdict.reasons,
+        verdict=verdict,
+    )
+
+
+def _refuse(message: str, rule: str, *, digest: str | None = None) -> HookAnswer:
+    return HookAnswer(
+        allow=False,
+        digest=digest,
+        action=Action.BLOCK,
+        reasons=(Reason(rule=rule, message=message),),
+    )
+
+
+def _with_digest(reference: str, digest: str | None) -> str:
+    if digest is None:
+        return reference
+    return str(refs.parse(reference, default_tag=False).with_digest(digest))
+
+
+def pre_pull(settings: Settings, request: HookRequest) -> HookAnswer:
+    from trustkit.enforce import check_image
+
+    return _from_verdict(check_image(settings, request.reference, context=Context.PULL))
+
+
+def post_pull(settings: Settings, request: HookRequest) -> HookAnswer:
+    """Check that the fetched manifest digest is the one the pre-pull answer pinned."""
+    if request.digest is None:
+        raise BadInputError('post-pull request needs the pulled "digest"')
+    from trustkit.enforce import check_image
+
+    verdict = check_image(settings, request.reference, context=Context.PULL)
+    if not verdict.allowed:
+        return _from_verdict(verdict)
+    if verdict.digest is not None and verdict.digest != request.digest:
+        return _refuse(
+            f"pulled {request.digest} but {request.reference} is trusted at {verdict.digest}",
+            "digest",
+            digest=verdict.digest,
+        )
+    return _from_verdict(verdict)
+
+
+def pre_push(settings: Settings, request: HookRequest) -> HookAnswer:
+    """Policy for the content about to be pushed (the tag is not signed yet, so no trust check)."""
+    from trustkit.enforce import check_image
+
+    if request.digest is None:
+        return HookAnswer(allow=True, digest=None, action=Action.ALLOW)
+    verdict = check_image(
+        settings,
+        _with_digest(request.reference, request.digest),
+        context=Context.PUSH,
+        require_trust=False,
+    )
+    return _from_verdict(verdict)
+
+
+def post_push(settings: Settings, request: HookRequest) -> HookAnswer:
+    """Policy first, then sign the tag: a BLOCKed image is never signed."""
+    if request.digest is None or request.size is None:
+        raise BadInputError('post-push request needs the pushed "digest" and "size"')
+    answer = pre_push(settings, request)
+    if not answer.allow or not settings.content_trust:
+        return answer
+    from trustkit import collections
+
+    ref = refs.parse(request.reference)
+    if ref.tag is None:
+        return answer  # a push by digest has no tag to sign
+    roles = collections.sign_tag(
+        settings, ref.with_tag(ref.tag), digest=request.digest, size=request.size
+    )
+    return HookAnswer(
+        allow=True,
+        digest=request.digest,
+        action=answer.action,
+        reasons=answer.reasons,
+        verdict=answer.verdict,
+        signed_roles=tuple(roles),
+    )
+
+
+HOOKS: dict[str, Callable[[Settings, HookRequest], HookAnswer]] = {
+    "pre-pull": pre_pull,
+    "post-pull": post_pull,
+    "pre-push": pre_push,
+    "post-push": post_push,
+}
+
+
+def run_hook(settings: Settings, stage: str, request: HookRequest) -> HookAnswer:
+    if stage not in HOOKS:
+        raise BadInputError(f"unknown hook {stage!r}; expected one of {', '.join(STAGES)}")
+    expected = _OPERATION_OF_STAGE[stage]
+    if request.operation != expected:
+        raise BadInputError(f"{stage} hook got operation {request.operation!r}, not {expected!r}")
+    return HOOKS[stage](settings, request)
+
+
+def handle(settings: Settings, stage: str, payload: bytes) -> tuple[int, dict[str, Any]]:
+    """Bytes in, (exit code, JSON answer) out: what the executable and the socket server share.
+
+    Malformed requests answer exit 2 with ``{"error": ...}``; environment failures exit 3; a
+    trust or policy refusal is exit 1 with ``allow: false``.
+    """
+    try:
+        request = HookRequest.from_json(payload)
+        answer = run_hook(settings, stage, request)
+    except TrustkitError as exc:
+        allow_key: dict[str, Any] = {"allow": False, "error": exc.one_line()}
+        return exc.exit_code, allow_key
+    return answer.exit_code, answer.to_dict()
+
+
+def servin_hooks() -> dict[str, Callable[[Settings, HookRequest], HookAnswer]]:
+    """Entry point (group ``servin.hooks``): servin loads this to call the hooks in-process."""
+    return dict(HOOKS)
