@@ -41,6 +41,7 @@ class Settings:
     registries_config: Path | None = None
     policy_dir: Path | None = None
     scanner_command: str | None = None
+    github_actions: bool = False  # GITHUB_ACTIONS=true: the gate also prints annotations
 
     @classmethod
     def from_env(
@@ -64,6 +65,7 @@ class Settings:
             registries_config=Path(registries).expanduser() if registries else None,
             policy_dir=Path(policy_dir).expanduser() if policy_dir else None,
             scanner_command=env.get(ENV_SCANNER) or None,
+            github_actions=env.get("GITHUB_ACTIONS", "").lower() == "true",
         )
 
     def with_changes(self, **changes: object) -> Settings:

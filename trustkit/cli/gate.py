@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -61,7 +60,7 @@ def gate(
         atomic_write(output_file, text.encode(), mode=0o644)
     else:
         click.echo(text)
-    if os.environ.get("GITHUB_ACTIONS") == "true":
+    if settings.github_actions:
         for line in report_formats.github_annotations(verdicts):
             click.echo(line)
     for image, error in result.errors:
