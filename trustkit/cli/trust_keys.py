@@ -1,0 +1,129 @@
+"""``trustkit trust key``: generate and load signing keys (Docker's ``docker trust key``)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import click
+
+from trustkit._fs import read_bounded
+from trustkit.cli._common import echo_json, settings_from
+from trustkit.errors import BadInputError, KeyStoreError, StorageError
+from trustkit.keys import (
+    KEY_TYPES,
+    KeyRole,
+    KeyStore,
+    PassphraseSource,
+    check_name,
+    generate_public_file,
+    is_encrypted_pem,
+)
+from trustkit.keys.pem import MAX_KEY_FILE
+
+
+@click.group("key")
+def key() -> None:
+    """Generate, load and list signing keys."""
+
+
+@key.command("generate")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(),
+    help="Where to write NAME.pub (default: the current directory).",
+)
+@click.option("--type", "keytype", type=click.Choice(KEY_TYPES), default="ecdsa", show_default=True)
+@click.pass_context
+def generate(ctx: click.Context, name: str, directory: Path, keytype: str) -> None:
+    """Generate a signer key NAME: private half in the key store, public half in DIR/NAME.pub."""
+    check_name(name)
+    store = KeyStore(settings_from(ctx))
+    click.echo(f"Generating {keytype} key for {name}...", err=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
+    pub_path = directory / f"{name}.pub"
+    record = generate_public_file(
+        store, pub_path, role=KeyRole.DELEGATION, name=name, keytype=keytype
+    )
+    click.echo(
+        "Successfully generated and loaded private key. "
+        f"Corresponding public key available: {pub_path.resolve()}",
+        err=True,
+    )
+    click.echo(record.keyid)
+
+
+@key.command("load")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", default=None, help="Signer name for the key (default: the file's stem).")
+@click.pass_context
+def load(ctx: click.Context, file: Path, name: str | None) -> None:
+    """Import a PEM private key FILE (plain or encrypted) as a signer key."""
+    name = check_name(name if name is not None else file.stem)
+    pem = _read_private_file(file)
+    settings = settings_from(ctx)
+    passphrases = PassphraseSource(settings)
+    file_passphrase = None
+    if is_encrypted_pem(pem):
+        # as docker: the repository passphrase variable unlocks the file too, else we ask
+        file_passphrase = settings.repository_passphrase or passphrases.ask_once(
+            f"encrypted key file {file}"
+        )
+    store = KeyStore(settings, passphrases)
+    record = store.import_private_pem(
+        pem, role=KeyRole.DELEGATION, name=name, pem_passphrase=file_passphrase
+    )
+    click.echo(f"Successfully imported key from {file} as signer {name}", err=True)
+    click.echo(record.keyid)
+
+
+def _read_private_file(file: Path) -> bytes:
+    try:
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        raise BadInputError(f"{file} does not exist") from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
+    if not stat.S_ISREG(mode):
+        raise BadInputError(f"{file} is not a regular file")
+    if mode & 0o077:
+        raise KeyStoreError(
+            f"private key file {file} is readable by other users (mode {mode & 0o777:o})",
+            hint=f"run chmod 600 {file}",
+        )
+    return read_bounded(file, MAX_KEY_FILE, what="private key file")
+
+
+@key.command("list")
+@click.option("--role", type=click.Choice([r.value for r in KeyRole]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
+    """List the keys in the key store (public information only)."""
+    store = KeyStore(settings_from(ctx))
+    records = store.records(role=role)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "keyid": r.keyid,
+                    "role": r.role,
+                    "gun": r.gun,
+                    "name": r.name,
+                    "keytype": r.keytype,
+                    "created": r.created.isoformat(),
+                    "private": store.has_private(r.keyid),
+                }
+                for r in records
+            ]
+        )
+        return
+    for r in records:
+        click.echo(f"{r.keyid[:12]}  {r.role:<10}  {r.keytype:<8}  {r.gun or '-'}  {r.name or '-'}")
+
