@@ -234,9 +234,9 @@ def test_tampered_record_is_refused(key_store: KeyStore, settings: Settings) -> 
     other = key_store.generate(role=KeyRole.TARGETS, gun="g")
     path = settings.private_dir / f"{record.keyid}.json"
     data = json.loads(path.read_text())
-    data["public_key"] = json.loads(
-        (settings.private_dir / f"{other.keyid}.json").read_text()
-    )["public_key"]
+    data["public_key"] = json.loads((settings.private_dir / f"{other.keyid}.json").read_text())[
+        "public_key"
+    ]
     path.write_text(json.dumps(data))
     with pytest.raises(KeyStoreError, match="does not match"):
         KeyStore(settings).get(record.keyid)

@@ -62,8 +62,15 @@ def generate(ctx: click.Context, name: str, directory: Path, keytype: str) -> No
 @key.command("load")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--name", default=None, help="Signer name for the key (default: the file's stem).")
+@click.option(
+    "--role",
+    type=click.Choice([KeyRole.DELEGATION.value, KeyRole.SCANNER.value]),
+    default=KeyRole.DELEGATION.value,
+    show_default=True,
+    help="delegation: signs tags; scanner: signs scan attestations.",
+)
 @click.pass_context
-def load(ctx: click.Context, file: Path, name: str | None) -> None:
+def load(ctx: click.Context, file: Path, name: str | None, role: str) -> None:
     """Import a PEM private key FILE (plain or encrypted) as a signer key."""
     name = check_name(name if name is not None else file.stem)
     pem = _read_private_file(file)
@@ -76,10 +83,8 @@ def load(ctx: click.Context, file: Path, name: str | None) -> None:
             f"encrypted key file {file}"
         )
     store = KeyStore(settings, passphrases)
-    record = store.import_private_pem(
-        pem, role=KeyRole.DELEGATION, name=name, pem_passphrase=file_passphrase
-    )
-    click.echo(f"Successfully imported key from {file} as signer {name}", err=True)
+    record = store.import_private_pem(pem, role=role, name=name, pem_passphrase=file_passphrase)
+    click.echo(f"Successfully imported key from {file} as {role} key {name}", err=True)
     click.echo(record.keyid)
 
 
@@ -126,4 +131,3 @@ def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
         return
     for r in records:
         click.echo(f"{r.keyid[:12]}  {r.role:<10}  {r.keytype:<8}  {r.gun or '-'}  {r.name or '-'}")
-
