@@ -146,3 +146,15 @@ def test_import_rejects_non_keys(key_store: KeyStore, data_dir: Path) -> None:
     with pytest.raises(BadInputError, match="cannot be read"):
         key_store.import_private_pem(garbage, role=KeyRole.DELEGATION)
     assert key_store.records() == []
+
+
+@pytest.mark.parametrize("name", ["demo-signer", "demo-scanner"])
+def test_demo_keys_match_and_use_documented_passphrase(name: str) -> None:
+    folder = Path(__file__).resolve().parents[1] / "keys-example"
+    private = load_private_pem((folder / f"{name}.key").read_bytes(), "trustkit-demo")
+    public = load_public_key((folder / f"{name}.pub").read_bytes())
+    assert public.keyid in (folder / "README.md").read_text()
+    from trustkit.keys import CryptoSigner
+
+    signature = CryptoSigner(private, public).sign(b"demo")  # type: ignore[arg-type]
+    public.verify_signature(signature, b"demo")
