@@ -259,3 +259,27 @@ def test_signature_type(key_store: KeyStore) -> None:
     signature = key_store.signer(record.keyid).sign(PAYLOAD)
     assert isinstance(signature, Signature)
     assert len(bytes.fromhex(signature.signature)) == 64
+
+
+def test_unknown_uri_scheme_is_a_clear_error(key_store: KeyStore, settings: Settings) -> None:
+    record = key_store.generate(role=KeyRole.TARGETS, gun="g")
+    path = settings.private_dir / f"{record.keyid}.json"
+    data = json.loads(path.read_text())
+    data["uri"] = "nosuchkms:projects/x/keys/y"
+    path.write_text(json.dumps(data))
+    store = KeyStore(settings)
+    assert store.has_private(record.keyid)
+    with pytest.raises(KeyStoreError, match="cannot use key"):
+        store.signer(record.keyid)
+
+
+def test_generate_public_file_cleans_up_on_write_failure(
+    key_store: KeyStore, tmp_path: Path
+) -> None:
+    from trustkit.keys import generate_public_file
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")  # the public key's folder cannot be created (works as root too)
+    with pytest.raises(StorageError):
+        generate_public_file(key_store, not_a_dir / "x.pub", name="x")
+    assert key_store.records() == []

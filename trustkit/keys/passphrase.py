@@ -53,8 +53,7 @@ class PassphraseSource:
             return self._remembered[slot]
         if not self._interactive:
             raise PassphraseError(
-                f"a passphrase is needed to {purpose} and there is no terminal to ask",
-                hint=f"set {slot}",
+                f"a passphrase is needed to {purpose} and there is no terminal to ask: set {slot}"
             )
         value = self._ask(role, purpose=purpose, confirm=confirm)
         self._remembered[slot] = value

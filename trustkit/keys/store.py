@@ -158,7 +158,10 @@ class KeyStore:
             return cached
         record = self.get(keyid)
         if record.uri is not None:  # KMS/HSM keys: securesystemslib resolves the URI
-            signer = Signer.from_priv_key_uri(record.uri, record.public_key)
+            try:
+                signer = Signer.from_priv_key_uri(record.uri, record.public_key)
+            except (ValueError, ImportError) as exc:
+                raise KeyStoreError(f"cannot use key {keyid[:12]} at {record.uri}: {exc}") from None
         else:
             signer = self._file_signer(record)
         self._signers[keyid] = signer
@@ -235,5 +238,9 @@ def generate_public_file(
     if path.exists():
         raise BadInputError(f"{path} already exists; not overwriting it")
     record = store.generate(role=role, name=name, keytype=keytype)
-    write_public_file(path, record.public_key)
+    try:
+        write_public_file(path, record.public_key)
+    except BaseException:
+        store.remove(record.keyid)  # no orphan key whose public half nobody received
+        raise
     return record
