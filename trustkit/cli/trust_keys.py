@@ -37,8 +37,15 @@ def key() -> None:
     help="Where to write NAME.pub (default: the current directory).",
 )
 @click.option("--type", "keytype", type=click.Choice(KEY_TYPES), default="ecdsa", show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice([KeyRole.DELEGATION.value, KeyRole.SCANNER.value]),
+    default=KeyRole.DELEGATION.value,
+    show_default=True,
+    help="delegation: signs tags; scanner: signs scan attestations.",
+)
 @click.pass_context
-def generate(ctx: click.Context, name: str, directory: Path, keytype: str) -> None:
+def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role: str) -> None:
     """Generate a signer key NAME: private half in the key store, public half in DIR/NAME.pub."""
     check_name(name)
     store = KeyStore(settings_from(ctx))
@@ -49,7 +56,7 @@ def generate(ctx: click.Context, name: str, directory: Path, keytype: str) -> No
         raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
     pub_path = directory / f"{name}.pub"
     record = generate_public_file(
-        store, pub_path, role=KeyRole.DELEGATION, name=name, keytype=keytype
+        store, pub_path, role=role, name=name, keytype=keytype
     )
     click.echo(
         "Successfully generated and loaded private key. "
