@@ -1,0 +1,65 @@
+"""What the webhook asks about each image: an injected ``ImageChecker``.
+
+The default one runs ``trustkit.enforce.check_image``, the same pipeline as ``servin pull`` and the
+CI gate, so a cluster refuses exactly what a pull would refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from trustkit.config import Settings
+from trustkit.verdict import Context, Verdict
+
+
+class ImageChecker(Protocol):
+    """Decide about one image. Synchronous: the webhook runs it in a thread pool with a deadline.
+
+    Return a ``Verdict`` for every refusal; raise ``TrustkitError`` only for bad input or an
+    environment failure (the webhook turns those into a denial, or a warning when failing open).
+    """
+
+    def __call__(self, reference: str, context: Context) -> Verdict: ...
+
+
+@runtime_checkable
+class KeyedChecker(Protocol):
+    """Optional: a checker that knows what its verdicts depend on (policy set, trust data)."""
+
+    def cache_key(self, reference: str) -> Hashable: ...
+
+
+@runtime_checkable
+class PreparedChecker(Protocol):
+    """Optional: load trust data and policies up front; ``/readyz`` is 503 until this returns."""
+
+    def prepare(self) -> None: ...
+
+
+class PipelineChecker:
+    """The default checker: ``trustkit.enforce.check_image`` with policies loaded once."""
+
+    def __init__(self, settings: Settings, policy_files: Sequence[Path] = ()) -> None:
+        self._settings = settings
+        self._policy_files = tuple(policy_files)
+        self._policies: Sequence[Any] | None = None
+
+    def prepare(self) -> None:
+        from trustkit.policy import load_policies
+
+        self._policies = load_policies(self._settings, extra_files=list(self._policy_files))
+
+    def cache_key(self, reference: str) -> Hashable:
+        # policies are fixed after prepare() and the config generation covers their files;
+        # trust data freshness is bounded by the cache TTL
+        return (reference, id(self._policies))
+
+    def __call__(self, reference: str, context: Context) -> Verdict:
+        from trustkit.enforce import check_image
+
+        kwargs: dict[str, Any] = {"context": context, "policy_files": self._policy_files}
+        if self._policies is not None:
+            kwargs["policies"] = self._policies
+        return check_image(self._settings, reference, **kwargs)

@@ -1,0 +1,212 @@
+"""From images to an admission answer: check each image once, under one deadline, fail closed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trustkit import refs
+from trustkit.errors import BadInputError, TrustkitError
+from trustkit.verdict import Action, Verdict
+from trustkit.webhook.cache import SingleFlight, VerdictCache
+from trustkit.webhook.checker import ImageChecker, KeyedChecker
+from trustkit.webhook.config import WebhookConfig
+from trustkit.webhook.metrics import Metrics
+from trustkit.webhook.review import ImageSite, Review, images_to_check, pinned_image, response
+
+log = logging.getLogger("trustkit.webhook")
+MAX_REASON_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """No verdict: the check timed out or could not run. ``bad_input`` is never failed open."""
+
+    message: str
+    bad_input: bool = False
+
+
+Outcome = Verdict | Failure | None  # None: exempt image
+
+
+@dataclass
+class Decision:
+    allowed: bool = True
+    refusals: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audit: dict[str, str] = field(default_factory=dict)
+    patch: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Decider:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        checker: ImageChecker,
+        flights: SingleFlight,
+        cache: VerdictCache,
+        metrics: Metrics,
+    ) -> None:
+        self.config = config
+        self.checker = checker
+        self.flights = flights
+        self.cache = cache
+        self.metrics = metrics
+
+    def _key(self, normalised: str) -> Hashable:
+        base: Hashable = normalised
+        if isinstance(self.checker, KeyedChecker):
+            base = self.checker.cache_key(normalised)
+        return (base, self.config.generation)
+
+    async def outcomes(self, images: list[str], deadline: float) -> dict[str, Outcome]:
+        """One outcome per distinct image text; waits at most until ``deadline`` (monotonic)."""
+        results: dict[str, Outcome] = {}
+        pending: dict[str, asyncio.Future[Verdict]] = {}
+        for image in dict.fromkeys(images):
+            try:
+                ref = refs.parse(image)
+            except BadInputError as exc:
+                results[image] = Failure(f"invalid image reference: {exc}", bad_input=True)
+                continue
+            normalised = str(ref)
+            if self.config.image_exempt(image, normalised):
+                results[image] = None
+                continue
+            key = self._key(normalised)
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.metrics.cache["hit"] += 1
+                results[image] = cached
+                continue
+            before = self.flights.joined
+            pending[image] = self.flights.verify(key, self.checker, normalised)
+            self.metrics.cache["shared" if self.flights.joined > before else "miss"] += 1
+        if pending:
+            timeout = max(0.0, deadline - time.monotonic())
+            await asyncio.wait(set(pending.values()), timeout=timeout)
+        for image, future in pending.items():
+            results[image] = self._outcome_of(image, future)
+        return results
+
+    def _outcome_of(self, image: str, future: asyncio.Future[Verdict]) -> Outcome:
+        if not future.done():
+            self.metrics.errors["timeout"] += 1
+            return Failure(
+                f"verification did not finish within the {self.config.deadline_seconds:g} s"
+                " deadline"
+            )
+        error = future.exception()
+        if error is None:
+            return future.result()
+        self.metrics.errors["error"] += 1
+        if isinstance(error, BadInputError):
+            return Failure(error.one_line(), bad_input=True)
+        if isinstance(error, TrustkitError):
+            return Failure(error.one_line())
+        log.error("internal error checking %s", image, exc_info=error)
+        return Failure(f"internal error: {type(error).__name__}")
+
+    async def decide(
+        self, review: Review, *, mutate: bool, deadline: float
+    ) -> tuple[Decision, list[ImageSite]]:
+        decision = Decision()
+        if self.config.namespace_exempt(review.namespace):
+            return decision, []
+        sites = images_to_check(review)
+        if len(sites) > self.config.max_images:
+            decision.allowed = False
+            decision.refusals.append(
+                f"{len(sites)} images in one object, over the limit of {self.config.max_images}"
+            )
+            return decision, sites
+        outcomes = await self.outcomes([s.image for s in sites], deadline)
+        for image, outcome in outcomes.items():
+            self._judge(decision, image, outcome)
+        if mutate and decision.allowed:
+            decision.patch = self._pins(sites, outcomes)
+        return decision, sites
+
+    def _judge(self, decision: Decision, image: str, outcome: Outcome) -> None:
+        config = self.config
+        if outcome is None:
+            self.metrics.verdicts["exempt"] += 1
+            return
+        if isinstance(outcome, Failure):
+            self.metrics.verdicts["error"] += 1
+            text = f"{image}: {outcome.message}"
+            if config.fail_open and not outcome.bad_input:
+                decision.warnings.append(f"not verified (failing open): {text}")
+            elif config.mode == "warn":
+                decision.warnings.append(f"would be refused: {text}")
+            else:
+                decision.allowed = False
+                decision.refusals.append(text)
+            return
+        self.metrics.verdicts[outcome.action.name] += 1
+        if not outcome.allowed:
+            why = _why(outcome)
+            if config.mode == "warn":
+                decision.warnings.append(f"would be refused: {image}: {why}")
+            else:
+                decision.allowed = False
+                decision.refusals.append(f"{image}: {why}")
+            return
+        for reason in outcome.reasons:
+            if reason.action is Action.WARN:
+                decision.warnings.append(f"{image}: {_short(reason.message)}")
+        audited = [r for r in outcome.reasons if r.action is Action.AUDIT]
+        if audited:
+            key = f"image-{len(decision.audit)}"
+            decision.audit[key] = _short(
+                f"{image}: " + "; ".join(f"{r.rule}: {r.message}" for r in audited), 1000
+            )
+
+    def _pins(self, sites: list[ImageSite], outcomes: dict[str, Outcome]) -> list[dict[str, Any]]:
+        """Pin each trusted tag to the digest its verdict allowed; never touch a pinned image."""
+        patch: list[dict[str, Any]] = []
+        for site in sites:
+            verdict = outcomes.get(site.image)
+            if not isinstance(verdict, Verdict) or not verdict.allowed or verdict.digest is None:
+                continue
+            if "@" in site.image:
+                continue  # already pinned: idempotent
+            try:
+                digest = refs.validate_digest(verdict.digest)
+            except BadInputError:
+                continue
+            patch.append(
+                {"op": "replace", "path": site.pointer, "value": pinned_image(site.image, digest)}
+            )
+        return patch
+
+    def answer(self, review: Review, decision: Decision) -> dict[str, Any]:
+        message = None
+        if not decision.allowed:
+            message = f"trustkit refused {len(decision.refusals)} image(s): " + " | ".join(
+                decision.refusals
+            )
+        return response(
+            review,
+            allowed=decision.allowed,
+            message=message,
+            warnings=decision.warnings,
+            audit=decision.audit,
+            patch=decision.patch,
+        )
+
+
+def _short(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _why(verdict: Verdict) -> str:
+    blocking = [r for r in verdict.reasons if r.action is Action.BLOCK] or list(verdict.reasons)
+    if not blocking:
+        return "refused"
+    return "; ".join(_short(f"{r.policy + ': ' if r.policy else ''}{r.message}") for r in blocking)

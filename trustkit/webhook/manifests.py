@@ -1,0 +1,194 @@
+"""Ready-to-apply Kubernetes manifests for the webhook."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+NAME = "trustkit-webhook"
+PORT = 8443
+TLS_SECRET = "trustkit-webhook-tls"
+TRUST_SECRET = "trustkit-trust"
+POD_ADDRESS = "0.0.0.0"  # noqa: S104 - inside its own pod, reached through the Service
+SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod, the root file system is read-only
+WORKLOAD_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "resources": [
+            "pods",
+            "pods/ephemeralcontainers",
+            "replicationcontrollers",
+            "podtemplates",
+        ],
+    },
+    {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
+    },
+    {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs", "cronjobs"]},
+]
+
+
+def _labels() -> dict[str, str]:
+    return {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "trustkit"}
+
+
+def _deployment(namespace: str, image: str) -> dict[str, Any]:
+    probe = {"scheme": "HTTPS", "port": PORT}
+    container = {
+        "name": "webhook",
+        "image": image,
+        "args": [
+            *("webhook", "serve", "--host", POD_ADDRESS, "--port", str(PORT)),
+            *("--cert", "/tls/tls.crt", "--key", "/tls/tls.key"),
+            *("--config", "/etc/trustkit/webhook.yaml"),
+        ],
+        "env": [
+            {"name": "SERVIN_CONTENT_TRUST", "value": "1"},
+            {"name": "SERVIN_TRUST_DIR", "value": "/var/lib/trustkit/trust"},
+            {"name": "HOME", "value": SCRATCH},
+        ],
+        "ports": [{"name": "https", "containerPort": PORT}],
+        "readinessProbe": {"httpGet": {**probe, "path": "/readyz"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {**probe, "path": "/healthz"}, "periodSeconds": 10},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "2", "memory": "512Mi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "tls", "mountPath": "/tls", "readOnly": True},
+            {"name": "config", "mountPath": "/etc/trustkit", "readOnly": True},
+            {"name": "trust", "mountPath": "/var/lib/trustkit/trust"},
+            {"name": "tmp", "mountPath": SCRATCH},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": _labels()},
+        "spec": {
+            "replicas": 2,  # failurePolicy is Fail: one replica down must not stop the cluster
+            "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+            "template": {
+                "metadata": {"labels": _labels()},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "tls", "secret": {"secretName": TLS_SECRET}},
+                        {"name": "config", "configMap": {"name": NAME}},
+                        {"name": "trust", "secret": {"secretName": TRUST_SECRET}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _config_map(namespace: str) -> dict[str, Any]:
+    config = (
+        "mode: enforce          # or warn\n"
+        "fail_open: false       # an error or an unreachable registry is a denial\n"
+        "deadline_seconds: 8    # answer before the API server's 10 s timeout\n"
+        "exempt_namespaces: []\n"
+        "exempt_images: []\n"
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": _labels()},
+        "data": {"webhook.yaml": config},
+    }
+
+
+def _service(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": _labels()},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": NAME},
+            "ports": [{"name": "https", "port": 443, "targetPort": PORT}],
+        },
+    }
+
+
+def _webhook(
+    kind: str, name: str, path: str, namespace: str, ca_bundle: bytes | None
+) -> dict[str, Any]:
+    client: dict[str, Any] = {
+        "service": {"name": NAME, "namespace": namespace, "path": path, "port": 443}
+    }
+    if ca_bundle is not None:
+        client["caBundle"] = base64.b64encode(ca_bundle).decode()
+    hook: dict[str, Any] = {
+        "name": name,
+        "clientConfig": client,
+        "rules": [
+            {**rule, "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
+            for rule in WORKLOAD_RULES
+        ],
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": sorted({namespace, "kube-system"}),
+                }
+            ]
+        },
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "timeoutSeconds": 10,
+        "admissionReviewVersions": ["v1", "v1beta1"],
+    }
+    if kind == "MutatingWebhookConfiguration":
+        # another mutator may change an image after us: pin again
+        hook["reinvocationPolicy"] = "IfNeeded"
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": NAME, "labels": _labels()},
+        "webhooks": [hook],
+    }
+
+
+def manifests(
+    *, namespace: str = "trustkit", image: str = "trustkit:latest", ca_bundle: bytes | None = None
+) -> list[dict[str, Any]]:
+    return [
+        _config_map(namespace),
+        _deployment(namespace, image),
+        _service(namespace),
+        _webhook(
+            "ValidatingWebhookConfiguration",
+            "validate.trustkit.servin.io",
+            "/validate",
+            namespace,
+            ca_bundle,
+        ),
+        _webhook(
+            "MutatingWebhookConfiguration",
+            "mutate.trustkit.servin.io",
+            "/mutate",
+            namespace,
+            ca_bundle,
+        ),
+    ]
+
+
+def render(documents: list[dict[str, Any]]) -> str:
+    import yaml
+
+    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)

@@ -1,0 +1,85 @@
+"""Prometheus text exposition, written by hand: a few counters and one histogram need no library."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0, 10.0)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def _labels(**pairs: str) -> str:
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs.items()) + "}"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.verdicts: Counter[str] = Counter()
+        self.cache: Counter[str] = Counter()  # hit / miss / shared
+        self.errors: Counter[str] = Counter()  # timeout / error
+        self._buckets: dict[str, list[int]] = {}
+        self._sum: dict[str, float] = {}
+        self._count: Counter[str] = Counter()
+        self.gauges: dict[str, Callable[[], float]] = {}
+
+    def observe(self, path: str, code: int, seconds: float) -> None:
+        self.requests[(path, code)] += 1
+        buckets = self._buckets.setdefault(path, [0] * len(LATENCY_BUCKETS))
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                buckets[i] += 1
+                break
+        self._sum[path] = self._sum.get(path, 0.0) + seconds
+        self._count[path] += 1
+
+    def render(self) -> str:
+        out: list[str] = []
+        out += [
+            "# HELP trustkit_webhook_requests_total HTTP requests by path and status code.",
+            "# TYPE trustkit_webhook_requests_total counter",
+        ]
+        for (path, code), n in sorted(self.requests.items()):
+            out.append(f"trustkit_webhook_requests_total{_labels(path=path, code=str(code))} {n}")
+        out += [
+            "# HELP trustkit_webhook_verdicts_total Image verdicts by action (error: no verdict).",
+            "# TYPE trustkit_webhook_verdicts_total counter",
+        ]
+        for action, n in sorted(self.verdicts.items()):
+            out.append(f"trustkit_webhook_verdicts_total{_labels(action=action)} {n}")
+        out += [
+            "# HELP trustkit_webhook_cache_total Verdict cache lookups: hit, miss, shared.",
+            "# TYPE trustkit_webhook_cache_total counter",
+        ]
+        for result in ("hit", "miss", "shared"):
+            out.append(f"trustkit_webhook_cache_total{_labels(result=result)} {self.cache[result]}")
+        out += [
+            "# HELP trustkit_webhook_check_failures_total Verifications that timed out or failed.",
+            "# TYPE trustkit_webhook_check_failures_total counter",
+        ]
+        for kind in ("timeout", "error"):
+            out.append(
+                f"trustkit_webhook_check_failures_total{_labels(kind=kind)} {self.errors[kind]}"
+            )
+        out += [
+            "# HELP trustkit_webhook_request_duration_seconds Time to answer a request.",
+            "# TYPE trustkit_webhook_request_duration_seconds histogram",
+        ]
+        for path in sorted(self._buckets):
+            running = 0
+            for bound, n in zip(LATENCY_BUCKETS, self._buckets[path], strict=True):
+                running += n
+                le = _labels(path=path, le=f"{bound:g}")
+                out.append(f"trustkit_webhook_request_duration_seconds_bucket{le} {running}")
+            inf = _labels(path=path, le="+Inf")
+            out.append(f"trustkit_webhook_request_duration_seconds_bucket{inf} {self._count[path]}")
+            lab = _labels(path=path)
+            out.append(f"trustkit_webhook_request_duration_seconds_sum{lab} {self._sum[path]:.6f}")
+            out.append(f"trustkit_webhook_request_duration_seconds_count{lab} {self._count[path]}")
+        for name, read in sorted(self.gauges.items()):
+            out += [f"# TYPE {name} gauge", f"{name} {read():g}"]
+        return "\n".join(out) + "\n"
