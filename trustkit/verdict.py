@@ -28,6 +28,30 @@ class Action(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class FindingRef:
+    """The part of a finding a verdict must carry so SARIF/JUnit can show one result per finding."""
+
+    vulnerability_id: str
+    package: str
+    installed_version: str
+    severity: str  # Severity name, e.g. "CRITICAL"
+    fixed_versions: tuple[str, ...] = ()
+    title: str | None = None
+    target: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.vulnerability_id,
+            "package": self.package,
+            "installed_version": self.installed_version,
+            "severity": self.severity,
+            "fixed_versions": list(self.fixed_versions),
+            "title": self.title,
+            "target": self.target,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Reason:
     """One line of explanation: which policy and rule, about what, and how to fix or waive it."""
 
@@ -37,9 +61,10 @@ class Reason:
     policy: str | None = None  # None for content-trust refusals outside any policy
     findings: tuple[str, ...] = ()  # vulnerability ids concerned
     remedy: str | None = None
+    affected: tuple[FindingRef, ...] = ()  # per-finding detail behind ``findings``
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "policy": self.policy,
             "rule": self.rule,
             "action": self.action.name,
@@ -47,6 +72,9 @@ class Reason:
             "findings": list(self.findings),
             "remedy": self.remedy,
         }
+        if self.affected:
+            out["affected"] = [f.to_dict() for f in self.affected]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

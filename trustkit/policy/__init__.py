@@ -1,0 +1,56 @@
+"""Image policies: files, loading, and the pure evaluator.
+
+``load_policies(settings, extra_files=...)`` reads and validates policy files;
+``evaluate(policies, facts, context=..., now=...)`` decides about one image.
+"""
+
+from __future__ import annotations
+
+from trustkit.policy.evaluate import Evaluation, ImageFacts, TrustFact, evaluate
+from trustkit.policy.globs import ImageGlob
+from trustkit.policy.loader import (
+    PolicyProblem,
+    PolicyValidationError,
+    check_policy_file,
+    check_policy_text,
+    load_policies,
+    load_policy_file,
+    load_policy_text,
+    policy_document,
+    policy_files_in,
+    policy_schema,
+)
+from trustkit.policy.model import (
+    API_VERSION,
+    KIND,
+    AllowlistEntry,
+    Policy,
+    SignedRequirement,
+    TrustedScanner,
+    parse_duration,
+)
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "AllowlistEntry",
+    "Evaluation",
+    "ImageFacts",
+    "ImageGlob",
+    "Policy",
+    "PolicyProblem",
+    "PolicyValidationError",
+    "SignedRequirement",
+    "TrustFact",
+    "TrustedScanner",
+    "check_policy_file",
+    "check_policy_text",
+    "evaluate",
+    "load_policies",
+    "load_policy_file",
+    "load_policy_text",
+    "parse_duration",
+    "policy_document",
+    "policy_files_in",
+    "policy_schema",
+]

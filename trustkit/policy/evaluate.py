@@ -1,0 +1,456 @@
+"""The policy evaluator: facts about one image + policies → action, per-policy outcomes, reasons.
+
+Pure: no I/O, the clock is an argument. Findings are indexed once per distinct set of usable
+scans (by severity, fixability and id) so that twenty policies over ten thousand findings cost a
+few set look-ups each rather than twenty passes over every finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from trustkit import refs
+from trustkit.attest.model import Finding, Severity, VerifiedScan
+from trustkit.policy.model import AllowlistEntry, Policy, format_duration, signer_name
+from trustkit.verdict import Action, Context, FindingRef, PolicyOutcome, Reason, Verdict
+
+#: a scan that claims to have finished further in the future than this is not believed
+CLOCK_SKEW = timedelta(minutes=5)
+#: how many ids a message lists before "+N more" (the Reason carries them all)
+MESSAGE_IDS = 5
+
+
+@dataclass(frozen=True)
+class TrustFact:
+    """What content trust said about the tag."""
+
+    checked: bool = False  # False: trust was not looked at (content trust off, no policy asked)
+    signed: bool = False
+    signers: tuple[str, ...] = ()  # signer / delegation role names that signed the target
+    error: str | None = None  # why it is not trusted
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    reference: str  # normalised reference text
+    digest: str | None
+    trust: TrustFact = field(default_factory=TrustFact)
+    scans: tuple[VerifiedScan, ...] = ()  # verified only, newest first
+    unverified_scans: tuple[str, ...] = ()  # why other attestations did not verify
+
+
+class Evaluation(NamedTuple):
+    action: Action
+    outcomes: tuple[PolicyOutcome, ...]
+    reasons: tuple[Reason, ...]
+
+    def verdict(self, facts: ImageFacts, *, context: Context) -> Verdict:
+        """The Verdict for ``facts`` (what ``trustkit.enforce`` returns after evaluation)."""
+        return Verdict(
+            reference=facts.reference,
+            context=context,
+            allowed=self.action < Action.BLOCK,
+            action=self.action,
+            digest=facts.digest,
+            reasons=self.reasons,
+            policies=self.outcomes,
+            signers=facts.trust.signers,
+        )
+
+
+class _Indexed:
+    """The findings of a set of scans, deduplicated and bucketed for fast rule checks."""
+
+    def __init__(self, scans: Sequence[VerifiedScan]) -> None:
+        seen: set[tuple[str, str, str]] = set()
+        findings: list[Finding] = []
+        for scan in scans:
+            for f in scan.report.findings:
+                key = (f.vulnerability_id, f.package_name, f.installed_version)
+                if key not in seen:
+                    seen.add(key)
+                    findings.append(f)
+        self.findings = findings
+        self.suppressed = sum(1 for f in findings if f.suppressed)
+        # buckets[severity][fixable] -> indices of counting (not VEX-suppressed) findings
+        self.buckets: list[tuple[list[int], list[int]]] = [([], []) for _ in Severity]
+        self.by_id: dict[str, list[int]] = {}
+        for i, f in enumerate(findings):
+            for vid in f.ids:
+                self.by_id.setdefault(vid.upper(), []).append(i)
+            if not f.suppressed:
+                self.buckets[f.severity][1 if f.fixable else 0].append(i)
+        self._refs: dict[int, FindingRef] = {}
+
+    def at_or_above(self, threshold: Severity, *, fixable_only: bool) -> list[int]:
+        out: list[int] = []
+        for sev in range(threshold, len(self.buckets)):
+            unfixed, fixed = self.buckets[sev]
+            if not fixable_only:
+                out.extend(unfixed)
+            out.extend(fixed)
+        return out
+
+    def unfixed_at_or_above(self, threshold: Severity) -> int:
+        return sum(len(self.buckets[s][0]) for s in range(threshold, len(self.buckets)))
+
+    def ref(self, i: int) -> FindingRef:
+        cached = self._refs.get(i)
+        if cached is None:
+            f = self.findings[i]
+            cached = FindingRef(
+                vulnerability_id=f.vulnerability_id,
+                package=f.package_name,
+                installed_version=f.installed_version,
+                severity=f.severity.name,
+                fixed_versions=f.fixed_versions,
+                title=f.title,
+                target=f.target,
+            )
+            self._refs[i] = cached
+        return cached
+
+
+def _id_list(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:MESSAGE_IDS])
+    return shown + (f" (+{len(ids) - MESSAGE_IDS} more)" if len(ids) > MESSAGE_IDS else "")
+
+
+class _PolicyRun:
+    """One policy against one image: collects rule results and reasons."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.rules: list[tuple[str, bool, str]] = []
+        self.reasons: list[Reason] = []
+
+    def passed(self, rule: str, detail: str) -> None:
+        self.rules.append((rule, True, detail))
+
+    def failed(
+        self,
+        rule: str,
+        message: str,
+        *,
+        remedy: str | None = None,
+        findings: tuple[str, ...] = (),
+        affected: tuple[FindingRef, ...] = (),
+        detail: str | None = None,
+    ) -> None:
+        self.rules.append((rule, False, detail or message))
+        self.reasons.append(
+            Reason(
+                rule=rule,
+                message=f"policy {self.policy.name}: {message}",
+                action=self.policy.action,
+                policy=self.policy.name,
+                findings=findings,
+                remedy=remedy,
+                affected=affected,
+            )
+        )
+
+    def outcome(self) -> PolicyOutcome:
+        action = self.policy.action if self.reasons else Action.ALLOW
+        return PolicyOutcome(
+            policy=self.policy.name,
+            action=action,
+            reasons=tuple(self.reasons),
+            rules=tuple(self.rules),
+        )
+
+
+def _check_signed(run: _PolicyRun, trust: TrustFact, image: str) -> None:
+    requirement = run.policy.require_signed
+    if requirement is None:
+        return
+    name = run.policy.name
+    sign_remedy = f"sign the tag (trustkit trust sign {image}) or push it with content trust on"
+    if not trust.checked:
+        run.failed(
+            "require_signed",
+            f"{image}: content trust was not checked, so the tag's signature is unknown",
+            remedy="enable content trust (SERVIN_CONTENT_TRUST=1) for this check",
+        )
+        return
+    if not trust.signed:
+        why = trust.error or "the tag is not signed in its trusted collection"
+        run.failed("require_signed", f"{image} is not signed: {why}", remedy=sign_remedy)
+        return
+    if requirement.signers:
+        signed_by = {signer_name(s) for s in trust.signers}
+        present = [s for s in requirement.signers if s in signed_by]
+        if len(present) < requirement.threshold:
+            wanted = ", ".join(requirement.signers)
+            run.failed(
+                "require_signed",
+                f"{image} is signed by {len(present)} of the required signers "
+                f"({', '.join(present) or 'none'}); {requirement.threshold} of [{wanted}] needed",
+                remedy=(
+                    f"have {requirement.threshold - len(present)} more of [{wanted}] sign the "
+                    f"tag, or change require_signed.signers of policy {name}"
+                ),
+            )
+            return
+        run.passed(
+            "require_signed",
+            f"signed by {', '.join(present)} ({len(present)} of {requirement.threshold} needed)",
+        )
+        return
+    run.passed("require_signed", f"signed ({', '.join(trust.signers) or 'trusted collection'})")
+
+
+@dataclass
+class _ScanSelection:
+    usable: tuple[VerifiedScan, ...]
+    untrusted: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    @property
+    def set_aside(self) -> list[str]:
+        return [*self.untrusted, *self.stale, *self.other]
+
+
+def _usable_scans(policy: Policy, facts: ImageFacts, now: datetime) -> _ScanSelection:
+    """Scans this policy accepts, and why the others were set aside."""
+    selection = _ScanSelection(usable=())
+    usable: list[VerifiedScan] = []
+    for scan in facts.scans:
+        label = f"{scan.report.scanner.name} scan of {scan.scan_finished_on:%Y-%m-%dT%H:%M:%SZ}"
+        if facts.digest is not None and scan.image_digest != facts.digest:
+            selection.other.append(f"{label} is for {scan.image_digest}, not this image")
+            continue
+        if policy.trusted_keyids and scan.signer_keyid not in policy.trusted_keyids:
+            selection.untrusted.append(
+                f"{label} is signed by key {scan.signer_keyid[:12]}, not a trusted scanner"
+            )
+            continue
+        age = now - scan.scan_finished_on
+        if age < -CLOCK_SKEW:
+            selection.other.append(f"{label} claims to have finished in the future")
+            continue
+        if policy.max_scan_age is not None and age > policy.max_scan_age:
+            selection.stale.append(
+                f"{label} is {_age_text(age)} old, older than max_scan_age "
+                f"{format_duration(policy.max_scan_age)}"
+            )
+            continue
+        usable.append(scan)
+    selection.usable = tuple(usable)
+    return selection
+
+
+def _age_text(age: timedelta) -> str:
+    if age >= timedelta(days=2):
+        return f"{age.days} days"
+    hours = int(age.total_seconds() // 3600)
+    return f"{hours} hours" if hours >= 1 else f"{int(age.total_seconds() // 60)} minutes"
+
+
+def _upgrade_hint(refs_: Sequence[FindingRef]) -> str:
+    by_package: dict[str, str] = {}
+    for r in refs_:
+        if r.fixed_versions and r.package not in by_package:
+            by_package[r.package] = r.fixed_versions[0]
+    parts = [f"{pkg} to {ver}" for pkg, ver in list(by_package.items())[:MESSAGE_IDS]]
+    more = len(by_package) - len(parts)
+    return "upgrade " + ", ".join(parts) + (f" (+{more} more packages)" if more > 0 else "")
+
+
+def _allowlist_state(
+    policy: Policy, index: _Indexed, ref: refs.ImageRef, digest: str | None, now: datetime
+) -> tuple[set[int], dict[int, AllowlistEntry], list[AllowlistEntry]]:
+    """(waived finding indices, finding index → its expired entry, every expired entry)."""
+    waived: set[int] = set()
+    expired_for: dict[int, AllowlistEntry] = {}
+    expired_entries: list[AllowlistEntry] = []
+    for vid, entries in policy.allowlist_by_id.items():
+        applicable = [e for e in entries if e.applies_to(ref, digest)]
+        active = [e for e in applicable if not e.expired(now)]
+        if applicable and not active:
+            expired_entries.append(applicable[0])
+        hits = index.by_id.get(vid)
+        if not hits or not applicable:
+            continue
+        if active:
+            waived.update(hits)
+        else:
+            for i in hits:
+                expired_for.setdefault(i, applicable[0])
+    return waived, expired_for, expired_entries
+
+
+def _check_denylist(run: _PolicyRun, index: _Indexed) -> None:
+    """Absolute: whatever VEX, the allowlist or ignore_unfixed say."""
+    policy = run.policy
+    denied = [i for vid in policy.denylist for i in index.by_id.get(vid, ())]
+    if not denied:
+        run.passed("denylist", f"none of {len(policy.denylist)} denylisted ids present")
+        return
+    affected = tuple(dict.fromkeys(index.ref(i) for i in denied))
+    ids = tuple(dict.fromkeys(r.vulnerability_id for r in affected))
+    if any(r.fixed_versions for r in affected):
+        remedy = _upgrade_hint(affected) + "; a denylisted id cannot be allowlisted"
+    else:
+        remedy = f"remove the package, or take the id off the denylist of policy {policy.name}"
+    run.failed(
+        "denylist",
+        f"denylisted vulnerabilit{'y' if len(ids) == 1 else 'ies'} present: {_id_list(ids)}",
+        findings=ids,
+        affected=affected,
+        remedy=remedy,
+    )
+
+
+def _check_severity(
+    run: _PolicyRun, index: _Indexed, threshold: Severity, waived: set[int]
+) -> list[int]:
+    """Fail on counting findings at or above ``threshold``; return the violating indices."""
+    policy = run.policy
+    counting = index.at_or_above(threshold, fixable_only=policy.ignore_unfixed)
+    violating = [i for i in counting if i not in waived] if waived else counting
+    notes = []
+    if waived:
+        notes.append(f"{len(waived)} allowlisted")
+    if policy.ignore_unfixed and (unfixed := index.unfixed_at_or_above(threshold)):
+        notes.append(f"{unfixed} without a fix ignored")
+    if index.suppressed:
+        notes.append(f"{index.suppressed} suppressed by VEX")
+    note = f" ({', '.join(notes)})" if notes else ""
+    if not violating:
+        run.passed("severity", f"no finding at or above {threshold.name}{note}")
+        return violating
+    affected = tuple(index.ref(i) for i in violating)
+    ids = tuple(dict.fromkeys(r.vulnerability_id for r in affected))
+    waive = (
+        f"add {ids[0] if len(ids) == 1 else 'the ids'} to the allowlist of policy "
+        f"{policy.name} with a reason, owner and expiry"
+    )
+    if any(r.fixed_versions for r in affected):
+        remedy = f"{_upgrade_hint(affected)} (fixed versions) or {waive}"
+    else:
+        remedy = waive + ("" if policy.ignore_unfixed else ", or set ignore_unfixed (no fix yet)")
+    run.failed(
+        "severity",
+        f"{len(ids)} vulnerabilit{'y' if len(ids) == 1 else 'ies'} at or above "
+        f"{threshold.name}: {_id_list(ids)}{note}",
+        findings=ids,
+        affected=affected,
+        remedy=remedy,
+    )
+    return violating
+
+
+def _check_findings(
+    run: _PolicyRun, index: _Indexed, ref: refs.ImageRef, digest: str | None, now: datetime
+) -> None:
+    policy = run.policy
+    waived, expired_for, expired_entries = _allowlist_state(policy, index, ref, digest, now)
+    if policy.denylist:
+        _check_denylist(run, index)
+    violating: list[int] = []
+    if policy.severity is not None:
+        violating = _check_severity(run, index, policy.severity, waived)
+    if policy.ignore_unfixed:
+        run.passed("ignore_unfixed", "findings without a fixed version do not count")
+    # An expired entry is a reason of its own wherever it no longer waives a violating finding.
+    lapsed = {e.vulnerability_id: e for i in violating if (e := expired_for.get(i)) is not None}
+    for vid in sorted(lapsed):
+        entry = lapsed[vid]
+        run.failed(
+            "allowlist",
+            f"allowlist entry for {vid} expired on {entry.expires_text} "
+            f"(owner {entry.owner}: {entry.reason})",
+            findings=(vid,),
+            remedy=f"fix {vid}, or renew its allowlist entry in policy {policy.name}",
+        )
+    if policy.allowlist and not lapsed:
+        detail = f"{len(waived)} finding(s) waived by {len(policy.allowlist)} entries"
+        if expired_entries:
+            detail += "; expired: " + ", ".join(
+                f"{e.vulnerability_id} on {e.expires_text}" for e in expired_entries[:MESSAGE_IDS]
+            )
+        run.passed("allowlist", detail)
+
+
+def _evaluate_policy(
+    policy: Policy,
+    facts: ImageFacts,
+    ref: refs.ImageRef,
+    now: datetime,
+    indexes: dict[tuple[int, ...], _Indexed],
+) -> PolicyOutcome:
+    run = _PolicyRun(policy)
+    image = ref.familiar
+    run.passed("scope", f"{image} is in scope")
+    _check_signed(run, facts.trust, image)
+
+    if not policy.needs_scans:
+        return run.outcome()
+    selection = _usable_scans(policy, facts, now)
+    scans = selection.usable
+    if policy.trusted_scanners:
+        detail = f"{len(policy.trusted_scanners)} trusted scanner key(s)"
+        if selection.untrusted:
+            detail += f"; not counted: {'; '.join(selection.untrusted)}"
+        run.passed("trusted_scanners", detail)
+    if policy.max_scan_age is not None:
+        limit = format_duration(policy.max_scan_age)
+        if selection.stale and not scans:
+            run.rules.append(("max_scan_age", False, "; ".join(selection.stale)))
+        else:
+            run.passed("max_scan_age", f"usable scans are at most {limit} old")
+    if not scans:
+        why = [*selection.set_aside, *(f"unverified: {u}" for u in facts.unverified_scans)]
+        detail = "no usable verified scan attestation" + (f" ({'; '.join(why)})" if why else "")
+        if policy.require_scan:
+            run.failed(
+                "require_scan",
+                f"{image} has {detail}",
+                remedy=(
+                    f"scan the image and attest the report with a trusted scanner key "
+                    f"(trustkit push --scan {image}, or trustkit scan attest)"
+                ),
+            )
+        else:
+            run.passed("require_scan", f"not required; {detail}; vulnerability rules skipped")
+        return run.outcome()
+    run.passed("require_scan", f"{len(scans)} usable verified scan(s)")
+    key = tuple(id(s) for s in scans)
+    index = indexes.get(key)
+    if index is None:
+        index = indexes[key] = _Indexed(scans)
+    _check_findings(run, index, ref, facts.digest, now)
+    return run.outcome()
+
+
+def evaluate(
+    policies: Sequence[Policy],
+    facts: ImageFacts,
+    *,
+    context: Context,
+    now: datetime,
+) -> Evaluation:
+    """Evaluate every policy that applies to the image in this context; the strictest wins.
+
+    ``now`` must be timezone-aware. Policies whose scope or contexts do not match are skipped
+    (not reported). With no applicable policy the action is ALLOW.
+    """
+    if now.tzinfo is None:
+        raise ValueError("evaluate() needs a timezone-aware 'now'")
+    ref = refs.parse(facts.reference)
+    indexes: dict[tuple[int, ...], _Indexed] = {}
+    outcomes = tuple(
+        _evaluate_policy(p, facts, ref, now, indexes)
+        for p in policies
+        if p.matches(ref, facts.digest, context=context)
+    )
+    action = max((o.action for o in outcomes), default=Action.ALLOW)
+    reasons = tuple(
+        sorted((r for o in outcomes for r in o.reasons), key=lambda r: -r.action)
+    )
+    return Evaluation(action=action, outcomes=outcomes, reasons=reasons)

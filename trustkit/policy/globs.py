@@ -1,0 +1,116 @@
+"""Image reference globs with Docker normalisation.
+
+``alpine`` means ``docker.io/library/alpine`` (any tag), ``alpine:3.*`` only its 3.x tags,
+``registry.example.com/team/*`` every repository directly under ``team``, ``**`` every image.
+``*`` and ``?`` stay inside one path component; ``**`` crosses ``/``. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from trustkit import refs
+from trustkit.errors import InvalidReferenceError
+
+_MATCH_ALL = {"*", "**"}
+
+
+def _looks_like_domain(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost"
+
+
+def _component_regex(text: str, *, cross_slash: bool) -> str:
+    out: list[str] = []
+    i = 0
+    one = "." if cross_slash else "[^/]"
+    while i < len(text):
+        if text.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif text[i] == "*":
+            out.append(f"{one}*")
+            i += 1
+        elif text[i] == "?":
+            out.append(one)
+            i += 1
+        else:
+            out.append(re.escape(text[i]))
+            i += 1
+    return "".join(out)
+
+
+def _split_tag_digest(pattern: str) -> tuple[str, str | None, str | None]:
+    name, _, digest = pattern.partition("@")
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    tag = None
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1 :]
+    return name, tag, digest or None
+
+
+def _normalise_name(name: str) -> str:
+    """Docker's domain rules, applied to a pattern; a leading ``**`` means 'any registry'."""
+    first, sep, rest = name.partition("/")
+    if first.startswith("**"):
+        return name
+    if not sep or not _looks_like_domain(first):
+        domain, remainder = refs.DEFAULT_DOMAIN, name
+    else:
+        domain, remainder = first, rest
+    if domain == refs.LEGACY_DEFAULT_DOMAIN:
+        domain = refs.DEFAULT_DOMAIN
+    if domain == refs.DEFAULT_DOMAIN and "/" not in remainder:
+        remainder = refs.OFFICIAL_REPO_PREFIX + remainder
+    return f"{domain}/{remainder}"
+
+
+@dataclass(frozen=True)
+class ImageGlob:
+    """A compiled pattern. ``text`` is what the user wrote; ``normalised`` is what it matches."""
+
+    text: str
+    normalised: str
+    repository: re.Pattern[str] | None  # None: every repository
+    tag: re.Pattern[str] | None  # None: any tag (or none)
+    digest: str | None
+
+    @classmethod
+    def compile(cls, text: str) -> ImageGlob:
+        """Raise ``InvalidReferenceError`` when the pattern could never match a valid reference."""
+        if text in _MATCH_ALL:
+            return cls(text, "**", None, None, None)
+        name, tag, digest = _split_tag_digest(text)
+        if not name:
+            raise InvalidReferenceError(f"invalid image pattern {text!r}: no repository")
+        # A pattern is valid when replacing its wildcards gives a valid reference.
+        probe = re.sub(r"\*\*|\*|\?", "x", text)
+        try:
+            refs.parse(probe)
+        except InvalidReferenceError:
+            raise InvalidReferenceError(
+                f"invalid image pattern {text!r}: not an image reference with wildcards"
+            ) from None
+        if digest is not None:
+            refs.validate_digest(digest)
+        normalised_name = _normalise_name(name)
+        repo_re = re.compile(_component_regex(normalised_name, cross_slash=False))
+        tag_re = re.compile(_component_regex(tag, cross_slash=True)) if tag is not None else None
+        normalised = normalised_name
+        if tag is not None:
+            normalised += f":{tag}"
+        if digest is not None:
+            normalised += f"@{digest}"
+        return cls(text, normalised, repo_re, tag_re, digest)
+
+    def matches(self, ref: refs.ImageRef, digest: str | None = None) -> bool:
+        if self.repository is not None and not self.repository.fullmatch(ref.repository):
+            return False
+        if self.tag is not None and (ref.tag is None or not self.tag.fullmatch(ref.tag)):
+            return False
+        return self.digest is None or self.digest in (ref.digest, digest)
+
+
+def matches_any(globs: tuple[ImageGlob, ...], ref: refs.ImageRef, digest: str | None) -> bool:
+    return any(g.matches(ref, digest) for g in globs)

@@ -1,0 +1,461 @@
+"""Policy files: read, check against the published JSON Schema, then check meaning.
+
+Every problem is reported as ``file:line:column: message``. A file that does not validate raises
+``PolicyValidationError`` (a ``PolicyFileError``, exit 2): a broken policy never means "allow".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from trustkit._fs import read_bounded
+from trustkit.attest.model import Severity
+from trustkit.config import Settings
+from trustkit.errors import BadInputError, InvalidReferenceError, PolicyFileError
+from trustkit.policy.globs import ImageGlob
+from trustkit.policy.model import (
+    API_VERSION,
+    AllowlistEntry,
+    Policy,
+    SignedRequirement,
+    TrustedScanner,
+    parse_duration,
+    signer_name,
+)
+from trustkit.policy.yamlnodes import LocatedDocument, Path_, Position, YamlShapeError, load_located
+from trustkit.verdict import Action, Context
+
+MAX_POLICY_FILE = 1024 * 1024
+MAX_POLICY_FILES = 1000
+MAX_KEY_FILE = 64 * 1024
+POLICY_SUFFIXES = (".yaml", ".yml")
+_KEYID_RE = re.compile(r"^[0-9a-f]{64}$")
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    line: int
+    column: int
+    message: str
+
+    def render(self, source: str) -> str:
+        return f"{source}:{self.line}:{self.column}: {self.message}"
+
+
+class PolicyValidationError(PolicyFileError):
+    """A policy file with one or more problems; ``problems`` lists them all, in file order."""
+
+    def __init__(self, source: str, problems: Sequence[PolicyProblem]) -> None:
+        self.source = source
+        self.problems = tuple(sorted(problems, key=lambda p: (p.line, p.column)))
+        first = self.problems[0].render(source)
+        more = len(self.problems) - 1
+        super().__init__(first + (f" (and {more} more problem(s))" if more else ""))
+
+
+@functools.cache
+def policy_schema() -> dict[str, Any]:
+    """The published schema (docs/policy.schema.json is a copy of this package resource)."""
+    text = resources.files("trustkit.policy").joinpath("policy.schema.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@functools.cache
+def _validator() -> Any:
+    return jsonschema.Draft202012Validator(policy_schema())
+
+
+_PATTERN_HINTS = {
+    "duration": "use a number and a unit s, m, h, d or w, e.g. 7d or 24h",
+    "date": "use a date YYYY-MM-DD or an RFC 3339 date-time with a time zone",
+    "vulnerabilityId": "expected a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx",
+    "imageGlob": "expected an image reference glob such as registry.example.com/team/* or alpine",
+}
+
+
+def _where(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "the document"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _schema_problems(doc: LocatedDocument, error: Any) -> list[PolicyProblem]:
+    path: Path_ = tuple(error.absolute_path)
+    where = _where(path)
+    kind = error.validator
+    instance = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+
+    def at(p: Path_, message: str, *, key: bool = False) -> PolicyProblem:
+        pos = doc.position(p, key=key)
+        return PolicyProblem(pos.line, pos.column, message[:_MAX_MESSAGE])
+
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        allowed = list(schema.get("properties", {}))
+        return [
+            at(
+                (*path, k),
+                f"unknown key {k!r} in {where} (expected one of: {', '.join(allowed)})",
+                key=True,
+            )
+            for k in instance
+            if k not in allowed
+        ]
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in instance]
+        return [at(path, f"missing required key {k!r} in {where}") for k in missing]
+    if kind == "enum":
+        choices = ", ".join(str(c) for c in error.validator_value)
+        return [at(path, f"{where}: {_short(instance)} is not one of {choices}")]
+    if kind == "const":
+        return [at(path, f"{where} must be {error.validator_value!r}, not {_short(instance)}")]
+    if kind == "type":
+        return [at(path, f"{where}: expected {error.validator_value}, got {_type_name(instance)}")]
+    if kind == "pattern":
+        hint = next(
+            (
+                h
+                for name, h in _PATTERN_HINTS.items()
+                if policy_schema()["$defs"][name].get("pattern") == error.validator_value
+            ),
+            "it does not have the expected form",
+        )
+        if path and path[-1] == "name":
+            hint = "use lowercase letters, digits, '.', '_' and '-' (at most 64 characters)"
+        return [at(path, f"{where}: {_short(instance)}: {hint}")]
+    if kind == "oneOf" and path and path[-1] == "require_signed":
+        if isinstance(instance, dict):
+            inner = [e for e in error.context if list(e.relative_schema_path)[:1] == [1]]
+            if inner:
+                return [p for e in inner for p in _schema_problems(doc, e)]
+        return [
+            at(path, f"{where}: expected true, false or a mapping with signers and threshold")
+        ]
+    if kind == "uniqueItems":
+        return [at(path, f"{where}: contains duplicate entries")]
+    return [at(path, f"{where}: {error.message}")]
+
+
+def _parse_expiry(text: str) -> datetime:
+    if len(text) == 10:
+        return datetime.combine(date.fromisoformat(text), time(0, 0), tzinfo=UTC)
+    value = datetime.fromisoformat(text.replace("z", "Z"))
+    if value.tzinfo is None:
+        raise ValueError("a date-time needs a time zone (Z or +HH:MM)")
+    return value.astimezone(UTC)
+
+
+class _Semantics:
+    """Turns a schema-valid document into a Policy, collecting every problem on the way."""
+
+    def __init__(self, doc: LocatedDocument, source: Path | None) -> None:
+        self.doc = doc
+        self.source = source
+        self.problems: list[PolicyProblem] = []
+
+    def problem(self, path: Path_, message: str, *, key: bool = False) -> None:
+        pos: Position = self.doc.position(path, key=key)
+        self.problems.append(PolicyProblem(pos.line, pos.column, message[:_MAX_MESSAGE]))
+
+    def globs(self, values: Iterable[str], path: Path_) -> tuple[ImageGlob, ...]:
+        out: list[ImageGlob] = []
+        for i, text in enumerate(values):
+            try:
+                out.append(ImageGlob.compile(text))
+            except InvalidReferenceError as exc:
+                self.problem((*path, i), f"{_where((*path, i))}: {exc}")
+        return tuple(out)
+
+    def allowlist(self, entries: list[dict[str, Any]], denyset: set[str]) -> list[AllowlistEntry]:
+        out: list[AllowlistEntry] = []
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        base: Path_ = ("rules", "allowlist")
+        for i, raw in enumerate(entries):
+            vuln = str(raw["id"]).upper()
+            images = self.globs(raw.get("images", ()), (*base, i, "images"))
+            try:
+                expires = _parse_expiry(raw["expires"])
+            except ValueError as exc:
+                self.problem((*base, i, "expires"), f"{_where((*base, i, 'expires'))}: {exc}")
+                continue
+            identity = (vuln, tuple(sorted(g.normalised for g in images)))
+            if identity in seen:
+                self.problem((*base, i, "id"), f"allowlist entry for {vuln} appears twice")
+            seen.add(identity)
+            if vuln in denyset:
+                self.problem(
+                    (*base, i, "id"),
+                    f"{vuln} is both allowlisted and denylisted; the denylist would always win",
+                )
+            out.append(
+                AllowlistEntry(
+                    vulnerability_id=vuln,
+                    reason=raw["reason"],
+                    owner=raw["owner"],
+                    expires=expires,
+                    expires_text=raw["expires"],
+                    images=images,
+                )
+            )
+        return out
+
+    def scanners(self, values: list[str]) -> list[TrustedScanner]:
+        from trustkit.keys.pem import load_public_key
+
+        out: list[TrustedScanner] = []
+        for i, text in enumerate(values):
+            path: Path_ = ("rules", "trusted_scanners", i)
+            if _KEYID_RE.match(text):
+                out.append(TrustedScanner(text=text, keyid=text))
+                continue
+            file = Path(text).expanduser()
+            if not file.is_absolute() and self.source is not None:
+                file = self.source.parent / file
+            try:
+                key = load_public_key(
+                    read_bounded(file, MAX_KEY_FILE, what="scanner key"), what=str(file)
+                )
+            except FileNotFoundError:
+                self.problem(
+                    path,
+                    f"{_where(path)}: {text!r} is neither a key id (64 hex digits) "
+                    f"nor an existing PEM public key file ({file})",
+                )
+                continue
+            except (BadInputError, OSError) as exc:
+                self.problem(path, f"{_where(path)}: {exc}")
+                continue
+            out.append(TrustedScanner(text=text, keyid=key.keyid, key=key))
+        return out
+
+    def signed(self, value: Any) -> SignedRequirement | None:
+        path: Path_ = ("rules", "require_signed")
+        if value is True:
+            return SignedRequirement()
+        if value is False or value is None:
+            return None
+        signers = tuple(signer_name(s) for s in value.get("signers", ()))
+        threshold = value.get("threshold")
+        if threshold is not None and not signers:
+            self.problem((*path, "threshold"), "require_signed.threshold needs a signers list")
+            return SignedRequirement()
+        if threshold is not None and threshold > len(signers):
+            self.problem(
+                (*path, "threshold"),
+                f"require_signed.threshold is {threshold} but only {len(signers)} signer(s) "
+                "are named: it could never be met",
+            )
+        if len(set(signers)) != len(signers):
+            self.problem((*path, "signers"), "require_signed.signers names a signer twice")
+        return SignedRequirement(signers=signers, threshold=threshold or (1 if signers else 0))
+
+    def policy(self) -> Policy:
+        data: dict[str, Any] = self.doc.data
+        rules: dict[str, Any] = data.get("rules", {})
+        action = Action[data["action"]]
+        scope = self.globs(data.get("scope", ["**"]), ("scope",))
+        exclude = self.globs(data.get("exclude", ()), ("exclude",))
+        denylist: list[str] = []
+        for i, vuln in enumerate(rules.get("denylist", ())):
+            upper = str(vuln).upper()
+            if upper in denylist:
+                self.problem(("rules", "denylist", i), f"denylist names {upper} twice")
+            denylist.append(upper)
+        allowlist = self.allowlist(rules.get("allowlist", []), set(denylist))
+        max_age = None
+        if "max_scan_age" in rules:
+            try:
+                max_age = parse_duration(rules["max_scan_age"])
+            except ValueError as exc:
+                self.problem(("rules", "max_scan_age"), str(exc))
+        scanners = self.scanners(rules.get("trusted_scanners", []))
+        signed = self.signed(rules.get("require_signed"))
+        contexts = data.get("contexts")
+        return Policy(
+            name=data["name"],
+            action=action,
+            scope=scope,
+            exclude=exclude,
+            description=data.get("description"),
+            contexts=frozenset(Context(c) for c in contexts) if contexts else None,
+            severity=Severity[rules["severity"]] if "severity" in rules else None,
+            ignore_unfixed=bool(rules.get("ignore_unfixed", False)),
+            allowlist=tuple(allowlist),
+            denylist=tuple(denylist),
+            max_scan_age=max_age,
+            require_scan=bool(rules.get("require_scan", action is Action.BLOCK)),
+            trusted_scanners=tuple(scanners),
+            require_signed=signed,
+            source=self.source,
+            document=data,
+        )
+
+
+def check_policy_text(
+    text: str, *, source: Path | None = None
+) -> tuple[Policy | None, list[PolicyProblem]]:
+    """Every problem of a policy document (empty list and a Policy when it is valid)."""
+    try:
+        doc = load_located(text)
+    except YamlShapeError as exc:
+        return None, [PolicyProblem(exc.position.line, exc.position.column, str(exc))]
+    if not isinstance(doc.data, dict):
+        return None, [PolicyProblem(1, 1, "a policy file must be a YAML mapping (key: value)")]
+    problems: list[PolicyProblem] = []
+    for error in _validator().iter_errors(doc.data):
+        problems.extend(_schema_problems(doc, error))
+    if problems:
+        return None, sorted(problems, key=lambda p: (p.line, p.column))
+    semantics = _Semantics(doc, source)
+    policy = semantics.policy()
+    if semantics.problems:
+        return None, sorted(semantics.problems, key=lambda p: (p.line, p.column))
+    return policy, []
+
+
+def load_policy_text(text: str, *, source: Path | None = None) -> Policy:
+    policy, problems = check_policy_text(text, source=source)
+    if policy is None:
+        raise PolicyValidationError(str(source) if source else "<policy>", problems)
+    return policy
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = read_bounded(path, MAX_POLICY_FILE, what="policy file")
+    except FileNotFoundError:
+        raise PolicyFileError(f"policy file {path} not found") from None
+    except IsADirectoryError:
+        raise PolicyFileError(f"policy file {path} is a directory") from None
+    except BadInputError as exc:
+        raise PolicyFileError(str(exc)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def check_policy_file(path: Path) -> tuple[Policy | None, list[PolicyProblem]]:
+    return check_policy_text(_read_text(path), source=path)
+
+
+def load_policy_file(path: Path) -> Policy:
+    return load_policy_text(_read_text(path), source=path)
+
+
+def policy_files_in(directory: Path) -> list[Path]:
+    """The policy files of a directory, sorted; hidden and temporary files are skipped."""
+    if not directory.exists():
+        return []
+    if not directory.is_dir():
+        raise PolicyFileError(f"policy directory {directory} is not a directory")
+    try:
+        files = sorted(
+            p
+            for p in directory.iterdir()
+            if p.suffix in POLICY_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        )
+    except OSError as exc:
+        raise PolicyFileError(f"cannot list policy directory {directory}: {exc}") from None
+    if len(files) > MAX_POLICY_FILES:
+        raise PolicyFileError(f"{directory} holds more than {MAX_POLICY_FILES} policy files")
+    return files
+
+
+def load_policies(settings: Settings, *, extra_files: Sequence[Path] = ()) -> list[Policy]:
+    """Policies from ``settings.effective_policy_dir`` then ``extra_files`` (``--policy``).
+
+    Any invalid file raises; two policies with the same name raise (which would win is unclear).
+    """
+    paths: list[Path] = [*policy_files_in(settings.effective_policy_dir), *extra_files]
+    policies: list[Policy] = []
+    by_name: dict[str, Path] = {}
+    seen: set[Path] = set()
+    for path in paths:
+        resolved = path.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        policy = load_policy_file(path)
+        if policy.name in by_name:
+            raise PolicyFileError(
+                f"policy name {policy.name!r} is defined twice: in {by_name[policy.name]} "
+                f"and in {path}",
+                hint="policy names must be unique",
+            )
+        by_name[policy.name] = path
+        policies.append(policy)
+    return policies
+
+
+def policy_document(
+    name: str,
+    *,
+    action: Action,
+    severity: Severity | None = None,
+    scope: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    ignore_unfixed: bool = False,
+    max_scan_age: str | None = None,
+    require_signed: bool = False,
+    require_scan: bool | None = None,
+    deny: Sequence[str] = (),
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A policy document as ``policy create`` writes it (validate it with load_policy_text)."""
+    doc: dict[str, Any] = {"apiVersion": API_VERSION, "kind": "ImagePolicy", "name": name}
+    if description:
+        doc["description"] = description
+    doc["action"] = action.name
+    doc["scope"] = list(scope) or ["**"]
+    if exclude:
+        doc["exclude"] = list(exclude)
+    rules: dict[str, Any] = {}
+    if severity is not None:
+        rules["severity"] = severity.name
+    if ignore_unfixed:
+        rules["ignore_unfixed"] = True
+    if deny:
+        rules["denylist"] = [d.upper() for d in deny]
+    if max_scan_age:
+        rules["max_scan_age"] = max_scan_age
+    if require_scan is not None:
+        rules["require_scan"] = require_scan
+    if require_signed:
+        rules["require_signed"] = True
+    doc["rules"] = rules
+    return doc
