@@ -1,0 +1,121 @@
+"""Defensive accessors for untrusted JSON: wrong types become ReportFormatError, never a crash."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from trustkit.errors import InputTooLargeError, ReportFormatError
+
+
+def load_bounded_json(data: bytes, *, limit: int, what: str) -> Any:
+    """``json.loads`` with a size bound; every failure is a one-line ReportFormatError."""
+    if len(data) > limit:
+        raise InputTooLargeError(f"{what} is {len(data)} bytes, over the {limit}-byte limit")
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError:
+        raise ReportFormatError(f"{what} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ReportFormatError(
+            f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except RecursionError:
+        raise ReportFormatError(f"{what} is nested too deeply") from None
+
+
+def get_dict(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ReportFormatError(f"{where}: {key!r} must be an object")
+    return value
+
+
+def get_list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ReportFormatError(f"{where}: {key!r} must be a list")
+    return value
+
+
+def get_str(obj: dict[str, Any], key: str, where: str) -> str | None:
+    """A string field; missing, null and "" all read as None."""
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ReportFormatError(f"{where}: {key!r} must be a string")
+    return value
+
+
+def need_str(obj: dict[str, Any], key: str, where: str) -> str:
+    value = get_str(obj, key, where)
+    if value is None:
+        raise ReportFormatError(f"{where}: {key!r} is missing")
+    return value
+
+
+def get_number(obj: dict[str, Any], key: str, where: str) -> float | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ReportFormatError(f"{where}: {key!r} must be a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ReportFormatError(f"{where}: {key!r} must be a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ReportFormatError(f"{where}: {key!r} must be a finite number")
+    return number
+
+
+def as_dict(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ReportFormatError(f"{where} must be an object")
+    return value
+
+
+def str_list(values: list[Any], where: str) -> tuple[str, ...]:
+    out = []
+    for value in values:
+        if not isinstance(value, str):
+            raise ReportFormatError(f"{where}: expected a list of strings")
+        if value:
+            out.append(value)
+    return tuple(out)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """RFC 3339 with up to nanoseconds (Go writes 9 digits); None when absent or unparseable.
+
+    Timestamps in reports are informational, so a strange one is dropped rather than fatal.
+    """
+    if not text:
+        return None
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    if "." in value:  # trim fractional seconds to microseconds for fromisoformat
+        head, _, rest = value.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        value = f"{head}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed.year <= 1:  # Go's zero time means "not set"
+        return None
+    return parsed
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with whole seconds and ``Z``, as Go's time.Time marshals round values."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
