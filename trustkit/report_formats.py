@@ -1,0 +1,340 @@
+"""Verdicts rendered for people and for CI systems: table, JSON, SARIF 2.1.0, JUnit XML, and
+GitHub Actions annotations. Shared by ``policy eval`` and ``gate``; pure string builders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from trustkit import refs
+from trustkit.errors import InvalidReferenceError
+from trustkit.verdict import Action, FindingRef, Reason, Verdict
+
+TOOL_NAME = "trustkit"
+TOOL_URI = "https://trustkit.dev"
+SARIF_SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
+_STYLE = {Action.ALLOW: "green", Action.AUDIT: "cyan", Action.WARN: "yellow", Action.BLOCK: "red"}
+_SARIF_LEVEL = {Action.BLOCK: "error", Action.WARN: "warning"}
+_GITHUB_COMMAND = {Action.BLOCK: "error", Action.WARN: "warning", Action.AUDIT: "notice"}
+_RULE_HELP = {
+    "severity": "A vulnerability at or above the policy's severity threshold",
+    "denylist": "A vulnerability the policy denies outright",
+    "allowlist": "An allowlist entry that has expired",
+    "require_scan": "No usable verified scan attestation",
+    "require_signed": "The tag is not signed as the policy requires",
+    "trust": "Content trust refused the image",
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trustkit")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _display_name(reference: str) -> str:
+    try:
+        return refs.parse(reference).familiar
+    except InvalidReferenceError:
+        return reference
+
+
+# --- table ---------------------------------------------------------------------------------
+def render_table(verdicts: Sequence[Verdict], *, explain: bool = False, width: int = 120) -> str:
+    """A human summary; with ``explain`` every policy's every rule result as well."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
+    for verdict in verdicts:
+        head = Text()
+        head.append(_display_name(verdict.reference), style="bold")
+        head.append("  ")
+        head.append(verdict.action.name, style=_STYLE[verdict.action])
+        if verdict.digest:
+            head.append(f"  {verdict.digest}")
+        head.append(f"  ({verdict.context.value})")
+        console.print(head)
+        if verdict.reasons:
+            table = Table(show_header=True, header_style="bold", expand=False)
+            for column in ("Action", "Policy", "Rule", "Reason", "Remedy"):
+                table.add_column(column, overflow="fold")
+            for reason in verdict.reasons:
+                table.add_row(
+                    Text(reason.action.name, style=_STYLE[reason.action]),
+                    reason.policy or "-",
+                    reason.rule,
+                    reason.message,
+                    reason.remedy or "",
+                )
+            console.print(table)
+        elif not verdict.policies:
+            console.print("  no policy applies to this image")
+        else:
+            console.print(f"  allowed by {len(verdict.policies)} polic(ies)")
+        if explain:
+            for outcome in verdict.policies:
+                rules = Table(
+                    title=f"policy {outcome.policy}: {outcome.action.name}",
+                    title_justify="left",
+                    show_header=True,
+                    header_style="bold",
+                )
+                rules.add_column("Rule")
+                rules.add_column("Result")
+                rules.add_column("Detail", overflow="fold")
+                for rule, passed, detail in outcome.rules:
+                    rules.add_row(
+                        rule,
+                        Text("pass" if passed else "FAIL", style="green" if passed else "red"),
+                        detail,
+                    )
+                console.print(rules)
+        console.print()
+    return buffer.getvalue()
+
+
+# --- JSON ----------------------------------------------------------------------------------
+def render_json(verdicts: Sequence[Verdict]) -> str:
+    """``{"allowed", "action", "verdicts": [Verdict.to_dict()...]}``: stable for scripts."""
+    action = max((v.action for v in verdicts), default=Action.ALLOW)
+    document = {
+        "allowed": all(v.allowed for v in verdicts),
+        "action": action.name,
+        "verdicts": [v.to_dict() for v in verdicts],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+# --- SARIF ---------------------------------------------------------------------------------
+def _artifact_uri(reference: str) -> str:
+    """An image as a relative URI reference: ':' escaped so a registry port is no scheme."""
+    return quote(reference, safe="/@")
+
+
+def _fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+def _finding_text(finding: FindingRef) -> str:
+    text = (
+        f"{finding.vulnerability_id} ({finding.severity}) in {finding.package} "
+        f"{finding.installed_version}"
+    )
+    if finding.fixed_versions:
+        text += f", fixed in {', '.join(finding.fixed_versions)}"
+    if finding.title:
+        text += f": {finding.title}"
+    return text
+
+
+def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    uri = _artifact_uri(verdict.reference)
+    image = _display_name(verdict.reference)
+    location = {
+        "physicalLocation": {
+            "artifactLocation": {"uri": uri},
+            "region": {"startLine": 1},
+        },
+        "logicalLocations": [{"name": image, "kind": "module"}],
+    }
+    for reason in verdict.reasons:
+        level = _SARIF_LEVEL.get(reason.action)
+        if level is None:
+            continue  # AUDIT only records; it is not a code-scanning result
+        rule_id = f"{TOOL_NAME}/{reason.rule}"
+        properties = {"policy": reason.policy, "action": reason.action.name, "image": image}
+        base = {
+            "ruleId": rule_id,
+            "ruleIndex": rule_index[rule_id],
+            "level": level,
+            "locations": [location],
+        }
+        if reason.affected:
+            for finding in reason.affected:
+                message = f"{image}: {_finding_text(finding)} [policy {reason.policy}]"
+                if reason.remedy:
+                    message += f". Remedy: {reason.remedy}"
+                results.append(
+                    {
+                        **base,
+                        "message": {"text": message},
+                        "partialFingerprints": {
+                            "trustkitFinding/v1": _fingerprint(
+                                verdict.reference,
+                                reason.policy or "",
+                                reason.rule,
+                                finding.vulnerability_id,
+                                finding.package,
+                                finding.installed_version,
+                            )
+                        },
+                        "properties": {
+                            **properties,
+                            "vulnerability": finding.vulnerability_id,
+                            "package": finding.package,
+                            "installedVersion": finding.installed_version,
+                            "severity": finding.severity,
+                            "fixedVersions": list(finding.fixed_versions),
+                        },
+                    }
+                )
+        else:
+            message = f"{image}: {reason.message}"
+            if reason.remedy:
+                message += f". Remedy: {reason.remedy}"
+            results.append(
+                {
+                    **base,
+                    "message": {"text": message},
+                    "partialFingerprints": {
+                        "trustkitFinding/v1": _fingerprint(
+                            verdict.reference, reason.policy or "", reason.rule, reason.message
+                        )
+                    },
+                    "properties": properties,
+                }
+            )
+    return results
+
+
+def render_sarif(verdicts: Sequence[Verdict]) -> str:
+    """SARIF 2.1.0: one ``error`` result per blocking finding (or per blocking rule that has no
+    finding, such as require_signed), ``warning`` results for WARN; AUDIT is left out."""
+    rule_ids: list[str] = []
+    for verdict in verdicts:
+        for reason in verdict.reasons:
+            rule_id = f"{TOOL_NAME}/{reason.rule}"
+            if reason.action in _SARIF_LEVEL and rule_id not in rule_ids:
+                rule_ids.append(rule_id)
+    rule_index = {rule_id: i for i, rule_id in enumerate(rule_ids)}
+    rules = [
+        {
+            "id": rule_id,
+            "name": rule_id.split("/", 1)[1].replace("_", "-"),
+            "shortDescription": {
+                "text": _RULE_HELP.get(rule_id.split("/", 1)[1], "trustkit policy rule")
+            },
+            "helpUri": f"{TOOL_URI}/docs/policy#{rule_id.split('/', 1)[1]}",
+        }
+        for rule_id in rule_ids
+    ]
+    results = [r for v in verdicts for r in _sarif_results(v, rule_index)]
+    document = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": TOOL_NAME,
+                        "version": _version(),
+                        "informationUri": TOOL_URI,
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+                "properties": {
+                    "verdicts": [
+                        {"image": v.reference, "action": v.action.name, "digest": v.digest}
+                        for v in verdicts
+                    ]
+                },
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+# --- JUnit ---------------------------------------------------------------------------------
+def _reason_text(reasons: Sequence[Reason]) -> str:
+    lines = []
+    for reason in reasons:
+        lines.append(f"[{reason.action.name}] {reason.rule}: {reason.message}")
+        if reason.remedy:
+            lines.append(f"    remedy: {reason.remedy}")
+    return "\n".join(lines)
+
+
+def render_junit(verdicts: Sequence[Verdict]) -> str:
+    """One <testsuite> per image, one <testcase> per policy; BLOCK is a <failure>, WARN and
+    AUDIT reasons go to <system-out>. Trust refusals outside any policy are a 'content-trust'
+    test case; an image no policy applies to gets one passing 'verdict' test case."""
+    suites = ET.Element("testsuites", name=TOOL_NAME)
+    total = failures = 0
+    for verdict in verdicts:
+        image = _display_name(verdict.reference)
+        suite = ET.SubElement(suites, "testsuite", name=image)
+        cases: list[tuple[str, Action, list[Reason]]] = []
+        outside = [r for r in verdict.reasons if r.policy is None]
+        if outside:
+            cases.append(("content-trust", max(r.action for r in outside), outside))
+        for outcome in verdict.policies:
+            cases.append((outcome.policy, outcome.action, list(outcome.reasons)))
+        if not cases:
+            cases.append(("verdict", verdict.action, []))
+        suite_failures = 0
+        for name, action, reasons in cases:
+            case = ET.SubElement(suite, "testcase", name=name, classname=image)
+            text = _reason_text(reasons)
+            if action is Action.BLOCK:
+                suite_failures += 1
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message=reasons[0].message if reasons else f"{image} blocked",
+                    type="BLOCK",
+                )
+                failure.text = text
+            elif text:
+                ET.SubElement(case, "system-out").text = text
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(suite_failures))
+        suite.set("errors", "0")
+        total += len(cases)
+        failures += suite_failures
+    suites.set("tests", str(total))
+    suites.set("failures", str(failures))
+    suites.set("errors", "0")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+# --- GitHub Actions ------------------------------------------------------------------------
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(verdicts: Sequence[Verdict]) -> list[str]:
+    """Workflow commands (``::error title=...::message``), one per reason."""
+    lines: list[str] = []
+    for verdict in verdicts:
+        image = _display_name(verdict.reference)
+        for reason in verdict.reasons:
+            command = _GITHUB_COMMAND.get(reason.action)
+            if command is None:
+                continue
+            title = f"{image} {reason.action.name}: " + (
+                f"policy {reason.policy}, rule {reason.rule}" if reason.policy else reason.rule
+            )
+            message = reason.message + (f" - remedy: {reason.remedy}" if reason.remedy else "")
+            lines.append(f"::{command} title={_escape_property(title)}::{_escape_data(message)}")
+    return lines
