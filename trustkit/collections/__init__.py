@@ -1,0 +1,39 @@
+"""Trusted collections: the TUF metadata engine behind ``trustkit trust`` (DCT semantics)."""
+
+from __future__ import annotations
+
+from trustkit.collections.engine import (
+    add_signer,
+    inspect,
+    list_signed_tags,
+    open_store,
+    remove_signer,
+    renew,
+    revoke,
+    rotate_key,
+    sign_tag,
+    verify_tag,
+)
+from trustkit.collections.model import (
+    DEFAULT_EXPIRIES,
+    RELEASES,
+    Expiries,
+    TrustedTarget,
+)
+
+__all__ = [
+    "DEFAULT_EXPIRIES",
+    "RELEASES",
+    "Expiries",
+    "TrustedTarget",
+    "add_signer",
+    "inspect",
+    "list_signed_tags",
+    "open_store",
+    "remove_signer",
+    "renew",
+    "revoke",
+    "rotate_key",
+    "sign_tag",
+    "verify_tag",
+]

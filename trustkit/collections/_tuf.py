@@ -1,0 +1,32 @@
+"""python-tuf's metadata classes, imported in one place.
+
+``tuf.api.metadata`` re-exports them implicitly, which mypy --strict rejects at every import.
+"""
+
+from __future__ import annotations
+
+from tuf.api.metadata import (  # type: ignore[attr-defined]
+    DelegatedRole,
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Signed,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
+
+__all__ = [
+    "DelegatedRole",
+    "Delegations",
+    "MetaFile",
+    "Metadata",
+    "Root",
+    "Signed",
+    "Snapshot",
+    "TargetFile",
+    "Targets",
+    "Timestamp",
+]

@@ -1,0 +1,114 @@
+"""Names, limits and value types of a trusted collection."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from trustkit.errors import BadInputError
+
+ROOT = "root"
+TARGETS = "targets"
+SNAPSHOT = "snapshot"
+TIMESTAMP = "timestamp"
+TOP_LEVEL_ROLES = (ROOT, TARGETS, SNAPSHOT, TIMESTAMP)
+RELEASES = "targets/releases"
+SIGNER_PREFIX = "targets/"
+#: docker shows tags signed with the repository (targets) key as signed by this name
+REPO_ADMIN = "Repo Admin"
+
+SIGNER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SIGNER_NAME_MAX = 64
+RESERVED_SIGNER_NAMES = frozenset({"releases"})
+_SHA256_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+# Bounds on every metadata download (bytes). 10,000 tags take about 1.3 MB of targets metadata.
+ROOT_MAX_BYTES = 512 * 1024
+TIMESTAMP_MAX_BYTES = 16 * 1024
+SNAPSHOT_MAX_BYTES = 2 * 1024 * 1024
+TARGETS_MAX_BYTES = 16 * 1024 * 1024
+MAX_ROOT_ROTATIONS = 64
+MAX_DELEGATIONS = 64
+
+
+@dataclass(frozen=True)
+class Expiries:
+    """How long each role's metadata stays valid (Notary's defaults)."""
+
+    root: timedelta = timedelta(days=3650)
+    targets: timedelta = timedelta(days=3 * 365)
+    snapshot: timedelta = timedelta(days=3 * 365)
+    timestamp: timedelta = timedelta(days=14)
+    #: delegated roles (targets/releases, targets/<signer>) follow targets by default
+    delegation: timedelta | None = None
+
+    def for_role(self, role: str, now: datetime) -> datetime:
+        if role == ROOT:
+            delta = self.root
+        elif role == SNAPSHOT:
+            delta = self.snapshot
+        elif role == TIMESTAMP:
+            delta = self.timestamp
+        elif role == TARGETS:
+            delta = self.targets
+        else:
+            delta = self.delegation if self.delegation is not None else self.targets
+        # whole seconds: notary-server (Go) breaks on fractional expiry timestamps
+        return (now + delta).replace(microsecond=0)
+
+
+DEFAULT_EXPIRIES = Expiries()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TrustedTarget:
+    """A tag whose digest a verified collection vouches for."""
+
+    gun: str
+    tag: str
+    digest: str  # "sha256:<hex>"
+    size: int
+    role: str  # the role that vouched: "targets/releases" or "targets"
+    signers: tuple[str, ...]
+
+    @property
+    def hex_digest(self) -> str:
+        return self.digest.split(":", 1)[1]
+
+
+def signer_role(name: str) -> str:
+    return SIGNER_PREFIX + check_signer_name(name)
+
+
+def signer_name_of(role: str) -> str:
+    return role[len(SIGNER_PREFIX) :]
+
+
+def check_signer_name(name: str) -> str:
+    if name in RESERVED_SIGNER_NAMES:
+        raise BadInputError(f"signer name {name!r} is reserved")
+    if len(name) > SIGNER_NAME_MAX or not SIGNER_NAME_RE.match(name):
+        raise BadInputError(
+            f"invalid signer name {name!r}: use lowercase letters, digits, '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_digest(digest: str) -> str:
+    """The hex part of a ``sha256:<64 hex>`` digest."""
+    match = _SHA256_RE.match(digest)
+    if not match:
+        raise BadInputError(f"invalid digest {digest!r}: expected sha256:<64 lowercase hex>")
+    return match.group(1)
+
+
+def check_size(size: int) -> int:
+    if size < 0 or size > 1 << 40:
+        raise BadInputError(f"invalid manifest size {size}")
+    return size

@@ -1,0 +1,413 @@
+"""The writer's view of one collection: load the published set, change it, publish new versions.
+
+Pure logic over ``tuf.api.metadata`` objects plus a store and a key store. What a writer loads is
+checked (root chain, signatures, hashes and versions) so trustkit never re-signs content it did
+not already trust; expiry is not enforced here so that stale metadata can be renewed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tuf.api import exceptions as tuf_exc
+from tuf.api.serialization import DeserializationError
+from tuf.api.serialization.json import JSONSerializer
+
+from trustkit.collections._tuf import (
+    DelegatedRole,
+    Delegations,
+    Metadata,
+    MetaFile,
+    Root,
+    Signed,
+    Snapshot,
+    Targets,
+    Timestamp,
+)
+from trustkit.collections.model import (
+    RELEASES,
+    ROOT,
+    ROOT_MAX_BYTES,
+    SNAPSHOT,
+    SNAPSHOT_MAX_BYTES,
+    TARGETS,
+    TARGETS_MAX_BYTES,
+    TIMESTAMP,
+    TIMESTAMP_MAX_BYTES,
+    TOP_LEVEL_ROLES,
+    Expiries,
+    utcnow,
+)
+from trustkit.errors import (
+    InputTooLargeError,
+    KeyStoreError,
+    StorageError,
+    UntrustedError,
+)
+from trustkit.keys import Key, Signer
+from trustkit.stores.interface import MetadataFile, MetadataStore
+
+if TYPE_CHECKING:
+    from trustkit.keys import KeyStore
+
+_SERIALIZER = JSONSerializer(compact=True)
+_HASH_ALGORITHMS = ["sha256"]
+T = TypeVar("T", bound=Signed)
+
+
+class Collection:
+    """One GUN's metadata in memory, with the roles that need a new version."""
+
+    def __init__(
+        self,
+        gun: str,
+        root: Metadata[Root],
+        timestamp: Metadata[Timestamp],
+        snapshot: Metadata[Snapshot],
+        targets: Metadata[Targets],
+        *,
+        store: MetadataStore | None,
+        fresh: bool,
+    ) -> None:
+        self.gun = gun
+        self.root = root
+        self.timestamp = timestamp
+        self.snapshot = snapshot
+        self.targets = targets
+        self._store = store
+        # What was published, to verify lazily-loaded roles and to countersign a new root.
+        self._published_root: Root | None = None if fresh else copy.deepcopy(root.signed)
+        self._published_delegations = copy.deepcopy(targets.signed.delegations)
+        self._delegated: dict[str, Metadata[Targets] | None] = {}
+        self._dirty: set[str] = set(TOP_LEVEL_ROLES) if fresh else set()
+        self._fresh: set[str] = set(TOP_LEVEL_ROLES) if fresh else set()
+
+    # --- loading --------------------------------------------------------------------------
+    @classmethod
+    def load(cls, store: MetadataStore, gun: str) -> Collection | None:
+        """The published collection, verified; None when ``gun`` has none."""
+        if not store.exists(gun):
+            return None
+        with _untrusted_on_failure(gun):
+            root = _read(store, gun, ROOT, 1, ROOT_MAX_BYTES, Root)
+            root.signed.verify_delegate(ROOT, root.signed_bytes, root.signatures)
+            for version in range(2, store.root_version(gun) + 1):
+                new = _read(store, gun, ROOT, version, ROOT_MAX_BYTES, Root)
+                root.signed.verify_delegate(ROOT, new.signed_bytes, new.signatures)
+                new.signed.verify_delegate(ROOT, new.signed_bytes, new.signatures)
+                if new.signed.version != version:
+                    raise tuf_exc.BadVersionNumberError(
+                        f"root {version} claims version {new.signed.version}"
+                    )
+                root = new
+            timestamp = _read(store, gun, TIMESTAMP, None, TIMESTAMP_MAX_BYTES, Timestamp)
+            _verify(root.signed, TIMESTAMP, timestamp)
+            snap_meta = timestamp.signed.snapshot_meta
+            raw = store.read(gun, SNAPSHOT, snap_meta.version, limit=SNAPSHOT_MAX_BYTES)
+            snap_meta.verify_length_and_hashes(raw)
+            snapshot = _parse(raw, Snapshot)
+            _verify(root.signed, SNAPSHOT, snapshot)
+            targets_meta = snapshot.signed.meta["targets.json"]
+            raw = store.read(gun, TARGETS, targets_meta.version, limit=TARGETS_MAX_BYTES)
+            targets_meta.verify_length_and_hashes(raw)
+            targets = _parse(raw, Targets)
+            _verify(root.signed, TARGETS, targets)
+            _check_version(targets_meta.version, targets, TARGETS)
+            _check_version(snap_meta.version, snapshot, SNAPSHOT)
+        return cls(gun, root, timestamp, snapshot, targets, store=store, fresh=False)
+
+    @classmethod
+    def create(cls, gun: str, keystore: KeyStore, expiries: Expiries) -> Collection:
+        """A new collection with freshly generated root, targets, snapshot and timestamp keys."""
+        now = utcnow()
+        root = Root(expires=expiries.for_role(ROOT, now), consistent_snapshot=True)
+        for role in TOP_LEVEL_ROLES:
+            record = keystore.generate(role=role, gun=gun)
+            root.add_key(record.public_key, role)
+        return cls(
+            gun,
+            Metadata(root),
+            Metadata(Timestamp(expires=expiries.for_role(TIMESTAMP, now))),
+            Metadata(Snapshot(expires=expiries.for_role(SNAPSHOT, now))),
+            Metadata(Targets(expires=expiries.for_role(TARGETS, now))),
+            store=None,
+            fresh=True,
+        )
+
+    def delegated(self, role: str) -> Metadata[Targets] | None:
+        """A delegated role as published, if it verifies against the published delegation."""
+        if role not in self._delegated:
+            self._delegated[role] = self._load_delegated(role)
+        return self._delegated[role]
+
+    def _load_delegated(self, role: str) -> Metadata[Targets] | None:
+        meta = self.snapshot.signed.meta.get(f"{role}.json")
+        delegations = self._published_delegations
+        if (
+            meta is None
+            or self._store is None
+            or delegations is None
+            or delegations.roles is None
+            or role not in delegations.roles
+        ):
+            return None
+        with _untrusted_on_failure(self.gun):
+            raw = self._store.read(self.gun, role, meta.version, limit=TARGETS_MAX_BYTES)
+            meta.verify_length_and_hashes(raw)
+            md = _parse(raw, Targets)
+            _check_version(meta.version, md, role)
+        holder = Targets(delegations=delegations)
+        try:
+            holder.verify_delegate(role, md.signed_bytes, md.signatures)
+        except tuf_exc.UnsignedMetadataError:
+            # e.g. its only signer was removed: its tags no longer count and must be re-signed
+            return None
+        return md
+
+    # --- reading the current (possibly edited) state ---------------------------------------
+    @property
+    def delegations(self) -> Delegations | None:
+        return self.targets.signed.delegations
+
+    def delegated_roles(self) -> dict[str, DelegatedRole]:
+        delegations = self.delegations
+        return dict(delegations.roles or {}) if delegations is not None else {}
+
+    def keyids_of(self, role: str) -> list[str]:
+        if role in TOP_LEVEL_ROLES:
+            return list(self.root.signed.roles[role].keyids)
+        return list(self.delegated_roles()[role].keyids)
+
+    def threshold_of(self, role: str) -> int:
+        if role in TOP_LEVEL_ROLES:
+            return self.root.signed.roles[role].threshold
+        return self.delegated_roles()[role].threshold
+
+    def current_targets(self, role: str) -> Targets | None:
+        if role == TARGETS:
+            return self.targets.signed
+        md = self.delegated(role)
+        return None if md is None else md.signed
+
+    # --- editing --------------------------------------------------------------------------
+    def edit_root(self) -> Root:
+        self._dirty.add(ROOT)
+        return self.root.signed
+
+    def edit_targets(self) -> Targets:
+        self._dirty.add(TARGETS)
+        return self.targets.signed
+
+    def edit_role(self, role: str) -> Targets:
+        """The targets of ``role`` for editing (a delegated role is created when missing)."""
+        if role in TOP_LEVEL_ROLES:
+            if role != TARGETS:
+                raise ValueError(role)
+            return self.edit_targets()
+        md = self.delegated(role)
+        if md is None:
+            # continue the published version numbering: snapshot entries are never removed
+            meta = self.snapshot.signed.meta.get(f"{role}.json")
+            version = meta.version + 1 if meta is not None else 1
+            md = Metadata(Targets(version=version))
+            self._delegated[role] = md
+            self._fresh.add(role)
+        self._dirty.add(role)
+        return md.signed
+
+    def renew(self, role: str) -> None:
+        """Give ``role`` a new version (and so a new expiry) without changing its content."""
+        if role == ROOT:
+            self.edit_root()
+        elif role in (SNAPSHOT, TIMESTAMP):
+            pass  # always renewed
+        else:
+            self.edit_role(role)
+
+    # --- publishing -----------------------------------------------------------------------
+    def publish(
+        self, keystore: KeyStore, expiries: Expiries, store: MetadataStore
+    ) -> list[str]:
+        """Sign every changed role plus snapshot and timestamp and publish them as one set."""
+        now = utcnow()
+        files: list[MetadataFile] = []
+        changed: list[str] = []
+        delegated = sorted(r for r in self._dirty if r not in TOP_LEVEL_ROLES)
+        for role in [*delegated, *([TARGETS] if TARGETS in self._dirty else [])]:
+            md = self.targets if role == TARGETS else self._delegated[role]
+            assert md is not None
+            self._new_version(role, md, expiries, now)
+            self._sign(role, md, keystore)
+            data = md.to_bytes(_SERIALIZER)
+            files.append(MetadataFile(role, md.signed.version, data))
+            self.snapshot.signed.meta[f"{role}.json"] = MetaFile.from_data(
+                md.signed.version, data, _HASH_ALGORITHMS
+            )
+            changed.append(role)
+        if ROOT in self._dirty:
+            self._new_version(ROOT, self.root, expiries, now)
+            self._sign_root(keystore)
+            files.append(MetadataFile(ROOT, self.root.signed.version, self.root.to_bytes()))
+            changed.append(ROOT)
+        self._new_version(SNAPSHOT, self.snapshot, expiries, now)
+        self._sign(SNAPSHOT, self.snapshot, keystore)
+        snapshot_bytes = self.snapshot.to_bytes(_SERIALIZER)
+        files.append(MetadataFile(SNAPSHOT, self.snapshot.signed.version, snapshot_bytes))
+        self.timestamp.signed.snapshot_meta = MetaFile.from_data(
+            self.snapshot.signed.version, snapshot_bytes, _HASH_ALGORITHMS
+        )
+        self._new_version(TIMESTAMP, self.timestamp, expiries, now)
+        self._sign(TIMESTAMP, self.timestamp, keystore)
+        files.append(
+            MetadataFile(TIMESTAMP, self.timestamp.signed.version, self.timestamp.to_bytes())
+        )
+        store.publish(self.gun, files)
+        self._store = store
+        self._dirty.clear()
+        self._fresh.clear()
+        return changed
+
+    def _new_version(self, role: str, md: Metadata[Any], expiries: Expiries, now: datetime) -> None:
+        if role not in self._fresh:
+            md.signed.version += 1
+        md.signed.expires = expiries.for_role(role, now)
+        md.signatures.clear()
+
+    def _sign(self, role: str, md: Metadata[Any], keystore: KeyStore) -> None:
+        keyids = self.keyids_of(role)
+        threshold = self.threshold_of(role)
+        signers = _local_signers(keystore, keyids)
+        if len(signers) < threshold:
+            raise KeyStoreError(
+                f"cannot sign {role} of {self.gun}: it needs {threshold} of its keys and "
+                f"{len(signers)} are in this key store",
+                hint="load the role's private key with 'trustkit trust key load'",
+            )
+        for signer in signers:
+            md.sign(signer, append=True)
+
+    def _sign_root(self, keystore: KeyStore) -> None:
+        """A new root is signed by the new root keys and by the root it replaces."""
+        new_ids = self.keyids_of(ROOT)
+        old_ids = list(self._published_root.roles[ROOT].keyids) if self._published_root else []
+        for signer in _local_signers(keystore, list(dict.fromkeys([*old_ids, *new_ids]))):
+            self.root.sign(signer, append=True)
+        try:
+            if self._published_root is not None:
+                self._published_root.verify_delegate(
+                    ROOT, self.root.signed_bytes, self.root.signatures
+                )
+            self.root.signed.verify_delegate(ROOT, self.root.signed_bytes, self.root.signatures)
+        except tuf_exc.UnsignedMetadataError as exc:
+            raise KeyStoreError(
+                f"cannot sign root of {self.gun}: {exc} (the root key is not in this key store)",
+                hint="load the root key with 'trustkit trust key load'",
+            ) from None
+
+
+def add_keys_to_delegation(
+    delegations: Delegations, role: str, keys: Iterable[Key], *, threshold: int = 1
+) -> DelegatedRole:
+    """Add ``keys`` to delegated ``role`` (created, matching every tag, when missing)."""
+    roles = delegations.roles if delegations.roles is not None else {}
+    delegated = roles.get(role)
+    if delegated is None:
+        delegated = DelegatedRole(role, [], threshold, False, paths=["*"])
+        roles[role] = delegated
+        delegations.roles = roles
+    for key in keys:
+        delegations.keys[key.keyid] = key
+        if key.keyid not in delegated.keyids:
+            delegated.keyids.append(key.keyid)
+    return delegated
+
+
+def ordered_delegations(delegations: Delegations) -> None:
+    """Keep targets/releases first: it is the role DCT pulls trust."""
+    roles = delegations.roles or {}
+    if RELEASES in roles:
+        delegations.roles = {RELEASES: roles[RELEASES]} | {
+            n: r for n, r in roles.items() if n != RELEASES
+        }
+
+
+def drop_unused_keys(delegations: Delegations) -> None:
+    used = {k for r in (delegations.roles or {}).values() for k in r.keyids}
+    for keyid in list(delegations.keys):
+        if keyid not in used:
+            del delegations.keys[keyid]
+
+
+def _local_signers(keystore: KeyStore, keyids: list[str]) -> list[Signer]:
+    signers = []
+    for keyid in keyids:
+        try:
+            present = keystore.has_private(keyid)
+        except KeyStoreError:
+            present = False
+        if present:
+            signers.append(keystore.signer(keyid))
+    return signers
+
+
+def local_keyids(keystore: KeyStore, keyids: Iterable[str]) -> list[str]:
+    found = []
+    for keyid in keyids:
+        try:
+            if keystore.has_private(keyid):
+                found.append(keyid)
+        except KeyStoreError:
+            continue
+    return found
+
+
+def _read(
+    store: MetadataStore, gun: str, role: str, version: int | None, limit: int, kind: type[Any]
+) -> Metadata[Any]:
+    return _parse(store.read(gun, role, version, limit=limit), kind)
+
+
+def _parse(raw: bytes, kind: type[Any]) -> Metadata[Any]:
+    md = Metadata.from_bytes(raw)
+    if not isinstance(md.signed, kind):
+        raise tuf_exc.RepositoryError(f"expected {kind.type} metadata, got {md.signed.type}")
+    return md
+
+
+def _verify(root: Root, role: str, md: Metadata[Any]) -> None:
+    root.verify_delegate(role, md.signed_bytes, md.signatures)
+
+
+def _check_version(expected: int, md: Metadata[Any], role: str) -> None:
+    if md.signed.version != expected:
+        raise tuf_exc.BadVersionNumberError(
+            f"{role} is version {md.signed.version}, snapshot expects {expected}"
+        )
+
+
+class _untrusted_on_failure:
+    """Turn a failure to verify published metadata into one clear refusal."""
+
+    def __init__(self, gun: str) -> None:
+        self.gun = gun
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, InputTooLargeError):
+            raise UntrustedError(
+                f"published trust data of {self.gun} is too large: {exc}"
+            ) from None
+        if isinstance(exc, tuf_exc.RepositoryError | DeserializationError | ValueError | KeyError):
+            raise UntrustedError(
+                f"refusing to write to {self.gun}: its published trust data does not verify "
+                f"({exc})"
+            ) from None
+        if isinstance(exc, OSError):
+            raise StorageError(f"cannot read trust data of {self.gun}: {exc}") from None

@@ -1,0 +1,21 @@
+"""Backends holding published trust metadata (local directory now; Notary and OCI later)."""
+
+from __future__ import annotations
+
+from trustkit.stores.interface import (
+    MetadataFile,
+    MetadataNotFoundError,
+    MetadataStore,
+    escape_gun,
+    metadata_filename,
+)
+from trustkit.stores.local import LocalDirStore
+
+__all__ = [
+    "LocalDirStore",
+    "MetadataFile",
+    "MetadataNotFoundError",
+    "MetadataStore",
+    "escape_gun",
+    "metadata_filename",
+]

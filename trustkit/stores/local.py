@@ -1,0 +1,164 @@
+"""The embedded trust server: a local directory, one sub-directory per collection.
+
+Layout of ``<server_dir>/<escaped GUN>/``::
+
+    1.root.json 2.root.json ...          every root version (clients walk the chain)
+    7.snapshot.json 4.targets.json 2.targets%2Freleases.json ...   consistent-snapshot files
+    12.timestamp.json                    timestamps, versioned on disk, served as timestamp.json
+    current.json                         {"root": N, "timestamp": M}: the commit point
+    staged/                              a publish in progress (files + manifest.json)
+    .lock                                writer lock
+
+A publish first stages every file, then writes the manifest (the staged set is now complete and
+recoverable), copies the versioned files into place and finally rewrites ``current.json``
+atomically. Nothing a reader can see changes before that last rename, and a root newer than
+``current.json`` is never served, so a crash at any point leaves the last good set readable.
+The next writer rolls a complete staged set forward and throws an incomplete one away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trustkit._fs import atomic_write, ensure_private_dir, file_lock, read_bounded
+from trustkit.errors import StorageError
+from trustkit.stores.interface import (
+    MetadataFile,
+    MetadataNotFoundError,
+    MetadataStore,
+    escape_gun,
+    metadata_filename,
+)
+
+HEAD_FILE = "current.json"
+STAGED_DIR = "staged"
+MANIFEST_FILE = "manifest.json"
+_HEAD_LIMIT = 4096
+_MANIFEST_LIMIT = 1 << 20
+
+
+class LocalDirStore(MetadataStore):
+    """Trust metadata in a local directory (``SERVIN_CONTENT_TRUST_SERVER`` unset or file://)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = f"local trust store {root}"
+
+    # --- reading --------------------------------------------------------------------------
+    def _dir(self, gun: str) -> Path:
+        return self.root / escape_gun(gun)
+
+    def _head(self, gun: str) -> dict[str, int] | None:
+        try:
+            raw = read_bounded(self._dir(gun) / HEAD_FILE, _HEAD_LIMIT, what="store pointer")
+        except FileNotFoundError:
+            return None
+        return _parse_head(raw, self._dir(gun) / HEAD_FILE)
+
+    def exists(self, gun: str) -> bool:
+        return self._head(gun) is not None
+
+    def root_version(self, gun: str) -> int:
+        head = self._head(gun)
+        return 0 if head is None else head["root"]
+
+    def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
+        head = self._head(gun)
+        if head is None:
+            raise MetadataNotFoundError(f"no trust data for {gun} in {self.description}")
+        if role == "timestamp":
+            # the timestamp is only ever served as "the current one"
+            if version is not None:
+                raise MetadataNotFoundError(f"{gun}: versioned timestamp requested")
+            version = head["timestamp"]
+        elif version is None:
+            raise MetadataNotFoundError(f"{gun}: {role} is only published by version")
+        elif role == "root" and version > head["root"]:
+            raise MetadataNotFoundError(f"{gun}: no root version {version}")
+        path = self._dir(gun) / metadata_filename(role, version)
+        try:
+            return read_bounded(path, limit, what=f"{role} metadata")
+        except FileNotFoundError:
+            raise MetadataNotFoundError(f"{gun}: {path.name} is missing") from None
+
+    # --- writing --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer_lock(self, gun: str) -> Iterator[None]:
+        directory = ensure_private_dir(self._dir(gun))
+        with file_lock(directory / ".lock"):
+            self._recover(gun)
+            yield
+
+    def publish(self, gun: str, files: list[MetadataFile]) -> None:
+        if not any(f.role == "timestamp" for f in files):
+            raise StorageError("a publish must include a new timestamp")
+        directory = ensure_private_dir(self._dir(gun))
+        head = self._head(gun)
+        new_head = {
+            "root": max([f.version for f in files if f.role == "root"] or [_root_of(head)]),
+            "timestamp": next(f.version for f in files if f.role == "timestamp"),
+        }
+        staged = directory / STAGED_DIR
+        if staged.exists():
+            shutil.rmtree(staged)
+        ensure_private_dir(staged)
+        names = []
+        for item in files:
+            name = _disk_name(item)
+            atomic_write(staged / name, item.data)
+            names.append(name)
+        manifest = {"base": head, "head": new_head, "files": names}
+        atomic_write(staged / MANIFEST_FILE, json.dumps(manifest).encode())
+        self._apply(directory, manifest)
+
+    def _apply(self, directory: Path, manifest: dict[str, Any]) -> None:
+        staged = directory / STAGED_DIR
+        for name in manifest["files"]:
+            data = read_bounded(staged / name, 1 << 30, what="staged metadata")
+            atomic_write(directory / name, data, mode=0o644)
+        atomic_write(directory / HEAD_FILE, json.dumps(manifest["head"]).encode(), mode=0o644)
+        shutil.rmtree(staged, ignore_errors=True)
+
+    def _recover(self, gun: str) -> None:
+        """Finish a complete staged publish whose base is still current; drop anything else."""
+        directory = self._dir(gun)
+        staged = directory / STAGED_DIR
+        if not staged.exists():
+            return
+        try:
+            raw = read_bounded(staged / MANIFEST_FILE, _MANIFEST_LIMIT, what="staged manifest")
+            manifest = json.loads(raw)
+            usable = manifest["base"] == self._head(gun) and all(
+                isinstance(n, str) and "/" not in n and (staged / n).is_file()
+                for n in manifest["files"]
+            )
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            usable = False
+        if usable:
+            self._apply(directory, manifest)
+        else:
+            shutil.rmtree(staged, ignore_errors=True)
+
+
+def _root_of(head: dict[str, int] | None) -> int:
+    return 0 if head is None else head["root"]
+
+
+def _disk_name(item: MetadataFile) -> str:
+    return metadata_filename(item.role, item.version)
+
+
+def _parse_head(raw: bytes, path: Path) -> dict[str, int]:
+    try:
+        data = json.loads(raw)
+        head = {"root": int(data["root"]), "timestamp": int(data["timestamp"])}
+    except (ValueError, KeyError, TypeError):
+        raise StorageError(f"corrupt store pointer {path}") from None
+    if head["root"] < 1 or head["timestamp"] < 1:
+        raise StorageError(f"corrupt store pointer {path}")
+    return head
