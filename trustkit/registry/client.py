@@ -1,0 +1,714 @@
+"""OCI distribution API client over httpx: one ``RegistryClient`` per registry host.
+
+Everything a registry sends is untrusted: manifests are bounded to 4 MiB and hashed by us (the
+``Docker-Content-Digest`` header is never believed), blobs are streamed with a size bound and
+hashed, and every failure becomes one trustkit error with a hint about what to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import ssl
+from collections.abc import Callable, Iterator
+from typing import IO, Any, BinaryIO
+
+import httpx
+
+from trustkit.config import Settings
+from trustkit.errors import (
+    AuthenticationError,
+    BadInputError,
+    DigestMismatchError,
+    InputTooLargeError,
+    RegistryError,
+    TrustkitError,
+    UnreachableError,
+    UntrustedError,
+)
+from trustkit.refs import ImageRef, validate_digest
+from trustkit.registry.auth import (
+    Challenge,
+    TokenCache,
+    parse_challenge,
+    repository_scope,
+    scope_key,
+)
+from trustkit.registry.config import (
+    RegistriesConfig,
+    RegistryConfig,
+    api_host,
+    is_loopback,
+    load_registries_config,
+)
+from trustkit.registry.credentials import Credentials, lookup_credentials
+from trustkit.registry.model import (
+    MANIFEST_ACCEPT,
+    MAX_MANIFEST_SIZE,
+    Descriptor,
+    ManifestBlob,
+    detect_media_type,
+    sha256_digest,
+)
+
+DEFAULT_TIMEOUT = 30.0
+READ_CHUNK = 1024 * 1024
+#: blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks
+MONOLITHIC_UPLOAD_LIMIT = 256 * 1024 * 1024
+UPLOAD_CHUNK_SIZE = 32 * 1024 * 1024
+MAX_SMALL_RESPONSE = 4 * 1024 * 1024  # tag pages, tokens, error bodies, referrers
+MAX_PAGES = 1000
+USER_AGENT = "trustkit/0.1"
+
+PULL = ("pull",)
+PUSH = ("pull", "push")
+
+
+class TLSVerificationError(UntrustedError):
+    """The registry's TLS certificate does not verify against the configured CAs."""
+
+
+class NotFoundError(RegistryError):
+    """The registry has no such repository, manifest or blob."""
+
+
+def _is_verify_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class RegistryClient:
+    """Talks to one registry (``host[:port]``); repository paths are given per call."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        host: str,
+        *,
+        registries: RegistriesConfig | None = None,
+        scheme: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.host = host
+        self.api_host = api_host(host)
+        self.registries = registries if registries is not None else load_registries_config(settings)
+        self.config: RegistryConfig = self.registries.for_host(host)
+        self._forced_scheme = scheme
+        self._timeout = timeout
+        self._scheme: str | None = None
+        self._http: httpx.Client | None = None
+        self._challenge: Challenge | None = None
+        self._pinged = False
+        self._tokens = TokenCache()
+        self._creds: Credentials | None = None
+        self._creds_loaded = False
+
+    @classmethod
+    def for_reference(cls, settings: Settings, ref: ImageRef) -> RegistryClient:
+        return cls(settings, ref.domain)
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _config_hint(self) -> str:
+        return f"configure registries[{self.host!r}].tls in {self.registries_path}"
+
+    @property
+    def registries_path(self) -> str:
+        return str(self.registries.source or self.settings.effective_registries_config)
+
+    def _make_http(self, verify: bool) -> httpx.Client:
+        tls = self.config.tls
+        ctx: ssl.SSLContext | bool
+        if not verify:
+            ctx = False
+        else:
+            try:
+                ctx = ssl.create_default_context(
+                    cafile=str(tls.ca_file) if tls.ca_file else None
+                )
+                if tls.cert_file and tls.key_file:
+                    ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise BadInputError(
+                    f"cannot load TLS files for {self.host}: {exc}",
+                    hint=f"check tls.ca_file/cert_file/key_file in {self.registries_path}",
+                ) from exc
+        headers = {"User-Agent": USER_AGENT, **self.config.headers}
+        return httpx.Client(
+            verify=ctx, timeout=self._timeout, headers=headers, follow_redirects=False
+        )
+
+    @property
+    def base_url(self) -> str:
+        self._ensure_connection()
+        return f"{self._scheme}://{self.api_host}"
+
+    def _ensure_connection(self) -> None:
+        """Pick the scheme (as Docker: loopback and insecure registries may use plain HTTP)."""
+        if self._http is not None:
+            return
+        tls = self.config.tls
+        if self._forced_scheme is not None:
+            candidates = [(self._forced_scheme, not tls.insecure)]
+        elif tls.insecure:
+            candidates = [("https", False), ("http", False)]
+        elif is_loopback(self.host) and not tls.configured:
+            candidates = [("https", True), ("http", True)]
+        else:
+            candidates = [("https", True)]
+        last: TrustkitError | None = None
+        for scheme, verify in candidates:
+            http = self._make_http(verify)
+            try:
+                response = http.get(f"{scheme}://{self.api_host}/v2/")
+            except httpx.TransportError as exc:
+                http.close()
+                if scheme == "https" and verify and _is_verify_failure(exc):
+                    raise self._tls_error(exc) from exc
+                last = self._transport_error(exc)
+                continue
+            self._scheme, self._http = scheme, http
+            self._record_ping(response)
+            return
+        assert last is not None
+        raise last
+
+    def _record_ping(self, response: httpx.Response) -> None:
+        self._pinged = True
+        if response.status_code == 401:
+            self._challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+        elif response.status_code >= 500:
+            raise RegistryError(f"registry {self.host} answered {response.status_code} on /v2/")
+
+    def _tls_error(self, exc: BaseException) -> TLSVerificationError:
+        return TLSVerificationError(
+            f"TLS certificate of registry {self.host} is not trusted: {exc}",
+            hint=f"add its CA as tls.ca_file for {self.host} in {self.registries_path}",
+        )
+
+    def _transport_error(self, exc: httpx.TransportError) -> TrustkitError:
+        if _is_verify_failure(exc):
+            return self._tls_error(exc)
+        return UnreachableError(
+            f"registry {self.host} is unreachable: {exc or type(exc).__name__}",
+            hint="check the address, that the registry is running, and any mirror settings",
+        )
+
+    def _credentials(self) -> Credentials | None:
+        if not self._creds_loaded:
+            self._creds = lookup_credentials(self.settings, self.host, self.config)
+            self._creds_loaded = True
+        return self._creds
+
+    def set_credentials(self, creds: Credentials | None) -> None:
+        """Use these credentials instead of the stored ones (``trustkit login`` checks them)."""
+        self._creds, self._creds_loaded = creds, True
+        self._tokens.clear()
+
+    def _auth_error(self, detail: str) -> AuthenticationError:
+        has_creds = self._credentials() is not None
+        what = "failed" if has_creds else "is required"
+        return AuthenticationError(
+            f"authentication to {self.host} {what}: {detail}",
+            hint=f"run trustkit login {self.host}",
+        )
+
+    def _basic_header(self) -> str | None:
+        creds = self._credentials()
+        if creds is None:
+            return None
+        raw = f"{creds.username}:{creds.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def _authorization(self, scopes: list[str], *, fetch: bool) -> str | None:
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            return self._basic_header()
+        key = scope_key(scopes)
+        token = self._tokens.get(key)
+        if token is None and fetch:
+            token = self._fetch_token(challenge, scopes)
+        return f"Bearer {token}" if token else None
+
+    def _fetch_token(self, challenge: Challenge, scopes: list[str]) -> str:
+        realm = challenge.realm
+        if not realm:
+            raise RegistryError(f"registry {self.host} sent a Bearer challenge without a realm")
+        realm_url = httpx.URL(realm)
+        if realm_url.scheme != "https" and not (
+            is_loopback(realm_url.host) or self.config.tls.insecure
+        ):
+            raise UntrustedError(
+                f"registry {self.host} asks for credentials over plain HTTP ({realm})",
+                hint=f"mark {self.host} tls.insecure in {self.registries_path} if intended",
+            )
+        params: list[tuple[str, str | int | float | bool | None]] = []
+        if challenge.service:
+            params.append(("service", challenge.service))
+        params.extend(("scope", s) for s in sorted(set(scopes)))
+        headers = {}
+        basic = self._basic_header()
+        if basic:
+            headers["Authorization"] = basic
+        assert self._http is not None
+        try:
+            response = self._http.get(realm_url.copy_merge_params(params), headers=headers)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        body = response.content[:MAX_SMALL_RESPONSE]
+        if response.status_code in (401, 403):
+            raise self._auth_error(f"the token server refused ({response.status_code})")
+        if response.status_code != 200:
+            raise RegistryError(f"token server for {self.host} answered {response.status_code}")
+        try:
+            doc = json.loads(body)
+            token = doc.get("token") or doc.get("access_token")
+            lifetime = doc.get("expires_in")
+        except (ValueError, AttributeError) as exc:
+            raise RegistryError(f"token server for {self.host} sent malformed JSON") from exc
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"token server for {self.host} sent no token")
+        self._tokens.put(
+            scope_key(scopes), token, float(lifetime) if isinstance(lifetime, int | float) else None
+        )
+        return token
+
+    def _send(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        scopes: list[str],
+        headers: dict[str, str] | None = None,
+        content: Callable[[], bytes | Iterator[bytes]] | None = None,
+        stream: bool = False,
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
+        """One request with authentication: retried once after a 401 challenge."""
+        self._ensure_connection()
+        assert self._http is not None
+        if isinstance(url, str) and url.startswith("/"):
+            url = self.base_url + url
+        for attempt in (1, 2):
+            request_headers = dict(headers or {})
+            auth = self._authorization(scopes, fetch=True)
+            if auth:
+                request_headers["Authorization"] = auth
+            request = self._http.build_request(
+                method, url, headers=request_headers, content=content() if content else None
+            )
+            try:
+                response = self._http.send(
+                    request, stream=stream, follow_redirects=follow_redirects
+                )
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc) from exc
+            if response.status_code != 401:
+                return response
+            response.close()
+            challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+            if attempt == 2 or challenge is None:
+                raise self._auth_error(f"{method} {httpx.URL(url).path} was refused (401)")
+            if challenge.scheme == "basic" and self._credentials() is None:
+                raise self._auth_error("no credentials stored")
+            self._challenge = challenge
+            self._tokens.clear()  # a cached token was refused: ask again for every scope
+            scopes = sorted(set(scopes) | set(challenge.scopes))
+        raise AssertionError("unreachable")
+
+    def _error(self, response: httpx.Response, what: str) -> TrustkitError:
+        code = response.status_code
+        try:
+            body = response.read()[:MAX_SMALL_RESPONSE]
+        except httpx.HTTPError:
+            body = b""
+        detail = ""
+        try:
+            errors = json.loads(body).get("errors") or []
+            detail = "; ".join(
+                f"{e.get('code', '')}: {e.get('message', '')}" for e in errors[:3]
+            )
+        except (ValueError, AttributeError):
+            detail = body[:200].decode("utf-8", "replace").strip()
+        text = f"{what}: registry {self.host} answered {code}" + (f" ({detail})" if detail else "")
+        if code == 404:
+            return NotFoundError(text)
+        if code == 403:
+            return AuthenticationError(
+                text, hint=f"run trustkit login {self.host} as a user with access"
+            )
+        if "DIGEST_INVALID" in detail:
+            return DigestMismatchError(text)
+        return RegistryError(text)
+
+    # --- API --------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        """Check /v2/ with the current credentials; True when authenticated (or none needed)."""
+        self._ensure_connection()
+        if self._challenge is None:
+            return True
+        response = self._send("GET", "/v2/", scopes=[])
+        if response.status_code != 200:
+            raise self._error(response, "ping")
+        return True
+
+    def _read_bounded(self, response: httpx.Response, limit: int, what: str) -> bytes:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            response.close()
+            raise InputTooLargeError(f"{what} is larger than the {limit}-byte limit")
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for chunk in response.iter_bytes(READ_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise InputTooLargeError(f"{what} is larger than the {limit}-byte limit")
+                chunks.append(chunk)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def get_manifest(
+        self, repo_path: str, reference: str, *, expected_digest: str | None = None
+    ) -> ManifestBlob:
+        if expected_digest is None and reference.startswith("sha256:"):
+            expected_digest = validate_digest(reference)
+        what = f"manifest {self.host}/{repo_path}:{reference}".replace(":sha256:", "@sha256:")
+        response = self._send(
+            "GET",
+            f"/v2/{repo_path}/manifests/{reference}",
+            scopes=[repository_scope(repo_path, *PULL)],
+            headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
+        )
+        if response.status_code != 200:
+            raise self._error(response, what)
+        data = self._read_bounded(response, MAX_MANIFEST_SIZE, what)
+        if expected_digest is not None and sha256_digest(data) != expected_digest:
+            raise DigestMismatchError(
+                f"{what} does not match the expected digest {expected_digest} "
+                f"(got {sha256_digest(data)})",
+                hint="the registry served other bytes; do not use this image",
+            )
+        return ManifestBlob(data, detect_media_type(data, response.headers.get("Content-Type")))
+
+    def head_manifest(self, repo_path: str, reference: str) -> Descriptor | None:
+        """What the registry *claims* (headers only): a hint, never trusted for a decision."""
+        response = self._send(
+            "HEAD",
+            f"/v2/{repo_path}/manifests/{reference}",
+            scopes=[repository_scope(repo_path, *PULL)],
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response, f"manifest {repo_path}:{reference}")
+        digest = response.headers.get("Docker-Content-Digest", "")
+        size = response.headers.get("Content-Length", "")
+        if not digest.startswith("sha256:") or not size.isdigit():
+            return None
+        media = response.headers.get("Content-Type", "").split(";")[0]
+        return Descriptor(media, validate_digest(digest), int(size))
+
+    def put_manifest(self, repo_path: str, reference: str, data: bytes, media_type: str) -> str:
+        if len(data) > MAX_MANIFEST_SIZE:
+            raise InputTooLargeError(f"manifest is larger than the {MAX_MANIFEST_SIZE}-byte limit")
+        digest = sha256_digest(data)
+        if reference.startswith("sha256:") and reference != digest:
+            raise DigestMismatchError(f"manifest bytes hash to {digest}, not {reference}")
+        response = self._send(
+            "PUT",
+            f"/v2/{repo_path}/manifests/{reference}",
+            scopes=[repository_scope(repo_path, *PUSH)],
+            headers={"Content-Type": media_type},
+            content=lambda: data,
+        )
+        if response.status_code not in (200, 201):
+            raise self._error(response, f"push of manifest {repo_path}:{reference}")
+        response.close()
+        return digest
+
+    def blob_exists(self, repo_path: str, digest: str) -> bool:
+        response = self._send(
+            "HEAD",
+            f"/v2/{repo_path}/blobs/{digest}",
+            scopes=[repository_scope(repo_path, *PULL)],
+            follow_redirects=True,
+        )
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response, f"blob {digest}")
+
+    def fetch_blob(
+        self, repo_path: str, digest: str, size: int, sink: IO[bytes] | None
+    ) -> None:
+        """Stream a blob into ``sink`` (None: verify only), refusing other or extra bytes."""
+        response = self._send(
+            "GET",
+            f"/v2/{repo_path}/blobs/{digest}",
+            scopes=[repository_scope(repo_path, *PULL)],
+            stream=True,
+            follow_redirects=True,
+        )
+        if response.status_code != 200:
+            raise self._error(response, f"blob {repo_path}@{digest}")
+        hasher = hashlib.sha256()
+        total = 0
+        try:
+            for chunk in response.iter_bytes(READ_CHUNK):
+                total += len(chunk)
+                if total > size:
+                    raise DigestMismatchError(
+                        f"blob {digest} from {self.host} is larger than its descriptor "
+                        f"({size} bytes)"
+                    )
+                hasher.update(chunk)
+                if sink is not None:
+                    sink.write(chunk)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        finally:
+            response.close()
+        actual = "sha256:" + hasher.hexdigest()
+        if total != size or actual != digest:
+            raise DigestMismatchError(
+                f"blob {digest} from {self.host} does not match its descriptor "
+                f"(got {actual}, {total} bytes)",
+                hint="the registry served other bytes; do not use this image",
+            )
+
+    def get_blob(self, repo_path: str, digest: str, *, max_size: int) -> bytes:
+        """A small blob (config, attestation) in memory, hashed and bounded by ``max_size``."""
+        validate_digest(digest)
+        response = self._send(
+            "GET",
+            f"/v2/{repo_path}/blobs/{digest}",
+            scopes=[repository_scope(repo_path, *PULL)],
+            stream=True,
+            follow_redirects=True,
+        )
+        if response.status_code != 200:
+            raise self._error(response, f"blob {repo_path}@{digest}")
+        data = self._read_bounded(response, max_size, f"blob {digest}")
+        if sha256_digest(data) != digest:
+            raise DigestMismatchError(
+                f"blob {digest} from {self.host} does not match its digest",
+                hint="the registry served other bytes; do not use this content",
+            )
+        return data
+
+    def _start_upload(self, repo_path: str, query: str = "") -> httpx.Response:
+        return self._send(
+            "POST",
+            f"/v2/{repo_path}/blobs/uploads/{query}",
+            scopes=[repository_scope(repo_path, *PUSH)],
+            headers={"Content-Length": "0"},
+        )
+
+    def _location(self, response: httpx.Response) -> httpx.URL:
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"registry {self.host} did not give an upload location")
+        return httpx.URL(self.base_url).join(location)
+
+    def upload_blob(
+        self,
+        repo_path: str,
+        data: bytes | BinaryIO,
+        digest: str,
+        *,
+        size: int | None = None,
+        chunk_size: int | None = None,
+    ) -> None:
+        """Upload a blob: one PUT (monolithic) or PATCH chunks then PUT (chunked).
+
+        ``data`` may be bytes or a seekable binary file positioned anywhere; the registry checks
+        the digest as well, and a mismatch is a DigestMismatchError.
+        """
+        validate_digest(digest)
+        if isinstance(data, bytes):
+            size = len(data)
+        elif size is None:
+            data.seek(0, 2)
+            size = data.tell()
+        response = self._start_upload(repo_path)
+        if response.status_code != 202:
+            raise self._error(response, f"upload to {repo_path}")
+        location = self._location(response)
+        scopes = [repository_scope(repo_path, *PUSH)]
+        chunked = chunk_size is not None or size > MONOLITHIC_UPLOAD_LIMIT
+        step = chunk_size or UPLOAD_CHUNK_SIZE
+        if chunked:
+            offset = 0
+            while offset < size:
+                length = min(step, size - offset)
+                start = offset
+                response = self._send(
+                    "PATCH",
+                    location,
+                    scopes=scopes,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(length),
+                        "Content-Range": f"{start}-{start + length - 1}",
+                    },
+                    content=lambda s=start, n=length: _body(data, s, n),  # type: ignore[misc]
+                )
+                if response.status_code != 202:
+                    raise self._error(response, f"chunked upload of {digest}")
+                location = self._location(response)
+                offset += length
+            final_length, final = 0, None
+        else:
+            final_length, final = size, (lambda: _body(data, 0, size))
+        response = self._send(
+            "PUT",
+            location.copy_merge_params({"digest": digest}),
+            scopes=scopes,
+            headers={"Content-Type": "application/octet-stream",
+                     "Content-Length": str(final_length)},
+            content=final if final is not None else (lambda: b""),
+        )
+        if response.status_code not in (201, 204):
+            raise self._error(response, f"upload of blob {digest}")
+        response.close()
+
+    def mount_blob(self, repo_path: str, digest: str, from_repo: str) -> bool:
+        """Cross-repository mount; False when the registry started an upload instead."""
+        validate_digest(digest)
+        response = self._send(
+            "POST",
+            f"/v2/{repo_path}/blobs/uploads/?mount={digest}&from={from_repo}",
+            scopes=[repository_scope(repo_path, *PUSH), repository_scope(from_repo, *PULL)],
+            headers={"Content-Length": "0"},
+        )
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202:
+            # An upload session was opened instead: cancel it so it does not linger.
+            location = self._location(response)
+            self._send("DELETE", location, scopes=[repository_scope(repo_path, *PUSH)]).close()
+            return False
+        raise self._error(response, f"mount of {digest} from {from_repo}")
+
+    def _paged_list(self, first: str, key: str, scopes: list[str], what: str) -> list[str]:
+        names: list[str] = []
+        url: str | httpx.URL = first
+        for _ in range(MAX_PAGES):
+            response = self._send("GET", url, scopes=scopes, stream=True)
+            if response.status_code == 404 and not names:
+                response.close()
+                return []
+            if response.status_code != 200:
+                raise self._error(response, what)
+            link = response.headers.get("Link", "")
+            body = self._read_bounded(response, MAX_SMALL_RESPONSE, what)
+            try:
+                page = json.loads(body).get(key) or []
+            except (ValueError, AttributeError) as exc:
+                raise RegistryError(f"{what}: registry {self.host} sent malformed JSON") from exc
+            if not isinstance(page, list) or not all(isinstance(n, str) for n in page):
+                raise RegistryError(f"{what}: registry {self.host} sent a malformed list")
+            names.extend(page)
+            next_url = _next_link(link)
+            if next_url is None:
+                return names
+            url = httpx.URL(self.base_url).join(next_url)
+        raise InputTooLargeError(f"{what}: more than {MAX_PAGES} pages")
+
+    def list_tags(self, repo_path: str, *, page_size: int = 1000) -> list[str]:
+        return self._paged_list(
+            f"/v2/{repo_path}/tags/list?n={page_size}",
+            "tags",
+            [repository_scope(repo_path, *PULL)],
+            f"tags of {repo_path}",
+        )
+
+    def catalog(self, *, page_size: int = 1000) -> list[str]:
+        return self._paged_list(
+            f"/v2/_catalog?n={page_size}", "repositories", ["registry:catalog:*"], "catalog"
+        )
+
+    def referrers(
+        self, repo_path: str, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        """OCI 1.1 referrers; None when the registry has no referrers API (use the tag fallback)."""
+        validate_digest(digest)
+        url = httpx.URL(self.base_url + f"/v2/{repo_path}/referrers/{digest}")
+        if artifact_type:
+            url = url.copy_merge_params({"artifactType": artifact_type})
+        response = self._send(
+            "GET", url, scopes=[repository_scope(repo_path, *PULL)], stream=True
+        )
+        content_type = response.headers.get("Content-Type", "")
+        if response.status_code == 404 and "json" not in content_type:
+            response.close()
+            return None
+        if response.status_code in (404, 405, 400):
+            response.close()
+            return None
+        if response.status_code != 200:
+            raise self._error(response, f"referrers of {digest}")
+        body = self._read_bounded(response, MAX_SMALL_RESPONSE, f"referrers of {digest}")
+        try:
+            doc: Any = json.loads(body)
+            manifests = doc.get("manifests") or []
+        except (ValueError, AttributeError) as exc:
+            raise RegistryError(f"referrers of {digest}: malformed JSON") from exc
+        found = [Descriptor.from_dict(m) for m in manifests]
+        if artifact_type:
+            found = [d for d in found if d.artifact_type == artifact_type]
+        return found
+
+
+def _body(data: bytes | BinaryIO, start: int, length: int) -> bytes | Iterator[bytes]:
+    if isinstance(data, bytes):
+        return data[start : start + length]
+    return _file_chunks(data, start, length)
+
+
+def _file_chunks(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    handle.seek(start)
+    remaining = length
+    while remaining > 0:
+        chunk = handle.read(min(READ_CHUNK, remaining))
+        if not chunk:
+            raise RegistryError("blob file ended before its declared size")
+        remaining -= len(chunk)
+        yield chunk
+
+
+def _next_link(header: str) -> str | None:
+    """``</v2/x/tags/list?last=a&n=2>; rel="next"`` → the URL."""
+    for part in header.split(","):
+        if 'rel="next"' in part or "rel=next" in part:
+            start, end = part.find("<"), part.find(">")
+            if 0 <= start < end:
+                return part[start + 1 : end]
+    return None

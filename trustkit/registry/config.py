@@ -1,0 +1,194 @@
+"""The registries configuration file (the servin guide's JSON): per-registry TLS, mirrors, auth.
+
+Default location ``settings.effective_registries_config`` (``$SERVIN_REGISTRIES_CONFIG`` or
+``~/.servin/registries.json``). A missing file means "no special settings"; a malformed one is a
+clear BadInputError naming the file and the field, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trustkit._fs import read_bounded
+from trustkit.config import Settings
+from trustkit.errors import BadInputError
+
+MAX_CONFIG_SIZE = 1024 * 1024
+SHORT_NAME_MODES = ("enforcing", "permissive", "disabled")
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    insecure: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.insecure or self.ca_file or self.cert_file)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    username: str | None = field(default=None)
+    password: str | None = field(default=None, repr=False)
+    auth_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Settings for one registry host (``host[:port]``)."""
+
+    host: str
+    mirrors: tuple[str, ...] = ()
+    resolve: bool = True
+    tls: TLSConfig = TLSConfig()
+    auth: AuthConfig | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegistriesConfig:
+    registries: dict[str, RegistryConfig] = field(default_factory=dict)
+    unqualified_search_registries: tuple[str, ...] = (DOCKER_HUB,)
+    short_name_mode: str = "enforcing"
+    source: Path | None = None
+
+    def for_host(self, host: str) -> RegistryConfig:
+        found = self.registries.get(host)
+        if found is None and host == DOCKER_HUB_API:
+            found = self.registries.get(DOCKER_HUB)
+        return found or RegistryConfig(host=host)
+
+
+def load_registries_config(settings: Settings) -> RegistriesConfig:
+    path = settings.effective_registries_config
+    try:
+        raw = read_bounded(path, MAX_CONFIG_SIZE, what="registries configuration")
+    except FileNotFoundError:
+        return RegistriesConfig()
+    return parse_registries_config(raw, path)
+
+
+def parse_registries_config(raw: bytes, path: Path) -> RegistriesConfig:
+    def bad(what: str) -> BadInputError:
+        return BadInputError(
+            f"malformed registries configuration {path}: {what}",
+            hint="fix the file or point SERVIN_REGISTRIES_CONFIG at another one",
+        )
+
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad(f"not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise bad("the top level must be a JSON object")
+    unknown = set(doc) - {"registries", "unqualified_search_registries", "short_name_mode"}
+    if unknown:
+        raise bad(f"unknown key(s) {', '.join(sorted(unknown))}")
+    registries_doc = doc.get("registries", {})
+    if not isinstance(registries_doc, dict):
+        raise bad("'registries' must be an object keyed by registry host")
+    registries = {
+        host: _registry(host, entry, bad, path.parent) for host, entry in registries_doc.items()
+    }
+    search = doc.get("unqualified_search_registries", [DOCKER_HUB])
+    if not isinstance(search, list) or not all(isinstance(s, str) and s for s in search):
+        raise bad("'unqualified_search_registries' must be a list of registry hosts")
+    mode = doc.get("short_name_mode", "enforcing")
+    if mode not in SHORT_NAME_MODES:
+        raise bad(f"'short_name_mode' must be one of {', '.join(SHORT_NAME_MODES)}")
+    return RegistriesConfig(registries, tuple(search), mode, path)
+
+
+def _registry(host: Any, entry: Any, bad: Any, base: Path) -> RegistryConfig:
+    where = f"registries[{host!r}]"
+    if not isinstance(host, str) or not host or "/" in host:
+        raise bad(f"{where}: the key must be a registry host[:port]")
+    if not isinstance(entry, dict):
+        raise bad(f"{where} must be an object")
+    unknown = set(entry) - {"mirrors", "resolve", "tls", "auth", "headers"}
+    if unknown:
+        raise bad(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    mirrors = entry.get("mirrors", [])
+    if not isinstance(mirrors, list) or not all(isinstance(m, str) and m for m in mirrors):
+        raise bad(f"{where}.mirrors must be a list of URLs")
+    resolve = entry.get("resolve", True)
+    if not isinstance(resolve, bool):
+        raise bad(f"{where}.resolve must be true or false")
+    tls_doc = entry.get("tls", {})
+    if not isinstance(tls_doc, dict):
+        raise bad(f"{where}.tls must be an object")
+    unknown = set(tls_doc) - {"insecure", "ca_file", "cert_file", "key_file"}
+    if unknown:
+        raise bad(f"{where}.tls: unknown key(s) {', '.join(sorted(unknown))}")
+    insecure = tls_doc.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise bad(f"{where}.tls.insecure must be true or false")
+
+    def path_of(doc: dict[str, Any], key: str, prefix: str) -> Path | None:
+        value = doc.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise bad(f"{where}.{prefix}{key} must be a file path")
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else base / candidate
+
+    tls = TLSConfig(
+        insecure,
+        path_of(tls_doc, "ca_file", "tls."),
+        path_of(tls_doc, "cert_file", "tls."),
+        path_of(tls_doc, "key_file", "tls."),
+    )
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise bad(f"{where}.tls: cert_file and key_file go together")
+    auth = None
+    if "auth" in entry:
+        auth_doc = entry["auth"]
+        if not isinstance(auth_doc, dict):
+            raise bad(f"{where}.auth must be an object")
+        unknown = set(auth_doc) - {"username", "password", "auth_file"}
+        if unknown:
+            raise bad(f"{where}.auth: unknown key(s) {', '.join(sorted(unknown))}")
+        for key in ("username", "password"):
+            if key in auth_doc and not isinstance(auth_doc[key], str):
+                raise bad(f"{where}.auth.{key} must be a string")
+        auth = AuthConfig(
+            auth_doc.get("username"),
+            auth_doc.get("password"),
+            path_of(auth_doc, "auth_file", "auth."),
+        )
+    headers = entry.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and "\n" not in v for k, v in headers.items()
+    ):
+        raise bad(f"{where}.headers must map header names to single-line strings")
+    return RegistryConfig(host, tuple(mirrors), resolve, tls, auth, dict(headers))
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1 (port optional): plain HTTP allowed, as in Docker."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def api_host(host: str) -> str:
+    """Docker Hub's API is served from registry-1.docker.io."""
+    return DOCKER_HUB_API if host in (DOCKER_HUB, "index.docker.io") else host

@@ -1,0 +1,148 @@
+"""Copy and fetch images between locations, verifying every byte on the way.
+
+``copy_image`` is push (any source → any destination), ``fetch_image`` is pull (by digest when
+one is trusted). Both walk an image index into each platform manifest, check every child against
+its descriptor in the index and every blob against its descriptor in the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trustkit.config import Settings
+from trustkit.errors import BadInputError, DigestMismatchError
+from trustkit.refs import ImageRef
+from trustkit.registry.location import (
+    ImageLocation,
+    open_registry_location,
+    verified_blob_file,
+)
+from trustkit.registry.model import Descriptor, ManifestBlob
+
+MAX_INDEX_DEPTH = 2  # an index of indexes is legal; deeper nesting is refused
+
+
+@dataclass(frozen=True)
+class CopyStats:
+    blobs_copied: int = 0
+    blobs_skipped: int = 0
+    blobs_mounted: int = 0
+    manifests: int = 0
+
+
+class _Transfer:
+    def __init__(self, src: ImageLocation, dest: ImageLocation | None) -> None:
+        self.src, self.dest = src, dest
+        self.copied = self.skipped = self.mounted = self.manifests = 0
+
+    def manifest(self, blob: ManifestBlob, depth: int = 0) -> None:
+        """Verify (and copy) everything ``blob`` references, children first."""
+        if blob.is_index:
+            if depth >= MAX_INDEX_DEPTH:
+                raise BadInputError(f"image index {blob.digest} nests too deeply")
+            for child_desc in blob.children():
+                child = self.src.get_manifest(child_desc.digest, expected_digest=child_desc.digest)
+                _check_descriptor(child, child_desc)
+                self.manifest(child, depth + 1)
+                if self.dest is not None:
+                    self.dest.put_manifest(
+                        child.digest, child.data, child.media_type, top_level=False
+                    )
+                    self.manifests += 1
+            return
+        for desc in blob.blobs():
+            self.blob(desc)
+
+    def blob(self, desc: Descriptor) -> None:
+        if self.dest is None:
+            self.src.fetch_blob(desc, None)
+            self.copied += 1
+            return
+        if self.dest.blob_exists(desc.digest):
+            self.skipped += 1
+            return
+        if self.dest.try_mount(desc, self.src):
+            self.mounted += 1
+            return
+        with verified_blob_file(self.src, desc) as handle:
+            self.dest.upload_blob(desc, handle)
+        self.copied += 1
+
+
+def _check_descriptor(blob: ManifestBlob, desc: Descriptor) -> None:
+    if blob.size != desc.size:
+        raise DigestMismatchError(
+            f"manifest {desc.digest} is {blob.size} bytes, its descriptor says {desc.size}"
+        )
+    if desc.media_type and (desc.media_type != blob.media_type):
+        raise DigestMismatchError(
+            f"manifest {desc.digest} is a {blob.media_type}, its descriptor says {desc.media_type}"
+        )
+
+
+def copy_image(
+    src: ImageLocation,
+    dest: ImageLocation,
+    *,
+    expected_digest: str | None = None,
+    dest_reference: str | None = None,
+) -> Descriptor:
+    """Copy the image ``src`` names to ``dest`` (single or multi-arch); returns the pushed top
+    manifest's descriptor. Blobs the destination has are skipped; same-registry blobs mounted."""
+    return _run(src, dest, expected_digest=expected_digest, dest_reference=dest_reference)[0]
+
+
+def fetch_image(
+    src: ImageLocation,
+    *,
+    expected_digest: str | None,
+    dest: ImageLocation | None = None,
+    expected_size: int | None = None,
+    dest_reference: str | None = None,
+) -> Descriptor:
+    """Pull: fetch by ``expected_digest`` (when known) and verify every byte; store in ``dest``
+    if given, otherwise only verify."""
+    return _run(
+        src,
+        dest,
+        expected_digest=expected_digest,
+        expected_size=expected_size,
+        dest_reference=dest_reference,
+    )[0]
+
+
+def _run(
+    src: ImageLocation,
+    dest: ImageLocation | None,
+    *,
+    expected_digest: str | None,
+    expected_size: int | None = None,
+    dest_reference: str | None = None,
+) -> tuple[Descriptor, CopyStats]:
+    reference = expected_digest or src.reference
+    top = src.get_manifest(reference, expected_digest=expected_digest)
+    if expected_size is not None and top.size != expected_size:
+        raise DigestMismatchError(
+            f"manifest {top.digest} is {top.size} bytes, the trusted size is {expected_size}"
+        )
+    transfer = _Transfer(src, dest)
+    transfer.manifest(top)
+    if dest is not None:
+        target = dest_reference or dest.reference
+        if target is None and src.reference and not src.reference.startswith("sha256:"):
+            target = src.reference
+        if target is not None and target.startswith("sha256:") and target != top.digest:
+            raise BadInputError(f"destination digest {target} is not the image's {top.digest}")
+        dest.put_manifest(target, top.data, top.media_type, top_level=True)
+        transfer.manifests += 1
+    stats = CopyStats(transfer.copied, transfer.skipped, transfer.mounted, transfer.manifests)
+    return top.descriptor, stats
+
+
+def resolve_digest(settings: Settings, ref: ImageRef) -> Descriptor:
+    """The digest and size a tag points at now: GET the manifest and hash the bytes."""
+    location = open_registry_location(settings, ref)
+    try:
+        return location.get_manifest(ref.digest or ref.tag or "latest").descriptor
+    finally:
+        location.close()

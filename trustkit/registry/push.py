@@ -1,0 +1,139 @@
+"""Push and pull flows: copy/fetch plus content trust (sign on push, verify on pull).
+
+Library functions the CLI, the servin hooks and the enforce pipeline share. Content trust comes
+from ``trustkit.collections`` (``sign_tag`` / ``verify_tag``), imported only when needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trustkit.config import Settings
+from trustkit.errors import BadInputError
+from trustkit.refs import ImageRef, parse
+from trustkit.registry.copy import copy_image, fetch_image
+from trustkit.registry.location import ImageLocation, open_image_location
+from trustkit.registry.model import Descriptor
+
+
+@dataclass(frozen=True)
+class PushResult:
+    source: str
+    destination: str
+    descriptor: Descriptor
+    signed_roles: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "digest": self.descriptor.digest,
+            "size": self.descriptor.size,
+            "mediaType": self.descriptor.media_type,
+            "signed": bool(self.signed_roles),
+            "roles": list(self.signed_roles),
+        }
+
+
+@dataclass(frozen=True)
+class PullResult:
+    ref: ImageRef
+    descriptor: Descriptor
+    verified: bool
+    #: the TrustedTarget from verify_tag when content trust resolved the tag
+    trusted: Any = None
+    dest: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "reference": str(self.ref),
+            "digest": self.descriptor.digest,
+            "size": self.descriptor.size,
+            "mediaType": self.descriptor.media_type,
+            "verified": self.verified,
+        }
+        if self.trusted is not None:
+            out["signers"] = list(getattr(self.trusted, "signers", []) or [])
+            out["role"] = getattr(self.trusted, "role", None)
+        if self.dest:
+            out["dest"] = self.dest
+        return out
+
+
+def _trust_engine(name: str) -> Any:
+    """``trustkit.collections.<name>``, imported on first use (untrusted pulls need none)."""
+    import importlib
+
+    return getattr(importlib.import_module("trustkit.collections"), name)
+
+
+def push_image(settings: Settings, src: str, dest: str, *, sign: bool) -> PushResult:
+    """Copy ``src`` to ``dest``; with ``sign`` also sign ``dest``'s tag for the pushed digest."""
+    dest_ref: ImageRef | None = None
+    if not dest.startswith("oci:"):
+        dest_ref = parse(dest)
+    if sign:
+        if dest_ref is None:
+            raise BadInputError(
+                f"content trust signs registry tags, and {dest} is an OCI layout",
+                hint="push to a registry reference, or pass --disable-content-trust",
+            )
+        if dest_ref.tag is None or dest_ref.digest is not None:
+            raise BadInputError(
+                f"content trust needs a tag to sign: {dest}",
+                hint="push to IMAGE:TAG, or pass --disable-content-trust",
+            )
+    source = open_image_location(settings, src)
+    target = open_image_location(settings, dest)
+    try:
+        descriptor = copy_image(source, target)
+    finally:
+        source.close()
+        target.close()
+    roles: list[str] = []
+    if sign and dest_ref is not None:
+        sign_tag = _trust_engine("sign_tag")
+        roles = list(sign_tag(settings, dest_ref, digest=descriptor.digest, size=descriptor.size))
+    return PushResult(source.describe(), target.describe(), descriptor, roles)
+
+
+def pull_image(
+    settings: Settings, ref: str | ImageRef, *, dest: str | None = None, verify: bool
+) -> PullResult:
+    """Fetch ``ref``; with ``verify`` its tag is resolved through verified trust data first.
+
+    A reference with a digest skips the tag lookup, but every byte is still checked against it.
+    """
+    image = parse(ref) if isinstance(ref, str) else ref
+    trusted: Any = None
+    expected_digest = image.digest
+    expected_size: int | None = None
+    if expected_digest is None and verify:
+        verify_tag = _trust_engine("verify_tag")
+        trusted = verify_tag(settings, image)
+        expected_digest, expected_size = trusted.digest, trusted.size
+    source = open_image_location(settings, str(image))
+    target: ImageLocation | None = open_image_location(settings, dest) if dest else None
+    try:
+        dest_reference = None
+        if target is not None and target.reference is None and image.tag is not None:
+            dest_reference = image.tag
+        descriptor = fetch_image(
+            source,
+            expected_digest=expected_digest,
+            expected_size=expected_size,
+            dest=target,
+            dest_reference=dest_reference,
+        )
+    finally:
+        source.close()
+        if target is not None:
+            target.close()
+    return PullResult(
+        image,
+        descriptor,
+        verified=verify or image.digest is not None,
+        trusted=trusted,
+        dest=target.describe() if target is not None else None,
+    )
