@@ -1,0 +1,242 @@
+"""Attestations in a registry or OCI layout, where cosign looks for them.
+
+Two places, both written on attach and both read on fetch:
+
+* cosign's tag scheme: tag ``sha256-<hex>.att`` holds an image manifest with one layer per DSSE
+  envelope (``application/vnd.dsse.envelope.v1+json``, annotations
+  ``dev.cosignproject.cosign/signature: ""`` and ``predicateType``) and a config listing the layers
+  as diff_ids, as cosign 2.x writes it. ``cosign verify-attestation`` reads this.
+* OCI 1.1 referrers: one manifest per attestation with ``subject`` = the image and
+  ``artifactType`` = the DSSE media type. Registries with the referrers API index it themselves;
+  for the others (Debian's docker-registry 2.8, OCI layouts) the ``sha256-<hex>`` tag holds the
+  fallback index the OCI distribution spec describes.
+
+Adding an attestation reads the current ``.att`` manifest and fallback index and writes them back
+with the new entry appended, so nothing already attached is lost. (Two writers racing on the same
+image can still lose one update on a registry: there is no compare-and-swap for tags.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from trustkit.attest.dsse import ENVELOPE_MEDIA_TYPE, MAX_ENVELOPE_BYTES
+from trustkit.errors import AttestationError, BadInputError, RegistryError
+from trustkit.registry.client import NotFoundError
+from trustkit.registry.location import ImageLocation
+from trustkit.registry.model import (
+    OCI_EMPTY_JSON,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    ManifestBlob,
+    sha256_digest,
+)
+
+COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+PREDICATE_ANNOTATION = "predicateType"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+ZERO_TIME = "0001-01-01T00:00:00Z"  # what cosign writes into its config's created fields
+MAX_ATTESTATIONS = 256  # layers per .att manifest / entries per fallback index we accept
+
+
+def att_tag(image_digest: str) -> str:
+    """cosign's attestation tag: ``sha256:<hex>`` -> ``sha256-<hex>.att``."""
+    return _digest_tag(image_digest) + ".att"
+
+
+def referrers_tag(image_digest: str) -> str:
+    """The OCI referrers tag-schema fallback: ``sha256-<hex>``."""
+    return _digest_tag(image_digest)
+
+
+def _digest_tag(digest: str) -> str:
+    algorithm, _, hex_digest = digest.partition(":")
+    if algorithm != "sha256" or len(hex_digest) != 64:
+        raise BadInputError(f"not a sha256 digest: {digest!r}")
+    return f"sha256-{hex_digest}"
+
+
+@dataclass(frozen=True)
+class Attached:
+    envelope_digest: str
+    att_tag: str
+    att_manifest_digest: str
+    referrer_digest: str
+    #: the fallback index tag, when the location has no referrers API
+    fallback_tag: str | None
+
+
+def _get_optional(location: ImageLocation, reference: str) -> ManifestBlob | None:
+    try:
+        return location.get_manifest(reference)
+    except NotFoundError:
+        return None
+
+
+def _upload(location: ImageLocation, data: bytes, media_type: str) -> Descriptor:
+    desc = Descriptor(media_type, sha256_digest(data), len(data))
+    if not location.blob_exists(desc.digest):
+        location.upload_blob(desc, data)
+    return desc
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def _existing_layers(blob: ManifestBlob | None, where: str) -> list[Descriptor]:
+    if blob is None:
+        return []
+    try:
+        layers = blob.blobs()[1:]  # config first, then the envelopes
+    except BadInputError as exc:
+        raise RegistryError(f"{where} is malformed; refusing to overwrite it: {exc}") from None
+    if len(layers) >= MAX_ATTESTATIONS:
+        raise RegistryError(f"{where} already holds {len(layers)} attestations")
+    return layers
+
+
+def _att_manifest(location: ImageLocation, layers: list[Descriptor]) -> bytes:
+    """An image manifest like cosign's: a config whose diff_ids are the layer digests."""
+    config = {
+        "architecture": "",
+        "created": ZERO_TIME,
+        "history": [{"created": ZERO_TIME} for _ in layers],
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+        "config": {},
+    }
+    config_desc = _upload(location, _json_bytes(config), OCI_CONFIG)
+    return _json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config_desc.to_dict(),
+            "layers": [layer.to_dict() for layer in layers],
+        }
+    )
+
+
+def attach_attestation(
+    location: ImageLocation,
+    subject: Descriptor,
+    envelope: bytes,
+    *,
+    predicate_type: str,
+    created: str,
+) -> Attached:
+    """Attach a DSSE envelope to the image ``subject`` (its manifest descriptor) in ``location``."""
+    if len(envelope) > MAX_ENVELOPE_BYTES:
+        raise AttestationError(f"attestation of {len(envelope)} bytes is too large to attach")
+    layer = _upload(location, envelope, ENVELOPE_MEDIA_TYPE)
+    layer = Descriptor(
+        ENVELOPE_MEDIA_TYPE,
+        layer.digest,
+        layer.size,
+        {COSIGN_SIGNATURE_ANNOTATION: "", PREDICATE_ANNOTATION: predicate_type},
+    )
+
+    # 1. cosign's .att tag: read, append, write back.
+    tag = att_tag(subject.digest)
+    layers = _existing_layers(_get_optional(location, tag), f"attestation manifest {tag}")
+    if all(existing.digest != layer.digest for existing in layers):
+        layers.append(layer)
+    att_digest = location.put_manifest(tag, _att_manifest(location, layers), OCI_MANIFEST)
+
+    # 2. OCI 1.1 referrer manifest about the image.
+    empty = _upload(location, b"{}", OCI_EMPTY_JSON)
+    referrer = _json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": ENVELOPE_MEDIA_TYPE,
+            "config": empty.to_dict(),
+            "layers": [layer.to_dict()],
+            "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_dict(),
+            "annotations": {
+                PREDICATE_ANNOTATION: predicate_type,
+                "org.opencontainers.image.created": created,
+            },
+        }
+    )
+    supported = location.referrers(subject.digest) is not None
+    referrer_digest = location.put_manifest(
+        sha256_digest(referrer), referrer, OCI_MANIFEST, top_level=False
+    )
+    fallback = None
+    if not supported:
+        fallback = referrers_tag(subject.digest)
+        _add_to_fallback_index(
+            location,
+            fallback,
+            Descriptor(
+                OCI_MANIFEST,
+                referrer_digest,
+                len(referrer),
+                {PREDICATE_ANNOTATION: predicate_type, "org.opencontainers.image.created": created},
+                artifact_type=ENVELOPE_MEDIA_TYPE,
+            ),
+        )
+    return Attached(layer.digest, tag, att_digest, referrer_digest, fallback)
+
+
+def _add_to_fallback_index(location: ImageLocation, tag: str, entry: Descriptor) -> None:
+    current = _get_optional(location, tag)
+    entries: list[Descriptor] = []
+    if current is not None:
+        try:
+            entries = current.children() if current.is_index else []
+        except BadInputError as exc:
+            raise RegistryError(f"referrers index {tag} is malformed: {exc}") from None
+    if any(e.digest == entry.digest for e in entries):
+        return
+    entries.append(entry)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [e.to_dict() for e in entries],
+    }
+    location.put_manifest(tag, _json_bytes(index), OCI_INDEX)
+
+
+def fetch_attestations(location: ImageLocation, image_digest: str) -> list[bytes]:
+    """Every DSSE envelope attached to ``image_digest`` (unverified), without duplicates.
+
+    Reads the ``.att`` tag, then referrers (the API or the ``sha256-<hex>`` fallback index).
+    Each blob is checked against its digest by the location; sizes are bounded.
+    """
+    found: dict[str, bytes] = {}
+
+    def take(layers: list[Descriptor]) -> None:
+        for layer in layers[:MAX_ATTESTATIONS]:
+            if layer.media_type != ENVELOPE_MEDIA_TYPE or layer.digest in found:
+                continue
+            if layer.size > MAX_ENVELOPE_BYTES:
+                continue
+            found[layer.digest] = location.get_blob(layer.digest, max_size=MAX_ENVELOPE_BYTES)
+
+    att = _get_optional(location, att_tag(image_digest))
+    if att is not None and not att.is_index:
+        take(att.blobs()[1:])
+
+    referrers = location.referrers(image_digest)
+    if referrers is None:
+        index = _get_optional(location, referrers_tag(image_digest))
+        referrers = index.children() if index is not None and index.is_index else []
+    for desc in referrers[:MAX_ATTESTATIONS]:
+        if desc.artifact_type not in (ENVELOPE_MEDIA_TYPE, None):
+            continue
+        try:
+            manifest = location.get_manifest(desc.digest, expected_digest=desc.digest)
+        except NotFoundError:
+            continue  # listed but gone: nothing to verify
+        if manifest.is_index:
+            continue
+        subject = manifest.subject()
+        if subject is None or subject.digest != image_digest:
+            continue  # a fallback index is just a tag; only manifests about this image count
+        take(manifest.blobs()[1:])
+    return list(found.values())
