@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -31,9 +33,11 @@ from trustkit.collections.model import (
     SNAPSHOT_MAX_BYTES,
     TARGETS,
     TARGETS_MAX_BYTES,
+    TIMESTAMP,
     TIMESTAMP_MAX_BYTES,
     TrustedTarget,
     signer_name_of,
+    utcnow,
 )
 from trustkit.config import Settings
 from trustkit.errors import (
@@ -52,6 +56,7 @@ from trustkit.errors import (
 from trustkit.stores.interface import MetadataNotFoundError, MetadataStore, escape_gun
 
 BASE_URL = "trustkit-store:///"
+_NO_DATA_HINT = "sign a tag or add a signer first"
 _VERSIONED_NAME = re.compile(r"^([0-9]{1,12})\.(.+)\.json$")
 _UPDATER_CONFIG = UpdaterConfig(
     max_root_rotations=MAX_ROOT_ROTATIONS,
@@ -110,9 +115,7 @@ class TrustSession:
         self.gun = gun
         self._store = store
         if not store.exists(gun):
-            raise UnknownRepositoryError(
-                f"no trust data for {gun}", hint="sign a tag or add a signer first"
-            )
+            raise UnknownRepositoryError(f"no trust data for {gun}", hint=_NO_DATA_HINT)
         cache = ensure_private_dir(cache_dir_for(settings, gun))
         bootstrap: bytes | None
         if root_file is not None:
@@ -147,6 +150,11 @@ class TrustSession:
             if f"{name}.json" not in snapshot.meta:
                 return None
             return self._updater._load_targets(name, TARGETS)
+
+    def any_expired(self) -> bool:
+        """Whether anything this session trusts has expired since it was verified."""
+        now = utcnow()
+        return any(signed.is_expired(now) for signed in self._updater._trusted_set)
 
     @property
     def root(self) -> Root:
@@ -269,5 +277,51 @@ def _role_in(message: str) -> str:
 def verify_cached(
     settings: Settings, store: MetadataStore, gun: str, tag: str, root_file: Path | None
 ) -> TrustedTarget:
-    """Verify one tag (a full ngclient refresh against the store and the local cache)."""
-    return TrustSession(settings, store, gun, root_file=root_file).find(tag)
+    """Verify one tag. A session refreshed earlier in this process is reused while the store's
+    timestamp and root version are unchanged and nothing it trusts has expired: one timestamp
+    read and a compare instead of a full ngclient refresh."""
+    if root_file is not None:
+        return TrustSession(settings, store, gun, root_file=root_file).find(tag)
+    key = (str(cache_dir_for(settings, gun)), gun, id(store.__class__), store.description)
+    if not store.exists(gun):
+        raise UnknownRepositoryError(f"no trust data for {gun}", hint=_NO_DATA_HINT)
+    with _SESSIONS_LOCK:
+        with _mapped_errors(gun):
+            timestamp = store.read(gun, TIMESTAMP, None, limit=TIMESTAMP_MAX_BYTES)
+            root_version = store.root_version(gun)
+        cached = _SESSIONS.get(key)
+        if cached is not None and cached.still_current(timestamp, root_version):
+            _SESSIONS.move_to_end(key)
+            return cached.session.find(tag)
+        _SESSIONS.pop(key, None)
+        session = TrustSession(settings, store, gun)
+        _SESSIONS[key] = _CachedSession(session, timestamp, root_version)
+        while len(_SESSIONS) > _MAX_SESSIONS:
+            _SESSIONS.popitem(last=False)
+        return session.find(tag)
+
+
+class _CachedSession:
+    def __init__(self, session: TrustSession, timestamp: bytes, root_version: int) -> None:
+        self.session = session
+        self.timestamp = timestamp
+        self.root_version = root_version
+
+    def still_current(self, timestamp: bytes, root_version: int) -> bool:
+        return (
+            timestamp == self.timestamp
+            and root_version == self.session.root.version
+            and root_version == self.root_version
+            and not self.session.any_expired()
+        )
+
+
+_MAX_SESSIONS = 64
+_SESSIONS: OrderedDict[tuple[str, str, int, str], _CachedSession] = OrderedDict()
+_SESSIONS_LOCK = threading.Lock()
+
+
+def forget_sessions() -> None:
+    """Drop the in-process verification cache (tests, or after deleting the client cache)."""
+    with _SESSIONS_LOCK:
+        _SESSIONS.clear()

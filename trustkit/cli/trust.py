@@ -1,0 +1,293 @@
+"""``trustkit trust``: Docker Content Trust's commands over trustkit's collections.
+
+Only parsing and printing here; the engine lives in ``trustkit.collections``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trustkit.cli._common import echo_json, settings_from
+from trustkit.cli.trust_keys import key
+from trustkit.config import Settings
+from trustkit.errors import BadInputError
+from trustkit.refs import ImageRef, parse, parse_repository
+
+ROTATABLE = ("root", "targets", "snapshot", "timestamp")
+MAX_PUBLIC_KEY_FILE = 64 * 1024
+
+
+@click.group("trust")
+def trust() -> None:
+    """Manage trusted collections: signers, signatures, keys and verification."""
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _repository(text: str) -> ImageRef:
+    """A REPO argument: a repository name, without tag or digest."""
+    return parse_repository(text)
+
+
+def _tagged(text: str) -> ImageRef:
+    """An IMAGE:TAG argument (a tag is required; docker would otherwise sign 'latest' silently)."""
+    ref = parse(text, default_tag=False)
+    if ref.tag is None:
+        raise BadInputError(f"{text!r} has no tag: use IMAGE:TAG")
+    return ref
+
+
+def _resolve_digest(settings: Settings, ref: ImageRef) -> tuple[str, int]:
+    """The manifest digest and size of ``ref`` when not given on the command line.
+
+    Resolving from the registry comes with the registry client; until then both are required.
+    """
+    raise BadInputError(f"pass --digest and --size to sign {ref.familiar}")
+
+
+def _read_public_key(path: Path) -> Any:
+    from trustkit._fs import read_bounded
+    from trustkit.keys import load_public_key
+
+    try:
+        data = read_bounded(path, MAX_PUBLIC_KEY_FILE, what="public key file")
+    except FileNotFoundError:
+        raise BadInputError(f"public key file {path} does not exist") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{path} is a directory, not a public key file") from None
+    return load_public_key(data)
+
+
+# --- signers ------------------------------------------------------------------------------
+@trust.group("signer")
+def signer() -> None:
+    """Add or remove signers (delegations) of repositories."""
+
+
+@signer.command("add")
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The signer's public key or certificate (PEM); repeatable.",
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many releases signers must sign a tag (default: unchanged, 1 for a new one).",
+)
+@click.argument("name")
+@click.argument("repositories", metavar="REPO...", nargs=-1, required=True)
+@click.pass_context
+def signer_add(
+    ctx: click.Context,
+    key_files: tuple[Path, ...],
+    threshold: int | None,
+    name: str,
+    repositories: tuple[str, ...],
+) -> None:
+    """Add signer NAME with its keys to each REPO (creating the repository's trust data)."""
+    from trustkit.collections import add_signer
+    from trustkit.collections.model import check_signer_name
+
+    check_signer_name(name)
+    refs = [_repository(r) for r in repositories]
+    keys = [_read_public_key(p) for p in key_files]
+    settings = settings_from(ctx)
+    for ref in refs:
+        click.echo(f'Adding signer "{name}" to {ref.repository}...', err=True)
+        add_signer(settings, ref.gun, name, keys, threshold=threshold)
+        click.echo(f"Successfully added signer: {name} to {ref.repository}")
+
+
+@signer.command("remove")
+@click.option("--force", "-f", is_flag=True, help="Remove even the last signer of a repository.")
+@click.argument("name")
+@click.argument("repositories", metavar="REPO...", nargs=-1, required=True)
+@click.pass_context
+def signer_remove(
+    ctx: click.Context, force: bool, name: str, repositories: tuple[str, ...]
+) -> None:
+    """Remove signer NAME from each REPO."""
+    from trustkit.collections import remove_signer
+    from trustkit.collections.model import check_signer_name
+
+    check_signer_name(name)
+    refs = [_repository(r) for r in repositories]
+    settings = settings_from(ctx)
+    for ref in refs:
+        click.echo(f"Removing signer \"{name}\" from {ref.repository}...", err=True)
+        result = remove_signer(settings, ref.gun, name, force=force)
+        for warning in result.warnings:
+            click.echo(f"warning: {ref.repository}: {warning}", err=True)
+        click.echo(f"Successfully removed {name} from {ref.repository}")
+
+
+# --- signatures ---------------------------------------------------------------------------
+@trust.command("sign")
+@click.argument("image", metavar="IMAGE:TAG")
+@click.option("--digest", default=None, help="Manifest digest to sign (sha256:<hex>).")
+@click.option("--size", type=click.IntRange(min=0), default=None, help="Manifest size in bytes.")
+@click.pass_context
+def sign(ctx: click.Context, image: str, digest: str | None, size: int | None) -> None:
+    """Sign IMAGE:TAG: record its manifest digest in every role your keys can sign."""
+    from trustkit.collections import sign_tag
+
+    ref = _tagged(image)
+    settings = settings_from(ctx)
+    if digest is None or size is None:
+        if digest is not None or size is not None:
+            raise BadInputError("pass both --digest and --size")
+        digest, size = _resolve_digest(settings, ref)
+    click.echo(f"Signing and pushing trust data for {ref.familiar}...", err=True)
+    roles = sign_tag(settings, ref, digest=digest, size=size)
+    click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(roles)})")
+
+
+@trust.command("revoke")
+@click.argument("image", metavar="IMAGE[:TAG]")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before revoking every tag.")
+@click.pass_context
+def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
+    """Remove the signature of one tag, or of every tag of IMAGE."""
+    from trustkit.collections import revoke
+
+    ref = parse(image, default_tag=False)
+    if ref.digest is not None:
+        raise BadInputError("revoke takes IMAGE or IMAGE:TAG, not a digest")
+    if ref.tag is None and not yes:
+        click.confirm(
+            f"Revoke the signatures of every tag of {ref.repository}?", abort=True, err=True
+        )
+    roles = revoke(settings_from(ctx), ref)
+    what = f"tag {ref.tag}" if ref.tag else "all tags"
+    click.echo(f"Successfully revoked {what} of {ref.repository} ({', '.join(roles)})")
+
+
+@trust.command("verify")
+@click.argument("image", metavar="IMAGE[:TAG]")
+@click.option(
+    "--root-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Trust this root.json instead of trusting the store's first root on first use.",
+)
+@click.pass_context
+def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
+    """Verify IMAGE:TAG (default tag latest) and print its trusted sha256 digest."""
+    from trustkit.collections import verify_tag
+
+    ref = parse(image)
+    if ref.digest is not None and ref.tag is None:
+        raise BadInputError("verify takes IMAGE:TAG, not a digest")
+    target = verify_tag(settings_from(ctx), ref, root_file=root_file)
+    click.echo(target.digest)
+
+
+@trust.command("inspect")
+@click.argument("images", metavar="IMAGE[:TAG]...", nargs=-1, required=True)
+@click.option("--pretty", is_flag=True, help="Human-readable tables instead of JSON.")
+@click.pass_context
+def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> None:
+    """Show the signed tags, signers and administrative keys of each IMAGE (verified)."""
+    from trustkit.collections import inspect
+
+    refs = [parse(i, default_tag=False) for i in images]
+    settings = settings_from(ctx)
+    reports = [inspect(settings, ref) for ref in refs]
+    if pretty:
+        _print_pretty(reports)
+    else:
+        echo_json(reports)
+
+
+def _print_pretty(reports: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 250  # never truncate digests in pipes and logs
+    for report in reports:
+        name = report["Name"]
+        if report["SignedTags"]:
+            table = Table(title=f"Signatures for {name}", box=None, title_justify="left")
+            for column in ("SIGNED TAG", "DIGEST", "SIGNERS"):
+                table.add_column(column, no_wrap=True)
+            for tag in report["SignedTags"]:
+                table.add_row(tag["SignedTag"], tag["Digest"], ", ".join(tag["Signers"]))
+            console.print(table)
+        else:
+            console.print(f"No signatures for {name}")
+        console.print()
+        if report["Signers"]:
+            table = Table(
+                title=f"List of signers and their keys for {name}", box=None, title_justify="left"
+            )
+            table.add_column("SIGNER", no_wrap=True)
+            table.add_column("KEYS")
+            for signer_entry in report["Signers"]:
+                ids = ", ".join(k["ID"][:12] for k in signer_entry["Keys"])
+                table.add_row(signer_entry["Name"], ids)
+            console.print(table)
+            console.print()
+        console.print(f"Administrative keys for {name}")
+        console.print()
+        for admin in sorted(report["AdministrativeKeys"], key=lambda a: a["Name"] != "Repository"):
+            ids = ", ".join(k["ID"] for k in admin["Keys"])
+            console.print(f"  {admin['Name']} Key:\t{ids}")
+        console.print()
+
+
+# --- keys ---------------------------------------------------------------------------------
+@click.command("rotate")
+@click.argument("repository", metavar="REPO")
+@click.option(
+    "--role",
+    type=click.Choice(ROTATABLE),
+    default="targets",
+    show_default=True,
+    help="Which role's key to replace.",
+)
+@click.pass_context
+def rotate(ctx: click.Context, repository: str, role: str) -> None:
+    """Replace a role's key of REPO with a new one (a new root is signed by old and new)."""
+    from trustkit.collections import rotate_key
+
+    ref = _repository(repository)
+    record = rotate_key(settings_from(ctx), ref.gun, role)
+    click.echo(f"Successfully rotated the {role} key of {ref.repository}", err=True)
+    click.echo(record.keyid)
+
+
+@trust.command("renew")
+@click.argument("repository", metavar="REPO")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice(ROTATABLE),
+    help="Roles to renew (repeatable; default: all). Snapshot and timestamp are always renewed.",
+)
+@click.pass_context
+def renew_cmd(ctx: click.Context, repository: str, roles: tuple[str, ...]) -> None:
+    """Re-sign REPO's metadata with fresh expiry dates (before it expires)."""
+    from trustkit.collections import renew
+
+    ref = _repository(repository)
+    renewed = renew(settings_from(ctx), ref.gun, roles or ROTATABLE)
+    click.echo(f"Renewed {', '.join(renewed)} of {ref.repository}")
+
+
+def _attach_key_group() -> None:
+    if "rotate" not in key.commands:
+        key.add_command(rotate)
+    trust.add_command(key)
+
+
+_attach_key_group()
