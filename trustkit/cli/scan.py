@@ -1,0 +1,291 @@
+"""``trustkit scan``: attest scan reports to images and show verified results."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trustkit._fs import read_bounded
+from trustkit.attest.model import ScanReport, Severity, VerifiedScan
+from trustkit.attest.reports import FORMATS
+from trustkit.attest.service import (
+    default_trusted_keys,
+    opened,
+    resolve_subject,
+    scan_and_attest,
+    verified_scans,
+)
+from trustkit.attest.statement import PREDICATE_TYPES
+from trustkit.cli._common import echo_json, settings_from
+from trustkit.errors import AttestationError, BadInputError, KeyStoreError
+from trustkit.keys import Key, load_public_key
+
+MAX_FINDINGS_SHOWN = 200
+
+
+@click.group("scan")
+def scan() -> None:
+    """Attest scan reports to images and show verified results."""
+
+
+@scan.command("attest")
+@click.argument("image")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Scanner report (Trivy JSON, Grype JSON, SARIF). Default: run $SERVIN_SCANNER.",
+)
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--vex",
+    "vex_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="OpenVEX / CycloneDX VEX / CSAF document marking findings not_affected or fixed.",
+)
+@click.option("--key", "key_name", default=None, help="Scanner key name (default: 'scanner').")
+@click.option(
+    "--predicate-type",
+    type=click.Choice(sorted(PREDICATE_TYPES)),
+    default="cosign-vuln",
+    show_default=True,
+)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def attest(
+    ctx: click.Context,
+    image: str,
+    report: Path | None,
+    report_format: str,
+    vex_files: tuple[Path, ...],
+    key_name: str | None,
+    predicate_type: str,
+    output: str,
+) -> None:
+    """Sign a scan report of IMAGE (registry ref or oci:PATH[:TAG]) and attach it.
+
+    A tag is resolved to its current digest; the attestation is about that digest.
+    """
+    settings = settings_from(ctx)
+    result = scan_and_attest(
+        settings,
+        image,
+        report=report,
+        scanner_command=None,
+        key_name=key_name,
+        vex=vex_files,
+        format=report_format,
+        predicate_type=predicate_type,
+    )
+    counts = result.report.counts()
+    suppressed = sum(f.suppressed for f in result.report.findings)
+    if output == "json":
+        echo_json(
+            {
+                "image": result.image,
+                "digest": result.image_digest,
+                "predicateType": result.predicate_type,
+                "signer": result.signer_keyid,
+                "attestation": result.attached.envelope_digest,
+                "tag": result.attached.att_tag,
+                "referrer": result.attached.referrer_digest,
+                "counts": counts,
+                "suppressed": suppressed,
+            }
+        )
+        return
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+    click.echo(f"Attested {result.image} ({result.image_digest})")
+    click.echo(
+        f"  {len(result.report.findings)} findings: {summary}"
+        + (f"; {suppressed} suppressed by VEX" if suppressed else "")
+    )
+    click.echo(
+        f"  signed by scanner key {result.signer_keyid[:12]}, attached as {result.attached.att_tag}"
+    )
+
+
+def _trusted_keys(ctx: click.Context, files: tuple[Path, ...]) -> list[Key]:
+    keys = default_trusted_keys(settings_from(ctx))
+    for path in files:
+        try:
+            data = read_bounded(path, 64 * 1024, what="public key")
+        except FileNotFoundError:
+            raise BadInputError(f"public key file {path} does not exist") from None
+        keys.append(load_public_key(data, what=str(path)))
+    if not keys:
+        raise KeyStoreError(
+            "no trusted scanner keys",
+            hint="pass --trusted-key PUB, or generate one: trustkit trust key generate "
+            "scanner --role scanner",
+        )
+    return keys
+
+
+def _age(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "unknown"
+    delta = now - moment
+    if delta < timedelta(0):
+        return "in the future"
+    if delta < timedelta(hours=1):
+        return f"{int(delta.total_seconds() // 60)} min"
+    if delta < timedelta(days=2):
+        return f"{int(delta.total_seconds() // 3600)} h"
+    return f"{delta.days} days"
+
+
+def _fixable(report: ScanReport) -> dict[str, int]:
+    out = {s.name: 0 for s in sorted(Severity, reverse=True)}
+    for f in report.findings:
+        if f.fixable and not f.suppressed:
+            out[f.severity.name] += 1
+    return out
+
+
+def _scan_json(scan: VerifiedScan, now: datetime) -> dict[str, Any]:
+    report = scan.report
+    return {
+        "scanner": report.scanner.name,
+        "scannerVersion": report.scanner.version,
+        "dbUpdated": report.scanner.db_updated.isoformat() if report.scanner.db_updated else None,
+        "scanFinishedOn": scan.scan_finished_on.isoformat(),
+        "ageSeconds": int((now - scan.scan_finished_on).total_seconds()),
+        "signer": scan.signer_keyid,
+        "predicateType": scan.predicate_type,
+        "attestation": scan.attestation_digest,
+        "counts": report.counts(),
+        "fixable": _fixable(report),
+        "suppressed": sum(f.suppressed for f in report.findings),
+        "findings": [
+            {
+                "id": f.vulnerability_id,
+                "aliases": list(f.aliases),
+                "package": f.package_name,
+                "installed": f.installed_version,
+                "fixed": list(f.fixed_versions),
+                "fixState": f.fix_state.value,
+                "severity": f.severity.name,
+                "purl": f.purl,
+                "suppressed": f.suppressed,
+                "vex": (
+                    {
+                        "status": f.suppression.status.value,
+                        "justification": f.suppression.justification,
+                    }
+                    if f.suppression
+                    else None
+                ),
+            }
+            for f in report.findings
+        ],
+    }
+
+
+@scan.command("results")
+@click.argument("image")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--trusted-key",
+    "trusted_key_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Extra trusted scanner public key (PEM). Scanner keys in the key store are trusted.",
+)
+@click.pass_context
+def results(
+    ctx: click.Context, image: str, output: str, trusted_key_files: tuple[Path, ...]
+) -> None:
+    """Verify IMAGE's scan attestations and show the newest verified result."""
+    settings = settings_from(ctx)
+    keys = _trusted_keys(ctx, trusted_key_files)
+    with opened(settings, image) as location:
+        digest = resolve_subject(location).digest
+        scans, problems = verified_scans(settings, location, trusted_keys=keys)
+    now = datetime.now(UTC)
+    if output == "json":
+        echo_json(
+            {
+                "image": image,
+                "digest": digest,
+                "verified": len(scans),
+                "unverifiable": problems,
+                "newest": _scan_json(scans[0], now) if scans else None,
+            }
+        )
+    else:
+        _print_table(image, digest, scans, problems, now)
+    if not scans:
+        raise AttestationError(
+            f"no verified scan attestation for {image} ({digest})"
+            + (f"; {len(problems)} unverifiable" if problems else "")
+        )
+
+
+def _print_table(
+    image: str, digest: str, scans: list[VerifiedScan], problems: list[str], now: datetime
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    # a pipe gets wide lines rather than ids cut to fit 80 columns
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    console.print(f"[bold]{image}[/bold] {digest}")
+    console.print(f"{len(scans)} verified scan attestation(s), {len(problems)} unverifiable")
+    for problem in problems:
+        console.print(f"  [red]unverifiable (not used)[/red] {problem}")
+    if not scans:
+        return
+    scan = scans[0]
+    report = scan.report
+    info = report.scanner
+    console.print(
+        f"Newest: {info.name} {info.version or ''} finished {scan.scan_finished_on.isoformat()} "
+        f"({_age(scan.scan_finished_on, now)} ago), DB age {_age(info.db_updated, now)}, "
+        f"signed by {scan.signer_keyid[:12]}"
+    )
+    counts, fixable = report.counts(), _fixable(report)
+    summary = Table(title="Findings by severity (suppressed not counted)")
+    for name in ("Severity", "Count", "Fixable"):
+        summary.add_column(name, justify="right" if name != "Severity" else "left")
+    for severity, count in counts.items():
+        summary.add_row(severity, str(count), str(fixable[severity]))
+    suppressed = sum(f.suppressed for f in report.findings)
+    summary.add_row("suppressed (VEX)", str(suppressed), "")
+    console.print(summary)
+    table = Table(title="Findings")
+    for name in ("Severity", "ID", "Package", "Installed", "Fixed in", "Status"):
+        table.add_column(name)
+    ordered = sorted(report.findings, key=lambda f: (f.suppressed, -f.severity, f.vulnerability_id))
+    for f in ordered[:MAX_FINDINGS_SHOWN]:
+        status = f.fix_state.value
+        if f.suppression is not None:
+            tag = "suppressed" if f.suppressed else "VEX"
+            status = f"{tag}: {f.suppression.status.value}"
+            if f.suppression.justification:
+                status += f" ({f.suppression.justification})"
+        style = "dim" if f.suppressed else None
+        table.add_row(
+            f.severity.name,
+            f.vulnerability_id,
+            f.package_name,
+            f.installed_version,
+            ", ".join(f.fixed_versions),
+            status,
+            style=style,
+        )
+    console.print(table)
+    if len(ordered) > MAX_FINDINGS_SHOWN:
+        console.print(f"… {len(ordered) - MAX_FINDINGS_SHOWN} more (use --output json)")
