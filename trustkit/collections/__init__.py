@@ -12,6 +12,7 @@ from trustkit.collections.engine import (
     revoke,
     rotate_key,
     sign_tag,
+    sign_tags,
     verify_tag,
 )
 from trustkit.collections.model import (
@@ -35,5 +36,6 @@ __all__ = [
     "revoke",
     "rotate_key",
     "sign_tag",
+    "sign_tags",
     "verify_tag",
 ]

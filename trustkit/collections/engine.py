@@ -7,7 +7,7 @@ memory, then publish one consistent set of new versions.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,29 @@ def sign_tag(
         roles = signable_roles(collection, keys)
         for role in roles:
             collection.edit_role(role).targets[tag] = target
+    return roles
+
+
+def sign_tags(
+    settings: Settings,
+    gun: str,
+    tags: Mapping[str, tuple[str, int]],
+    *,
+    keystore: KeyStore | None = None,
+    expiries: Expiries = DEFAULT_EXPIRIES,
+) -> list[str]:
+    """Sign many tags (tag → (digest, size)) in one publish; returns the roles signed."""
+    from trustkit.refs import validate_tag
+
+    entries = {
+        validate_tag(tag): TargetFile(check_size(size), {"sha256": check_digest(d)}, tag)
+        for tag, (d, size) in tags.items()
+    }
+    keys = _keystore(settings, keystore)
+    with _writing(settings, gun, keys, create=True, expiries=expiries) as collection:
+        roles = signable_roles(collection, keys)
+        for role in roles:
+            collection.edit_role(role).targets.update(entries)
     return roles
 
 
