@@ -46,6 +46,14 @@ def _normalise_key(key: str) -> str:
     return DOCKER_HUB if text in ("index.docker.io", "registry-1.docker.io") else text
 
 
+def normalise_registry(text: str) -> str:
+    """What ``trustkit login`` accepts (``host[:port]``, ``https://host/v1/``) → ``host[:port]``."""
+    host = _normalise_key(text.strip())
+    if not host or any(c.isspace() for c in host) or "@" in host:
+        raise BadInputError(f"invalid registry name {text!r}: expected host[:port]")
+    return host
+
+
 def read_config_json(path: Path) -> dict[str, Any]:
     try:
         raw = read_bounded(path, MAX_CONFIG_JSON, what="credentials file")

@@ -7,14 +7,24 @@ from ``trustkit.collections`` (``sign_tag`` / ``verify_tag``), imported only whe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trustkit.config import Settings
-from trustkit.errors import BadInputError
+from trustkit.errors import (
+    AuthenticationError,
+    BadInputError,
+    NotSignedError,
+    UnknownRepositoryError,
+    UnreachableError,
+)
 from trustkit.refs import ImageRef, parse
+from trustkit.registry.client import NotFoundError
 from trustkit.registry.copy import copy_image, fetch_image
-from trustkit.registry.location import ImageLocation, open_image_location
+from trustkit.registry.location import ImageLocation, RegistryLocation, open_image_location
 from trustkit.registry.model import Descriptor
+
+if TYPE_CHECKING:
+    from trustkit.collections import TrustedTarget
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class PullResult:
     descriptor: Descriptor
     verified: bool
     #: the TrustedTarget from verify_tag when content trust resolved the tag
-    trusted: Any = None
+    trusted: TrustedTarget | None = None
     dest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,18 +64,11 @@ class PullResult:
             "verified": self.verified,
         }
         if self.trusted is not None:
-            out["signers"] = list(getattr(self.trusted, "signers", []) or [])
-            out["role"] = getattr(self.trusted, "role", None)
+            out["signers"] = list(self.trusted.signers)
+            out["role"] = self.trusted.role
         if self.dest:
             out["dest"] = self.dest
         return out
-
-
-def _trust_engine(name: str) -> Any:
-    """``trustkit.collections.<name>``, imported on first use (untrusted pulls need none)."""
-    import importlib
-
-    return getattr(importlib.import_module("trustkit.collections"), name)
 
 
 def push_image(settings: Settings, src: str, dest: str, *, sign: bool) -> PushResult:
@@ -93,9 +96,68 @@ def push_image(settings: Settings, src: str, dest: str, *, sign: bool) -> PushRe
         target.close()
     roles: list[str] = []
     if sign and dest_ref is not None:
-        sign_tag = _trust_engine("sign_tag")
+        from trustkit.collections import sign_tag
+
         roles = list(sign_tag(settings, dest_ref, digest=descriptor.digest, size=descriptor.size))
     return PushResult(source.describe(), target.describe(), descriptor, roles)
+
+
+class TagMovedError(NotSignedError):
+    """The registry's tag now names content other than the signed digest."""
+
+
+_SIGN_HINT = (
+    "sign it (trustkit push with SERVIN_CONTENT_TRUST=1, or trustkit trust sign), "
+    "or pull with --disable-content-trust if you accept unsigned content"
+)
+
+
+def _verified_target(settings: Settings, image: ImageRef) -> TrustedTarget:
+    from trustkit.collections import verify_tag
+
+    try:
+        return verify_tag(settings, image)
+    except UnknownRepositoryError as exc:
+        raise NotSignedError(
+            f"{image.familiar} is not signed: {exc}", hint=_SIGN_HINT
+        ) from exc
+    except NotSignedError as exc:
+        if exc.hint is None:
+            exc.hint = _SIGN_HINT
+        raise
+
+
+def _check_tag_not_moved(source: RegistryLocation, trusted: TrustedTarget) -> None:
+    """Refuse when the registry's tag names other content than the signed digest.
+
+    The signed digest is what gets fetched either way; this catches a tag overwritten after
+    signing (an unsigned push, or tampering) so the user hears about it instead of silently
+    getting older content. When the registry cannot be reached (pull through a mirror) there is
+    nothing to compare and the signed digest alone decides.
+    """
+    tag = source.ref.tag or "latest"
+    try:
+        current = source.client.head_manifest(source.ref.path, tag)
+        current_digest = current.digest if current is not None else None
+        if current is None:
+            current_digest = source.client.get_manifest(source.ref.path, tag).digest
+    except NotFoundError:
+        current_digest = None
+    except (UnreachableError, AuthenticationError):
+        if source.mirrors:
+            return
+        raise
+    if current_digest != trusted.digest:
+        where = f"{source.ref.repository}:{tag}"
+        now = current_digest or "nothing"
+        raise TagMovedError(
+            f"{where} in the registry points at {now}, but its signed digest is "
+            f"{trusted.digest}: the tag was overwritten without being signed",
+            hint=(
+                f"sign the new image (trustkit trust sign {where}) or pull the signed one "
+                f"by digest ({source.ref.repository}@{trusted.digest})"
+            ),
+        )
 
 
 def pull_image(
@@ -106,14 +168,19 @@ def pull_image(
     A reference with a digest skips the tag lookup, but every byte is still checked against it.
     """
     image = parse(ref) if isinstance(ref, str) else ref
-    trusted: Any = None
+    trusted: TrustedTarget | None = None
     expected_digest = image.digest
     expected_size: int | None = None
     if expected_digest is None and verify:
-        verify_tag = _trust_engine("verify_tag")
-        trusted = verify_tag(settings, image)
+        trusted = _verified_target(settings, image)
         expected_digest, expected_size = trusted.digest, trusted.size
     source = open_image_location(settings, str(image))
+    if trusted is not None and isinstance(source, RegistryLocation):
+        try:
+            _check_tag_not_moved(source, trusted)
+        except BaseException:
+            source.close()
+            raise
     target: ImageLocation | None = open_image_location(settings, dest) if dest else None
     try:
         dest_reference = None
