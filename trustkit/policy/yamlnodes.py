@@ -117,8 +117,9 @@ class _Builder:
 
 def load_located(text: str) -> LocatedDocument:
     """Parse one YAML document; raise ``YamlShapeError`` (with a position) on anything else."""
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader refuses control characters right here
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -129,7 +130,8 @@ def load_located(text: str) -> LocatedDocument:
     except RecursionError:
         raise YamlShapeError("invalid YAML: nested too deeply", Position(1, 1)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     builder = _Builder()
     if node is None:
         raise YamlShapeError("the policy file is empty", Position(1, 1))
