@@ -1,4 +1,4 @@
-"""Authentication and TLS against real registries: htpasswd Basic, token (Bearer), self-signed TLS."""
+"""Authentication and TLS against real registries: htpasswd Basic, token auth, self-signed TLS."""
 
 from __future__ import annotations
 
@@ -59,9 +59,8 @@ def test_wrong_credentials_are_refused_with_a_login_hint(
     reg: Registry = request.getfixturevalue(kind)
     use_registry(settings, reg, login=False)
     store_credentials(settings, reg.host, Credentials(reg.username or "", "wrong password"))
-    with RegistryClient(settings, reg.host) as client:
-        with pytest.raises(AuthenticationError) as info:
-            client.get_manifest("auth/single", "v1")
+    with RegistryClient(settings, reg.host) as client, pytest.raises(AuthenticationError) as info:
+        client.get_manifest("auth/single", "v1")
     message = info.value.one_line()
     assert f"authentication to {reg.host} failed" in message
     assert f"trustkit login {reg.host}" in message
@@ -94,9 +93,10 @@ def test_token_is_cached_per_scope(
 def test_untrusted_tls_certificate_is_refused(
     settings: Settings, tls_registry: Registry
 ) -> None:
-    with RegistryClient(settings, tls_registry.host) as client:
-        with pytest.raises(TLSVerificationError) as info:
-            client.ping()
+    with RegistryClient(settings, tls_registry.host) as client, pytest.raises(
+        TLSVerificationError
+    ) as info:
+        client.ping()
     assert isinstance(info.value, UntrustedError)
     message = info.value.one_line()
     assert "not trusted" in message and "ca_file" in message and "\n" not in message
