@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from trustkit.errors import InputTooLargeError, ReportFormatError
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many small objects next to a large JSON tree.
+
+    Neither the tree nor the findings have cycles, and each collection would rescan the whole
+    tree: for a 10,000-finding report that is half of the normalising time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_bounded_json(data: bytes, *, limit: int, what: str) -> Any:
@@ -62,15 +82,19 @@ def need_str(obj: dict[str, Any], key: str, where: str) -> str:
 
 def get_number(obj: dict[str, Any], key: str, where: str) -> float | None:
     value = obj.get(key)
-    if value is None or value == "":
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, kept cheap: called per CVSS score
+        number = float(value)  # type: ignore[arg-type]
+    elif value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    elif kind is str:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ReportFormatError(f"{where}: {key!r} must be a number") from None
+    else:
         raise ReportFormatError(f"{where}: {key!r} must be a number")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ReportFormatError(f"{where}: {key!r} must be a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise ReportFormatError(f"{where}: {key!r} must be a finite number")
     return number
 
@@ -104,7 +128,7 @@ def parse_time(text: str | None) -> datetime | None:
     if "." in value:  # trim fractional seconds to microseconds for fromisoformat
         head, _, rest = value.partition(".")
         digits = len(rest) - len(rest.lstrip("0123456789"))
-        value = f"{head}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
+        value = f"{head}.{rest[: min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -79,13 +79,22 @@ def _finding(v: dict[str, Any], target: str | None, where: str) -> Finding:
     )
 
 
+_CVSS_FIELDS = (
+    ("V40Vector", "V40Score", "4.0"),
+    ("V3Vector", "V3Score", "3.x"),
+    ("V2Vector", "V2Score", "2.0"),
+)
+
+
 def _cvss(table: dict[str, Any], where: str) -> tuple[Cvss, ...]:
     out: list[Cvss] = []
     for source, raw in table.items():
         entry = as_dict(raw, f"{where}: CVSS.{source}")
-        for prefix, default_version in (("V40", "4.0"), ("V3", "3.x"), ("V2", "2.0")):
-            vector = get_str(entry, f"{prefix}Vector", where)
-            score = get_number(entry, f"{prefix}Score", where)
+        for vector_key, score_key, default_version in _CVSS_FIELDS:
+            if vector_key not in entry and score_key not in entry:
+                continue
+            vector = get_str(entry, vector_key, where)
+            score = get_number(entry, score_key, where)
             if vector is None and score is None:
                 continue
             version = default_version

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from trustkit.attest import _grype, _sarif, _trivy
-from trustkit.attest._json import load_bounded_json
+from trustkit.attest._json import gc_paused, load_bounded_json
 from trustkit.attest.model import ScanReport
 from trustkit.errors import ReportFormatError
 
@@ -61,7 +61,8 @@ def parse_report_object(obj: Any, *, format: str = "auto", source: str = "<repor
     if not isinstance(obj, dict):
         raise ReportFormatError(f"{source}: a {name} report must be a JSON object")
     try:
-        return _PARSERS[name](obj, source)
+        with gc_paused():
+            return _PARSERS[name](obj, source)
     except RecursionError:
         raise ReportFormatError(f"{source}: report is nested too deeply") from None
 
