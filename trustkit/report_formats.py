@@ -165,7 +165,11 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
             "locations": [location],
         }
         if reason.affected:
+            occurrences: dict[tuple[str, str, str], int] = {}
             for finding in reason.affected:
+                # the same package version can sit at several paths: keep fingerprints unique
+                identity = (finding.vulnerability_id, finding.package, finding.installed_version)
+                occurrence = occurrences[identity] = occurrences.get(identity, 0) + 1
                 message = f"{image}: {_finding_text(finding)} [policy {reason.policy}]"
                 if reason.remedy:
                     message += f". Remedy: {reason.remedy}"
@@ -181,6 +185,7 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
                                 finding.vulnerability_id,
                                 finding.package,
                                 finding.installed_version,
+                                str(occurrence),
                             )
                         },
                         "properties": {

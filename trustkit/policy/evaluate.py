@@ -61,18 +61,23 @@ class Evaluation(NamedTuple):
         )
 
 
+def _identity(finding: Finding) -> tuple[str, str, str]:
+    return (finding.vulnerability_id, finding.package_name, finding.installed_version)
+
+
 class _Indexed:
     """The findings of a set of scans, deduplicated and bucketed for fast rule checks."""
 
     def __init__(self, scans: Sequence[VerifiedScan]) -> None:
-        seen: set[tuple[str, str, str]] = set()
-        findings: list[Finding] = []
-        for scan in scans:
-            for f in scan.report.findings:
-                key = (f.vulnerability_id, f.package_name, f.installed_version)
-                if key not in seen:
-                    seen.add(key)
-                    findings.append(f)
+        # A finding another (newer) scan already reported is not counted twice; findings within
+        # one report are kept as they are (the same package may sit at several paths).
+        findings: list[Finding] = list(scans[0].report.findings) if scans else []
+        if len(scans) > 1:
+            seen = {_identity(f) for f in findings}
+            for scan in scans[1:]:
+                fresh = [f for f in scan.report.findings if _identity(f) not in seen]
+                seen.update(_identity(f) for f in fresh)
+                findings.extend(fresh)
         self.findings = findings
         self.suppressed = sum(1 for f in findings if f.suppressed)
         # buckets[severity][fixable] -> indices of counting (not VEX-suppressed) findings
@@ -291,7 +296,7 @@ def _check_denylist(run: _PolicyRun, index: _Indexed) -> None:
     if not denied:
         run.passed("denylist", f"none of {len(policy.denylist)} denylisted ids present")
         return
-    affected = tuple(dict.fromkeys(index.ref(i) for i in denied))
+    affected = tuple(index.ref(i) for i in dict.fromkeys(denied))
     ids = tuple(dict.fromkeys(r.vulnerability_id for r in affected))
     if any(r.fixed_versions for r in affected):
         remedy = _upgrade_hint(affected) + "; a denylisted id cannot be allowlisted"
