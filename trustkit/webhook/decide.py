@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Hashable
@@ -56,11 +57,11 @@ class Decider:
         self.flights = flights
         self.cache = cache
         self.metrics = metrics
+        # a runtime Protocol check is slow: do it once, not per image
+        self._keyed = checker if isinstance(checker, KeyedChecker) else None
 
     def _key(self, normalised: str) -> Hashable:
-        base: Hashable = normalised
-        if isinstance(self.checker, KeyedChecker):
-            base = self.checker.cache_key(normalised)
+        base = normalised if self._keyed is None else self._keyed.cache_key(normalised)
         return (base, self.config.generation)
 
     async def outcomes(self, images: list[str], deadline: float) -> dict[str, Outcome]:
@@ -69,11 +70,10 @@ class Decider:
         pending: dict[str, asyncio.Future[Verdict]] = {}
         for image in dict.fromkeys(images):
             try:
-                ref = refs.parse(image)
+                normalised = _normalise(image)
             except BadInputError as exc:
                 results[image] = Failure(f"invalid image reference: {exc}", bad_input=True)
                 continue
-            normalised = str(ref)
             if self.config.image_exempt(image, normalised):
                 results[image] = None
                 continue
@@ -198,6 +198,12 @@ class Decider:
             audit=decision.audit,
             patch=decision.patch,
         )
+
+
+@functools.lru_cache(maxsize=2048)
+def _normalise(image: str) -> str:
+    """``nginx`` -> ``docker.io/library/nginx:latest``; memoised, the same images come back."""
+    return str(refs.parse(image))
 
 
 def _short(text: str, limit: int = MAX_REASON_CHARS) -> str:

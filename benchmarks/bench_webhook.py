@@ -1,0 +1,326 @@
+"""Admission webhook under load on loopback: reviews/s, p50/p99 latency, memory before and after.
+
+    python benchmarks/bench_webhook.py [--requests 5000] [--concurrency 16] [--soak-seconds 600]
+    python benchmarks/bench_webhook.py --pipeline --cold-image REF [--cold-image REF ...]
+
+The webhook runs in its own process (uvicorn over TLS, the real app, warm verdict cache) and a
+bounded asyncio load generator sends a fixed number of AdmissionReviews over keep-alive TLS
+connections, then stops. Without ``--pipeline`` the checker is a table (this measures the webhook
+itself: HTTP, TLS, JSON, cache); with it, the real ``trustkit.enforce`` pipeline from the
+environment's settings decides, and ``--cold-image`` measures each image's first (uncached)
+review.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SAMPLE = HERE.parent / "tests" / "data" / "webhook" / "connaisseur_09_dply_multi_image.json"
+
+
+# --- certificates ---------------------------------------------------------------------------
+def make_certs(directory: Path) -> tuple[Path, Path, Path]:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = (
+        directory / "ca.pem",
+        directory / "tls.crt",
+        directory / "tls.key",
+    )
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return ca_path, cert_path, key_path
+
+
+# --- the served side (a child process) ------------------------------------------------------
+class TableChecker:
+    """Allows everything with a fixed digest: the webhook's own cost, not the pipeline's."""
+
+    def __call__(self, reference: str, context: Any) -> Any:
+        from trustkit.verdict import Action, Verdict
+
+        return Verdict(reference, context, True, Action.ALLOW, "sha256:" + "ab" * 32)
+
+
+def serve(cert: Path, key: Path, port_file: Path, pipeline: bool) -> None:
+    from trustkit.config import Settings
+    from trustkit.webhook import PipelineChecker, WebhookConfig
+    from trustkit.webhook.server import bind, build_server
+
+    checker: Any = PipelineChecker(Settings.from_env()) if pipeline else TableChecker()
+    sock = bind("127.0.0.1", 0)
+    server = build_server(WebhookConfig(), cert=cert, key=key, checker=checker, log_level="error")
+    port_file.write_text(str(sock.getsockname()[1]))
+    server.run(sockets=[sock])
+
+
+# --- the load generator ---------------------------------------------------------------------
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int, context: ssl.SSLContext) -> Connection:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"
+        )
+        return cls(reader, writer)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        payload = await self.reader.readexactly(length)
+        return int(status_line.split()[1]), payload
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def load(
+    port: int,
+    context: ssl.SSLContext,
+    path: str,
+    body: bytes,
+    *,
+    requests: int | None,
+    seconds: float | None,
+    concurrency: int,
+) -> tuple[int, float, list[float]]:
+    """Send reviews from ``concurrency`` keep-alive connections until the count or time is up."""
+    latencies: list[float] = []
+    sent = 0
+    stop_at = time.perf_counter() + seconds if seconds else None
+
+    async def worker() -> None:
+        nonlocal sent
+        conn = await Connection.open(port, context)
+        try:
+            while True:
+                if requests is not None and sent >= requests:
+                    return
+                if stop_at is not None and time.perf_counter() >= stop_at:
+                    return
+                sent += 1
+                started = time.perf_counter()
+                status, payload = await conn.post(path, body)
+                latencies.append(time.perf_counter() - started)
+                if status != 200 or b'"allowed":true' not in payload:
+                    raise RuntimeError(f"unexpected answer {status}: {payload[:200]!r}")
+        finally:
+            conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(latencies), time.perf_counter() - started, latencies
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server process (robust to a busy shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def review_for(image: str) -> bytes:
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "cold",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "bench",
+            "object": {"spec": {"containers": [{"name": "c", "image": image}]}},
+        },
+    }
+    return json.dumps(body).encode()
+
+
+async def run(ns: argparse.Namespace, port: int, context: ssl.SSLContext, pid: int) -> None:
+    body = SAMPLE.read_bytes()
+    rows: list[str] = []
+    if ns.cold_image:
+        conn = await Connection.open(port, context)
+        print("| image (first review, cold) | ms | answer |")
+        print("| --- | ---: | --- |")
+        for image in ns.cold_image:
+            started = time.perf_counter()
+            status, payload = await conn.post("/validate", review_for(image))
+            took = (time.perf_counter() - started) * 1000
+            allowed = json.loads(payload)["response"]["allowed"] if status == 200 else status
+            print(f"| `{image}` | {took:.1f} | allowed={allowed} |")
+        conn.close()
+        print()
+    # warm the cache and the connections
+    await load(port, context, "/validate", body, requests=200, seconds=None, concurrency=4)
+    rss_before = rss_kib(pid)
+    for path in ("/validate", "/mutate"):
+        cpu_before = cpu_seconds(pid)
+        count, elapsed, lat = await load(
+            port,
+            context,
+            path,
+            body,
+            requests=ns.requests,
+            seconds=None,
+            concurrency=ns.concurrency,
+        )
+        rows.append(
+            f"| `{path}` ({count} reviews, 3 images each, c={ns.concurrency}) "
+            f"| {count / elapsed:,.0f} | {statistics.median(lat) * 1000:.1f} "
+            f"| {percentile(lat, 0.99) * 1000:.1f} "
+            f"| {(cpu_seconds(pid) - cpu_before) / count * 1e6:.0f} |"
+        )
+    rss_after_bench = rss_kib(pid)
+    soak = ""
+    if ns.soak_seconds:
+        cpu_before = cpu_seconds(pid)
+        count, elapsed, lat = await load(
+            port,
+            context,
+            "/validate",
+            body,
+            requests=None,
+            seconds=ns.soak_seconds,
+            concurrency=ns.concurrency,
+        )
+        rows.append(
+            f"| `/validate` sustained {elapsed:.0f} s ({count:,} reviews) "
+            f"| {count / elapsed:,.0f} | {statistics.median(lat) * 1000:.1f} "
+            f"| {percentile(lat, 0.99) * 1000:.1f} "
+            f"| {(cpu_seconds(pid) - cpu_before) / count * 1e6:.0f} |"
+        )
+        soak = f"; after {elapsed:.0f} s sustained load {rss_kib(pid) / 1024:.1f} MiB"
+    head = "| load (warm cache, loopback TLS) | reviews/s | p50 ms | p99 ms | server CPU µs/rev |"
+    print(head)
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
+    print(
+        f"\nserver RSS: before load {rss_before / 1024:.1f} MiB; after the bounded runs "
+        f"{rss_after_bench / 1024:.1f} MiB{soak}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--soak-seconds", type=float, default=0.0)
+    parser.add_argument("--pipeline", action="store_true", help="use trustkit.enforce")
+    parser.add_argument("--cold-image", action="append", default=[])
+    parser.add_argument(
+        "--serve", nargs=3, metavar=("CERT", "KEY", "PORTFILE"), help=argparse.SUPPRESS
+    )
+    ns = parser.parse_args()
+    if ns.serve:
+        serve(Path(ns.serve[0]), Path(ns.serve[1]), Path(ns.serve[2]), ns.pipeline)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        ca, cert, key = make_certs(Path(tmp))
+        port_file = Path(tmp) / "port"
+        argv = [sys.executable, __file__, "--serve", str(cert), str(key), str(port_file)]
+        child = subprocess.Popen([*argv, *(["--pipeline"] if ns.pipeline else [])])
+        try:
+            deadline = time.monotonic() + 20
+            while not port_file.exists() or not port_file.read_text():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the webhook did not start")
+                time.sleep(0.05)
+            time.sleep(0.3)  # uvicorn startup after bind
+            context = ssl.create_default_context(cafile=str(ca))
+            print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {loop_name()}\n")
+            asyncio.run(run(ns, int(port_file.read_text()), context, child.pid))
+        finally:
+            child.terminate()
+            child.wait(timeout=10)
+
+
+def loop_name() -> str:
+    try:
+        import uvloop  # noqa: F401
+
+        return "uvloop available"
+    except ImportError:
+        return "asyncio event loop, h11 (no uvloop/httptools installed)"
+
+
+if __name__ == "__main__":
+    main()
