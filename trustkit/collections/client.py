@@ -235,8 +235,8 @@ def _mapped_errors(gun: str, updater: Updater | None = None) -> Iterator[None]:
         ) from None
     except tuf_exc.BadVersionNumberError as exc:
         raise RollbackError(
-            f"trust data of {gun} is older than what this client already trusts "
-            f"(rollback attack?): {exc}"
+            f"trust data of {gun} is older than what this client already trusts or has an "
+            f"unexpected version (rollback or mix-and-match attack?): {exc}"
         ) from None
     except tuf_exc.UnsignedMetadataError as exc:
         raise SignatureError(
@@ -286,9 +286,14 @@ def verify_cached(
     if not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}", hint=_NO_DATA_HINT)
     with _SESSIONS_LOCK:
-        with _mapped_errors(gun):
+        try:
             timestamp = store.read(gun, TIMESTAMP, None, limit=TIMESTAMP_MAX_BYTES)
-            root_version = store.root_version(gun)
+        except InputTooLargeError:
+            raise UntrustedError(
+                f"trust data of {gun} is too large (endless data?): timestamp metadata is "
+                f"larger than the {TIMESTAMP_MAX_BYTES}-byte limit"
+            ) from None
+        root_version = store.root_version(gun)
         cached = _SESSIONS.get(key)
         if cached is not None and cached.still_current(timestamp, root_version):
             _SESSIONS.move_to_end(key)
