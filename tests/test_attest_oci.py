@@ -59,17 +59,17 @@ def check_accumulates(settings: Settings, image: str, signer: CryptoSigner) -> s
 
 
 def test_layout_attach_fetch_verify(
-    settings: Settings, oci_layout: Path, signer: CryptoSigner
+    settings: Settings, attest_layout: Path, signer: CryptoSigner
 ) -> None:
-    location = open_image_location(settings, f"oci:{oci_layout}:v1")
+    location = open_image_location(settings, f"oci:{attest_layout}:v1")
     subject = put_tiny_image(location, "v1")
-    digest = check_accumulates(settings, f"oci:{oci_layout}:v1", signer)
+    digest = check_accumulates(settings, f"oci:{attest_layout}:v1", signer)
     assert digest == subject.digest  # the tag was resolved to its digest
-    index = manifest_json(settings, f"oci:{oci_layout}:v1", referrers_tag(digest))
+    index = manifest_json(settings, f"oci:{attest_layout}:v1", referrers_tag(digest))
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert len(index["manifests"]) == 2
     assert {m["artifactType"] for m in index["manifests"]} == {ENVELOPE_MEDIA_TYPE}
-    referrer = manifest_json(settings, f"oci:{oci_layout}:v1", index["manifests"][0]["digest"])
+    referrer = manifest_json(settings, f"oci:{attest_layout}:v1", index["manifests"][0]["digest"])
     assert referrer["subject"]["digest"] == digest
 
 
@@ -94,9 +94,9 @@ def test_registry_attach_fetch_verify(
 
 
 def test_unverifiable_attestations_are_listed_not_used(
-    settings: Settings, oci_layout: Path, signer: CryptoSigner
+    settings: Settings, attest_layout: Path, signer: CryptoSigner
 ) -> None:
-    image = f"oci:{oci_layout}:app"
+    image = f"oci:{attest_layout}:app"
     put_tiny_image(open_image_location(settings, image), "app")
     stranger = CryptoSigner.generate_ecdsa()
     attest_report(settings, image, report_bytes=ALPINE, signer=stranger)
@@ -107,10 +107,10 @@ def test_unverifiable_attestations_are_listed_not_used(
 
 
 def test_attestation_of_another_image_is_not_fetched(
-    settings: Settings, oci_layout: Path, signer: CryptoSigner
+    settings: Settings, attest_layout: Path, signer: CryptoSigner
 ) -> None:
-    one = f"oci:{oci_layout}:one"
-    two = f"oci:{oci_layout}:two"
+    one = f"oci:{attest_layout}:one"
+    two = f"oci:{attest_layout}:two"
     put_tiny_image(open_image_location(settings, one), "one", salt="1")
     put_tiny_image(open_image_location(settings, two), "two", salt="2")
     attest_report(settings, one, report_bytes=ALPINE, signer=signer)

@@ -22,8 +22,8 @@ ALPINE = DATA / "trivy_alpine-39.json"
 
 
 @pytest.fixture
-def image(settings: Settings, oci_layout: Path) -> str:
-    text = f"oci:{oci_layout}:v1"
+def image(settings: Settings, attest_layout: Path) -> str:
+    text = f"oci:{attest_layout}:v1"
     put_tiny_image(open_image_location(settings, text), "v1")
     return text
 
