@@ -271,16 +271,17 @@ def rotate(ctx: click.Context, repository: str, role: str) -> None:
     "--role",
     "roles",
     multiple=True,
-    type=click.Choice(ROTATABLE),
-    help="Roles to renew (repeatable; default: all). Snapshot and timestamp are always renewed.",
+    type=click.Choice([*ROTATABLE, "releases"]),
+    help="Also renew this role (repeatable). Snapshot and timestamp are always renewed.",
 )
 @click.pass_context
 def renew_cmd(ctx: click.Context, repository: str, roles: tuple[str, ...]) -> None:
-    """Re-sign REPO's metadata with fresh expiry dates (before it expires)."""
-    from trustkit.collections import renew
+    """Re-sign REPO's metadata with fresh expiry dates (works on expired metadata too)."""
+    from trustkit.collections import RELEASES, renew
 
     ref = _repository(repository)
-    renewed = renew(settings_from(ctx), ref.gun, roles or ROTATABLE)
+    wanted = [RELEASES if r == "releases" else r for r in roles]
+    renewed = renew(settings_from(ctx), ref.gun, wanted)
     click.echo(f"Renewed {', '.join(renewed)} of {ref.repository}")
 
 

@@ -333,7 +333,7 @@ def rotate_key(
 def renew(
     settings: Settings,
     gun: str,
-    roles: Sequence[str] = (ROOT, TARGETS, SNAPSHOT, TIMESTAMP),
+    roles: Sequence[str] = (),
     *,
     keystore: KeyStore | None = None,
     expiries: Expiries = DEFAULT_EXPIRIES,
