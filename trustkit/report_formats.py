@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from trustkit import refs
+from trustkit.attest.model import Finding
 from trustkit.errors import InvalidReferenceError
-from trustkit.verdict import Action, FindingRef, Reason, Verdict
+from trustkit.verdict import Action, Reason, Verdict
 
 TOOL_NAME = "trustkit"
 TOOL_URI = "https://trustkit.dev"
@@ -129,9 +130,9 @@ def _fingerprint(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 
-def _finding_text(finding: FindingRef) -> str:
+def _finding_text(finding: Finding) -> str:
     text = (
-        f"{finding.vulnerability_id} ({finding.severity}) in {finding.package} "
+        f"{finding.vulnerability_id} ({finding.severity.name}) in {finding.package_name} "
         f"{finding.installed_version}"
     )
     if finding.fixed_versions:
@@ -168,7 +169,11 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
             occurrences: dict[tuple[str, str, str], int] = {}
             for finding in reason.affected:
                 # the same package version can sit at several paths: keep fingerprints unique
-                identity = (finding.vulnerability_id, finding.package, finding.installed_version)
+                identity = (
+                    finding.vulnerability_id,
+                    finding.package_name,
+                    finding.installed_version,
+                )
                 occurrence = occurrences[identity] = occurrences.get(identity, 0) + 1
                 message = f"{image}: {_finding_text(finding)} [policy {reason.policy}]"
                 if reason.remedy:
@@ -183,7 +188,7 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
                                 reason.policy or "",
                                 reason.rule,
                                 finding.vulnerability_id,
-                                finding.package,
+                                finding.package_name,
                                 finding.installed_version,
                                 str(occurrence),
                             )
@@ -191,9 +196,9 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
                         "properties": {
                             **properties,
                             "vulnerability": finding.vulnerability_id,
-                            "package": finding.package,
+                            "package": finding.package_name,
                             "installedVersion": finding.installed_version,
-                            "severity": finding.severity,
+                            "severity": finding.severity.name,
                             "fixedVersions": list(finding.fixed_versions),
                         },
                     }

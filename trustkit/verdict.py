@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from trustkit.attest.model import Finding
+
 
 class Context(StrEnum):
     PUSH = "push"
@@ -27,28 +29,17 @@ class Action(IntEnum):
     BLOCK = 3
 
 
-@dataclass(frozen=True, slots=True)
-class FindingRef:
-    """The part of a finding a verdict must carry so SARIF/JUnit can show one result per finding."""
-
-    vulnerability_id: str
-    package: str
-    installed_version: str
-    severity: str  # Severity name, e.g. "CRITICAL"
-    fixed_versions: tuple[str, ...] = ()
-    title: str | None = None
-    target: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.vulnerability_id,
-            "package": self.package,
-            "installed_version": self.installed_version,
-            "severity": self.severity,
-            "fixed_versions": list(self.fixed_versions),
-            "title": self.title,
-            "target": self.target,
-        }
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """The JSON form of a finding named in a Reason."""
+    return {
+        "id": finding.vulnerability_id,
+        "package": finding.package_name,
+        "installed_version": finding.installed_version,
+        "severity": finding.severity.name,
+        "fixed_versions": list(finding.fixed_versions),
+        "title": finding.title,
+        "target": finding.target,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +52,7 @@ class Reason:
     policy: str | None = None  # None for content-trust refusals outside any policy
     findings: tuple[str, ...] = ()  # vulnerability ids concerned
     remedy: str | None = None
-    affected: tuple[FindingRef, ...] = ()  # per-finding detail behind ``findings``
+    affected: tuple[Finding, ...] = ()  # the findings behind ``findings`` (SARIF, JUnit)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -73,7 +64,7 @@ class Reason:
             "remedy": self.remedy,
         }
         if self.affected:
-            out["affected"] = [f.to_dict() for f in self.affected]
+            out["affected"] = [finding_dict(f) for f in self.affected]
         return out
 
 

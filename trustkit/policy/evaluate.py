@@ -7,15 +7,18 @@ few set look-ups each rather than twenty passes over every finding.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from trustkit import refs
-from trustkit.attest.model import Finding, Severity, VerifiedScan
+from trustkit.attest.model import Finding, FixState, Severity, VerifiedScan
 from trustkit.policy.model import AllowlistEntry, Policy, format_duration, signer_name
-from trustkit.verdict import Action, Context, FindingRef, PolicyOutcome, Reason, Verdict
+from trustkit.verdict import Action, Context, PolicyOutcome, Reason, Verdict
+
+_T = TypeVar("_T")
 
 #: a scan that claims to have finished further in the future than this is not believed
 CLOCK_SKEW = timedelta(minutes=5)
@@ -79,16 +82,47 @@ class _Indexed:
                 seen.update(_identity(f) for f in fresh)
                 findings.extend(fresh)
         self.findings = findings
-        self.suppressed = sum(1 for f in findings if f.suppressed)
+        self.ids: list[str] = []
+        # the package to upgrade, for findings that have a fixed version
+        self.upgrades: list[str | None] = []
+        # does finding i count for a severity rule at this threshold (None: VEX-suppressed)?
+        self.counting_severity: list[int | None] = []
+        self.fixable: list[bool] = []
+        self.suppressed = 0
         # buckets[severity][fixable] -> indices of counting (not VEX-suppressed) findings
         self.buckets: list[tuple[list[int], list[int]]] = [([], []) for _ in Severity]
         self.by_id: dict[str, list[int]] = {}
+        by_id = self.by_id
+        buckets = self.buckets
+        fixed_state = FixState.FIXED
         for i, f in enumerate(findings):
-            for vid in f.ids:
-                self.by_id.setdefault(vid.upper(), []).append(i)
-            if not f.suppressed:
-                self.buckets[f.severity][1 if f.fixable else 0].append(i)
-        self._refs: dict[int, FindingRef] = {}
+            vid = f.vulnerability_id
+            self.ids.append(vid)
+            fixable = f.fix_state is fixed_state or bool(f.fixed_versions)
+            self.fixable.append(fixable)
+            self.upgrades.append(f.package_name if f.fixed_versions else None)
+            key = vid.upper()
+            hits = by_id.get(key)
+            if hits is None:
+                by_id[key] = [i]
+            else:
+                hits.append(i)
+            for alias in f.aliases:
+                by_id.setdefault(alias.upper(), []).append(i)
+            if f.suppression is not None and f.suppressed:
+                self.suppressed += 1
+                self.counting_severity.append(None)
+                continue
+            self.counting_severity.append(f.severity)
+            buckets[f.severity][1 if fixable else 0].append(i)
+
+    def violates(self, i: int, threshold: Severity, *, fixable_only: bool) -> bool:
+        severity = self.counting_severity[i]
+        return (
+            severity is not None
+            and severity >= threshold
+            and (self.fixable[i] or not fixable_only)
+        )
 
     def at_or_above(self, threshold: Severity, *, fixable_only: bool) -> list[int]:
         out: list[int] = []
@@ -102,21 +136,35 @@ class _Indexed:
     def unfixed_at_or_above(self, threshold: Severity) -> int:
         return sum(len(self.buckets[s][0]) for s in range(threshold, len(self.buckets)))
 
-    def ref(self, i: int) -> FindingRef:
-        cached = self._refs.get(i)
-        if cached is None:
+    def pick(self, indices: Sequence[int]) -> tuple[Finding, ...]:
+        return _pick(self.findings, indices)
+
+    def ids_of(self, indices: Sequence[int]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(_pick(self.ids, indices)))
+
+    def upgrade_hint(self, indices: Sequence[int]) -> str:
+        """'upgrade pkg to version, ...' for the fixable findings among ``indices``."""
+        packages = dict.fromkeys(_pick(self.upgrades, indices))
+        packages.pop(None, None)
+        first: dict[str, str] = {}
+        for i in indices:
             f = self.findings[i]
-            cached = FindingRef(
-                vulnerability_id=f.vulnerability_id,
-                package=f.package_name,
-                installed_version=f.installed_version,
-                severity=f.severity.name,
-                fixed_versions=f.fixed_versions,
-                title=f.title,
-                target=f.target,
-            )
-            self._refs[i] = cached
-        return cached
+            if f.fixed_versions and f.package_name not in first:
+                first[f.package_name] = f.fixed_versions[0]
+                if len(first) == MESSAGE_IDS:
+                    break
+        parts = [f"{pkg} to {version}" for pkg, version in first.items()]
+        more = len(packages) - len(parts)
+        return "upgrade " + ", ".join(parts) + (f" (+{more} more packages)" if more > 0 else "")
+
+
+def _pick(items: Sequence[_T], indices: Sequence[int]) -> tuple[_T, ...]:
+    if not indices:
+        return ()
+    if len(indices) == 1:
+        return (items[indices[0]],)
+    picked: tuple[_T, ...] = operator.itemgetter(*indices)(items)
+    return picked
 
 
 def _id_list(ids: Sequence[str]) -> str:
@@ -142,7 +190,7 @@ class _PolicyRun:
         *,
         remedy: str | None = None,
         findings: tuple[str, ...] = (),
-        affected: tuple[FindingRef, ...] = (),
+        affected: tuple[Finding, ...] = (),
         detail: str | None = None,
     ) -> None:
         self.rules.append((rule, False, detail or message))
@@ -256,16 +304,6 @@ def _age_text(age: timedelta) -> str:
     return f"{hours} hours" if hours >= 1 else f"{int(age.total_seconds() // 60)} minutes"
 
 
-def _upgrade_hint(refs_: Sequence[FindingRef]) -> str:
-    by_package: dict[str, str] = {}
-    for r in refs_:
-        if r.fixed_versions and r.package not in by_package:
-            by_package[r.package] = r.fixed_versions[0]
-    parts = [f"{pkg} to {ver}" for pkg, ver in list(by_package.items())[:MESSAGE_IDS]]
-    more = len(by_package) - len(parts)
-    return "upgrade " + ", ".join(parts) + (f" (+{more} more packages)" if more > 0 else "")
-
-
 def _allowlist_state(
     policy: Policy, index: _Indexed, ref: refs.ImageRef, digest: str | None, now: datetime
 ) -> tuple[set[int], dict[int, AllowlistEntry], list[AllowlistEntry]]:
@@ -292,14 +330,14 @@ def _allowlist_state(
 def _check_denylist(run: _PolicyRun, index: _Indexed) -> None:
     """Absolute: whatever VEX, the allowlist or ignore_unfixed say."""
     policy = run.policy
-    denied = [i for vid in policy.denylist for i in index.by_id.get(vid, ())]
+    denied = list(dict.fromkeys(i for vid in policy.denylist for i in index.by_id.get(vid, ())))
     if not denied:
         run.passed("denylist", f"none of {len(policy.denylist)} denylisted ids present")
         return
-    affected = tuple(index.ref(i) for i in dict.fromkeys(denied))
-    ids = tuple(dict.fromkeys(r.vulnerability_id for r in affected))
-    if any(r.fixed_versions for r in affected):
-        remedy = _upgrade_hint(affected) + "; a denylisted id cannot be allowlisted"
+    affected = index.pick(denied)
+    ids = index.ids_of(denied)
+    if any(f.fixed_versions for f in affected):
+        remedy = index.upgrade_hint(denied) + "; a denylisted id cannot be allowlisted"
     else:
         remedy = f"remove the package, or take the id off the denylist of policy {policy.name}"
     run.failed(
@@ -329,14 +367,15 @@ def _check_severity(
     if not violating:
         run.passed("severity", f"no finding at or above {threshold.name}{note}")
         return violating
-    affected = tuple(index.ref(i) for i in violating)
-    ids = tuple(dict.fromkeys(r.vulnerability_id for r in affected))
+    affected = index.pick(violating)
+    ids = index.ids_of(violating)
     waive = (
         f"add {ids[0] if len(ids) == 1 else 'the ids'} to the allowlist of policy "
         f"{policy.name} with a reason, owner and expiry"
     )
-    if any(r.fixed_versions for r in affected):
-        remedy = f"{_upgrade_hint(affected)} (fixed versions) or {waive}"
+    hint = index.upgrade_hint(violating)
+    if hint != "upgrade ":
+        remedy = f"{hint} (fixed versions) or {waive}"
     else:
         remedy = waive + ("" if policy.ignore_unfixed else ", or set ignore_unfixed (no fix yet)")
     run.failed(
@@ -357,13 +396,18 @@ def _check_findings(
     waived, expired_for, expired_entries = _allowlist_state(policy, index, ref, digest, now)
     if policy.denylist:
         _check_denylist(run, index)
-    violating: list[int] = []
     if policy.severity is not None:
-        violating = _check_severity(run, index, policy.severity, waived)
+        _check_severity(run, index, policy.severity, waived)
     if policy.ignore_unfixed:
         run.passed("ignore_unfixed", "findings without a fixed version do not count")
     # An expired entry is a reason of its own wherever it no longer waives a violating finding.
-    lapsed = {e.vulnerability_id: e for i in violating if (e := expired_for.get(i)) is not None}
+    lapsed: dict[str, AllowlistEntry] = {}
+    if policy.severity is not None:
+        for i, entry in expired_for.items():
+            if i not in waived and index.violates(
+                i, policy.severity, fixable_only=policy.ignore_unfixed
+            ):
+                lapsed[entry.vulnerability_id] = entry
     for vid in sorted(lapsed):
         entry = lapsed[vid]
         run.failed(

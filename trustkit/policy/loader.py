@@ -234,14 +234,14 @@ class _Semantics:
         return out
 
     def scanners(self, values: list[str]) -> list[TrustedScanner]:
-        from trustkit.keys.pem import load_public_key
-
         out: list[TrustedScanner] = []
         for i, text in enumerate(values):
             path: Path_ = ("rules", "trusted_scanners", i)
             if _KEYID_RE.match(text):
                 out.append(TrustedScanner(text=text, keyid=text))
                 continue
+            from trustkit.keys.pem import load_public_key  # cryptography: only when needed
+
             file = Path(text).expanduser()
             if not file.is_absolute() and self.source is not None:
                 file = self.source.parent / file
