@@ -181,7 +181,7 @@ EXPIRED = timedelta(seconds=-1)
 )
 def test_expired_metadata_refused(
     trusted_repo: TrustedRepo,
-    fresh_client: Callable[[str], Settings],
+    fresh_trust_client: Callable[[str], Settings],
     expiries: Expiries,
     role: str,
 ) -> None:
@@ -194,7 +194,7 @@ def test_expired_metadata_refused(
         expiries=expiries,
     )
     with pytest.raises(ExpiredMetadataError, match=f"{role} metadata of .* expired.*freeze"):
-        verify_tag(fresh_client("c"), trusted_repo.tag("v1"))
+        verify_tag(fresh_trust_client("c"), trusted_repo.tag("v1"))
 
 
 def test_expired_top_level_targets(settings: Settings, trust_keystore: KeyStore) -> None:
@@ -229,17 +229,17 @@ def test_timestamp_expires_under_a_warm_client(trusted_repo: TrustedRepo) -> Non
 # --- mix-and-match and tampering ----------------------------------------------------------
 @pytest.mark.parametrize("role", ["snapshot", RELEASES])
 def test_hash_mismatch_refused(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings], role: str
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings], role: str
 ) -> None:
     before = current(signed_repo, role).read_bytes()
     signed_repo.sign("v2")
     current(signed_repo, role).write_bytes(before)  # a valid older file in the newer set
     with pytest.raises(DigestMismatchError, match="mix-and-match"):
-        verify_tag(fresh_client("c"), signed_repo.tag("v1"))
+        verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))
 
 
 def test_version_mismatch_refused(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings]
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
 ) -> None:
     old = current(signed_repo, RELEASES).read_bytes()
 
@@ -257,11 +257,11 @@ def test_version_mismatch_refused(
 
     forge(signed_repo, make_mismatch)
     with pytest.raises(RollbackError, match="version"):
-        verify_tag(fresh_client("c"), signed_repo.tag("v1"))
+        verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))
 
 
 def test_target_digest_edited_in_place(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings]
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
 ) -> None:
     path = current(signed_repo, RELEASES)
     original = path.read_bytes()
@@ -269,7 +269,7 @@ def test_target_digest_edited_in_place(
     assert edited != original and len(edited) == len(original)
     path.write_bytes(edited)
     with pytest.raises(DigestMismatchError):
-        verify_tag(fresh_client("c"), signed_repo.tag("v1"))
+        verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))
     with pytest.raises(UntrustedError, match="refusing to write"):
         signed_repo.sign("v2")  # the writer does not build on tampered data either
 
@@ -324,7 +324,7 @@ def test_removed_signers_new_signature(trusted_repo: TrustedRepo) -> None:
 
 
 def test_root_rotation_not_signed_by_old_root(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings]
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
 ) -> None:
     ks = signed_repo.keystore
     verify_tag(signed_repo.settings, signed_repo.tag("v1"))
@@ -342,7 +342,7 @@ def test_root_rotation_not_signed_by_old_root(
 
     forge(signed_repo, make)
     forget_sessions()
-    for client in (signed_repo.settings, fresh_client("c")):
+    for client in (signed_repo.settings, fresh_trust_client("c")):
         with pytest.raises(SignatureError, match="root was signed by 0/1 keys"):
             verify_tag(client, signed_repo.tag("v1"))
 
@@ -350,9 +350,9 @@ def test_root_rotation_not_signed_by_old_root(
 # --- endless data -------------------------------------------------------------------------
 @pytest.mark.parametrize("role", ["timestamp", RELEASES])
 def test_oversized_metadata_refused(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings], role: str
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings], role: str
 ) -> None:
     path = current(signed_repo, role)
     path.write_bytes(path.read_bytes() + b" " * 100_000)
     with pytest.raises(UntrustedError, match="too large"):
-        verify_tag(fresh_client("c"), signed_repo.tag("v1"))
+        verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))

@@ -51,9 +51,9 @@ def test_first_sign_creates_collection_in_targets(
 
 
 def test_releases_then_targets(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings]
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
 ) -> None:
-    trusted = verify_tag(fresh_client("c1"), signed_repo.tag("v1"))
+    trusted = verify_tag(fresh_trust_client("c1"), signed_repo.tag("v1"))
     assert trusted.role == "targets/releases"
     assert trusted.signers == ("alice",)
     assert trusted.digest == digest_for("v1")
@@ -171,13 +171,13 @@ def test_inspect_shape(signed_repo: TrustedRepo) -> None:
 
 
 def test_rotation_chain_verified_from_pinned_v1(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings], tmp_path: Path
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings], tmp_path: Path
 ) -> None:
     settings, ks, gun = signed_repo.settings, signed_repo.keystore, signed_repo.gun
     store_dir = settings.local_server_dir / escape_gun(gun)
     pinned = tmp_path / "root-v1.json"
     shutil.copy(store_dir / "1.root.json", pinned)
-    old_client = fresh_client("old")
+    old_client = fresh_trust_client("old")
     verify_tag(old_client, signed_repo.tag("v1"))  # caches root v1 only
     old_root_ids = {r.keyid for r in ks.records(role="root", gun=gun)}
     for role in ("root", "targets", "snapshot", "timestamp"):
@@ -186,7 +186,7 @@ def test_rotation_chain_verified_from_pinned_v1(
     new_root = json.loads((store_dir / "5.root.json").read_bytes())
     assert not old_root_ids & set(new_root["signed"]["roles"]["root"]["keyids"])
     signed_repo.sign("v2")
-    for client in (fresh_client("pinned"), old_client):
+    for client in (fresh_trust_client("pinned"), old_client):
         root_file = pinned if client is not old_client else None
         assert verify_tag(client, signed_repo.tag("v2"), root_file=root_file).digest == digest_for(
             "v2"
@@ -199,10 +199,10 @@ def test_rotation_chain_verified_from_pinned_v1(
 
 
 def test_rotate_needs_root_key(
-    signed_repo: TrustedRepo, fresh_client: Callable[[str], Settings]
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
 ) -> None:
     with pytest.raises(KeyStoreError, match="root key"):
-        rotate_key(fresh_client("x"), signed_repo.gun, "targets")
+        rotate_key(fresh_trust_client("x"), signed_repo.gun, "targets")
     with pytest.raises(BadInputError):
         rotate_key(signed_repo.settings, signed_repo.gun, "releases")
 
@@ -243,7 +243,7 @@ def _fail_on(monkeypatch: pytest.MonkeyPatch, predicate: Callable[[Path], bool])
 def test_crash_before_commit_is_rolled_forward(
     signed_repo: TrustedRepo,
     monkeypatch: pytest.MonkeyPatch,
-    fresh_client: Callable[[str], Settings],
+    fresh_trust_client: Callable[[str], Settings],
 ) -> None:
     settings = signed_repo.settings
     with monkeypatch.context() as patch:
@@ -252,7 +252,7 @@ def test_crash_before_commit_is_rolled_forward(
             signed_repo.sign("v2")
     forget_sessions()
     # the last good set is what every client sees
-    for client in (settings, fresh_client("after-crash")):
+    for client in (settings, fresh_trust_client("after-crash")):
         assert verify_tag(client, signed_repo.tag("v1")).digest == digest_for("v1")
         with pytest.raises(NotSignedError):
             verify_tag(client, signed_repo.tag("v2"))
@@ -284,7 +284,7 @@ def test_crash_while_staging_is_discarded(
 def test_crash_during_root_rotation_keeps_old_root_served(
     signed_repo: TrustedRepo,
     monkeypatch: pytest.MonkeyPatch,
-    fresh_client: Callable[[str], Settings],
+    fresh_trust_client: Callable[[str], Settings],
 ) -> None:
     with monkeypatch.context() as patch:
         _fail_on(patch, lambda p: p.name == "current.json")
@@ -294,7 +294,7 @@ def test_crash_during_root_rotation_keeps_old_root_served(
             )
     store_dir = signed_repo.settings.local_server_dir / escape_gun(signed_repo.gun)
     assert (store_dir / "2.root.json").exists()  # written, but not yet committed
-    assert verify_tag(fresh_client("c"), signed_repo.tag("v1")).tag == "v1"
+    assert verify_tag(fresh_trust_client("c"), signed_repo.tag("v1")).tag == "v1"
 
 
 # --- concurrent writers -------------------------------------------------------------------
