@@ -8,10 +8,13 @@ hashed, and every failure becomes one trustkit error with a hint about what to d
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import ssl
+import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import httpx
@@ -73,6 +76,17 @@ class NotFoundError(RegistryError):
     """The registry has no such repository, manifest or blob."""
 
 
+@functools.lru_cache(maxsize=32)
+def _ssl_context(
+    ca_file: Path | None, cert_file: Path | None, key_file: Path | None
+) -> ssl.SSLContext:
+    """One verifying context per CA/client-cert set, shared by every client in the process."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    if cert_file and key_file:
+        ctx.load_cert_chain(str(cert_file), str(key_file))
+    return ctx
+
+
 def _is_verify_failure(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -108,6 +122,7 @@ class RegistryClient:
         self._challenge: Challenge | None = None
         self._pinged = False
         self._tokens = TokenCache()
+        self._auth_lock = threading.RLock()
         self._creds: Credentials | None = None
         self._creds_loaded = False
 
@@ -134,18 +149,12 @@ class RegistryClient:
     def registries_path(self) -> str:
         return str(self.registries.source or self.settings.effective_registries_config)
 
-    def _make_http(self, verify: bool) -> httpx.Client:
+    def _make_http(self, scheme: str, verify: bool) -> httpx.Client:
         tls = self.config.tls
-        ctx: ssl.SSLContext | bool
-        if not verify:
-            ctx = False
-        else:
+        ctx: ssl.SSLContext | bool = False  # plain HTTP needs no TLS context (they cost ~20 ms)
+        if scheme == "https" and verify:
             try:
-                ctx = ssl.create_default_context(
-                    cafile=str(tls.ca_file) if tls.ca_file else None
-                )
-                if tls.cert_file and tls.key_file:
-                    ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+                ctx = _ssl_context(tls.ca_file, tls.cert_file, tls.key_file)
             except (OSError, ssl.SSLError) as exc:
                 raise BadInputError(
                     f"cannot load TLS files for {self.host}: {exc}",
@@ -165,18 +174,25 @@ class RegistryClient:
         """Pick the scheme (as Docker: loopback and insecure registries may use plain HTTP)."""
         if self._http is not None:
             return
+        with self._auth_lock:
+            if self._http is None:
+                self._connect()
+
+    def _connect(self) -> None:
         tls = self.config.tls
         if self._forced_scheme is not None:
             candidates = [(self._forced_scheme, not tls.insecure)]
         elif tls.insecure:
             candidates = [("https", False), ("http", False)]
         elif is_loopback(self.host) and not tls.configured:
-            candidates = [("https", True), ("http", True)]
+            # As Docker, loopback may be plain HTTP. Try it first (no TLS set-up cost); a TLS
+            # server answers that with a 400 and we move on to verified HTTPS.
+            candidates = [("http", True), ("https", True)]
         else:
             candidates = [("https", True)]
         last: TrustkitError | None = None
         for scheme, verify in candidates:
-            http = self._make_http(verify)
+            http = self._make_http(scheme, verify)
             try:
                 response = http.get(f"{scheme}://{self.api_host}/v2/")
             except httpx.TransportError as exc:
@@ -184,6 +200,10 @@ class RegistryClient:
                 if scheme == "https" and verify and _is_verify_failure(exc):
                     raise self._tls_error(exc) from exc
                 last = self._transport_error(exc)
+                continue
+            if scheme == "http" and response.status_code == 400 and len(candidates) > 1:
+                http.close()  # "Client sent an HTTP request to an HTTPS server"
+                last = RegistryError(f"registry {self.host} refused plain HTTP")
                 continue
             self._scheme, self._http = scheme, http
             self._record_ping(response)
@@ -247,7 +267,8 @@ class RegistryClient:
         key = scope_key(scopes)
         token = self._tokens.get(key)
         if token is None and fetch:
-            token = self._fetch_token(challenge, scopes)
+            with self._auth_lock:  # parallel blob transfers share one token per scope set
+                token = self._tokens.get(key) or self._fetch_token(challenge, scopes)
         return f"Bearer {token}" if token else None
 
     def _fetch_token(self, challenge: Challenge, scopes: list[str]) -> str:

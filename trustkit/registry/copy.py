@@ -7,6 +7,8 @@ its descriptor in the index and every blob against its descriptor in the manifes
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from trustkit.config import Settings
@@ -19,6 +21,7 @@ from trustkit.registry.location import (
 )
 from trustkit.registry.model import Descriptor, ManifestBlob
 
+PARALLEL_BLOBS = 4
 MAX_INDEX_DEPTH = 2  # an index of indexes is legal; deeper nesting is refused
 
 
@@ -34,6 +37,7 @@ class _Transfer:
     def __init__(self, src: ImageLocation, dest: ImageLocation | None) -> None:
         self.src, self.dest = src, dest
         self.copied = self.skipped = self.mounted = self.manifests = 0
+        self._lock = threading.Lock()
 
     def manifest(self, blob: ManifestBlob, depth: int = 0) -> None:
         """Verify (and copy) everything ``blob`` references, children first."""
@@ -50,23 +54,32 @@ class _Transfer:
                     )
                     self.manifests += 1
             return
-        for desc in blob.blobs():
-            self.blob(desc)
+        blobs = blob.blobs()
+        if len(blobs) <= 1:
+            for desc in blobs:
+                self.blob(desc)
+            return
+        # Blobs in parallel, as skopeo does: the registry hashes and stores while we send.
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_BLOBS, len(blobs))) as pool:
+            for future in [pool.submit(self.blob, desc) for desc in blobs]:
+                future.result()
 
     def blob(self, desc: Descriptor) -> None:
+        outcome = self._blob(desc)
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def _blob(self, desc: Descriptor) -> str:
         if self.dest is None:
             self.src.fetch_blob(desc, None)
-            self.copied += 1
-            return
+            return "copied"
         if self.dest.blob_exists(desc.digest):
-            self.skipped += 1
-            return
+            return "skipped"
         if self.dest.try_mount(desc, self.src):
-            self.mounted += 1
-            return
+            return "mounted"
         with verified_blob_file(self.src, desc) as handle:
             self.dest.upload_blob(desc, handle)
-        self.copied += 1
+        return "copied"
 
 
 def _check_descriptor(blob: ManifestBlob, desc: Descriptor) -> None:
