@@ -79,11 +79,9 @@ def _resolve_untrusted_digest(settings: Settings, ref: refs.ImageRef) -> str:
 
 def _scanner_keys(settings: Settings, policies: Sequence[Policy]) -> list[Key]:
     """Keys whose scan attestations may count: local scanner keys and the policies' keys."""
-    from trustkit.keys import KeyRole, KeyStore
+    from trustkit.attest.service import default_trusted_keys
 
-    keys: dict[str, Key] = {}
-    for record in KeyStore(settings).records(role=KeyRole.SCANNER):
-        keys[record.keyid] = record.public_key
+    keys: dict[str, Key] = {key.keyid: key for key in default_trusted_keys(settings)}
     for policy in policies:
         for key in policy.scanner_keys():
             keys[key.keyid] = key
@@ -93,10 +91,10 @@ def _scanner_keys(settings: Settings, policies: Sequence[Policy]) -> list[Key]:
 def fetch_scans(
     settings: Settings, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
 ) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
-    from trustkit.attest import verified_scans
+    from trustkit.attest.service import verified_scans
 
     keys = _scanner_keys(settings, policies)
-    scans, unverified = verified_scans(settings, ref.with_digest(digest), trusted_keys=keys)
+    scans, unverified = verified_scans(settings, str(ref.with_digest(digest)), trusted_keys=keys)
     return tuple(scans), tuple(unverified)
 
 
