@@ -156,3 +156,22 @@ def test_eval_renders_the_pipeline_verdict(
     assert [p["policy"] for p in verdict["policies"]] == ["audit-all"]
     assert _main_exit([*argv[:-2], "--explain"]) == 0
     assert "policy audit-all: ALLOW" in capsys.readouterr().out
+
+
+def test_eval_blocks_an_unsigned_image_offline(
+    passphrase_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("trustkit.enforce")
+    signed = tmp_path / "signed.yaml"
+    signed.write_text(
+        "apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: must-be-signed\n"
+        "action: BLOCK\nrules:\n  require_signed: true\n  require_scan: false\n"
+    )
+    reference = "localhost:5999/app:1@sha256:" + "ab" * 32  # no trust data: nothing to fetch
+    argv = ["policy", "eval", reference, "--policy", str(signed), "--output", "json"]
+    assert _main_exit(argv) == 1
+    (verdict,) = json.loads(capsys.readouterr().out)["verdicts"]
+    assert verdict["allow"] is False and verdict["action"] == "BLOCK"
+    (reason,) = verdict["reasons"]
+    assert reason["policy"] == "must-be-signed" and reason["rule"] == "require_signed"
+    assert "localhost:5999/app:1 is not signed" in reason["message"]

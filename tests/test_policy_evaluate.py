@@ -338,3 +338,19 @@ def test_ten_thousand_findings_against_twenty_policies_is_fast(
     assert elapsed < 0.25, (
         f"{elapsed * 1000:.1f} ms"
     )  # budget 50 ms; see benchmarks/bench_policy.py
+
+
+def test_same_decisions_with_the_project_report_parser(
+    shared_dir, juice_shop: tuple[Finding, ...]  # type: ignore[no-untyped-def]
+) -> None:
+    reports = pytest.importorskip("trustkit.attest.reports")
+    path = shared_dir / "samples" / "trivy" / "securecodebox_juice-shop-v10.2.0.json"
+    parsed = reports.parse_report(path.read_bytes()).findings
+    high = policy("vulnerability-policy", rules="  severity: HIGH")
+    ours = run([high], facts(juice_shop)).reasons[0]
+    theirs = run([high], facts(parsed)).reasons[0]
+    assert set(ours.findings) == set(theirs.findings)
+    critical_fixed = policy(rules="  severity: CRITICAL\n  ignore_unfixed: true")
+    assert set(run([critical_fixed], facts(parsed)).reasons[0].findings) == {
+        f.vulnerability_id for f in juice_shop if f.severity is Severity.CRITICAL and f.fixable
+    }

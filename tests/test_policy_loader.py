@@ -249,6 +249,8 @@ def test_duplicate_policy_names_fail(settings: Settings, tmp_path: Path) -> None
 def test_missing_extra_file_fails(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError, match="not found"):
         load_policies(settings, extra_files=[tmp_path / "nope.yaml"])
+    with pytest.raises(PolicyFileError, match="is a directory"):
+        load_policies(settings, extra_files=[tmp_path])
 
 
 def test_oversized_policy_file_fails(settings: Settings, tmp_path: Path) -> None:

@@ -434,7 +434,8 @@ def _evaluate_policy(
     indexes: dict[tuple[int, ...], _Indexed],
 ) -> PolicyOutcome:
     run = _PolicyRun(policy)
-    image = ref.familiar
+    # name the tag when there is one: it is what gets signed, scanned and allowlisted
+    image = refs.ImageRef(ref.domain, ref.path, ref.tag).familiar if ref.tag else ref.familiar
     run.passed("scope", f"{image} is in scope")
     _check_signed(run, facts.trust, image)
 

@@ -355,12 +355,12 @@ def load_policy_text(text: str, *, source: Path | None = None) -> Policy:
 
 
 def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise PolicyFileError(f"policy file {path} is a directory")
     try:
         data = read_bounded(path, MAX_POLICY_FILE, what="policy file")
     except FileNotFoundError:
         raise PolicyFileError(f"policy file {path} not found") from None
-    except IsADirectoryError:
-        raise PolicyFileError(f"policy file {path} is a directory") from None
     except BadInputError as exc:
         raise PolicyFileError(str(exc)) from None
     try:
