@@ -83,6 +83,8 @@ def test_require_scan_defaults_off_for_warn() -> None:
         (("max_scan_age: 7d", "max_scan_age: 7 days"), 10, "use a number and a unit"),
         (("expires: 2026-01-01", "expires: 2026-02-30"), 16, "day is out of range"),
         (("expires: 2026-01-01", "expires: next year"), 16, "use a date YYYY-MM-DD"),
+        (("expires: 2026-01-01", "expires: 9999-12-31T23:59:59-01:00"), 16, "expires"),
+        (("expires: 2026-01-01", "expires: 2026-01-01T10:00:00"), 16, "use a date"),
         (("      owner: sec@example.com\n", ""), 13, "missing required key 'owner'"),
         (("action: BLOCK", "action: DENY"), 4, "'DENY' is not one of"),
         (("name: vulnerability-policy", "name: Vuln Policy"), 3, "use lowercase letters"),

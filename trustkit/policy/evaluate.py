@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, TypeVar
 
 from trustkit import refs
@@ -282,7 +282,10 @@ def _usable_scans(policy: Policy, facts: ImageFacts, now: datetime) -> _ScanSele
                 f"{label} is signed by key {scan.signer_keyid[:12]}, not a trusted scanner"
             )
             continue
-        age = now - scan.scan_finished_on
+        finished = scan.scan_finished_on
+        if finished.tzinfo is None:  # a report without a zone: read it as UTC, as scanners do
+            finished = finished.replace(tzinfo=UTC)
+        age = now - finished
         if age < -CLOCK_SKEW:
             selection.other.append(f"{label} claims to have finished in the future")
             continue

@@ -209,7 +209,7 @@ class _Semantics:
             images = self.globs(raw.get("images", ()), (*base, i, "images"))
             try:
                 expires = _parse_expiry(raw["expires"])
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 self.problem((*base, i, "expires"), f"{_where((*base, i, 'expires'))}: {exc}")
                 continue
             identity = (vuln, tuple(sorted(g.normalised for g in images)))
