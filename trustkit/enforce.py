@@ -22,7 +22,7 @@ from trustkit.errors import UnknownRepositoryError, UntrustedError
 from trustkit.verdict import Action, Context, Reason, Verdict
 
 if TYPE_CHECKING:
-    from securesystemslib.signer import Key
+    from trustkit.keys import Key
 
     from trustkit.attest.model import VerifiedScan
     from trustkit.policy import Policy

@@ -40,11 +40,12 @@ def _tagged(text: str) -> ImageRef:
 
 
 def _resolve_digest(settings: Settings, ref: ImageRef) -> tuple[str, int]:
-    """The manifest digest and size of ``ref`` when not given on the command line.
+    """The manifest digest and size of ``ref`` from its registry, when not given on the command
+    line: the manifest bytes are fetched and hashed, never the registry's digest header."""
+    from trustkit.registry import resolve_digest
 
-    Resolving from the registry comes with the registry client; until then both are required.
-    """
-    raise BadInputError(f"pass --digest and --size to sign {ref.familiar}")
+    descriptor = resolve_digest(settings, ref)
+    return descriptor.digest, descriptor.size
 
 
 def _read_public_key(path: Path) -> Any:
