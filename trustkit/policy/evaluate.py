@@ -125,12 +125,13 @@ class _Indexed:
         )
 
     def at_or_above(self, threshold: Severity, *, fixable_only: bool) -> list[int]:
+        """Counting findings, most severe first (messages show the first few)."""
         out: list[int] = []
-        for sev in range(threshold, len(self.buckets)):
+        for sev in range(len(self.buckets) - 1, threshold - 1, -1):
             unfixed, fixed = self.buckets[sev]
+            out.extend(fixed)
             if not fixable_only:
                 out.extend(unfixed)
-            out.extend(fixed)
         return out
 
     def unfixed_at_or_above(self, threshold: Severity) -> int:
