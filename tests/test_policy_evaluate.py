@@ -331,9 +331,11 @@ def test_ten_thousand_findings_against_twenty_policies_is_fast(
     ]
     image = facts(findings)
     run(policies, image)  # warm up
-    start = time.perf_counter()
-    result = run(policies, image)
-    elapsed = time.perf_counter() - start
+    elapsed = float("inf")
+    for _ in range(3):  # best of three: other work on a shared CI machine only slows us down
+        start = time.perf_counter()
+        result = run(policies, image)
+        elapsed = min(elapsed, time.perf_counter() - start)
     assert result.action is Action.BLOCK and len(result.outcomes) == 20
     assert elapsed < 0.25, (
         f"{elapsed * 1000:.1f} ms"
