@@ -10,7 +10,7 @@ prints; it raises ``TrustkitError`` only for bad input and environment failures,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 from trustkit import refs
 from trustkit.config import Settings
-from trustkit.errors import UnknownRepositoryError, UntrustedError
+from trustkit.errors import PolicyRefusal, UnknownRepositoryError, UntrustedError
 from trustkit.verdict import Action, Context, Reason, Verdict
 
 if TYPE_CHECKING:
-    from trustkit.keys import Key
-
     from trustkit.attest.model import VerifiedScan
+    from trustkit.keys import Key
     from trustkit.policy import Policy
+    from trustkit.registry import Descriptor
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,11 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
         return TrustOutcome(checked=True, signed=False, digest=ref.digest, error=None)
     try:
         target = collections.verify_tag(settings, ref.with_tag(ref.tag))
-    except (UntrustedError, UnknownRepositoryError) as exc:
+    except UnknownRepositoryError as exc:
+        return TrustOutcome(
+            checked=True, signed=False, error=f"{ref.familiar} is not signed: {exc}"
+        )
+    except UntrustedError as exc:
         return TrustOutcome(checked=True, signed=False, error=str(exc))
     if ref.digest is not None and ref.digest != target.digest:
         return TrustOutcome(
@@ -120,7 +124,7 @@ def check_image(
     clock = now or datetime.now(UTC)
     if policies is None:
         policies = load_policies(settings, extra_files=list(policy_files))
-    matching = [p for p in policies if p.matches(ref)]
+    matching = [p for p in policies if p.matches(ref, ref.digest, context=context)]
     enforce_trust = settings.content_trust if require_trust is None else require_trust
     needs_trust = enforce_trust or any(p.requires_signed for p in matching)
 
@@ -161,15 +165,58 @@ def check_image(
         scans=scans,
         unverified_scans=unverified,
     )
-    evaluation = evaluate(matching, facts, context=context, now=clock)
-    action = evaluation.action
-    return Verdict(
-        reference=str(ref),
-        context=context,
-        allowed=action is not Action.BLOCK,
-        action=action,
-        digest=digest,
-        reasons=evaluation.reasons,
-        policies=evaluation.outcomes,
-        signers=trust.signers,
+    return evaluate(matching, facts, context=context, now=clock).verdict(facts, context=context)
+
+
+def require_allowed(verdict: Verdict) -> Verdict:
+    """Raise ``PolicyRefusal`` for a BLOCK verdict (exit 1, one line naming every reason)."""
+    if verdict.allowed:
+        return verdict
+    remedies = [r.remedy for r in verdict.reasons if r.remedy]
+    raise PolicyRefusal(
+        f"refused {verdict.summary()}",
+        hint=remedies[0] if remedies else "run trustkit policy eval --explain for details",
     )
+
+
+def push_gate(
+    settings: Settings,
+    dest: str,
+    *,
+    policy_files: Sequence[Path] = (),
+    scan: bool = False,
+    report: Path | None = None,
+    scanner_command: str | None = None,
+    scanner_key: str | None = None,
+    now: datetime | None = None,
+) -> Callable[[Descriptor], Verdict]:
+    """What the push path runs after the upload and before signing the tag.
+
+    With ``scan`` the scan report (given, or produced by the scanner command) is attested to the
+    pushed digest first; then policy decides about that digest. A BLOCK raises, so the tag is
+    never signed; WARN and AUDIT come back in the Verdict for the caller to print.
+    """
+
+    def gate(descriptor: Descriptor) -> Verdict:
+        pushed = refs.parse(dest).with_digest(descriptor.digest)
+        if scan:
+            from trustkit.attest.service import scan_and_attest
+
+            scan_and_attest(
+                settings,
+                str(pushed),
+                report=report,
+                scanner_command=scanner_command,
+                key_name=scanner_key,
+            )
+        verdict = check_image(
+            settings,
+            str(pushed),
+            context=Context.PUSH,
+            policy_files=policy_files,
+            now=now,
+            require_trust=False,  # the tag is about to be signed: trust is what we grant here
+        )
+        return require_allowed(verdict)
+
+    return gate

@@ -1,30 +1,94 @@
-"""``trustkit push`` and ``trustkit pull``: thin wrappers over trustkit.registry.push."""
+"""``trustkit push`` and ``trustkit pull``: thin wrappers over the registry flows and the
+pipeline (``trustkit.enforce``), so push, pull, hooks and the gate give the same verdict."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 from trustkit.cli._common import content_trust_option, echo_json, settings_from
+from trustkit.verdict import Action, Verdict
+
+_policy_option = click.option(
+    "--policy",
+    "policy_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Policy file to apply (repeatable), in addition to the policy directory.",
+)
+
+
+def _print_warnings(verdict: Verdict | None) -> None:
+    """WARN lets the image through and says why; AUDIT only records (in --json output)."""
+    if verdict is None:
+        return
+    for reason in verdict.reasons:
+        if reason.action is Action.WARN:
+            click.echo(f"warning: [{reason.policy}/{reason.rule}] {reason.message}", err=True)
 
 
 @click.command()
 @click.argument("src")
 @click.argument("dest")
 @content_trust_option
+@click.option("--scan", is_flag=True, help="Attest a scan report to the pushed digest.")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="With --scan: the report to attest (default: run the scanner command).",
+)
+@click.option(
+    "--scanner",
+    "scanner_command",
+    default=None,
+    help='With --scan: scanner command (default $SERVIN_SCANNER), e.g. "trivy image -f json".',
+)
+@click.option("--scan-key", default=None, help="With --scan: scanner key name.")
+@_policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def push(
-    ctx: click.Context, src: str, dest: str, disable_content_trust: bool, as_json: bool
+    ctx: click.Context,
+    src: str,
+    dest: str,
+    disable_content_trust: bool,
+    scan: bool,
+    report: Path | None,
+    scanner_command: str | None,
+    scan_key: str | None,
+    policy_files: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Copy SRC (oci:PATH[:TAG] or IMAGE) to DEST; with content trust on, sign DEST's tag.
 
-    Multi-arch images (an index and every platform) are copied whole.
+    Multi-arch images (an index and every platform) are copied whole. Policy is evaluated for
+    the pushed digest before the tag is signed: a BLOCKed image is never signed.
     """
+    from trustkit.enforce import push_gate
+    from trustkit.errors import BadInputError
     from trustkit.registry.push import push_image
 
     settings = settings_from(ctx)
+    if (report or scanner_command or scan_key) and not scan:
+        raise BadInputError("--report, --scanner and --scan-key go with --scan")
     sign = settings.content_trust and not disable_content_trust
-    result = push_image(settings, src, dest, sign=sign)
+    gate = None
+    if not dest.startswith("oci:"):
+        gate = push_gate(
+            settings,
+            dest,
+            policy_files=policy_files,
+            scan=scan,
+            report=report,
+            scanner_command=scanner_command,
+            scanner_key=scan_key,
+        )
+    elif scan:
+        raise BadInputError("--scan attests images pushed to a registry; DEST is an OCI layout")
+    result = push_image(settings, src, dest, sign=sign, gate=gate)
+    _print_warnings(result.verdict)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -45,19 +109,41 @@ def push(
     help="Store the verified image in an OCI layout (default: verify only).",
 )
 @content_trust_option
+@_policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def pull(
-    ctx: click.Context, ref: str, dest: str | None, disable_content_trust: bool, as_json: bool
+    ctx: click.Context,
+    ref: str,
+    dest: str | None,
+    disable_content_trust: bool,
+    policy_files: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
-    """Fetch REF and check every byte; with content trust on, its tag must be signed."""
+    """Fetch REF and check every byte; with content trust on, its tag must be signed.
+
+    The pipeline decides first (trust, attestations, policy); a refused image is not fetched.
+    """
+    from trustkit.enforce import check_image, require_allowed
     from trustkit.registry.push import pull_image
+    from trustkit.verdict import Context
 
     settings = settings_from(ctx)
     verify = settings.content_trust and not disable_content_trust
+    verdict: Verdict | None = None
+    if not ref.startswith("oci:"):
+        verdict = require_allowed(
+            check_image(
+                settings, ref, context=Context.PULL, policy_files=policy_files, require_trust=verify
+            )
+        )
+        _print_warnings(verdict)
     result = pull_image(settings, ref, dest=dest, verify=verify)
     if as_json:
-        echo_json(result.to_dict())
+        out = result.to_dict()
+        if verdict is not None:
+            out["verdict"] = verdict.to_dict()
+        echo_json(out)
         return
     d = result.descriptor
     click.echo(f"{result.ref}: digest: {d.digest} size: {d.size}")

@@ -24,7 +24,10 @@ from trustkit.registry.location import ImageLocation, RegistryLocation, open_ima
 from trustkit.registry.model import Descriptor
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from trustkit.collections import TrustedTarget
+    from trustkit.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,10 @@ class PushResult:
     destination: str
     descriptor: Descriptor
     signed_roles: list[str] = field(default_factory=list)
+    verdict: Verdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "source": self.source,
             "destination": self.destination,
             "digest": self.descriptor.digest,
@@ -44,6 +48,9 @@ class PushResult:
             "signed": bool(self.signed_roles),
             "roles": list(self.signed_roles),
         }
+        if self.verdict is not None:
+            out["verdict"] = self.verdict.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,19 @@ class PullResult:
         return out
 
 
-def push_image(settings: Settings, src: str, dest: str, *, sign: bool) -> PushResult:
-    """Copy ``src`` to ``dest``; with ``sign`` also sign ``dest``'s tag for the pushed digest."""
+def push_image(
+    settings: Settings,
+    src: str,
+    dest: str,
+    *,
+    sign: bool,
+    gate: Callable[[Descriptor], Verdict] | None = None,
+) -> PushResult:
+    """Copy ``src`` to ``dest``; with ``sign`` also sign ``dest``'s tag for the pushed digest.
+
+    ``gate`` (scan attestation and policy, from ``trustkit.enforce.push_gate``) runs after the
+    upload and before signing; it raises to refuse, so a blocked image is never signed.
+    """
     dest_ref: ImageRef | None = None
     if not dest.startswith("oci:"):
         dest_ref = parse(dest)
@@ -94,12 +112,13 @@ def push_image(settings: Settings, src: str, dest: str, *, sign: bool) -> PushRe
     finally:
         source.close()
         target.close()
+    verdict = gate(descriptor) if gate is not None else None
     roles: list[str] = []
     if sign and dest_ref is not None:
         from trustkit.collections import sign_tag
 
         roles = list(sign_tag(settings, dest_ref, digest=descriptor.digest, size=descriptor.size))
-    return PushResult(source.describe(), target.describe(), descriptor, roles)
+    return PushResult(source.describe(), target.describe(), descriptor, roles, verdict)
 
 
 class TagMovedError(NotSignedError):
