@@ -103,7 +103,9 @@ _digest = st.one_of(st.none(), st.from_regex(r"\Asha256:[0-9a-f]{64}\Z"))
     tag=st.one_of(st.none(), _tag),
     digest=_digest,
 )
-def test_roundtrip(domain: str | None, path: list[str], tag: str | None, digest: str | None) -> None:
+def test_roundtrip(
+    domain: str | None, path: list[str], tag: str | None, digest: str | None
+) -> None:
     text = "/".join(path)
     if domain:
         text = f"{domain}/{text}"
