@@ -234,7 +234,9 @@ def test_hash_mismatch_refused(
     before = current(signed_repo, role).read_bytes()
     signed_repo.sign("v2")
     current(signed_repo, role).write_bytes(before)  # a valid older file in the newer set
-    with pytest.raises(DigestMismatchError, match="mix-and-match"):
+    # ECDSA signatures vary in length, so the older file is refused either by its hash or, when
+    # it happens to be longer, by the length the newer metadata recorded for it
+    with pytest.raises(UntrustedError, match=r"mix-and-match|larger than the"):
         verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))
 
 
