@@ -93,17 +93,27 @@ class HookAnswer:
         return 0 if self.allow else 1
 
     def to_dict(self) -> dict[str, Any]:
+        # compact on purpose: servin logs this line; the full verdict (every finding) is what
+        # `trustkit policy eval --output json` is for
+        details = []
+        for reason in self.reasons:
+            item = reason.to_dict()
+            item.pop("affected", None)
+            details.append(item)
         out: dict[str, Any] = {
             "allow": self.allow,
             "digest": self.digest,
             "action": self.action.name,
             "reasons": [r.message for r in self.reasons],
-            "details": [r.to_dict() for r in self.reasons],
+            "details": details,
         }
         if self.signed_roles:
             out["signedRoles"] = list(self.signed_roles)
         if self.verdict is not None:
-            out["verdict"] = self.verdict.to_dict()
+            out["policies"] = [
+                {"policy": p.policy, "action": p.action.name} for p in self.verdict.policies
+            ]
+            out["signers"] = list(self.verdict.signers)
         return out
 
 
