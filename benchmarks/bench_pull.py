@@ -1,0 +1,188 @@
+"""Trust overhead on the pull path, and the cost of a servin hook call.
+
+    python benchmarks/bench_pull.py [--runs 30] [--process-runs 10]
+
+Against a real docker-registry on loopback, with one signed image (2 layers of 1 MiB):
+- in-process `pull_image` with trust off vs on (warm trust cache): the added milliseconds
+  (goal ≤ 5 ms); and the whole pipeline (`check_image`, no policy) on top;
+- `trustkit hook pre-pull` whole-process, vs the persistent socket mode (`trustkit hook serve`);
+- the peer on the same work: `skopeo copy docker://… oci:…` vs `trustkit pull --dest oci:…`
+  (whole process, trust on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fixtures.registry import make_oci_image, start_registry  # noqa: E402
+
+from trustkit.collections import add_signer  # noqa: E402
+from trustkit.config import Settings  # noqa: E402
+from trustkit.enforce import check_image  # noqa: E402
+from trustkit.hook_server import start_background  # noqa: E402
+from trustkit.keys import KeyStore  # noqa: E402
+from trustkit.refs import parse  # noqa: E402
+from trustkit.registry import pull_image, push_image  # noqa: E402
+from trustkit.verdict import Context  # noqa: E402
+
+ROOT_PASS = "bench-root-pass"
+REPO_PASS = "bench-repo-pass"
+
+
+def median_ms(action: Callable[[], object], runs: int) -> float:
+    action()  # warm
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--process-runs", type=int, default=10)
+    ns = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pull-"))
+    registry = start_registry(tmp / "registry")
+    server = None
+    try:
+        image = make_oci_image(tmp / "layout", "v1", (1 << 20, 1 << 20))
+        settings = Settings(
+            trust_dir=tmp / "trust",
+            content_trust=True,
+            root_passphrase=ROOT_PASS,
+            repository_passphrase=REPO_PASS,
+            config_dir=tmp / "config",
+        )
+        store = KeyStore(settings)
+        alice = store.generate(role="delegation", name="alice")
+        ref_text = f"{registry.host}/bench/app:v1"
+        ref = parse(ref_text)
+        add_signer(settings, ref.gun, "alice", [alice.public_key], keystore=store)
+        push_image(settings, image.oci, ref_text, sign=True)
+
+        off = median_ms(lambda: pull_image(settings, ref_text, verify=False), ns.runs)
+        on = median_ms(lambda: pull_image(settings, ref_text, verify=True), ns.runs)
+        pipeline = median_ms(lambda: check_image(settings, ref_text, context=Context.PULL), ns.runs)
+
+        env = dict(
+            os.environ,
+            SERVIN_TRUST_DIR=str(settings.trust_dir),
+            SERVIN_CONFIG=str(tmp / "config"),
+            SERVIN_CONTENT_TRUST="1",
+        )
+        request = json.dumps({"operation": "pull", "reference": ref_text})
+
+        def hook_process() -> None:
+            subprocess.run(
+                [sys.executable, "-m", "trustkit", "hook", "pre-pull"],
+                input=request.encode(),
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+
+        hook_whole = median_ms(hook_process, ns.process_runs)
+
+        sock_path = tmp / "hooks.sock"
+        server, _ = start_background(settings, sock_path)
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(str(sock_path))
+        reader = client.makefile("rb")
+        line = json.dumps({"hook": "pre-pull", "request": json.loads(request)}).encode() + b"\n"
+
+        def hook_socket() -> None:
+            client.sendall(line)
+            answer = json.loads(reader.readline())
+            assert answer["exit"] == 0, answer
+
+        hook_persistent = median_ms(hook_socket, ns.runs)
+        client.close()
+
+        peer_rows = []
+        skopeo = shutil.which("skopeo")
+        if skopeo:
+
+            def skopeo_pull() -> None:
+                dest = tmp / f"skopeo-{time.monotonic_ns()}"
+                subprocess.run(
+                    [
+                        skopeo,
+                        "copy",
+                        "--src-tls-verify=false",
+                        f"docker://{ref_text}",
+                        f"oci:{dest}:v1",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+
+            def trustkit_pull() -> None:
+                dest = tmp / f"trustkit-{time.monotonic_ns()}"
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "trustkit",
+                        "pull",
+                        ref_text,
+                        "--dest",
+                        f"oci:{dest}:v1",
+                    ],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+
+            peer_rows = [
+                (
+                    "`skopeo copy docker://… oci:…` (no trust)",
+                    median_ms(skopeo_pull, ns.process_runs),
+                ),
+                (
+                    "`trustkit pull --dest oci:…` (trust on)",
+                    median_ms(trustkit_pull, ns.process_runs),
+                ),
+            ]
+
+        print("| measurement (median) | ms |")
+        print("| --- | ---: |")
+        print(f"| `pull_image`, trust off (in-process) | {off:.2f} |")
+        print(f"| `pull_image`, trust on, warm trust cache (in-process) | {on:.2f} |")
+        print(f"| **trust overhead on pull** | **{on - off:.2f}** |")
+        print(
+            f"| `check_image` pipeline alone, trust on, no policy (in-process) | {pipeline:.2f} |"
+        )
+        print(f"| `trustkit hook pre-pull`, whole process | {hook_whole:.1f} |")
+        print(
+            "| `pre-pull` over the persistent socket (`trustkit hook serve`) "
+            f"| {hook_persistent:.2f} |"
+        )
+        for label, value in peer_rows:
+            print(f"| {label}, whole process | {value:.1f} |")
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        registry.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
