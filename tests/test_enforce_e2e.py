@@ -8,7 +8,7 @@ import json
 import socket
 import subprocess
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -157,7 +157,9 @@ def test_stale_and_missing_scans_are_blocked_when_required(pipeline_world: Pipel
     # not required: the vulnerability rules are skipped, the image goes through
     optional = policy("optional", severity="HIGH", require_scan=False)
     assert check(pipeline_world, "noscan", optional).allowed
-    optional_stale = policy("optional-stale", severity="HIGH", max_scan_age="1d", require_scan=False)
+    optional_stale = policy(
+        "optional-stale", severity="HIGH", max_scan_age="1d", require_scan=False
+    )
     assert check(pipeline_world, "juice", optional_stale, now=now + timedelta(days=3)).allowed
 
 
