@@ -1,0 +1,259 @@
+"""The examples in docs/*.md are run here, so the documentation cannot drift from the product.
+
+Convention (see docs/index.md, "Tested examples"):
+
+- ``<!-- doc-test -->`` (or ``<!-- doc-test: NAME -->``) on the line before a fenced block marks
+  it as tested. Blocks of one page with the same NAME (default: the page's name) run in order in
+  one sandbox; the files they write stay for the next block, shell variables do not.
+- In a ``console`` block, ``$ `` starts a command (a line ending in ``\\`` continues it); the
+  lines up to the next command are expected output. Each expected line must match a line of the
+  command's output (stdout and stderr), in order; ``…`` or ``...`` stands for any text, and output
+  lines not shown in the doc are allowed. A command must exit 0, unless it ends with
+  ``# exit N``, or the next command is ``echo $?`` (whose output then shows the code).
+- A ``bash``/``sh`` block runs as one script and must exit 0; its output is not checked.
+- ``<!-- doc-test-setup: NAME`` … ``-->`` runs hidden set-up commands (bash) in that sandbox.
+
+The sandbox: fresh ``HOME`` (so the trust dir is ``~/.servin/trust``), the test passphrases,
+``trustkit`` on ``PATH`` running this checkout, ``$IMAGES`` an OCI layout with tags ``v1``,
+``v2`` and ``evil`` (scripts/demo_images.py: deterministic digests), copies of ``examples/``,
+``policies/`` and ``keys-example/`` in the working directory, and a real docker-registry:
+``localhost:5000/…`` in an example means ``<registry>/<page>-<name>/…`` (one namespace per
+sandbox), a bare ``localhost:5000`` the registry itself, also exported as ``$REGISTRY``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from fixtures.base import REPO_PASS, ROOT_PASS
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+DOC_HOST = "localhost:5000"
+MARK = re.compile(r"^<!--\s*doc-test(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?\s*-->\s*$")
+SETUP = re.compile(r"^<!--\s*doc-test-setup(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?\s*$")
+FENCE = re.compile(r"^```(?P<lang>[a-z]*)\s*$")
+EXIT_MARK = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
+SHELL_LANGS = {"bash", "sh", "shell"}
+TIME_LIMIT_PER_SANDBOX = 60.0
+
+
+@dataclass
+class Command:
+    line: int  # 1-based line of the doc where the command starts
+    text: str
+    expected: list[str] = field(default_factory=list)
+    exit_code: int | None = 0  # None: not checked (the next command is `echo $?`)
+
+
+@dataclass
+class Sandbox:
+    page: Path
+    name: str
+    commands: list[Command] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.stem}-{self.name}" if self.name != self.page.stem else self.name
+
+
+def _console_commands(lines: list[str], first_line: int) -> list[Command]:
+    commands: list[Command] = []
+    continuing = False
+    for offset, raw in enumerate(lines):
+        line = raw.rstrip()
+        if continuing:
+            commands[-1].text += "\n" + line
+            continuing = line.endswith("\\")
+        elif line.startswith("$ "):
+            commands.append(Command(line=first_line + offset, text=line[2:]))
+            continuing = line.endswith("\\")
+        elif commands and line:
+            commands[-1].expected.append(line)
+    for command in commands:
+        found = EXIT_MARK.search(command.text)
+        if found:
+            command.exit_code = int(found["code"])
+    for before, after in zip(commands, commands[1:], strict=False):
+        if after.text.strip() == "echo $?":
+            before.exit_code = None
+    return commands
+
+
+def collect(page: Path) -> list[Sandbox]:
+    """Every marked example of ``page``, grouped into sandboxes in document order."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    sandboxes: dict[str, Sandbox] = {}
+    i = 0
+    while i < len(lines):
+        mark, setup = MARK.match(lines[i]), SETUP.match(lines[i])
+        if setup:
+            name = setup["name"] or page.stem
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "-->")
+            body = "\n".join(lines[i + 1 : end])
+            box = sandboxes.setdefault(name, Sandbox(page, name))
+            box.commands.append(Command(line=i + 2, text=body))
+            i = end + 1
+            continue
+        if mark:
+            name = mark["name"] or page.stem
+            fence = FENCE.match(lines[i + 1]) if i + 1 < len(lines) else None
+            assert fence, f"{page.name}:{i + 1}: doc-test mark not followed by a fenced block"
+            end = next(j for j in range(i + 2, len(lines)) if lines[j].startswith("```"))
+            body = lines[i + 2 : end]
+            box = sandboxes.setdefault(name, Sandbox(page, name))
+            if fence["lang"] == "console":
+                box.commands.extend(_console_commands(body, i + 3))
+            elif fence["lang"] in SHELL_LANGS:
+                box.commands.append(Command(line=i + 3, text="\n".join(body)))
+            else:
+                raise AssertionError(f"{page.name}:{i + 2}: cannot run a {fence['lang']!r} block")
+            i = end + 1
+            continue
+        i += 1
+    return list(sandboxes.values())
+
+
+def all_sandboxes() -> list[Sandbox]:
+    return [box for page in sorted(DOCS.glob("*.md")) for box in collect(page)]
+
+
+def _pattern(expected: str) -> re.Pattern[str]:
+    parts = re.split(r"…|\.\.\.", expected.strip())
+    return re.compile(".*".join(re.escape(p) for p in parts))
+
+
+def output_mismatch(expected: list[str], output: str) -> str | None:
+    """None when every expected line matches an output line, in order; else the first miss."""
+    actual = [line.strip() for line in output.splitlines()]
+    position = 0
+    for want in expected:
+        pattern = _pattern(want)
+        while position < len(actual) and not pattern.fullmatch(actual[position]):
+            position += 1
+        if position == len(actual):
+            return want
+        position += 1
+    return None
+
+
+def _localise(text: str, host: str, namespace: str) -> str:
+    return text.replace(f"{DOC_HOST}/", f"{host}/{namespace}/").replace(DOC_HOST, host)
+
+
+def _script(box: Sandbox, host: str, out_dir: Path) -> str:
+    parts = ["set -uo pipefail"]
+    for n, command in enumerate(box.commands):
+        text = _localise(command.text, host, box.id)
+        check = (
+            ""
+            if command.exit_code is None
+            else f'[ "$__rc" -eq {command.exit_code} ] || exit 0\n'
+        )
+        parts.append(
+            f"{{\n{text}\n}} >{out_dir}/{n}.out 2>&1 </dev/null\n"
+            f"__rc=$?\necho $__rc >{out_dir}/{n}.rc\n{check}(exit $__rc)"
+        )
+    return "\n".join(parts) + "\n"
+
+
+def _prepare(work: Path) -> dict[str, str]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from demo_images import build_image
+    finally:
+        sys.path.pop(0)
+    home, cwd, images, shim = work / "home", work / "work", work / "images", work / "bin"
+    for directory in (home, cwd, shim):
+        directory.mkdir(parents=True)
+    for tag in ("v1", "v2", "evil"):
+        build_image(images, tag, f"app {tag}\n")
+    for name in ("examples", "policies", "keys-example"):
+        shutil.copytree(ROOT / name, cwd / name)
+    (shim / "trustkit").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m trustkit "$@"\n')
+    (shim / "trustkit").chmod(0o755)
+    return {
+        "PATH": f"{shim}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "PWD": str(cwd),
+        "LANG": "C.UTF-8",
+        "COLUMNS": "120",
+        "PYTHONPATH": str(ROOT),
+        "IMAGES": str(images),
+        "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE": ROOT_PASS,
+        "SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE": REPO_PASS,
+    }
+
+
+SANDBOXES = all_sandboxes()
+
+
+def test_convention_finds_the_main_flows() -> None:
+    """The pages the project rule names keep tested examples (a dropped mark fails here)."""
+    merged: dict[str, str] = {}
+    for box in SANDBOXES:
+        merged[box.page.stem] = merged.get(box.page.stem, "") + "\n".join(
+            c.text for c in box.commands
+        )
+    wanted = {
+        "trust": ["trust signer add", "trust sign", "trust inspect", "trust verify",
+                  "trust revoke", "trust key rotate"],
+        "operations": ["trust renew", "trust key rotate"],
+        "policy": ["policy create", "policy validate", "policy list", "policy show",
+                   "policy eval"],
+        "hooks": ["hook pre-pull"],
+        "cli": ["push", "pull", "gate", "scan attest", "login"],
+    }
+    for page, commands in wanted.items():
+        for command in commands:
+            assert f"trustkit {command}" in merged.get(page, ""), (page, command)
+
+
+def test_output_matching() -> None:
+    output = "Signatures for x/app   \n v1   337beec  alice\nother\n"
+    assert output_mismatch(["Signatures for x/app", "v1 … alice"], output) is None
+    assert output_mismatch(["v1 … alice", "Signatures for x/app"], output) is not None
+    assert output_mismatch(["bob"], output) == "bob"
+
+
+@pytest.mark.parametrize("box", SANDBOXES, ids=[f"{b.page.name}:{b.name}" for b in SANDBOXES])
+def test_doc_examples(box: Sandbox, registry: object, tmp_path: Path) -> None:
+    host = str(getattr(registry, "host"))  # noqa: B009 - the fixture's type lives in fixtures
+    env = _prepare(tmp_path / "sandbox")
+    env["REGISTRY"] = host
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    script = tmp_path / "example.sh"
+    script.write_text(_script(box, host, out_dir))
+    started = time.monotonic()
+    subprocess.run(
+        ["bash", str(script)], cwd=env["PWD"], env=env, check=False, timeout=120
+    )
+    elapsed = time.monotonic() - started
+    problems: list[str] = []
+    for n, command in enumerate(box.commands):
+        where = f"{box.page.name}:{command.line}: {command.text.splitlines()[0]}"
+        rc_file = out_dir / f"{n}.rc"
+        if not rc_file.exists():
+            problems.append(f"{where}: not run (an earlier command failed)")
+            break
+        output = (out_dir / f"{n}.out").read_text(errors="replace")
+        code = int(rc_file.read_text())
+        if command.exit_code is not None and code != command.exit_code:
+            problems.append(f"{where}: exit {code}, expected {command.exit_code}\n{output}")
+            break
+        expected = [_localise(e, host, box.id) for e in command.expected]
+        missing = output_mismatch(expected, output)
+        if missing is not None:
+            problems.append(f"{where}: no output line matches {missing!r}\n{output}")
+    assert not problems, "\n\n".join(problems)
+    assert elapsed < TIME_LIMIT_PER_SANDBOX, f"{box.id} took {elapsed:.1f} s"
