@@ -4,7 +4,7 @@ Convention (see docs/index.md, "Tested examples"):
 
 - ``<!-- doc-test -->`` (or ``<!-- doc-test: NAME -->``) on the line before a fenced block marks
   it as tested. Blocks of one page with the same NAME (default: the page's name) run in order in
-  one sandbox; the files they write stay for the next block, shell variables do not.
+  one sandbox, in one shell: files, variables and exports carry over to the next block.
 - In a ``console`` block, ``$ `` starts a command (a line ending in ``\\`` continues it); the
   lines up to the next command are expected output. Each expected line must match a line of the
   command's output (stdout and stderr), in order; ``…`` or ``...`` stands for any text, and output
