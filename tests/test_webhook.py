@@ -486,3 +486,23 @@ def test_tls_certificate_reloaded_when_files_change(
         time.sleep(0.05)
     assert _served_serial(served) == new_serial
     assert served.client().get("/healthz").status_code == 200
+
+
+def test_never_pins_to_a_bad_digest(webhook_server: WebhookServerFactory) -> None:
+    odd = Verdict(ALICE, Context.ADMISSION, True, Action.ALLOW, "sha256:short")
+    served = webhook_server(TableChecker({ALICE: odd}))
+    answer = post(served, "/mutate", sample("01_deployment"))
+    assert answer["allowed"] is True and "patch" not in answer
+
+
+# --- through the real pipeline (no registry needed: trust data decides) ----------------------
+def test_real_pipeline_refuses_an_unsigned_tag(
+    webhook_server: WebhookServerFactory, settings: Any
+) -> None:
+    from trustkit.webhook import PipelineChecker
+
+    served = webhook_server(PipelineChecker(settings))
+    answer = post(served, "/validate", sample("08_job"))
+    assert answer["allowed"] is False
+    assert "perl" in answer["status"]["message"]
+    assert served.client().get("/readyz").status_code == 200

@@ -47,6 +47,7 @@ class PipelineChecker:
         self._policies: Sequence[Any] | None = None
 
     def prepare(self) -> None:
+        import trustkit.enforce  # noqa: F401 - imported here so the first review does not pay it
         from trustkit.policy import load_policies
 
         self._policies = load_policies(self._settings, extra_files=list(self._policy_files))
