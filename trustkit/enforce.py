@@ -73,6 +73,30 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
     )
 
 
+def trust_once_signed(
+    settings: Settings, ref: refs.ImageRef, digest: str, size: int | None
+) -> TrustOutcome:
+    """What content trust will say about ``ref`` once the push path signs it with our keys.
+
+    Policy runs before the tag is signed (a BLOCKed image is never signed), so a
+    ``require_signed`` policy is judged against the signature this push is about to make: the
+    roles our keys sign the tag into, as ``sign_tag`` chooses them. Without a usable key the
+    signing step would fail anyway; that error surfaces here, before anything is signed.
+    """
+    from trustkit.collections import open_store
+    from trustkit.collections.engine import signable_roles
+    from trustkit.collections.model import RELEASES, SIGNER_PREFIX, signer_name_of
+    from trustkit.collections.repository import Collection
+    from trustkit.keys import KeyStore
+
+    collection = Collection.load(open_store(settings), ref.gun)
+    roles = ["targets"] if collection is None else signable_roles(collection, KeyStore(settings))
+    signers = tuple(
+        signer_name_of(r) for r in roles if r.startswith(SIGNER_PREFIX) and r != RELEASES
+    )
+    return TrustOutcome(checked=True, signed=True, digest=digest, size=size, signers=signers)
+
+
 def _resolve_untrusted_digest(settings: Settings, ref: refs.ImageRef) -> str:
     if ref.digest is not None:
         return ref.digest
@@ -111,12 +135,14 @@ def check_image(
     policies: Sequence[Policy] | None = None,
     now: datetime | None = None,
     require_trust: bool | None = None,
+    trust: TrustOutcome | None = None,
 ) -> Verdict:
     """Decide about one image. ``require_trust`` defaults to ``settings.content_trust``.
 
     With content trust on, an unsigned, stale, rolled-back or tampered tag is a BLOCK before any
     policy runs. Policies (from the policy directory and ``policy_files``) are then evaluated
     over the trust outcome and the verified scan attestations of the resolved digest.
+    ``trust`` replaces the trust lookup (the push path: the signature about to be made).
     """
     from trustkit.policy import ImageFacts, TrustFact, evaluate, load_policies
 
@@ -128,7 +154,10 @@ def check_image(
     enforce_trust = settings.content_trust if require_trust is None else require_trust
     needs_trust = enforce_trust or any(p.requires_signed for p in matching)
 
-    trust = check_trust(settings, ref) if needs_trust else TrustOutcome(checked=False, signed=False)
+    if trust is None:
+        trust = (
+            check_trust(settings, ref) if needs_trust else TrustOutcome(checked=False, signed=False)
+        )
     if enforce_trust and ref.tag is not None and not trust.signed:
         reason = Reason(
             rule="trust",
@@ -189,16 +218,23 @@ def push_gate(
     scanner_command: str | None = None,
     scanner_key: str | None = None,
     now: datetime | None = None,
+    sign: bool = False,
 ) -> Callable[[Descriptor], Verdict]:
     """What the push path runs after the upload and before signing the tag.
 
     With ``scan`` the scan report (given, or produced by the scanner command) is attested to the
     pushed digest first; then policy decides about that digest. A BLOCK raises, so the tag is
-    never signed; WARN and AUDIT come back in the Verdict for the caller to print.
+    never signed; WARN and AUDIT come back in the Verdict for the caller to print. With ``sign``
+    (the push signs the tag next) ``require_signed`` is judged against that signature.
     """
 
     def gate(descriptor: Descriptor) -> Verdict:
         pushed = refs.parse(dest).with_digest(descriptor.digest)
+        granted = (
+            trust_once_signed(settings, pushed, descriptor.digest, descriptor.size)
+            if sign and pushed.tag is not None
+            else None
+        )
         if scan:
             from trustkit.attest.service import scan_and_attest
 
@@ -216,6 +252,7 @@ def push_gate(
             policy_files=policy_files,
             now=now,
             require_trust=False,  # the tag is about to be signed: trust is what we grant here
+            trust=granted,
         )
         return require_allowed(verdict)
 

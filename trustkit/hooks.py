@@ -136,10 +136,14 @@ def _refuse(message: str, rule: str, *, digest: str | None = None) -> HookAnswer
     )
 
 
-def _with_digest(reference: str, digest: str | None) -> str:
-    if digest is None:
-        return reference
-    return str(refs.parse(reference, default_tag=False).with_digest(digest))
+def _with_digest(reference: str, digest: str) -> str:
+    """``reference`` pinned to ``digest`` (a tagless push is to ``latest``, as in Docker)."""
+    ref = refs.parse(reference)
+    if ref.digest is not None and ref.digest != digest:
+        raise BadInputError(
+            f"hook request: reference {reference} names digest {ref.digest}, not {digest}"
+        )
+    return str(ref.with_digest(digest))
 
 
 def pre_pull(settings: Settings, request: HookRequest) -> HookAnswer:
@@ -167,16 +171,19 @@ def post_pull(settings: Settings, request: HookRequest) -> HookAnswer:
 
 
 def pre_push(settings: Settings, request: HookRequest) -> HookAnswer:
-    """Policy for the content about to be pushed (the tag is not signed yet, so no trust check)."""
-    from trustkit.enforce import check_image
+    """Policy for the content about to be pushed. The tag is not signed yet: with content trust
+    on, post-push will sign it, so ``require_signed`` is judged against that signature."""
+    from trustkit.enforce import check_image, trust_once_signed
 
     if request.digest is None:
-        return HookAnswer(allow=True, digest=None, action=Action.ALLOW)
+        # fail closed: without the digest there is nothing to evaluate policy for
+        raise BadInputError(f'{request.operation} hook request needs the "digest" being pushed')
+    pushed = refs.parse(_with_digest(request.reference, request.digest))
+    granted = None
+    if settings.content_trust and pushed.tag is not None:
+        granted = trust_once_signed(settings, pushed, request.digest, request.size)
     verdict = check_image(
-        settings,
-        _with_digest(request.reference, request.digest),
-        context=Context.PUSH,
-        require_trust=False,
+        settings, str(pushed), context=Context.PUSH, require_trust=False, trust=granted
     )
     return _from_verdict(verdict)
 

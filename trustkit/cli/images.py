@@ -84,6 +84,7 @@ def push(
             report=report,
             scanner_command=scanner_command,
             scanner_key=scan_key,
+            sign=sign,
         )
     elif scan:
         raise BadInputError("--scan attests images pushed to a registry; DEST is an OCI layout")
