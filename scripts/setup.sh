@@ -42,7 +42,7 @@ stamp=.venv/.trustkit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing trustkit and test tools into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  if ! .venv/bin/python -m pip install -q -e ".[test]" > .venv/pip-install.log 2>&1; then
+  if ! .venv/bin/python -m pip install -q -e ".[test,webhook]" > .venv/pip-install.log 2>&1; then
     cat .venv/pip-install.log >&2
     echo "setup: pip install failed" >&2; exit 3
   fi
