@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -50,6 +51,11 @@ def gate(
     verdicts = list(result.verdicts)
     if output == "json":
         text = report_formats.render_json(verdicts)
+        if result.errors:  # an image that could not be checked is not silently missing
+            document = json.loads(text)
+            document["allowed"] = False
+            document["errors"] = [{"image": i, "error": e} for i, e in result.errors]
+            text = json.dumps(document, indent=2) + "\n"
     elif output == "sarif":
         text = report_formats.render_sarif(verdicts)
     elif output == "junit":
@@ -61,8 +67,12 @@ def gate(
     else:
         click.echo(text)
     if settings.github_actions:
+        # the runner reads workflow commands from both streams; keep a report on stdout parseable
+        to_stderr = output_file is None and output != "table"
         for line in report_formats.github_annotations(verdicts):
-            click.echo(line)
+            click.echo(line, err=to_stderr)
+        for image, error in result.errors:
+            click.echo(f"::error title=trustkit gate::{image}: {error}", err=to_stderr)
     for image, error in result.errors:
         click.echo(f"trustkit: {image}: {error}", err=True)
     ctx.exit(result.exit_code)
