@@ -7,9 +7,10 @@ Convention (see docs/index.md, "Tested examples"):
   one sandbox, in one shell: files, variables and exports carry over to the next block.
 - In a ``console`` block, ``$ `` starts a command (a line ending in ``\\`` continues it); the
   lines up to the next command are expected output. Each expected line must match a line of the
-  command's output (stdout and stderr), in order; ``…`` or ``...`` stands for any text, and output
-  lines not shown in the doc are allowed. A command must exit 0, unless it ends with
-  ``# exit N``, or the next command is ``echo $?`` (whose output then shows the code).
+  command's output (stdout and stderr), in order; ``…`` or ``...`` stands for any text, runs of
+  spaces match any run of spaces, and output lines not shown in the doc are allowed. A command
+  must exit 0, unless it ends with ``# exit N``, or the next command is ``echo $?`` (whose
+  output then shows the code).
 - A ``bash``/``sh`` block runs as one script and must exit 0; its output is not checked.
 - ``<!-- doc-test-setup: NAME`` … ``-->`` runs hidden set-up commands (bash) in that sandbox.
 
@@ -128,8 +129,8 @@ def all_sandboxes() -> list[Sandbox]:
 
 
 def _pattern(expected: str) -> re.Pattern[str]:
-    parts = re.split(r"…|\.\.\.", expected.strip())
-    return re.compile(".*".join(re.escape(p) for p in parts))
+    parts = [p.strip() for p in re.split(r"…|\.\.\.", expected.strip())]
+    return re.compile(".*".join(r"\s+".join(map(re.escape, p.split())) for p in parts))
 
 
 def output_mismatch(expected: list[str], output: str) -> str | None:
