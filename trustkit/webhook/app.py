@@ -154,9 +154,10 @@ def create_app(
             except (ValueError, RecursionError) as exc:  # JSONDecodeError and MalformedReview
                 what = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
                 return _json({"error": f"bad AdmissionReview: {what}"}, 400)
+            deadline = _deadline(config, request, started)
             try:
                 decision, _ = await state.decider.decide(
-                    review, mutate=mutate, deadline=_deadline(config, request, started)
+                    review, mutate=mutate, deadline=deadline, budget=deadline - started
                 )
             except MalformedReview as exc:
                 return _json({"error": f"bad AdmissionReview: {exc}"}, 400)

@@ -64,8 +64,14 @@ class Decider:
         base = normalised if self._keyed is None else self._keyed.cache_key(normalised)
         return (base, self.config.generation)
 
-    async def outcomes(self, images: list[str], deadline: float) -> dict[str, Outcome]:
-        """One outcome per distinct image text; waits at most until ``deadline`` (monotonic)."""
+    async def outcomes(
+        self, images: list[str], deadline: float, *, budget: float | None = None
+    ) -> dict[str, Outcome]:
+        """One outcome per distinct image text; waits at most until ``deadline`` (monotonic).
+
+        ``budget`` is the request's whole allowance in seconds, named in a timeout's reason (it is
+        shorter than the configured deadline when the API server's ``?timeout=`` is).
+        """
         results: dict[str, Outcome] = {}
         pending: dict[str, asyncio.Future[Verdict]] = {}
         for image in dict.fromkeys(images):
@@ -90,16 +96,16 @@ class Decider:
             timeout = max(0.0, deadline - time.monotonic())
             await asyncio.wait(set(pending.values()), timeout=timeout)
         for image, future in pending.items():
-            results[image] = self._outcome_of(image, future)
+            results[image] = self._outcome_of(image, future, budget)
         return results
 
-    def _outcome_of(self, image: str, future: asyncio.Future[Verdict]) -> Outcome:
+    def _outcome_of(
+        self, image: str, future: asyncio.Future[Verdict], budget: float | None = None
+    ) -> Outcome:
         if not future.done():
             self.metrics.errors["timeout"] += 1
-            return Failure(
-                f"verification did not finish within the {self.config.deadline_seconds:g} s"
-                " deadline"
-            )
+            seconds = self.config.deadline_seconds if budget is None else round(budget, 1)
+            return Failure(f"verification did not finish within the {seconds:g} s deadline")
         error = future.exception()
         if error is None:
             return future.result()
@@ -112,7 +118,7 @@ class Decider:
         return Failure(f"internal error: {type(error).__name__}")
 
     async def decide(
-        self, review: Review, *, mutate: bool, deadline: float
+        self, review: Review, *, mutate: bool, deadline: float, budget: float | None = None
     ) -> tuple[Decision, list[ImageSite]]:
         decision = Decision()
         if self.config.namespace_exempt(review.namespace):
@@ -124,7 +130,7 @@ class Decider:
                 f"{len(sites)} images in one object, over the limit of {self.config.max_images}"
             )
             return decision, sites
-        outcomes = await self.outcomes([s.image for s in sites], deadline)
+        outcomes = await self.outcomes([s.image for s in sites], deadline, budget=budget)
         for image, outcome in outcomes.items():
             self._judge(decision, image, outcome)
         if mutate and decision.allowed:
@@ -215,4 +221,11 @@ def _why(verdict: Verdict) -> str:
     blocking = [r for r in verdict.reasons if r.action is Action.BLOCK] or list(verdict.reasons)
     if not blocking:
         return "refused"
-    return "; ".join(_short(f"{r.policy + ': ' if r.policy else ''}{r.message}") for r in blocking)
+    return "; ".join(_short(_named(r.policy, r.message)) for r in blocking)
+
+
+def _named(policy: str | None, message: str) -> str:
+    """Prefix the policy's name unless the message already starts with it."""
+    if not policy or message.startswith((f"policy {policy}:", f"{policy}:")):
+        return message
+    return f"{policy}: {message}"
