@@ -83,17 +83,9 @@ def trust_once_signed(
     roles our keys sign the tag into, as ``sign_tag`` chooses them. Without a usable key the
     signing step would fail anyway; that error surfaces here, before anything is signed.
     """
-    from trustkit.collections import open_store
-    from trustkit.collections.engine import signable_roles
-    from trustkit.collections.model import RELEASES, SIGNER_PREFIX, signer_name_of
-    from trustkit.collections.repository import Collection
-    from trustkit.keys import KeyStore
+    from trustkit.collections import planned_signers
 
-    collection = Collection.load(open_store(settings), ref.gun)
-    roles = ["targets"] if collection is None else signable_roles(collection, KeyStore(settings))
-    signers = tuple(
-        signer_name_of(r) for r in roles if r.startswith(SIGNER_PREFIX) and r != RELEASES
-    )
+    signers = planned_signers(settings, ref.gun)
     return TrustOutcome(checked=True, signed=True, digest=digest, size=size, signers=signers)
 
 

@@ -18,6 +18,7 @@ from trustkit.collections.model import (
     RELEASES,
     REPO_ADMIN,
     ROOT,
+    SIGNER_PREFIX,
     SNAPSHOT,
     TARGETS,
     TIMESTAMP,
@@ -119,6 +120,20 @@ def signable_roles(collection: Collection, keystore: KeyStore) -> list[str]:
             hint="load your signer key with 'trustkit trust key load' or ask an admin to add it",
         )
     return roles
+
+
+def planned_signers(
+    settings: Settings, gun: str, *, keystore: KeyStore | None = None
+) -> tuple[str, ...]:
+    """The signer names a ``sign_tag`` into ``gun`` with this key store would record, without
+    signing anything (the push path judges ``require_signed`` policies before it signs).
+    Raises ``KeyStoreError`` when no local key could sign, as ``sign_tag`` would."""
+    collection = Collection.load(open_store(settings), gun)
+    if collection is None:
+        return ()  # first push creates the collection: targets only, no named signers
+    roles = signable_roles(collection, _keystore(settings, keystore))
+    named = (r for r in roles if r.startswith(SIGNER_PREFIX) and r != RELEASES)
+    return tuple(signer_name_of(r) for r in named)
 
 
 def sign_tag(
