@@ -420,7 +420,10 @@ def test_cold_first_verification_latency_per_image(
                 PipelineChecker(pipeline_world.settings, [webhook_policies.block_high])
             )
             client = served.client(timeout=30)
-            assert client.get("/healthz").status_code == 200  # TLS connection set up first
+            ready_by = time.monotonic() + 10  # policies loaded: the first review measures it not
+            while client.get("/readyz").status_code != 200:  # (and sets up the TLS connection)
+                assert time.monotonic() < ready_by, "the webhook never became ready"
+                time.sleep(0.01)
             body = sample("08_job", {PERL: pipeline_world.ref(name)})
             for times in (colds, warms):
                 started = time.perf_counter()
@@ -435,3 +438,15 @@ def test_cold_first_verification_latency_per_image(
     for name in ("clean", "juice"):  # the ones that go to the registry
         assert figures[name][1] < figures[name][0]
     assert all(cold < 2.0 for cold, _ in figures.values())  # far below the 8 s deadline
+
+
+def test_pipeline_cache_key_is_the_same_before_and_after_prepare(
+    pipeline_world: PipelineWorld, webhook_policies: WebhookPolicies
+) -> None:
+    # a review answered while policies were loading must be found in the cache afterwards
+    checker = PipelineChecker(pipeline_world.settings, [webhook_policies.block_high])
+    before = checker.cache_key(pipeline_world.ref("clean"))
+    checker.prepare()
+    assert checker.cache_key(pipeline_world.ref("clean")) == before
+    other = PipelineChecker(pipeline_world.settings, [webhook_policies.warn_high])
+    assert other.cache_key(pipeline_world.ref("clean")) != before

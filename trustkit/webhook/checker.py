@@ -53,9 +53,10 @@ class PipelineChecker:
         self._policies = load_policies(self._settings, extra_files=list(self._policy_files))
 
     def cache_key(self, reference: str) -> Hashable:
-        # policies are fixed after prepare() and the config generation covers their files;
-        # trust data freshness is bounded by the cache TTL
-        return (reference, id(self._policies))
+        # the same before and after prepare(): a verdict given while policies were still loading
+        # is found again. This checker's policies never change (the config generation covers
+        # their contents); trust data freshness is bounded by the cache TTL
+        return (reference, self._policy_files)
 
     def __call__(self, reference: str, context: Context) -> Verdict:
         from trustkit.enforce import check_image
