@@ -277,11 +277,6 @@ def test_ephemeral_container_checked_like_any_other(
 
 
 # --- digest-pinned images: known pipeline gaps (trustkit.enforce.check_trust) ------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="enforce.check_trust treats any digest pin as trusted: with content trust on and no "
-    "policy, name@sha256:<anything> is admitted, even for a repository nobody signed",
-)
 def test_digest_pinned_image_of_an_unsigned_repository_is_denied(
     served: ServedWebhook, pipeline_world: PipelineWorld
 ) -> None:
@@ -290,12 +285,6 @@ def test_digest_pinned_image_of_an_unsigned_repository_is_denied(
     assert answer["allowed"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enforce.check_trust never looks a digest pin up in the collection, so a "
-    "require_signed policy refuses name@<the signed digest>: the webhook's own pin (and every pod "
-    "a pinned Deployment creates) is refused",
-)
 def test_require_signed_accepts_the_webhooks_own_pin(
     webhook_server: WebhookServerFactory, pipeline_world: PipelineWorld, tmp_path: Path
 ) -> None:

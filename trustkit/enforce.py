@@ -45,8 +45,7 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
     from trustkit import collections
 
     if ref.tag is None:
-        # a pull by digest has no tag to look up: the digest itself is the pin
-        return TrustOutcome(checked=True, signed=False, digest=ref.digest, error=None)
+        return _check_digest_trust(settings, ref)
     try:
         target = collections.verify_tag(settings, ref.with_tag(ref.tag))
     except UnknownRepositoryError as exc:
@@ -70,6 +69,41 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
         digest=target.digest,
         size=target.size,
         signers=tuple(target.signers),
+    )
+
+
+def _check_digest_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
+    """A digest reference is trusted when a signed tag of its collection points at it.
+
+    A digest names content, not who vouched for it: fail closed, so that ``name@sha256:...``
+    cannot route around content trust (an admission request can name any digest), while the
+    webhook's own pins and servin's pulls by a signed digest keep working.
+    """
+    from trustkit import collections
+
+    assert ref.digest is not None
+    try:
+        targets = collections.list_signed_tags(settings, ref.gun)
+    except UnknownRepositoryError as exc:
+        return TrustOutcome(
+            checked=True,
+            signed=False,
+            digest=ref.digest,
+            error=f"{ref.familiar} is not signed: {exc}",
+        )
+    except UntrustedError as exc:
+        return TrustOutcome(checked=True, signed=False, digest=ref.digest, error=str(exc))
+    matching = [t for t in targets if t.digest == ref.digest]
+    if not matching:
+        return TrustOutcome(
+            checked=True,
+            signed=False,
+            digest=ref.digest,
+            error=f"{ref.digest} is not the signed digest of any tag of {ref.repository}",
+        )
+    signers = tuple(dict.fromkeys(s for t in matching for s in t.signers))
+    return TrustOutcome(
+        checked=True, signed=True, digest=ref.digest, size=matching[0].size, signers=signers
     )
 
 
@@ -150,7 +184,7 @@ def check_image(
         trust = (
             check_trust(settings, ref) if needs_trust else TrustOutcome(checked=False, signed=False)
         )
-    if enforce_trust and ref.tag is not None and not trust.signed:
+    if enforce_trust and not trust.signed:
         reason = Reason(
             rule="trust",
             message=trust.error or f"{ref.familiar} is not signed",
@@ -168,7 +202,7 @@ def check_image(
             reasons=(reason,),
         )
 
-    digest = trust.digest
+    digest = trust.digest or ref.digest
     if digest is None and matching:
         digest = _resolve_untrusted_digest(settings, ref)
 
