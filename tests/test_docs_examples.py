@@ -11,7 +11,8 @@ Convention (see docs/index.md, "Tested examples"):
   spaces match any run of spaces, and output lines not shown in the doc are allowed. A command
   must exit 0, unless it ends with ``# exit N``, or the next command is ``echo $?`` (whose
   output then shows the code).
-- A ``bash``/``sh`` block runs as one script and must exit 0; its output is not checked.
+- A ``bash``/``sh`` block runs as one script (``set -e``, in a subshell) and must exit 0; its
+  output is not checked.
 - ``<!-- doc-test-setup: NAME`` … ``-->`` runs hidden set-up commands (bash) in that sandbox.
 
 The sandbox: fresh ``HOME`` (so the trust dir is ``~/.servin/trust``), the test passphrases,
@@ -54,6 +55,7 @@ class Command:
     text: str
     expected: list[str] = field(default_factory=list)
     exit_code: int | None = 0  # None: not checked (the next command is `echo $?`)
+    script: bool = False  # a bash/sh block: runs in a subshell with `set -e`
 
 
 @dataclass
@@ -115,7 +117,7 @@ def collect(page: Path) -> list[Sandbox]:
             if fence["lang"] == "console":
                 box.commands.extend(_console_commands(body, i + 3))
             elif fence["lang"] in SHELL_LANGS:
-                box.commands.append(Command(line=i + 3, text="\n".join(body)))
+                box.commands.append(Command(line=i + 3, text="\n".join(body), script=True))
             else:
                 raise AssertionError(f"{page.name}:{i + 2}: cannot run a {fence['lang']!r} block")
             i = end + 1
@@ -155,6 +157,8 @@ def _script(box: Sandbox, host: str, out_dir: Path) -> str:
     parts = ["set -uo pipefail"]
     for n, command in enumerate(box.commands):
         text = _localise(command.text, host, box.id)
+        if command.script:
+            text = f"(\nset -e\n{text}\n)"
         check = (
             ""
             if command.exit_code is None
