@@ -439,3 +439,26 @@ def test_pipeline_cache_key_is_the_same_before_and_after_prepare(
     assert checker.cache_key(pipeline_world.ref("clean")) == before
     other = PipelineChecker(pipeline_world.settings, [webhook_policies.warn_high])
     assert other.cache_key(pipeline_world.ref("clean")) != before
+
+
+def test_a_revocation_is_not_masked_by_the_verdict_cache(
+    served: ServedWebhook, pipeline_world: PipelineWorld, tmp_path: Path
+) -> None:
+    """The cache key carries the collection's trust-data version: a revoked tag is refused on
+    the next review, not when a cached 'allowed' expires."""
+    from fixtures.registry import make_oci_image
+
+    from trustkit.collections import revoke
+    from trustkit.refs import parse
+    from trustkit.registry import push_image
+
+    ref = pipeline_world.ref("revocable")
+    image = make_oci_image(tmp_path / "layout", "v1", (256,))
+    push_image(pipeline_world.settings, image.oci, ref, sign=True)
+    review = sample("02_pod", {CHARLIE: ref})
+    assert post(served, "/validate", review)["allowed"] is True
+    assert post(served, "/validate", review)["allowed"] is True
+    metrics = served.client().get("/metrics").text
+    assert 'trustkit_webhook_cache_total{result="hit"} 1' in metrics  # the second came from cache
+    revoke(pipeline_world.settings, parse(ref))
+    assert refused_images(post(served, "/validate", review)) == [ref]

@@ -14,6 +14,7 @@ from trustkit.collections.engine import (
     rotate_key,
     sign_tag,
     sign_tags,
+    trust_data_version,
     verify_tag,
 )
 from trustkit.collections.model import (
@@ -39,5 +40,6 @@ __all__ = [
     "rotate_key",
     "sign_tag",
     "sign_tags",
+    "trust_data_version",
     "verify_tag",
 ]

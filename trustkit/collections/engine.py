@@ -376,6 +376,12 @@ def verify_tag(
     return verify_cached(settings, open_store(settings), ref.gun, _tag_of(ref), root_file)
 
 
+def trust_data_version(settings: Settings, gun: str) -> str | None:
+    """An unverified token that changes with every publish of ``gun``: for cache keys (the
+    webhook's verdict cache), never for trust decisions."""
+    return open_store(settings).generation(gun)
+
+
 def list_signed_tags(settings: Settings, gun: str) -> list[TrustedTarget]:
     """Every trusted tag of ``gun`` (releases first, then targets), verified."""
     from trustkit.collections.client import TrustSession

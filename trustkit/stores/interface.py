@@ -72,6 +72,17 @@ class MetadataStore(ABC):
     def root_version(self, gun: str) -> int:
         """The newest published root version (0 when the collection does not exist)."""
 
+    def generation(self, gun: str) -> str | None:
+        """A cheap, unverified token that changes whenever ``gun`` is published (None when it
+        does not exist). For cache keys only: never a trust decision."""
+        import hashlib
+
+        try:
+            current = self.read(gun, "timestamp", None, limit=1 << 16)
+        except MetadataNotFoundError:
+            return None
+        return hashlib.sha256(current).hexdigest()
+
     @abstractmethod
     def writer_lock(self, gun: str) -> AbstractContextManager[None]:
         """Serialise writers of one collection; on entry, recover or discard a crashed publish."""

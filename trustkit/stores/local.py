@@ -67,6 +67,10 @@ class LocalDirStore(MetadataStore):
         head = self._head(gun)
         return 0 if head is None else head["root"]
 
+    def generation(self, gun: str) -> str | None:
+        head = self._head(gun)  # the commit point: changes with every publish
+        return None if head is None else f"{head['root']}.{head['timestamp']}"
+
     def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
         head = self._head(gun)
         if head is None:

@@ -55,8 +55,18 @@ class PipelineChecker:
     def cache_key(self, reference: str) -> Hashable:
         # the same before and after prepare(): a verdict given while policies were still loading
         # is found again. This checker's policies never change (the config generation covers
-        # their contents); trust data freshness is bounded by the cache TTL
-        return (reference, self._policy_files)
+        # their contents). The trust-data version changes with every publish of the image's
+        # collection (a signature, a revocation, a rotation), so such a change is never masked
+        # by a cached verdict; an unparsable reference keys on itself and is refused anyway
+        from trustkit.collections import trust_data_version
+        from trustkit.errors import TrustkitError
+        from trustkit.refs import parse
+
+        try:
+            version = trust_data_version(self._settings, parse(reference).gun)
+        except TrustkitError:
+            version = None
+        return (reference, self._policy_files, version)
 
     def __call__(self, reference: str, context: Context) -> Verdict:
         from trustkit.enforce import check_image
