@@ -16,8 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from trustkit._fs import read_bounded
 from trustkit.attest.model import Severity
 from trustkit.config import Settings
@@ -74,6 +72,8 @@ def policy_schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Any:
+    import jsonschema  # only when a policy file is read: keeps the no-policy paths light
+
     return jsonschema.Draft202012Validator(policy_schema())
 
 
