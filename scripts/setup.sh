@@ -10,15 +10,21 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 
-apt_pkgs=(docker-registry notary skopeo curl ca-certificates)
+# docker-registry and skopeo are the real peers of the tests and the demo; notary (server,
+# signer, CLI) is the peer of benchmarks/bench_trust.py and is skipped where Debian lacks it
+apt_pkgs=(docker-registry skopeo curl ca-certificates)
+optional_pkgs=(notary)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
-for p in "${apt_pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+for p in "${apt_pkgs[@]}" "${optional_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  for p in "${optional_pkgs[@]}"; do
+    installed "$p" || $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null \
+      || echo "setup: optional package $p is not available here (only a benchmark uses it)" >&2
+  done
 fi
 
 PY=${PYTHON:-}
