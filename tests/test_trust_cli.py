@@ -100,8 +100,9 @@ def test_revoke(signed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = exit_code(capsys, "trust", "verify", f"{REPO}:v1")
     assert code == 1
     assert err.strip() == "trustkit: tag v1 of localhost:5000/cli/app is not signed"
-    declined = invoke("trust", "revoke", REPO, input="n\n")
-    assert declined.exit_code == 1  # aborted, nothing revoked
+    # revoking every tag asks first; with no terminal to ask on, it refuses (exit 2) and says how
+    code, _, err = exit_code(capsys, "trust", "revoke", REPO)
+    assert code == 2 and "--yes" in err and err.count("\n") == 1
     assert invoke("trust", "verify", f"{REPO}:v2").exit_code == 0
     assert invoke("trust", "revoke", "--yes", REPO).exit_code == 0
     assert json.loads(invoke("trust", "inspect", REPO).output)[0]["SignedTags"] == []

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 
 from trustkit import refs
 from trustkit.config import Settings
-from trustkit.errors import PolicyRefusal, UnknownRepositoryError, UntrustedError
+from trustkit.errors import (
+    NotSignedError,
+    PolicyRefusal,
+    UnknownRepositoryError,
+    UntrustedError,
+)
 from trustkit.verdict import Action, Context, Reason, Verdict
 
 if TYPE_CHECKING:
@@ -38,6 +43,9 @@ class TrustOutcome:
     size: int | None = None
     signers: tuple[str, ...] = ()
     error: str | None = None
+    #: no signature at all (unknown collection, tag absent), as opposed to trust data that
+    #: failed verification (expired, rolled back, tampered)
+    unsigned: bool = False
 
 
 def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
@@ -50,8 +58,10 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
         target = collections.verify_tag(settings, ref.with_tag(ref.tag))
     except UnknownRepositoryError as exc:
         return TrustOutcome(
-            checked=True, signed=False, error=f"{ref.familiar} is not signed: {exc}"
+            checked=True, signed=False, error=f"{ref.familiar} is not signed: {exc}", unsigned=True
         )
+    except NotSignedError as exc:  # already says which tag of which repository is not signed
+        return TrustOutcome(checked=True, signed=False, error=str(exc), unsigned=True)
     except UntrustedError as exc:
         return TrustOutcome(checked=True, signed=False, error=str(exc))
     if ref.digest is not None and ref.digest != target.digest:
@@ -90,6 +100,7 @@ def _check_digest_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
             signed=False,
             digest=ref.digest,
             error=f"{ref.familiar} is not signed: {exc}",
+            unsigned=True,
         )
     except UntrustedError as exc:
         return TrustOutcome(checked=True, signed=False, digest=ref.digest, error=str(exc))
@@ -100,6 +111,7 @@ def _check_digest_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
             signed=False,
             digest=ref.digest,
             error=f"{ref.digest} is not the signed digest of any tag of {ref.repository}",
+            unsigned=True,
         )
     signers = tuple(dict.fromkeys(s for t in matching for s in t.signers))
     return TrustOutcome(
@@ -185,9 +197,13 @@ def check_image(
             check_trust(settings, ref) if needs_trust else TrustOutcome(checked=False, signed=False)
         )
     if enforce_trust and not trust.signed:
+        if trust.unsigned and trust.error:
+            message = trust.error  # names the image and says it is not signed
+        else:
+            message = f"{ref.familiar} is not trusted: {trust.error or 'no valid signature'}"
         reason = Reason(
             rule="trust",
-            message=trust.error or f"{ref.familiar} is not signed",
+            message=message,
             remedy=(
                 f"sign it (SERVIN_CONTENT_TRUST=1 trustkit push ... or trustkit trust sign "
                 f"{ref.familiar}), or pull by a trusted digest"

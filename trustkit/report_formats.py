@@ -85,7 +85,8 @@ def render_table(verdicts: Sequence[Verdict], *, explain: bool = False, width: i
         elif not verdict.policies:
             console.print("  no policy applies to this image")
         else:
-            console.print(f"  allowed by {len(verdict.policies)} polic(ies)")
+            count = len(verdict.policies)
+            console.print(f"  allowed by {count} {'policy' if count == 1 else 'policies'}")
         if explain:
             for outcome in verdict.policies:
                 rules = Table(

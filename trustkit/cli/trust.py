@@ -162,6 +162,13 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
     if ref.digest is not None:
         raise BadInputError("revoke takes IMAGE or IMAGE:TAG, not a digest")
     if ref.tag is None and not yes:
+        import sys
+
+        if not sys.stdin.isatty():
+            raise BadInputError(
+                f"revoking every tag of {ref.repository} needs confirmation",
+                hint="pass --yes, or name one tag: IMAGE:TAG",
+            )
         click.confirm(
             f"Revoke the signatures of every tag of {ref.repository}?", abort=True, err=True
         )

@@ -232,7 +232,9 @@ def _check_signed(run: _PolicyRun, trust: TrustFact, image: str) -> None:
         return
     if not trust.signed:
         why = trust.error or "the tag is not signed in its trusted collection"
-        run.failed("require_signed", f"{image} is not signed: {why}", remedy=sign_remedy)
+        # the trust error often says "... is not signed" itself: do not say it twice
+        message = why if "not signed" in why else f"{image} is not signed: {why}"
+        run.failed("require_signed", message, remedy=sign_remedy)
         return
     if requirement.signers:
         signed_by = {signer_name(s) for s in trust.signers}
