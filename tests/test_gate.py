@@ -109,6 +109,22 @@ def test_exit_2_for_a_malformed_policy_file_never_allow(
     assert code == 2 and "broken.yaml" in err
 
 
+def test_exit_2_for_an_image_that_does_not_exist(
+    pipeline_world: PipelineWorld,
+    gate_env: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST", "0")  # policy asks the registry for the digest
+    missing = pipeline_world.ref("clean", tag="no-such-tag")
+    code, out, err = gate(capsys, missing, pipeline_world.ref("clean"))
+    assert code == 2
+    assert err.startswith(f"trustkit: {missing}: ") and err.count("\n") == 1
+    assert "no such image in the registry" in err and "check the repository and tag" in err
+    assert "ALLOW" in out  # the image that exists is still reported
+    assert not out.startswith("\n")
+
+
 def test_exit_3_when_the_registry_is_unreachable(
     pipeline_world: PipelineWorld,
     gate_env: Settings,

@@ -1,8 +1,9 @@
 """The CI gate: the pipeline over a list of images, with CI-friendly results.
 
 Exit codes: 0 all allowed, 1 at least one blocked, 2 bad input or usage, 3 environment error.
-An environment error on one image does not hide the verdicts of the others; it is reported and
-the gate fails with 3 unless an image was blocked (a block is the stronger statement).
+An image that cannot be checked (it does not exist: 2; the registry is unreachable: 3) does not
+hide the verdicts of the others; it is reported, and the gate fails with its code unless an
+image was blocked (a block is the stronger statement).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from trustkit.verdict import Context, Verdict
 class GateResult:
     verdicts: tuple[Verdict, ...]
     errors: tuple[tuple[str, str], ...]  # (image, one-line error)
+    error_codes: tuple[int, ...] = ()  # the exit code of each error, in the same order
 
     @property
     def exit_code(self) -> int:
         if any(not v.allowed for v in self.verdicts):
             return EXIT_REFUSED
         if self.errors:
-            return EXIT_ENVIRONMENT
+            return min(self.error_codes, default=EXIT_ENVIRONMENT)  # bad input before environment
         return EXIT_OK
 
 
@@ -55,11 +57,13 @@ def run_gate(
     policies = load_policies(settings, extra_files=list(policy_files))
     verdicts: list[Verdict] = []
     errors: list[tuple[str, str]] = []
+    codes: list[int] = []
     for image in images:
         try:
             verdicts.append(
                 check_image(settings, image, context=Context.CI, policies=policies, now=now)
             )
-        except TrustEnvironmentError as exc:
+        except (TrustEnvironmentError, BadInputError) as exc:
             errors.append((image, exc.one_line()))
-    return GateResult(tuple(verdicts), tuple(errors))
+            codes.append(exc.exit_code)
+    return GateResult(tuple(verdicts), tuple(errors), tuple(codes))

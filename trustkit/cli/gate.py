@@ -64,7 +64,7 @@ def gate(
         text = report_formats.render_table(verdicts, explain=explain)
     if output_file is not None:
         atomic_write(output_file, text.encode(), mode=0o644)
-    else:
+    elif text.strip():
         click.echo(text)
     if settings.github_actions:
         # the runner reads workflow commands from both streams; keep a report on stdout parseable

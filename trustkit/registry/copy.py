@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from trustkit.config import Settings
 from trustkit.errors import BadInputError, DigestMismatchError
 from trustkit.refs import ImageRef
+from trustkit.registry.client import NotFoundError
 from trustkit.registry.location import (
     ImageLocation,
     open_registry_location,
@@ -157,5 +158,11 @@ def resolve_digest(settings: Settings, ref: ImageRef) -> Descriptor:
     location = open_registry_location(settings, ref)
     try:
         return location.get_manifest(ref.digest or ref.tag or "latest").descriptor
+    except NotFoundError as exc:
+        # the user named an image that is not there: bad input, not a broken environment
+        raise BadInputError(
+            f"{ref.familiar}: no such image in the registry ({exc})",
+            hint="check the repository and tag",
+        ) from exc
     finally:
         location.close()
