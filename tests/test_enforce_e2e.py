@@ -340,6 +340,9 @@ def test_push_pull_hooks_socket_and_gate_give_the_same_verdict(
                 result = json.loads(out)
                 assert result["digest"] == expected.digest and result["signed"]
                 assert result["verdict"]["allow"] and result["verdict"]["reasons"] == []
+                attestation = result["verdict"]["details"]["attestation"]
+                assert attestation["scanner"] == "trivy" and attestation["findings"] == 0
+                assert attestation["tag"] == "sha256-" + expected.digest[7:] + ".att"
                 assert verify_tag(settings, parse(pushed)).digest == expected.digest
             else:
                 assert "refused" in err and all(m in err for m in messages[:3])

@@ -10,6 +10,7 @@ prints; it raises ``TrustkitError`` only for bad input and environment failures,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -277,16 +278,27 @@ def push_gate(
             if sign and pushed.tag is not None
             else None
         )
+        attestation: dict[str, object] = {}
         if scan:
             from trustkit.attest.service import scan_and_attest
 
-            scan_and_attest(
+            attested = scan_and_attest(
                 settings,
                 str(pushed),
                 report=report,
                 scanner_command=scanner_command,
                 key_name=scanner_key,
             )
+            attestation = {
+                "attestation": {
+                    "scanner": attested.report.scanner.name,
+                    "findings": len(attested.report.findings),
+                    "counts": attested.report.counts(),
+                    "predicateType": attested.predicate_type,
+                    "signer": attested.signer_keyid,
+                    "tag": attested.attached.att_tag,
+                }
+            }
         verdict = check_image(
             settings,
             str(pushed),
@@ -296,6 +308,8 @@ def push_gate(
             require_trust=False,  # the tag is about to be signed: trust is what we grant here
             trust=granted,
         )
+        if attestation:
+            verdict = dataclasses.replace(verdict, details={**verdict.details, **attestation})
         return require_allowed(verdict)
 
     return gate

@@ -109,11 +109,13 @@ class HookAnswer:
         }
         if self.signed_roles:
             out["signedRoles"] = list(self.signed_roles)
-        if self.verdict is not None:
-            out["policies"] = [
-                {"policy": p.policy, "action": p.action.name} for p in self.verdict.policies
-            ]
-            out["signers"] = list(self.verdict.signers)
+        verdict = self.verdict
+        out["policies"] = (
+            [{"policy": p.policy, "action": p.action.name} for p in verdict.policies]
+            if verdict is not None
+            else []
+        )
+        out["signers"] = list(verdict.signers) if verdict is not None else []
         return out
 
 

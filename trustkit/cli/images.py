@@ -95,6 +95,13 @@ def push(
         return
     d = result.descriptor
     click.echo(f"{result.destination}: digest: {d.digest} size: {d.size}")
+    attestation = result.verdict.details.get("attestation") if result.verdict else None
+    if isinstance(attestation, dict):
+        counts = ", ".join(f"{n} {s}" for s, n in attestation["counts"].items() if n)
+        click.echo(
+            f"Attested {attestation['scanner']} scan ({counts or 'no findings'}) "
+            f"signed by {str(attestation['signer'])[:12]} ({attestation['tag']})"
+        )
     if result.signed_roles:
         click.echo(f"Signed {result.destination} in {', '.join(result.signed_roles)}")
     elif not sign:
