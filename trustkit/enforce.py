@@ -55,11 +55,12 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
 
     if ref.tag is None:
         return _check_digest_trust(settings, ref)
+    tagged = ref.with_tag(ref.tag)  # the tag is what is signed; a digest is checked below
     try:
-        target = collections.verify_tag(settings, ref.with_tag(ref.tag))
+        target = collections.verify_tag(settings, tagged)
     except UnknownRepositoryError as exc:
         return TrustOutcome(
-            checked=True, signed=False, error=f"{ref.familiar} is not signed: {exc}", unsigned=True
+            checked=True, signed=False, error=f"{tagged.familiar} is not signed: {exc}", unsigned=True
         )
     except NotSignedError as exc:  # already says which tag of which repository is not signed
         return TrustOutcome(checked=True, signed=False, error=str(exc), unsigned=True)
