@@ -59,9 +59,8 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
     try:
         target = collections.verify_tag(settings, tagged)
     except UnknownRepositoryError as exc:
-        return TrustOutcome(
-            checked=True, signed=False, error=f"{tagged.familiar} is not signed: {exc}", unsigned=True
-        )
+        error = f"{tagged.familiar} is not signed: {exc}"
+        return TrustOutcome(checked=True, signed=False, error=error, unsigned=True)
     except NotSignedError as exc:  # already says which tag of which repository is not signed
         return TrustOutcome(checked=True, signed=False, error=str(exc), unsigned=True)
     except UntrustedError as exc:
