@@ -113,15 +113,18 @@ def fetch_image(
     dest: ImageLocation | None = None,
     expected_size: int | None = None,
     dest_reference: str | None = None,
+    top: ManifestBlob | None = None,
 ) -> Descriptor:
     """Pull: fetch by ``expected_digest`` (when known) and verify every byte; store in ``dest``
-    if given, otherwise only verify."""
+    if given, otherwise only verify. ``top`` is the top manifest when the caller already holds
+    its bytes (they are checked against ``expected_digest`` all the same)."""
     return _run(
         src,
         dest,
         expected_digest=expected_digest,
         expected_size=expected_size,
         dest_reference=dest_reference,
+        top=top,
     )[0]
 
 
@@ -132,9 +135,12 @@ def _run(
     expected_digest: str | None,
     expected_size: int | None = None,
     dest_reference: str | None = None,
+    top: ManifestBlob | None = None,
 ) -> tuple[Descriptor, CopyStats]:
-    reference = expected_digest or src.reference
-    top = src.get_manifest(reference, expected_digest=expected_digest)
+    if top is not None and expected_digest is not None and top.digest != expected_digest:
+        raise DigestMismatchError(f"manifest {top.digest} is not the expected {expected_digest}")
+    if top is None:
+        top = src.get_manifest(expected_digest or src.reference, expected_digest=expected_digest)
     if expected_size is not None and top.size != expected_size:
         raise DigestMismatchError(
             f"manifest {top.digest} is {top.size} bytes, the trusted size is {expected_size}"

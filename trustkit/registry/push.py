@@ -21,7 +21,7 @@ from trustkit.refs import ImageRef, parse
 from trustkit.registry.client import NotFoundError
 from trustkit.registry.copy import copy_image, fetch_image
 from trustkit.registry.location import ImageLocation, RegistryLocation, open_image_location
-from trustkit.registry.model import Descriptor
+from trustkit.registry.model import Descriptor, ManifestBlob
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -146,25 +146,34 @@ def _verified_target(settings: Settings, image: ImageRef) -> TrustedTarget:
         raise
 
 
-def _check_tag_not_moved(source: RegistryLocation, trusted: TrustedTarget) -> None:
+def _check_tag_not_moved(
+    source: RegistryLocation, trusted: TrustedTarget
+) -> ManifestBlob | None:
     """Refuse when the registry's tag names other content than the signed digest.
 
     The signed digest is what gets fetched either way; this catches a tag overwritten after
     signing (an unsigned push, or tampering) so the user hears about it instead of silently
-    getting older content. When the registry cannot be reached (pull through a mirror) there is
-    nothing to compare and the signed digest alone decides.
+    getting older content. Without mirrors the tag's manifest is fetched and hashed here and
+    handed back, so a verified pull costs no extra round trip over an unverified one; with
+    mirrors only a HEAD is asked of the registry (content comes from the mirrors by digest), and
+    when the registry cannot be reached the signed digest alone decides.
     """
     tag = source.ref.tag or "latest"
+    fetched: ManifestBlob | None = None
     try:
-        current = source.client.head_manifest(source.ref.path, tag)
-        current_digest = current.digest if current is not None else None
+        if source.mirrors:
+            current = source.client.head_manifest(source.ref.path, tag)
+            current_digest = current.digest if current is not None else None
+        else:
+            current = None
         if current is None:
-            current_digest = source.client.get_manifest(source.ref.path, tag).digest
+            fetched = source.client.get_manifest(source.ref.path, tag)
+            current_digest = fetched.digest  # hashed from the bytes, never a header
     except NotFoundError:
         current_digest = None
     except (UnreachableError, AuthenticationError):
         if source.mirrors:
-            return
+            return None
         raise
     if current_digest != trusted.digest:
         where = f"{source.ref.repository}:{tag}"
@@ -177,6 +186,7 @@ def _check_tag_not_moved(source: RegistryLocation, trusted: TrustedTarget) -> No
                 f"by digest ({source.ref.repository}@{trusted.digest})"
             ),
         )
+    return fetched
 
 
 def pull_image(
@@ -194,9 +204,10 @@ def pull_image(
         trusted = _verified_target(settings, image)
         expected_digest, expected_size = trusted.digest, trusted.size
     source = open_image_location(settings, str(image))
+    prefetched: ManifestBlob | None = None
     if trusted is not None and isinstance(source, RegistryLocation):
         try:
-            _check_tag_not_moved(source, trusted)
+            prefetched = _check_tag_not_moved(source, trusted)
         except BaseException:
             source.close()
             raise
@@ -211,6 +222,7 @@ def pull_image(
             expected_size=expected_size,
             dest=target,
             dest_reference=dest_reference,
+            top=prefetched,
         )
     finally:
         source.close()
