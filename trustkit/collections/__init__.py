@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trustkit.collections.engine import (
+    SignOutcome,
     add_signer,
     inspect,
     list_signed_tags,
@@ -11,7 +12,9 @@ from trustkit.collections.engine import (
     remove_signer,
     renew,
     revoke,
+    revoke_or_propose,
     rotate_key,
+    sign_or_propose,
     sign_tag,
     sign_tags,
     trust_data_version,
@@ -28,6 +31,7 @@ __all__ = [
     "DEFAULT_EXPIRIES",
     "RELEASES",
     "Expiries",
+    "SignOutcome",
     "TrustedTarget",
     "add_signer",
     "inspect",
@@ -37,7 +41,9 @@ __all__ = [
     "remove_signer",
     "renew",
     "revoke",
+    "revoke_or_propose",
     "rotate_key",
+    "sign_or_propose",
     "sign_tag",
     "sign_tags",
     "trust_data_version",

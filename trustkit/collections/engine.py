@@ -43,6 +43,7 @@ from trustkit.refs import ImageRef
 from trustkit.stores.interface import MetadataStore
 
 if TYPE_CHECKING:
+    from trustkit.collections.cosigning import PendingView
     from trustkit.keys import Key, KeyRecord, KeyStore
 
 ROTATABLE_ROLES = TOP_LEVEL_ROLES
@@ -69,6 +70,18 @@ def _keystore(settings: Settings, keystore: KeyStore | None) -> KeyStore:
     return KeyStore(settings)
 
 
+@dataclass
+class SignOutcome:
+    """What a tag change did: published, or stored as a pending change awaiting co-signers."""
+
+    roles: list[str]
+    pending: PendingView | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.pending is None
+
+
 @contextlib.contextmanager
 def _writing(
     settings: Settings,
@@ -78,8 +91,13 @@ def _writing(
     create: bool,
     expiries: Expiries,
     changed: list[str] | None = None,
+    outcome: SignOutcome | None = None,
 ) -> Iterator[Collection]:
-    """Load (or create) under the writer lock, let the caller edit, then publish."""
+    """Load (or create) under the writer lock, let the caller edit, then publish.
+
+    With ``outcome``, a change to delegated roles whose threshold this key store cannot meet
+    is stored as a pending change (``outcome.pending``) instead of being refused.
+    """
     store = open_store(settings)
     if not create and not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}")
@@ -90,6 +108,13 @@ def _writing(
                 raise UnknownRepositoryError(f"no trust data for {gun}")
             collection = Collection.create(gun, keystore, expiries)
         yield collection
+        if outcome is not None:
+            short = collection.short_of_threshold(keystore)
+            if short and not any(role in TOP_LEVEL_ROLES for role in short):
+                from trustkit.collections.cosigning import propose
+
+                outcome.pending = propose(collection, keystore, expiries, store)
+                return
         roles = collection.publish(keystore, expiries, store)
         if changed is not None:
             changed.extend(roles)
@@ -148,15 +173,30 @@ def sign_tag(
     """Record tag → (digest, size) in every role the local keys can sign; returns those roles.
 
     Creates the collection (and its root and repository keys) on first use, as docker push does.
+    Refused (KeyStoreError) when a role's threshold needs keys of other signers: see
+    ``sign_or_propose``.
     """
     tag = _tag_of(ref)
-    target = TargetFile(check_size(size), {"sha256": check_digest(digest)}, tag)
-    keys = _keystore(settings, keystore)
-    with _writing(settings, ref.gun, keys, create=True, expiries=expiries) as collection:
-        roles = signable_roles(collection, keys)
-        for role in roles:
-            collection.edit_role(role).targets[tag] = target
-    return roles
+    return sign_tags(settings, ref.gun, {tag: (digest, size)}, keystore=keystore, expiries=expiries)
+
+
+def sign_or_propose(
+    settings: Settings,
+    ref: ImageRef,
+    *,
+    digest: str,
+    size: int,
+    keystore: KeyStore | None = None,
+    expiries: Expiries = DEFAULT_EXPIRIES,
+) -> SignOutcome:
+    """``sign_tag``, except that a change needing other signers' signatures (a releases
+    threshold above the keys held here) becomes a pending change for them to approve."""
+    outcome = SignOutcome([])
+    tag = _tag_of(ref)
+    outcome.roles = _sign_entries(
+        settings, ref.gun, {tag: (digest, size)}, keystore, expiries, outcome
+    )
+    return outcome
 
 
 def sign_tags(
@@ -168,6 +208,17 @@ def sign_tags(
     expiries: Expiries = DEFAULT_EXPIRIES,
 ) -> list[str]:
     """Sign many tags (tag → (digest, size)) in one publish; returns the roles signed."""
+    return _sign_entries(settings, gun, tags, keystore, expiries, None)
+
+
+def _sign_entries(
+    settings: Settings,
+    gun: str,
+    tags: Mapping[str, tuple[str, int]],
+    keystore: KeyStore | None,
+    expiries: Expiries,
+    outcome: SignOutcome | None,
+) -> list[str]:
     from trustkit.refs import validate_tag
 
     entries = {
@@ -175,7 +226,9 @@ def sign_tags(
         for tag, (d, size) in tags.items()
     }
     keys = _keystore(settings, keystore)
-    with _writing(settings, gun, keys, create=True, expiries=expiries) as collection:
+    with _writing(
+        settings, gun, keys, create=True, expiries=expiries, outcome=outcome
+    ) as collection:
         roles = signable_roles(collection, keys)
         for role in roles:
             collection.edit_role(role).targets.update(entries)
@@ -191,9 +244,34 @@ def revoke(
 ) -> list[str]:
     """Remove one tag's signature (or every tag's when ``ref.tag`` is None) from the roles we
     can sign; returns the roles changed."""
+    return _revoke(settings, ref, keystore, expiries, None)
+
+
+def revoke_or_propose(
+    settings: Settings,
+    ref: ImageRef,
+    *,
+    keystore: KeyStore | None = None,
+    expiries: Expiries = DEFAULT_EXPIRIES,
+) -> SignOutcome:
+    """``revoke``, becoming a pending change when other signers must co-sign it."""
+    outcome = SignOutcome([])
+    outcome.roles = _revoke(settings, ref, keystore, expiries, outcome)
+    return outcome
+
+
+def _revoke(
+    settings: Settings,
+    ref: ImageRef,
+    keystore: KeyStore | None,
+    expiries: Expiries,
+    outcome: SignOutcome | None,
+) -> list[str]:
     keys = _keystore(settings, keystore)
     changed: list[str] = []
-    with _writing(settings, ref.gun, keys, create=False, expiries=expiries) as collection:
+    with _writing(
+        settings, ref.gun, keys, create=False, expiries=expiries, outcome=outcome
+    ) as collection:
         for role in signable_roles(collection, keys):
             current = collection.current_targets(role)
             if current is None:

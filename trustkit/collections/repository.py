@@ -24,6 +24,7 @@ from trustkit.collections._tuf import (
     Root,
     Signed,
     Snapshot,
+    TargetFile,
     Targets,
     Timestamp,
 )
@@ -84,6 +85,10 @@ class Collection:
         self._delegated: dict[str, Metadata[Targets] | None] = {}
         self._dirty: set[str] = set(TOP_LEVEL_ROLES) if fresh else set()
         self._fresh: set[str] = set(TOP_LEVEL_ROLES) if fresh else set()
+        # delegated roles whose new version arrived already signed (co-signing): published as is
+        self._presigned: set[str] = set()
+        # each edited role's tags as loaded (shallow: edits replace entries, never mutate them)
+        self._tags_before: dict[str, dict[str, TargetFile]] = {}
 
     # --- loading --------------------------------------------------------------------------
     @classmethod
@@ -186,6 +191,62 @@ class Collection:
             return self.root.signed.roles[role].threshold
         return self.delegated_roles()[role].threshold
 
+    def published_version(self, role: str) -> int:
+        """The version of ``role`` in the published snapshot (0 when never published)."""
+        meta = self.snapshot.signed.meta.get(f"{role}.json")
+        return 0 if meta is None else int(meta.version)
+
+    def dirty_roles(self) -> list[str]:
+        return sorted(self._dirty)
+
+    def short_of_threshold(self, keystore: KeyStore) -> dict[str, tuple[int, int]]:
+        """Changed roles this key store cannot sign alone: role -> (local keys, threshold)."""
+        short = {}
+        for role in self._dirty - self._presigned:
+            if role == ROOT:
+                continue  # root has its own rules (old and new root): publish decides
+            threshold = self.threshold_of(role)
+            held = len(local_keyids(keystore, self.keyids_of(role)))
+            if held < threshold:
+                short[role] = (held, threshold)
+        return short
+
+    def can_publish(self, keystore: KeyStore) -> bool:
+        """Whether this key store holds enough snapshot and timestamp keys to publish."""
+        return all(
+            len(local_keyids(keystore, self.keyids_of(role))) >= self.threshold_of(role)
+            for role in (SNAPSHOT, TIMESTAMP)
+        )
+
+    def sign_proposal(
+        self, role: str, keystore: KeyStore, expiries: Expiries, now: datetime
+    ) -> Metadata[Targets]:
+        """The next version of delegated ``role``, signed with whatever keys are local
+        (possibly fewer than its threshold): the first half of a co-signed change."""
+        md = self._delegated.get(role)
+        if role in TOP_LEVEL_ROLES or md is None or role not in self._dirty:
+            raise ValueError(f"{role} is not an edited delegated role")
+        self._new_version(role, md, expiries, now)
+        for signer in _local_signers(keystore, self.keyids_of(role)):
+            md.sign(signer, append=True)
+        return md
+
+    def set_presigned(self, role: str, md: Metadata[Targets]) -> None:
+        """Publish ``md`` as the next version of delegated ``role`` exactly as signed; publish
+        refuses it unless its signatures meet the role's threshold."""
+        if role in TOP_LEVEL_ROLES or role not in self.delegated_roles():
+            raise ValueError(f"{role} is not a delegated role")
+        self._delegated[role] = md
+        self._dirty.add(role)
+        self._presigned.add(role)
+
+    def published_tags(self, role: str) -> dict[str, TargetFile]:
+        """A delegated role's tags as published (before this writer's edits)."""
+        if role in self._tags_before:
+            return dict(self._tags_before[role])
+        current = self.current_targets(role)
+        return dict(current.targets) if current is not None else {}
+
     def current_targets(self, role: str) -> Targets | None:
         if role == TARGETS:
             return self.targets.signed
@@ -208,6 +269,8 @@ class Collection:
                 raise ValueError(role)
             return self.edit_targets()
         md = self.delegated(role)
+        if role not in self._tags_before:
+            self._tags_before[role] = dict(md.signed.targets) if md is not None else {}
         if md is None:
             # continue the published version numbering: snapshot entries are never removed
             meta = self.snapshot.signed.meta.get(f"{role}.json")
@@ -239,8 +302,11 @@ class Collection:
         for role in [*delegated, *([TARGETS] if TARGETS in self._dirty else [])]:
             md = self.targets if role == TARGETS else self._delegated[role]
             assert md is not None
-            self._new_version(role, md, expiries, now)
-            self._sign(role, md, keystore)
+            if role in self._presigned:
+                self._check_presigned(role, md)
+            else:
+                self._new_version(role, md, expiries, now)
+                self._sign(role, md, keystore)
             data = md.to_bytes(_SERIALIZER)
             files.append(MetadataFile(role, md.signed.version, data))
             self.snapshot.signed.meta[f"{role}.json"] = MetaFile.from_data(
@@ -268,7 +334,20 @@ class Collection:
         self._store = store
         self._dirty.clear()
         self._fresh.clear()
+        self._presigned.clear()
         return changed
+
+    def _check_presigned(self, role: str, md: Metadata[Targets]) -> None:
+        expected = self.published_version(role) + 1
+        if md.signed.version != expected:
+            raise UntrustedError(
+                f"{role} of {self.gun}: the co-signed version is {md.signed.version}, "
+                f"the next one is {expected}"
+            )
+        try:
+            self.targets.signed.verify_delegate(role, md.signed_bytes, md.signatures)
+        except tuf_exc.UnsignedMetadataError as exc:
+            raise UntrustedError(f"{role} of {self.gun} is not signed enough: {exc}") from None
 
     def _new_version(self, role: str, md: Metadata[Any], expiries: Expiries, now: datetime) -> None:
         if role not in self._fresh:

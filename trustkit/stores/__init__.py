@@ -6,6 +6,8 @@ from trustkit.stores.interface import (
     MetadataFile,
     MetadataNotFoundError,
     MetadataStore,
+    PendingNotFoundError,
+    check_pending_id,
     escape_gun,
     metadata_filename,
 )
@@ -16,6 +18,8 @@ __all__ = [
     "MetadataFile",
     "MetadataNotFoundError",
     "MetadataStore",
+    "PendingNotFoundError",
+    "check_pending_id",
     "escape_gun",
     "metadata_filename",
 ]

@@ -8,6 +8,7 @@ a hostile or broken store cannot make trustkit read endless data.
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -18,10 +19,24 @@ from trustkit.errors import StorageError
 #: roles whose current copy is read without a version (everything else uses consistent snapshots)
 UNVERSIONED_ROLES = frozenset({"timestamp"})
 _MAX_ESCAPED_NAME = 200
+#: a pending change's id: lowercase hex, so it is always one safe file-name component
+PENDING_ID_RE = re.compile(r"^[0-9a-f]{12,64}$")
 
 
 class MetadataNotFoundError(StorageError):
     """The store has no such metadata file (or no such collection)."""
+
+
+class PendingNotFoundError(MetadataNotFoundError):
+    """The store has no pending change with that id."""
+
+
+def check_pending_id(pending_id: str) -> str:
+    if not PENDING_ID_RE.match(pending_id):
+        from trustkit.errors import BadInputError
+
+        raise BadInputError(f"invalid pending change id {pending_id!r}: expected lowercase hex")
+    return pending_id
 
 
 @dataclass(frozen=True)
@@ -94,3 +109,23 @@ class MetadataStore(ABC):
         ``files`` must contain the new timestamp; readers see either the previous set or all of
         ``files``, never a mix.
         """
+
+    # --- pending changes (co-signing) -----------------------------------------------------
+    # A change to a role with threshold > 1 waits here, partly signed, until enough signers
+    # approve it. Pending entries are unpublished and untrusted: clients never read them, and
+    # writers verify them against the published metadata before counting a signature.
+    def list_pending(self, gun: str) -> list[str]:
+        """The ids of ``gun``'s pending changes (unverified), oldest file name order."""
+        return []
+
+    def read_pending(self, gun: str, pending_id: str, *, limit: int) -> bytes:
+        """The stored bytes of one pending change (PendingNotFoundError when absent)."""
+        raise PendingNotFoundError(f"no pending change {pending_id} of {gun}")
+
+    def write_pending(self, gun: str, pending_id: str, data: bytes) -> None:
+        """Create or replace one pending change atomically (caller holds writer_lock)."""
+        raise StorageError(f"{self.description} cannot hold pending (co-signed) changes")
+
+    def remove_pending(self, gun: str, pending_id: str) -> None:
+        """Drop one pending change (caller holds writer_lock); absent is not an error."""
+        return None

@@ -7,6 +7,7 @@ Layout of ``<server_dir>/<escaped GUN>/``::
     12.timestamp.json                    timestamps, versioned on disk, served as timestamp.json
     current.json                         {"root": N, "timestamp": M}: the commit point
     staged/                              a publish in progress (files + manifest.json)
+    pending/<id>.json                    co-signing: changes waiting for more signatures
     .lock                                writer lock
 
 A publish first stages every file, then writes the manifest (the staged set is now complete and
@@ -28,15 +29,20 @@ from typing import Any
 from trustkit._fs import atomic_write, ensure_private_dir, file_lock, read_bounded
 from trustkit.errors import StorageError
 from trustkit.stores.interface import (
+    PENDING_ID_RE,
     MetadataFile,
     MetadataNotFoundError,
     MetadataStore,
+    PendingNotFoundError,
+    check_pending_id,
     escape_gun,
     metadata_filename,
 )
 
 HEAD_FILE = "current.json"
 STAGED_DIR = "staged"
+PENDING_DIR = "pending"
+_MAX_PENDING_LISTED = 1000
 MANIFEST_FILE = "manifest.json"
 _HEAD_LIMIT = 4096
 _MANIFEST_LIMIT = 1 << 20
@@ -128,6 +134,39 @@ class LocalDirStore(MetadataStore):
         atomic_write(directory / HEAD_FILE, json.dumps(manifest["head"]).encode(), mode=0o644)
         shutil.rmtree(staged, ignore_errors=True)
 
+    # --- pending changes ----------------------------------------------------------------
+    def _pending_path(self, gun: str, pending_id: str) -> Path:
+        return self._dir(gun) / PENDING_DIR / f"{check_pending_id(pending_id)}.json"
+
+    def list_pending(self, gun: str) -> list[str]:
+        directory = self._dir(gun) / PENDING_DIR
+        try:
+            names = sorted(p.name for p in directory.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot list pending changes of {gun}: {exc}") from None
+        ids = [n[: -len(".json")] for n in names if n.endswith(".json")]
+        # anything else (temporary files, foreign names) is not a pending change
+        valid = [i for i in ids if _is_pending_id(i)]
+        return valid[:_MAX_PENDING_LISTED]
+
+    def read_pending(self, gun: str, pending_id: str, *, limit: int) -> bytes:
+        path = self._pending_path(gun, pending_id)
+        try:
+            return read_bounded(path, limit, what="pending change")
+        except FileNotFoundError:
+            raise PendingNotFoundError(f"no pending change {pending_id} of {gun}") from None
+
+    def write_pending(self, gun: str, pending_id: str, data: bytes) -> None:
+        path = self._pending_path(gun, pending_id)
+        ensure_private_dir(path.parent)
+        atomic_write(path, data, mode=0o644)
+
+    def remove_pending(self, gun: str, pending_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._pending_path(gun, pending_id).unlink()
+
     def _recover(self, gun: str) -> None:
         """Finish a complete staged publish whose base is still current; drop anything else."""
         directory = self._dir(gun)
@@ -147,6 +186,10 @@ class LocalDirStore(MetadataStore):
             self._apply(directory, manifest)
         else:
             shutil.rmtree(staged, ignore_errors=True)
+
+
+def _is_pending_id(name: str) -> bool:
+    return PENDING_ID_RE.match(name) is not None
 
 
 def _root_of(head: dict[str, int] | None) -> int:

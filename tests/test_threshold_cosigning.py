@@ -1,0 +1,321 @@
+"""Co-signing a releases threshold across key stores (two trust dirs = two machines).
+
+Alice created the collection (she holds root, targets, snapshot and timestamp keys); bob is a
+second releases signer on another machine; the releases threshold is 2. Both share one
+``file://`` store; a third, empty trust dir verifies as a fresh client would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fixtures.trust import TrustedRepo, digest_for
+
+from trustkit.collections import (
+    add_signer,
+    revoke_or_propose,
+    sign_or_propose,
+    sign_tag,
+    verify_tag,
+)
+from trustkit.collections.cosigning import (
+    PENDING_MAX_BYTES,
+    StalePendingError,
+    approve,
+    discard,
+    list_pending,
+)
+from trustkit.config import Settings
+from trustkit.errors import (
+    BadInputError,
+    KeyStoreError,
+    NotSignedError,
+    SignatureError,
+    UntrustedError,
+)
+from trustkit.keys import KeyStore
+from trustkit.stores import escape_gun
+
+
+@dataclass
+class Machine:
+    settings: Settings
+    keys: KeyStore
+
+
+@dataclass
+class TwoSigners:
+    repo: TrustedRepo
+    alice: Machine
+    bob: Machine
+    client: Callable[[str], Settings]
+
+    def pending_dir(self) -> Path:
+        return self.alice.settings.local_server_dir / escape_gun(self.repo.gun) / "pending"
+
+
+def _copy_keys(src: KeyStore, dst: KeyStore, keyids: list[str]) -> None:
+    """Hand keys to another machine as an operator would: copy the encrypted files."""
+    dst.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for keyid in keyids:
+        for suffix in (".key", ".json"):
+            shutil.copy2(src.directory / f"{keyid}{suffix}", dst.directory / f"{keyid}{suffix}")
+
+
+def _role_keyids(keys: KeyStore, role: str, gun: str | None = None) -> list[str]:
+    return [r.keyid for r in keys.records(role=role, gun=gun)]
+
+
+@pytest.fixture
+def two(
+    trusted_repo: TrustedRepo,
+    settings: Settings,
+    tmp_path: Path,
+    fresh_trust_client: Callable[[str], Settings],
+) -> TwoSigners:
+    bob_settings = settings.with_changes(
+        trust_dir=tmp_path / "bob", trust_server=f"file://{settings.local_server_dir}"
+    )
+    bob_keys = KeyStore(bob_settings)
+    bob = bob_keys.generate(role="delegation", name="bob")
+    add_signer(
+        settings,
+        trusted_repo.gun,
+        "bob",
+        [bob.public_key],
+        threshold=2,
+        keystore=trusted_repo.keystore,
+    )
+    return TwoSigners(
+        trusted_repo,
+        Machine(settings, trusted_repo.keystore),
+        Machine(bob_settings, bob_keys),
+        fresh_trust_client,
+    )
+
+
+def _propose_v1(two: TwoSigners, tag: str = "v1") -> str:
+    outcome = sign_or_propose(
+        two.alice.settings,
+        two.repo.tag(tag),
+        digest=digest_for(tag),
+        size=10,
+        keystore=two.alice.keys,
+    )
+    assert not outcome.published and outcome.pending is not None
+    return outcome.pending.id
+
+
+def _give_bob_publishing_keys(two: TwoSigners) -> None:
+    gun = two.repo.gun
+    ids = _role_keyids(two.alice.keys, "snapshot", gun) + _role_keyids(
+        two.alice.keys, "timestamp", gun
+    )
+    _copy_keys(two.alice.keys, two.bob.keys, ids)
+
+
+def test_alice_proposes_bob_approves_and_publishes(two: TwoSigners) -> None:
+    outcome = sign_or_propose(
+        two.alice.settings, two.repo.tag("v1"), digest=digest_for("v1"), size=10,
+        keystore=two.alice.keys,
+    )
+    view = outcome.pending
+    assert view is not None and not view.ready
+    releases = view.roles[0]
+    assert (releases.role, releases.signatures, releases.threshold) == ("targets/releases", 1, 2)
+    assert releases.signers == ("alice",)
+    assert view.proposer == ("alice",)
+    assert [(c.tag, c.kind, c.after) for c in view.changes] == [("v1", "add", digest_for("v1"))]
+    # nothing published: a fresh client does not trust the tag
+    with pytest.raises(NotSignedError):
+        verify_tag(two.client("fresh-before"), two.repo.tag("v1"))
+    # the pending file is shared data, not secret; written atomically as one json document
+    files = list(two.pending_dir().iterdir())
+    assert [f.name for f in files] == [f"{view.id}.json"]
+
+    _give_bob_publishing_keys(two)
+    listed = list_pending(two.bob.settings, two.repo.gun)
+    assert [v.id for v in listed] == [view.id] and listed[0].problem is None
+    approval = approve(two.bob.settings, two.repo.gun, view.id, keystore=two.bob.keys)
+    assert approval.published
+    assert set(approval.signed_roles) == {"targets/releases", "targets/bob"}
+    assert list(two.pending_dir().iterdir()) == []
+
+    trusted = verify_tag(two.client("fresh-after"), two.repo.tag("v1"))
+    assert trusted.digest == digest_for("v1")
+    assert trusted.role == "targets/releases"
+    assert trusted.signers == ("alice", "bob")
+
+
+def test_bob_without_snapshot_key_completes_alice_publishes(two: TwoSigners) -> None:
+    pid = _propose_v1(two)
+    approval = approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+    assert not approval.published and approval.needs_publisher and approval.view.ready
+    with pytest.raises(NotSignedError):
+        verify_tag(two.client("c1"), two.repo.tag("v1"))
+    [listed] = list_pending(two.alice.settings, two.repo.gun)
+    assert listed.ready
+    # alice adds nothing new but holds snapshot and timestamp keys: she publishes
+    approval = approve(two.alice.settings, two.repo.gun, pid, keystore=two.alice.keys)
+    assert approval.published and approval.signed_roles == []
+    assert verify_tag(two.client("c2"), two.repo.tag("v1")).signers == ("alice", "bob")
+
+
+def test_proposer_cannot_approve_alone(two: TwoSigners) -> None:
+    pid = _propose_v1(two)
+    with pytest.raises(BadInputError, match=r"already signed .* needs signatures from other"):
+        approve(two.alice.settings, two.repo.gun, pid, keystore=two.alice.keys)
+
+
+def test_stale_pending_refused_after_another_publish(two: TwoSigners) -> None:
+    _give_bob_publishing_keys(two)
+    first = _propose_v1(two, "v1")
+    second = _propose_v1(two, "v2")
+    assert approve(two.bob.settings, two.repo.gun, first, keystore=two.bob.keys).published
+    with pytest.raises(StalePendingError, match=r"stale: targets/.* was published meanwhile"):
+        approve(two.bob.settings, two.repo.gun, second, keystore=two.bob.keys)
+    [listed] = list_pending(two.alice.settings, two.repo.gun)
+    assert listed.id == second and listed.problem and "stale" in listed.problem
+    # rebuilding: sign again on top of the new versions, then bob approves that one
+    third = _propose_v1(two, "v2")
+    assert approve(two.bob.settings, two.repo.gun, third, keystore=two.bob.keys).published
+    assert verify_tag(two.client("c"), two.repo.tag("v2")).digest == digest_for("v2")
+
+
+def test_signer_change_makes_pending_stale(two: TwoSigners) -> None:
+    pid = _propose_v1(two)
+    carol = two.alice.keys.generate(role="delegation", name="carol")
+    add_signer(two.alice.settings, two.repo.gun, "carol", [carol.public_key],
+               keystore=two.alice.keys)
+    with pytest.raises(StalePendingError, match=r"signers .* changed"):
+        approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+
+
+def _edit_pending(two: TwoSigners, pid: str, edit: Callable[[dict[str, object]], None]) -> None:
+    path = two.pending_dir() / f"{pid}.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_tampered_digest_refused(two: TwoSigners) -> None:
+    pid = _propose_v1(two)
+    evil = digest_for("evil").split(":")[1]
+
+    def swap_digest(doc: dict[str, object]) -> None:
+        roles = doc["roles"]
+        assert isinstance(roles, dict)
+        roles["targets/releases"]["signed"]["targets"]["v1"]["hashes"]["sha256"] = evil
+
+    _edit_pending(two, pid, swap_digest)
+    with pytest.raises(SignatureError, match="does not verify: the change was altered"):
+        approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+    [listed] = list_pending(two.bob.settings, two.repo.gun)
+    assert listed.problem is not None and "altered" in listed.problem
+    with pytest.raises(NotSignedError):
+        verify_tag(two.client("c"), two.repo.tag("v1"))
+
+
+def test_foreign_signature_and_raised_version_refused(two: TwoSigners) -> None:
+    pid = _propose_v1(two)
+
+    def foreign_key(doc: dict[str, object]) -> None:
+        roles = doc["roles"]
+        assert isinstance(roles, dict)
+        sigs = roles["targets/releases"]["signatures"]
+        sigs.append({"keyid": "ab" * 32, "sig": "00"})
+
+    _edit_pending(two, pid, foreign_key)
+    with pytest.raises(SignatureError, match="not a key of targets/releases"):
+        approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+
+    pid2 = _propose_v1(two, "v2")
+
+    def skip_version(doc: dict[str, object]) -> None:
+        base = doc["base"]
+        assert isinstance(base, dict)
+        base["roles"]["targets/releases"] += 5
+
+    _edit_pending(two, pid2, skip_version)
+    with pytest.raises(StalePendingError):
+        approve(two.bob.settings, two.repo.gun, pid2, keystore=two.bob.keys)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not json", b"{}", b'{"type":"trustkit/pending-change","format":1}', b"[" * 100_000],
+)
+def test_malformed_pending_refused(two: TwoSigners, content: bytes) -> None:
+    pid = _propose_v1(two)
+    (two.pending_dir() / f"{pid}.json").write_bytes(content)
+    with pytest.raises(UntrustedError, match="malformed"):
+        approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+
+
+def test_oversized_pending_refused(two: TwoSigners) -> None:
+    pid = _propose_v1(two)
+    (two.pending_dir() / f"{pid}.json").write_bytes(b" " * (PENDING_MAX_BYTES + 1))
+    with pytest.raises(BadInputError, match=r"too large|larger|exceeds"):
+        approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+
+
+def test_non_signer_approve_refused(two: TwoSigners, settings: Settings, tmp_path: Path) -> None:
+    pid = _propose_v1(two)
+    mallory_settings = settings.with_changes(
+        trust_dir=tmp_path / "mallory", trust_server=f"file://{settings.local_server_dir}"
+    )
+    mallory_keys = KeyStore(mallory_settings)
+    mallory_keys.generate(role="delegation", name="mallory")
+    with pytest.raises(KeyStoreError, match="not a signer of targets/releases"):
+        approve(mallory_settings, two.repo.gun, pid, keystore=mallory_keys)
+    [listed] = list_pending(two.alice.settings, two.repo.gun)
+    assert listed.roles[0].signatures == 1  # nothing added
+
+
+def test_discard_and_unknown_ids(two: TwoSigners) -> None:
+    pid = _propose_v1(two)
+    discard(two.bob.settings, two.repo.gun, pid)
+    assert list_pending(two.alice.settings, two.repo.gun) == []
+    with pytest.raises(BadInputError, match="no pending change"):
+        discard(two.bob.settings, two.repo.gun, pid)
+    with pytest.raises(BadInputError, match="no pending change"):
+        approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+    with pytest.raises(BadInputError, match="invalid pending change id"):
+        approve(two.bob.settings, two.repo.gun, "../../etc", keystore=two.bob.keys)
+
+
+def test_revoke_needs_cosigning_too(two: TwoSigners) -> None:
+    _give_bob_publishing_keys(two)
+    pid = _propose_v1(two)
+    approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
+    outcome = revoke_or_propose(two.bob.settings, two.repo.tag("v1"), keystore=two.bob.keys)
+    assert outcome.pending is not None
+    assert [(c.tag, c.kind) for c in outcome.pending.changes] == [("v1", "remove")]
+    # still trusted until alice co-signs the revocation
+    assert verify_tag(two.client("c1"), two.repo.tag("v1")).digest == digest_for("v1")
+    approval = approve(two.alice.settings, two.repo.gun, outcome.pending.id,
+                       keystore=two.alice.keys)
+    assert approval.published
+    with pytest.raises(NotSignedError):
+        verify_tag(two.client("c2"), two.repo.tag("v1"))
+
+
+def test_single_machine_path_unchanged(two: TwoSigners) -> None:
+    # with both releases keys in one key store the change publishes at once, no pending entry
+    _copy_keys(two.bob.keys, two.alice.keys, _role_keyids(two.bob.keys, "delegation"))
+    outcome = sign_or_propose(
+        two.alice.settings, two.repo.tag("v1"), digest=digest_for("v1"), size=1,
+        keystore=two.alice.keys,
+    )
+    assert outcome.published and outcome.pending is None
+    assert not two.pending_dir().exists() or list(two.pending_dir().iterdir()) == []
+    assert verify_tag(two.client("c"), two.repo.tag("v1")).signers == ("alice", "bob")
+    # the plain library call still refuses rather than leaving a pending change
+    with pytest.raises(KeyStoreError, match="needs 2 of its keys and 1"):
+        sign_tag(two.bob.settings, two.repo.tag("v2"), digest=digest_for("v2"), size=1,
+                 keystore=two.bob.keys)
