@@ -31,8 +31,9 @@ def answer_line(settings: Settings, line: bytes) -> dict[str, Any]:
         request = envelope.get("request")
         if not isinstance(stage, str) or not isinstance(request, dict):
             raise ValueError('needs "hook" (string) and "request" (object)')
-    except ValueError as exc:
-        err = BadInputError(f"malformed hook envelope: {exc}")
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        err = BadInputError(f"malformed hook envelope: {reason}")
         return {"exit": err.exit_code, "answer": {"allow": False, "error": err.one_line()}}
     code, answer = handle(settings, stage, json.dumps(request).encode())
     return {"exit": code, "answer": answer}

@@ -52,6 +52,8 @@ class HookRequest:
             obj = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadInputError(f"hook request is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise BadInputError("hook request is not valid JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise BadInputError("hook request must be a JSON object")
         return cls.from_mapping(obj)

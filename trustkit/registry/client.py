@@ -62,6 +62,8 @@ MONOLITHIC_UPLOAD_LIMIT = 256 * 1024 * 1024
 UPLOAD_CHUNK_SIZE = 32 * 1024 * 1024
 MAX_SMALL_RESPONSE = 4 * 1024 * 1024  # tag pages, tokens, error bodies, referrers
 MAX_PAGES = 1000
+MAX_LIST_ENTRIES = 100_000  # tags or repositories across all pages of one listing
+MAX_ERROR_BODY = 64 * 1024  # only shown in a message: read this much, drop the rest
 USER_AGENT = "trustkit/0.1"
 
 PULL = ("pull",)
@@ -194,7 +196,10 @@ class RegistryClient:
         for scheme, verify in candidates:
             http = self._make_http(scheme, verify)
             try:
-                response = http.get(f"{scheme}://{self.api_host}/v2/")
+                response = http.send(
+                    http.build_request("GET", f"{scheme}://{self.api_host}/v2/"), stream=True
+                )
+                _read_prefix(response, MAX_SMALL_RESPONSE)  # bounded: a ping's body is unused
             except httpx.TransportError as exc:
                 http.close()
                 if scheme == "https" and verify and _is_verify_failure(exc):
@@ -292,20 +297,25 @@ class RegistryClient:
         if basic:
             headers["Authorization"] = basic
         assert self._http is not None
+        request = self._http.build_request(
+            "GET", realm_url.copy_merge_params(params), headers=headers
+        )
         try:
-            response = self._http.get(realm_url.copy_merge_params(params), headers=headers)
+            response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             raise self._transport_error(exc) from exc
-        body = response.content[:MAX_SMALL_RESPONSE]
         if response.status_code in (401, 403):
+            response.close()
             raise self._auth_error(f"the token server refused ({response.status_code})")
         if response.status_code != 200:
+            response.close()
             raise RegistryError(f"token server for {self.host} answered {response.status_code}")
+        body = self._read_bounded(response, MAX_SMALL_RESPONSE, f"token from {realm_url.host}")
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
             lifetime = doc.get("expires_in")
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise RegistryError(f"token server for {self.host} sent malformed JSON") from exc
         if not isinstance(token, str) or not token:
             raise RegistryError(f"token server for {self.host} sent no token")
@@ -325,28 +335,37 @@ class RegistryClient:
         stream: bool = False,
         follow_redirects: bool = False,
     ) -> httpx.Response:
-        """One request with authentication: retried once after a 401 challenge."""
+        """One request with authentication: retried once after a 401 challenge.
+
+        Credentials go only to the registry's own origin (scheme, host and port), as Docker's
+        per-host challenge manager does: a Link or Location header naming another host gets no
+        Authorization, and a 401 from another host is never answered with our credentials.
+        Without ``stream`` the body is read here, bounded, so no caller reads an endless body.
+        """
         self._ensure_connection()
         assert self._http is not None
         if isinstance(url, str) and url.startswith("/"):
             url = self.base_url + url
+        own_origin = self._is_own_origin(httpx.URL(url))
         for attempt in (1, 2):
             request_headers = dict(headers or {})
-            auth = self._authorization(scopes, fetch=True)
+            auth = self._authorization(scopes, fetch=True) if own_origin else None
             if auth:
                 request_headers["Authorization"] = auth
             request = self._http.build_request(
                 method, url, headers=request_headers, content=content() if content else None
             )
             try:
-                response = self._http.send(
-                    request, stream=stream, follow_redirects=follow_redirects
-                )
+                response = self._http.send(request, stream=True, follow_redirects=follow_redirects)
             except httpx.TransportError as exc:
                 raise self._transport_error(exc) from exc
             if response.status_code != 401:
-                return response
+                return response if stream else self._buffered(response, method)
             response.close()
+            if not (own_origin and self._is_own_origin(response.url)):
+                raise self._auth_error(
+                    f"{response.url.host} (not {self.host}) asked for credentials; not sent"
+                )
             challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
             if attempt == 2 or challenge is None:
                 raise self._auth_error(f"{method} {httpx.URL(url).path} was refused (401)")
@@ -357,19 +376,38 @@ class RegistryClient:
             scopes = sorted(set(scopes) | set(challenge.scopes))
         raise AssertionError("unreachable")
 
+    def _is_own_origin(self, url: httpx.URL) -> bool:
+        base = httpx.URL(self.base_url)
+        return (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+
+    def _buffered(self, response: httpx.Response, method: str) -> httpx.Response:
+        """The response with its body read (at most MAX_SMALL_RESPONSE bytes) and closed.
+
+        An error's body is only shown in a message, so a long one is cut rather than refused.
+        """
+        if response.status_code >= 400:
+            data = _read_prefix(response, MAX_ERROR_BODY)
+        else:
+            what = f"{self.host}'s answer to {method} {response.url.path}"
+            data = self._read_bounded(response, MAX_SMALL_RESPONSE, what)
+        # the body is decoded already: a kept Content-Encoding would make httpx decode it again
+        headers = [
+            (k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"
+        ]
+        return httpx.Response(
+            response.status_code, headers=headers, content=data, request=response.request
+        )
+
     def _error(self, response: httpx.Response, what: str) -> TrustkitError:
         code = response.status_code
-        try:
-            body = response.read()[:MAX_SMALL_RESPONSE]
-        except httpx.HTTPError:
-            body = b""
+        body = _read_prefix(response, MAX_ERROR_BODY)
         detail = ""
         try:
             errors = json.loads(body).get("errors") or []
             detail = "; ".join(
                 f"{e.get('code', '')}: {e.get('message', '')}" for e in errors[:3]
             )
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             detail = body[:200].decode("utf-8", "replace").strip()
         text = f"{what}: registry {self.host} answered {code}" + (f" ({detail})" if detail else "")
         if code == 404:
@@ -641,6 +679,7 @@ class RegistryClient:
     def _paged_list(self, first: str, key: str, scopes: list[str], what: str) -> list[str]:
         names: list[str] = []
         url: str | httpx.URL = first
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             response = self._send("GET", url, scopes=scopes, stream=True)
             if response.status_code == 404 and not names:
@@ -652,15 +691,20 @@ class RegistryClient:
             body = self._read_bounded(response, MAX_SMALL_RESPONSE, what)
             try:
                 page = json.loads(body).get(key) or []
-            except (ValueError, AttributeError) as exc:
+            except (ValueError, AttributeError, RecursionError) as exc:
                 raise RegistryError(f"{what}: registry {self.host} sent malformed JSON") from exc
             if not isinstance(page, list) or not all(isinstance(n, str) for n in page):
                 raise RegistryError(f"{what}: registry {self.host} sent a malformed list")
             names.extend(page)
+            if len(names) > MAX_LIST_ENTRIES:
+                raise InputTooLargeError(f"{what}: more than {MAX_LIST_ENTRIES} entries")
             next_url = _next_link(link)
             if next_url is None:
                 return names
             url = httpx.URL(self.base_url).join(next_url)
+            if str(url) in seen:
+                raise RegistryError(f"{what}: registry {self.host} sent a pagination loop")
+            seen.add(str(url))
         raise InputTooLargeError(f"{what}: more than {MAX_PAGES} pages")
 
     def list_tags(self, repo_path: str, *, page_size: int = 1000) -> list[str]:
@@ -700,12 +744,29 @@ class RegistryClient:
         try:
             doc: Any = json.loads(body)
             manifests = doc.get("manifests") or []
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise RegistryError(f"referrers of {digest}: malformed JSON") from exc
         found = [Descriptor.from_dict(m) for m in manifests]
         if artifact_type:
             found = [d for d in found if d.artifact_type == artifact_type]
         return found
+
+
+def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body that is only shown in a message; the rest is dropped."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        for chunk in response.iter_bytes(READ_CHUNK):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        response.close()
+    return b"".join(chunks)[:limit]
 
 
 def _body(data: bytes | BinaryIO, start: int, length: int) -> bytes | Iterator[bytes]:

@@ -88,6 +88,8 @@ def parse_registries_config(raw: bytes, path: Path) -> RegistriesConfig:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad(f"not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise bad("not valid JSON (nested too deeply)") from None
     if not isinstance(doc, dict):
         raise bad("the top level must be a JSON object")
     unknown = set(doc) - {"registries", "unqualified_search_registries", "short_name_mode"}

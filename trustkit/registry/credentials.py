@@ -63,6 +63,8 @@ def read_config_json(path: Path) -> dict[str, Any]:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInputError(f"malformed credentials file {path}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise BadInputError(f"malformed credentials file {path}: nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadInputError(f"malformed credentials file {path}: expected a JSON object")
     return doc
@@ -133,7 +135,7 @@ def _helper_get(helper: str, host: str) -> Credentials | None:
     try:
         doc = json.loads(out)
         username, secret = doc["Username"], doc["Secret"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise TrustEnvironmentError(f"credential helper {helper} gave malformed output") from exc
     if not isinstance(username, str) or not isinstance(secret, str):
         raise TrustEnvironmentError(f"credential helper {helper} gave malformed output")

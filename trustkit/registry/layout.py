@@ -84,7 +84,7 @@ class OCILayout:
             raise BadInputError(f"OCI layout {self.path} has no index.json") from exc
         try:
             doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise BadInputError(f"OCI layout {self.path}: index.json is not JSON") from exc
         if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
             raise BadInputError(f"OCI layout {self.path}: index.json is malformed")

@@ -180,6 +180,8 @@ def parse_manifest_json(data: bytes) -> dict[str, Any]:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInputError(f"manifest is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise BadInputError("manifest is not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadInputError("manifest is not a JSON object")
     return doc
