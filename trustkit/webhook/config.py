@@ -115,6 +115,8 @@ class WebhookConfig:
             data = yaml.safe_load(raw) or {}
         except yaml.YAMLError as exc:
             raise BadInputError(f"webhook config {path} is not valid YAML: {exc}") from exc
+        except RecursionError:
+            raise BadInputError(f"webhook config {path} is nested too deeply") from None
         if not isinstance(data, dict):
             raise BadInputError(f"webhook config {path} must be a mapping")
         config = cls.from_mapping(data, base_dir=path.parent)
