@@ -8,14 +8,17 @@ second releases signer on another machine; the releases threshold is 2. Both sha
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from fixtures.trust import TrustedRepo, digest_for
 
+from trustkit.cli import cli, main
 from trustkit.collections import (
     add_signer,
     revoke_or_propose,
@@ -39,6 +42,7 @@ from trustkit.errors import (
     UntrustedError,
 )
 from trustkit.keys import KeyStore
+from trustkit.refs import parse_repository
 from trustkit.stores import escape_gun
 
 
@@ -319,3 +323,152 @@ def test_single_machine_path_unchanged(two: TwoSigners) -> None:
     with pytest.raises(KeyStoreError, match="needs 2 of its keys and 1"):
         sign_tag(two.bob.settings, two.repo.tag("v2"), digest=digest_for("v2"), size=1,
                  keystore=two.bob.keys)
+
+
+# --- CLI: two trust dirs sharing one file:// store ------------------------------------------
+CLI_REPO = "localhost:5000/cosign/app"
+
+
+@dataclass
+class CliMachines:
+    alice: list[str]  # global options selecting alice's trust dir
+    bob: list[str]
+    client: list[str]
+    pending_dir: Path
+
+
+def _run(*args: str) -> Result:
+    result = CliRunner().invoke(cli, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def _exit(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as caught:
+        main(list(args))
+    out = capsys.readouterr()
+    code = caught.value.code
+    return (code if isinstance(code, int) else 1), out.out, out.err
+
+
+@pytest.fixture
+def cli_two(passphrase_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliMachines:
+    server = tmp_path / "server"
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", f"file://{server}")
+    alice = ["--trust-dir", str(tmp_path / "alice")]
+    bob = ["--trust-dir", str(tmp_path / "bob")]
+    keys = tmp_path / "pub"
+    for who, name in ((alice, "alice"), (bob, "bob")):
+        assert _run(*who, "trust", "key", "generate", name, "--dir", str(keys)).exit_code == 0
+    for name, extra in (("alice", []), ("bob", ["--threshold", "2"])):
+        result = _run(
+            *alice, "trust", "signer", "add", "--key", str(keys / f"{name}.pub"), *extra,
+            name, CLI_REPO,
+        )
+        assert result.exit_code == 0, result.output
+    return CliMachines(
+        alice, bob, ["--trust-dir", str(tmp_path / "client")],
+        server / escape_gun(parse_repository(CLI_REPO).gun) / "pending",
+    )
+
+
+def _cli_propose(m: CliMachines, tag: str = "v1") -> str:
+    result = _run(*m.alice, "trust", "sign", f"{CLI_REPO}:{tag}", "--digest", digest_for(tag),
+                  "--size", "7")
+    assert result.exit_code == 0, result.output
+    match = re.search(r"pending change ([0-9a-f]+)", result.output)
+    assert match, result.output
+    assert "Signed 1 of 2 required signatures for targets/releases" in result.output
+    assert f"trustkit trust approve {CLI_REPO} {match.group(1)}" in result.output
+    return match.group(1)
+
+
+def test_cli_sign_pending_approve_publish(cli_two: CliMachines,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    pid = _cli_propose(cli_two)
+    code, _, err = _exit(capsys, *cli_two.client, "trust", "verify", f"{CLI_REPO}:v1")
+    assert code == 1 and "not signed" in err
+
+    listed = _run(*cli_two.bob, "trust", "pending", CLI_REPO)
+    assert listed.exit_code == 0
+    assert pid in listed.output and "targets/releases 1/2" in listed.output
+    assert f"+v1 {digest_for('v1')}" in listed.output and "waiting" in listed.output
+    as_json = json.loads(_run(*cli_two.bob, "trust", "pending", "--json", CLI_REPO).output)
+    assert as_json[0]["ID"] == pid and as_json[0]["Proposer"] == ["alice"]
+    assert as_json[0]["Roles"][0] == {
+        "Role": "targets/releases", "Signatures": 1, "Threshold": 2, "Signers": ["alice"]
+    }
+    assert as_json[0]["Changes"] == [
+        {"Tag": "v1", "Change": "add", "Before": None, "After": digest_for("v1")}
+    ]
+
+    # bob signs; his key store lacks snapshot/timestamp keys, so alice's approve publishes
+    code, out, err = _exit(capsys, *cli_two.bob, "trust", "approve", CLI_REPO, pid)
+    assert code == 0 and "has every required signature" in out
+    assert f"sign v1 {digest_for('v1')}" in err and "proposed by alice" in err
+    code, out, _ = _exit(capsys, *cli_two.alice, "trust", "approve", CLI_REPO, pid)
+    assert code == 0 and f"Published pending change {pid}" in out
+    code, out, _ = _exit(capsys, *cli_two.client, "trust", "verify", f"{CLI_REPO}:v1")
+    assert code == 0 and out.strip() == digest_for("v1")
+    report = json.loads(_run(*cli_two.client, "trust", "inspect", CLI_REPO).output)
+    assert report[0]["SignedTags"][0]["Signers"] == ["alice", "bob"]
+    assert "No pending changes" in _run(*cli_two.alice, "trust", "pending", CLI_REPO).output
+
+
+def test_cli_exit_codes(cli_two: CliMachines, capsys: pytest.CaptureFixture[str],
+                        tmp_path: Path) -> None:
+    pid = _cli_propose(cli_two)
+    # 2: the proposer approving alone, a non-signer, unknown or malformed ids
+    code, _, err = _exit(capsys, *cli_two.alice, "trust", "approve", CLI_REPO, pid)
+    assert code == 2 and "already signed" in err
+    stranger = ["--trust-dir", str(tmp_path / "stranger")]
+    code, _, err = _exit(capsys, *stranger, "trust", "approve", CLI_REPO, pid)
+    assert code == 2 and "not a signer of targets/releases" in err
+    code, _, err = _exit(capsys, *cli_two.bob, "trust", "approve", CLI_REPO, "0123456789ab")
+    assert code == 2 and "no pending change" in err
+    code, _, err = _exit(capsys, *cli_two.bob, "trust", "approve", CLI_REPO, "../x")
+    assert code == 2 and "invalid pending change id" in err
+    code, _, err = _exit(capsys, *cli_two.bob, "trust", "pending", "localhost:5000/none")
+    assert code == 2
+
+    # 1: stale after another publish (a second change, approved first)
+    other = _cli_propose(cli_two, "v2")
+    assert _exit(capsys, *cli_two.bob, "trust", "approve", CLI_REPO, other)[0] == 0
+    assert _exit(capsys, *cli_two.alice, "trust", "approve", CLI_REPO, other)[0] == 0
+    code, _, err = _exit(capsys, *cli_two.bob, "trust", "approve", CLI_REPO, pid)
+    assert code == 1 and "stale" in err and "sign" in err
+    listed = _run(*cli_two.bob, "trust", "pending", CLI_REPO).output
+    assert "refused" in listed and "stale" in listed
+
+    # discard, then 3: a pending area that cannot be read
+    code, out, _ = _exit(capsys, *cli_two.bob, "trust", "pending", CLI_REPO, "--discard", pid)
+    assert code == 0 and f"Discarded pending change {pid}" in out
+    assert _exit(capsys, *cli_two.bob, "trust", "pending", CLI_REPO, "--discard", pid)[0] == 2
+    shutil.rmtree(cli_two.pending_dir)
+    cli_two.pending_dir.write_text("not a directory")
+    code, _, err = _exit(capsys, *cli_two.bob, "trust", "pending", CLI_REPO)
+    assert code == 3 and "pending" in err
+
+
+def test_cli_tampered_pending_refused(cli_two: CliMachines,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    pid = _cli_propose(cli_two)
+    path = cli_two.pending_dir / f"{pid}.json"
+    path.write_text(path.read_text().replace(digest_for("v1")[7:], digest_for("evil")[7:]))
+    code, _, err = _exit(capsys, *cli_two.bob, "trust", "approve", CLI_REPO, pid)
+    assert code == 1 and "does not verify" in err
+    code, _, _ = _exit(capsys, *cli_two.client, "trust", "verify", f"{CLI_REPO}:v1")
+    assert code == 1
+
+
+def test_cli_revoke_pending(cli_two: CliMachines, capsys: pytest.CaptureFixture[str]) -> None:
+    pid = _cli_propose(cli_two)
+    assert _exit(capsys, *cli_two.bob, "trust", "approve", CLI_REPO, pid)[0] == 0
+    assert _exit(capsys, *cli_two.alice, "trust", "approve", CLI_REPO, pid)[0] == 0
+    result = _run(*cli_two.alice, "trust", "revoke", f"{CLI_REPO}:v1")
+    assert result.exit_code == 0 and "pending change" in result.output
+    assert "Successfully revoked" not in result.output
+    code, out, _ = _exit(capsys, *cli_two.client, "trust", "verify", f"{CLI_REPO}:v1")
+    # still trusted until bob co-signs the revocation
+    assert code == 0 and out.strip() == digest_for("v1")

@@ -136,8 +136,11 @@ def signer_remove(
 @click.option("--size", type=click.IntRange(min=0), default=None, help="Manifest size in bytes.")
 @click.pass_context
 def sign(ctx: click.Context, image: str, digest: str | None, size: int | None) -> None:
-    """Sign IMAGE:TAG: record its manifest digest in every role your keys can sign."""
-    from trustkit.collections import sign_tag
+    """Sign IMAGE:TAG: record its manifest digest in every role your keys can sign.
+
+    When a role's threshold needs other signers' keys, nothing is published: the change waits
+    as a pending change for them to approve (see `trust pending` and `trust approve`)."""
+    from trustkit.collections import sign_or_propose
 
     ref = _tagged(image)
     settings = settings_from(ctx)
@@ -146,8 +149,13 @@ def sign(ctx: click.Context, image: str, digest: str | None, size: int | None) -
             raise BadInputError("pass both --digest and --size")
         digest, size = _resolve_digest(settings, ref)
     click.echo(f"Signing and pushing trust data for {ref.familiar}...", err=True)
-    roles = sign_tag(settings, ref, digest=digest, size=size)
-    click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(roles)})")
+    outcome = sign_or_propose(settings, ref, digest=digest, size=size)
+    if outcome.pending is not None:
+        from trustkit.cli.trust_pending import report_pending
+
+        report_pending(ref.repository, outcome.pending)
+        return
+    click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(outcome.roles)})")
 
 
 @trust.command("revoke")
@@ -155,8 +163,9 @@ def sign(ctx: click.Context, image: str, digest: str | None, size: int | None) -
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before revoking every tag.")
 @click.pass_context
 def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
-    """Remove the signature of one tag, or of every tag of IMAGE."""
-    from trustkit.collections import revoke
+    """Remove the signature of one tag, or of every tag of IMAGE (a pending change when other
+    signers must co-sign it)."""
+    from trustkit.collections import revoke_or_propose
 
     ref = parse(image, default_tag=False)
     if ref.digest is not None:
@@ -172,9 +181,14 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
         click.confirm(
             f"Revoke the signatures of every tag of {ref.repository}?", abort=True, err=True
         )
-    roles = revoke(settings_from(ctx), ref)
+    outcome = revoke_or_propose(settings_from(ctx), ref)
+    if outcome.pending is not None:
+        from trustkit.cli.trust_pending import report_pending
+
+        report_pending(ref.repository, outcome.pending)
+        return
     what = f"tag {ref.tag}" if ref.tag else "all tags"
-    click.echo(f"Successfully revoked {what} of {ref.repository} ({', '.join(roles)})")
+    click.echo(f"Successfully revoked {what} of {ref.repository} ({', '.join(outcome.roles)})")
 
 
 @trust.command("verify")
@@ -294,9 +308,13 @@ def renew_cmd(ctx: click.Context, repository: str, roles: tuple[str, ...]) -> No
 
 
 def _attach_key_group() -> None:
+    from trustkit.cli.trust_pending import approve, pending
+
     if "rotate" not in key.commands:
         key.add_command(rotate)
     trust.add_command(key)
+    trust.add_command(pending)
+    trust.add_command(approve)
 
 
 _attach_key_group()
