@@ -28,6 +28,7 @@ from trustkit.collections import (
 )
 from trustkit.collections.cosigning import (
     PENDING_MAX_BYTES,
+    Approval,
     StalePendingError,
     approve,
     discard,
@@ -472,3 +473,46 @@ def test_cli_revoke_pending(cli_two: CliMachines, capsys: pytest.CaptureFixture[
     code, out, _ = _exit(capsys, *cli_two.client, "trust", "verify", f"{CLI_REPO}:v1")
     # still trusted until bob co-signs the revocation
     assert code == 0 and out.strip() == digest_for("v1")
+
+
+def test_racing_approvals_publish_once(two: TwoSigners, settings: Settings,
+                                       tmp_path: Path) -> None:
+    """Bob and carol approve the same change at once: the writer lock serialises them, one
+    publishes, the other finds the change gone (never a double publish or a lost signature)."""
+    import threading
+
+    carol_settings = settings.with_changes(
+        trust_dir=tmp_path / "carol", trust_server=f"file://{settings.local_server_dir}"
+    )
+    carol_keys = KeyStore(carol_settings)
+    carol = carol_keys.generate(role="delegation", name="carol")
+    add_signer(two.alice.settings, two.repo.gun, "carol", [carol.public_key],
+               keystore=two.alice.keys)
+    _give_bob_publishing_keys(two)
+    gun = two.repo.gun
+    _copy_keys(two.alice.keys, carol_keys,
+               _role_keyids(two.alice.keys, "snapshot", gun)
+               + _role_keyids(two.alice.keys, "timestamp", gun))
+    pid = _propose_v1(two)
+    outcomes: list[object] = []
+    start = threading.Barrier(2)
+
+    def run(machine: Machine) -> None:
+        start.wait()
+        try:
+            outcomes.append(approve(machine.settings, gun, pid, keystore=machine.keys))
+        except BadInputError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(m,))
+               for m in (two.bob, Machine(carol_settings, carol_keys))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    published = [o for o in outcomes if isinstance(o, Approval) and o.published]
+    refused = [o for o in outcomes if isinstance(o, BadInputError)]
+    assert len(published) == 1 and len(refused) == 1
+    assert "no pending change" in str(refused[0])
+    trusted = verify_tag(two.client("c"), two.repo.tag("v1"))
+    assert trusted.digest == digest_for("v1") and len(trusted.signers) == 2
