@@ -22,6 +22,7 @@ from trustkit.errors import (
     InputTooLargeError,
     RegistryError,
     TrustkitError,
+    UntrustedError,
 )
 from trustkit.registry.client import RegistryClient
 from trustkit.registry.credentials import Credentials
@@ -348,3 +349,28 @@ def test_deeply_nested_registry_json_is_a_registry_error(
             client.referrers("repo", digest)
         else:
             client.list_tags("repo")
+
+
+# --- no password over plain HTTP to a host that is neither loopback nor marked insecure ---
+def test_basic_password_not_sent_over_plain_http_to_a_remote_host(
+    settings: Settings, hostile: Callable[[Route], Hostile], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``http://`` mirror URL forces plain HTTP; the loopback test server stands in for a
+    remote host (fault injection: the loopback check is told it is not loopback)."""
+    import trustkit.registry.client as client_module
+
+    server = hostile(basic_protected(lambda m, p, h: Reply(200, body=b'{"tags": []}')))
+    monkeypatch.setattr(client_module, "is_loopback", lambda host: False)
+    client = RegistryClient(settings, server.host, scheme="http")
+    client.set_credentials(Credentials(USER, PASSWORD))
+    with client, pytest.raises(UntrustedError, match="plain HTTP"):
+        client.list_tags("repo")
+    assert no_credentials_reached(server)
+
+
+def test_basic_password_over_plain_http_to_loopback_still_works(
+    settings: Settings, hostile: Callable[[Route], Hostile]
+) -> None:
+    server = hostile(basic_protected(lambda m, p, h: Reply(200, body=b'{"tags": ["a"]}')))
+    with client_for(settings, server) as client:
+        assert client.list_tags("repo") == ["a"]

@@ -237,6 +237,9 @@ class RegistryClient:
             hint="check the address, that the registry is running, and any mirror settings",
         )
 
+    def _plain_http_allowed(self) -> bool:
+        return is_loopback(self.host) or self.config.tls.insecure
+
     def _credentials(self) -> Credentials | None:
         if not self._creds_loaded:
             self._creds = lookup_credentials(self.settings, self.host, self.config)
@@ -268,7 +271,14 @@ class RegistryClient:
         if challenge is None:
             return None
         if challenge.scheme == "basic":
-            return self._basic_header()
+            basic = self._basic_header()
+            if basic and self._scheme == "http" and not self._plain_http_allowed():
+                # e.g. an http:// mirror URL: only loopback or tls.insecure may see a password
+                raise UntrustedError(
+                    f"refusing to send the password for {self.host} over plain HTTP",
+                    hint=f"use https, or mark {self.host} tls.insecure in {self.registries_path}",
+                )
+            return basic
         key = scope_key(scopes)
         token = self._tokens.get(key)
         if token is None and fetch:
