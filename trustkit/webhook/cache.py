@@ -78,6 +78,9 @@ class SingleFlight:
     def in_flight(self) -> int:
         return len(self._inflight)
 
+    def running(self, key: Hashable) -> bool:
+        return key in self._inflight
+
     def verify(self, key: Hashable, check: CheckFn, reference: str) -> asyncio.Future[Verdict]:
         running = self._inflight.get(key)
         if running is not None:

@@ -21,6 +21,9 @@ from trustkit.webhook.review import ImageSite, Review, images_to_check, pinned_i
 
 log = logging.getLogger("trustkit.webhook")
 MAX_REASON_CHARS = 300
+#: verifications queued or running at once; past this a new image is refused (fail closed),
+#: so a flood of distinct images against a hanging registry cannot grow the queue without end
+MAX_IN_FLIGHT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,10 @@ class Decider:
             if cached is not None:
                 self.metrics.cache["hit"] += 1
                 results[image] = cached
+                continue
+            if self.flights.in_flight() >= MAX_IN_FLIGHT and not self.flights.running(key):
+                self.metrics.errors["overloaded"] += 1
+                results[image] = Failure(f"over {MAX_IN_FLIGHT} verifications in flight")
                 continue
             before = self.flights.joined
             pending[image] = self.flights.verify(key, self.checker, normalised)
