@@ -363,7 +363,12 @@ class Collection:
             raise KeyStoreError(
                 f"cannot sign {role} of {self.gun}: it needs {threshold} of its keys and "
                 f"{len(signers)} are in this key store",
-                hint="load the role's private key with 'trustkit trust key load'",
+                hint=(
+                    "load the role's private key with 'trustkit trust key load'"
+                    if role in TOP_LEVEL_ROLES
+                    else "'trustkit trust sign' leaves a pending change for the other signers "
+                    "to approve"
+                ),
             )
         for signer in signers:
             md.sign(signer, append=True)
