@@ -374,3 +374,27 @@ def test_basic_password_over_plain_http_to_loopback_still_works(
     server = hostile(basic_protected(lambda m, p, h: Reply(200, body=b'{"tags": ["a"]}')))
     with client_for(settings, server) as client:
         assert client.list_tags("repo") == ["a"]
+
+
+# --- compressed bodies are never inflated ---------------------------------------------------------
+def test_a_gzip_bomb_is_refused_without_inflating(
+    settings: Settings, hostile: Callable[[Route], Hostile]
+) -> None:
+    """64 MiB of zeros compress to ~64 KiB: httpx would inflate them before any size check. We
+    ask for identity and read raw, so a compressed manifest is refused as it arrives."""
+    import gzip
+
+    bomb = gzip.compress(b"\0" * FLOOD, compresslevel=9)
+    assert len(bomb) < MiB
+
+    def registry(method: str, path: str, headers: dict[str, str]) -> Reply:
+        assert headers.get("accept-encoding") == "identity"
+        media = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+        return Reply(200, {**media, "Content-Encoding": "gzip"}, bomb)
+
+    server = hostile(registry)
+    with (
+        client_for(settings, server, creds=False) as client,
+        pytest.raises(RegistryError, match="Content-Encoding 'gzip'"),
+    ):
+        client.get_manifest("repo", "v1")

@@ -162,7 +162,9 @@ class RegistryClient:
                     f"cannot load TLS files for {self.host}: {exc}",
                     hint=f"check tls.ca_file/cert_file/key_file in {self.registries_path}",
                 ) from exc
-        headers = {"User-Agent": USER_AGENT, **self.config.headers}
+        # identity: bodies are read raw and bounded before anything expands them (a 64 KiB gzip
+        # chunk can inflate to 64 MiB), and a digest is always over the bytes as sent
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **self.config.headers}
         return httpx.Client(
             verify=ctx, timeout=self._timeout, headers=headers, follow_redirects=False
         )
@@ -449,7 +451,7 @@ class RegistryClient:
         chunks: list[bytes] = []
         total = 0
         try:
-            for chunk in response.iter_bytes(READ_CHUNK):
+            for chunk in _raw_chunks(response):
                 total += len(chunk)
                 if total > limit:
                     raise InputTooLargeError(f"{what} is larger than the {limit}-byte limit")
@@ -550,7 +552,7 @@ class RegistryClient:
         hasher = hashlib.sha256()
         total = 0
         try:
-            for chunk in response.iter_bytes(READ_CHUNK):
+            for chunk in _raw_chunks(response):
                 total += len(chunk)
                 if total > size:
                     raise DigestMismatchError(
@@ -762,18 +764,35 @@ class RegistryClient:
         return found
 
 
+def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body exactly as sent, never decompressed by httpx: sizes are checked on what arrives.
+    We ask for identity; a compressed answer is refused rather than inflated."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise RegistryError(
+            f"{response.url.host} answered with Content-Encoding {encoding!r} after we asked for "
+            "identity; compressed bodies are refused (they could expand without bound)"
+        )
+    try:
+        held = response.content  # a response we already read and bounded (_buffered)
+    except httpx.ResponseNotRead:
+        yield from response.iter_raw(READ_CHUNK)
+    else:
+        yield held
+
+
 def _read_prefix(response: httpx.Response, limit: int) -> bytes:
     """Up to ``limit`` bytes of a body that is only shown in a message; the rest is dropped."""
     chunks: list[bytes] = []
     total = 0
     try:
-        for chunk in response.iter_bytes(READ_CHUNK):
+        for chunk in _raw_chunks(response):
             chunks.append(chunk)
             total += len(chunk)
             if total >= limit:
                 break
-    except httpx.HTTPError:
-        pass
+    except (httpx.HTTPError, RegistryError):
+        pass  # only ever shown in a message: what could not be read is left out
     finally:
         response.close()
     return b"".join(chunks)[:limit]
