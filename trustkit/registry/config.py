@@ -51,7 +51,7 @@ class RegistryConfig:
     resolve: bool = True
     tls: TLSConfig = TLSConfig()
     auth: AuthConfig | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # may carry a token
 
 
 @dataclass(frozen=True)
