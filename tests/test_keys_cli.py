@@ -57,13 +57,15 @@ def test_generate_writes_pub_and_stores_signer(settings: Settings, tmp_path: Pat
     assert "PRIVATE" not in result.output
 
 
-def test_generate_ed25519_into_cwd(settings: Settings, tmp_path: Path) -> None:
+def test_generate_ed25519_into_cwd(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
-        result = runner.invoke(key, ["generate", "bob", "--type", "ed25519"], obj=settings)
-        assert result.exit_code == 0, result.output
-        assert load_public_key(Path("bob.pub").read_bytes()).keytype == "ed25519"
-        again = runner.invoke(key, ["generate", "bob"], obj=settings)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(key, ["generate", "bob", "--type", "ed25519"], obj=settings)
+    assert result.exit_code == 0, result.output
+    assert load_public_key((tmp_path / "bob.pub").read_bytes()).keytype == "ed25519"
+    again = runner.invoke(key, ["generate", "bob"], obj=settings)
     assert isinstance(again.exception, BadInputError)
     assert "already exists" in str(again.exception)
     assert len(KeyStore(settings).records()) == 1  # the refused run stored nothing
