@@ -15,14 +15,14 @@ content trust on, signs the tag (digest and size) into its collection.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from trustkit import refs
+from trustkit._json import load_json_object
 from trustkit.config import Settings
-from trustkit.errors import BadInputError, InputTooLargeError, TrustkitError
+from trustkit.errors import BadInputError, TrustkitError
 from trustkit.verdict import Action, Context, Reason, Verdict
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -46,17 +46,9 @@ class HookRequest:
     @classmethod
     def from_json(cls, data: bytes | str) -> HookRequest:
         raw = data.encode() if isinstance(data, str) else data
-        if len(raw) > MAX_REQUEST_BYTES:
-            raise InputTooLargeError(f"hook request is larger than {MAX_REQUEST_BYTES} bytes")
-        try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadInputError(f"hook request is not valid JSON: {exc}") from exc
-        except RecursionError:
-            raise BadInputError("hook request is not valid JSON: nested too deeply") from None
-        if not isinstance(obj, dict):
-            raise BadInputError("hook request must be a JSON object")
-        return cls.from_mapping(obj)
+        return cls.from_mapping(
+            load_json_object(raw, what="hook request", limit=MAX_REQUEST_BYTES)
+        )
 
     @classmethod
     def from_mapping(cls, obj: Mapping[str, Any]) -> HookRequest:

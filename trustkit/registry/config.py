@@ -8,12 +8,12 @@ clear BadInputError naming the file and the field, never silently ignored.
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trustkit._fs import read_bounded
+from trustkit._json import load_json_object
 from trustkit.config import Settings
 from trustkit.errors import BadInputError
 
@@ -84,14 +84,7 @@ def parse_registries_config(raw: bytes, path: Path) -> RegistriesConfig:
             hint="fix the file or point SERVIN_REGISTRIES_CONFIG at another one",
         )
 
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad(f"not valid JSON ({exc})") from exc
-    except RecursionError:
-        raise bad("not valid JSON (nested too deeply)") from None
-    if not isinstance(doc, dict):
-        raise bad("the top level must be a JSON object")
+    doc = load_json_object(raw, what="the file", error=bad)
     unknown = set(doc) - {"registries", "unqualified_search_registries", "short_name_mode"}
     if unknown:
         raise bad(f"unknown key(s) {', '.join(sorted(unknown))}")

@@ -7,10 +7,10 @@ so parsing here is defensive: bounded sizes, checked types, clear errors.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from trustkit._json import load_json_object
 from trustkit.errors import BadInputError, DigestMismatchError, InputTooLargeError
 from trustkit.refs import validate_digest
 
@@ -174,17 +174,7 @@ def _descriptors(value: Any, name: str) -> list[Descriptor]:
 
 
 def parse_manifest_json(data: bytes) -> dict[str, Any]:
-    if len(data) > MAX_MANIFEST_SIZE:
-        raise InputTooLargeError(f"manifest is larger than the {MAX_MANIFEST_SIZE}-byte limit")
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"manifest is not valid JSON: {exc}") from exc
-    except RecursionError:
-        raise BadInputError("manifest is not valid JSON: nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise BadInputError("manifest is not a JSON object")
-    return doc
+    return load_json_object(data, what="manifest", limit=MAX_MANIFEST_SIZE)
 
 
 def detect_media_type(data: bytes, declared: str | None) -> str:
