@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fixtures.registry import BuiltImage, Registry
 from fixtures.trust import TrustedRepo, digest_for
 
 from trustkit.cli import cli, main
@@ -516,3 +517,51 @@ def test_racing_approvals_publish_once(two: TwoSigners, settings: Settings,
     assert "no pending change" in str(refused[0])
     trusted = verify_tag(two.client("c"), two.repo.tag("v1"))
     assert trusted.digest == digest_for("v1") and len(trusted.signers) == 2
+
+
+def test_push_below_the_threshold_leaves_a_pending_change(
+    settings: Settings,
+    passphrase_env: Path,
+    tmp_path: Path,
+    registry: Registry,
+    oci_image: Callable[..., BuiltImage],
+    repo_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fresh_trust_client: Callable[[str], Settings],
+) -> None:
+    """`push` with content trust on and only alice's key of a 2-of-2 releases: the image is
+    uploaded, its signature waits for bob, nobody trusts the tag until he approves."""
+    from trustkit.refs import parse
+    from trustkit.registry import pull_image
+
+    ref = registry.ref(repo_name)
+    gun = parse(ref).gun
+    alice_keys = KeyStore(settings)
+    alice = alice_keys.generate(role="delegation", name="alice")
+    bob_settings = settings.with_changes(
+        trust_dir=tmp_path / "bob", trust_server=f"file://{settings.local_server_dir}"
+    )
+    bob_keys = KeyStore(bob_settings)
+    bob = bob_keys.generate(role="delegation", name="bob")
+    add_signer(settings, gun, "alice", [alice.public_key], keystore=alice_keys)
+    add_signer(settings, gun, "bob", [bob.public_key], threshold=2, keystore=alice_keys)
+    image = oci_image()
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST", "1")
+    with pytest.raises(SystemExit) as exited:
+        main(["push", image.oci, ref])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    match = re.search(r"pending change (\S+)", out)
+    assert match and "Signed 1 of 2 required signatures for targets/releases" in out
+    assert f"trustkit trust approve {gun} {match.group(1)}" in out
+    client = fresh_trust_client("c")
+    with pytest.raises(UntrustedError):
+        verify_tag(client, parse(ref))
+    approval = approve(bob_settings, gun, match.group(1), keystore=bob_keys)
+    if not approval.published:  # bob has no snapshot/timestamp keys: alice publishes
+        assert approve(settings, gun, match.group(1), keystore=alice_keys).published
+    trusted = verify_tag(client, parse(ref))
+    assert trusted.digest == image.digest
+    assert {"alice", "bob"} <= set(trusted.signers)
+    assert pull_image(client, ref, verify=True).descriptor.digest == trusted.digest

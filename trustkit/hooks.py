@@ -81,6 +81,8 @@ class HookAnswer:
     reasons: tuple[Reason, ...] = ()
     verdict: Verdict | None = None
     signed_roles: tuple[str, ...] = field(default=())
+    #: post-push below a releases threshold: the pending change awaiting co-signers
+    pending: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -103,6 +105,8 @@ class HookAnswer:
         }
         if self.signed_roles:
             out["signedRoles"] = list(self.signed_roles)
+        if self.pending is not None:
+            out["pending"] = self.pending
         verdict = self.verdict
         out["policies"] = (
             [{"policy": p.policy, "action": p.action.name} for p in verdict.policies]
@@ -196,7 +200,8 @@ def post_push(settings: Settings, request: HookRequest) -> HookAnswer:
     ref = refs.parse(request.reference)
     if ref.tag is None:
         return answer  # a push by digest has no tag to sign
-    roles = collections.sign_tag(
+    # below a releases threshold the signature becomes a pending change for co-signers
+    outcome = collections.sign_or_propose(
         settings, ref.with_tag(ref.tag), digest=request.digest, size=request.size
     )
     return HookAnswer(
@@ -205,7 +210,8 @@ def post_push(settings: Settings, request: HookRequest) -> HookAnswer:
         action=answer.action,
         reasons=answer.reasons,
         verdict=answer.verdict,
-        signed_roles=tuple(roles),
+        signed_roles=tuple(outcome.roles) if outcome.pending is None else (),
+        pending=outcome.pending.to_json() if outcome.pending is not None else None,
     )
 
 

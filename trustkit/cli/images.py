@@ -102,7 +102,12 @@ def push(
             f"Attested {attestation['scanner']} scan ({counts or 'no findings'}) "
             f"signed by {str(attestation['signer'])[:12]} ({attestation['tag']})"
         )
-    if result.signed_roles:
+    if result.pending is not None:
+        from trustkit.cli.trust_pending import report_pending
+        from trustkit.refs import parse
+
+        report_pending(parse(result.destination).repository, result.pending)
+    elif result.signed_roles:
         click.echo(f"Signed {result.destination} in {', '.join(result.signed_roles)}")
     elif not sign:
         click.echo("Content trust off: the tag was not signed")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from trustkit.collections import TrustedTarget
+    from trustkit.collections.cosigning import PendingView
     from trustkit.verdict import Verdict
 
 
@@ -37,6 +38,8 @@ class PushResult:
     descriptor: Descriptor
     signed_roles: list[str] = field(default_factory=list)
     verdict: Verdict | None = None
+    #: the signature is a pending change awaiting co-signers (releases threshold)
+    pending: PendingView | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -50,6 +53,9 @@ class PushResult:
         }
         if self.verdict is not None:
             out["verdict"] = self.verdict.to_dict()
+        if self.pending is not None:
+            out["signed"] = False
+            out["pending"] = self.pending.to_json()
         return out
 
 
@@ -114,11 +120,16 @@ def push_image(
         target.close()
     verdict = gate(descriptor) if gate is not None else None
     roles: list[str] = []
+    pending: PendingView | None = None
     if sign and dest_ref is not None:
-        from trustkit.collections import sign_tag
+        from trustkit.collections import sign_or_propose
 
-        roles = list(sign_tag(settings, dest_ref, digest=descriptor.digest, size=descriptor.size))
-    return PushResult(source.describe(), target.describe(), descriptor, roles, verdict)
+        # below a releases threshold the signature waits for co-signers (trust approve)
+        outcome = sign_or_propose(
+            settings, dest_ref, digest=descriptor.digest, size=descriptor.size
+        )
+        roles, pending = list(outcome.roles), outcome.pending
+    return PushResult(source.describe(), target.describe(), descriptor, roles, verdict, pending)
 
 
 class TagMovedError(NotSignedError):
