@@ -237,8 +237,11 @@ def _print_pretty(reports: list[dict[str, Any]]) -> None:
         console.width = 250  # never truncate digests in pipes and logs
     for report in reports:
         name = report["Name"]
+        # titles on their own lines, as docker prints them: a table title wraps to the table
         if report["SignedTags"]:
-            table = Table(title=f"Signatures for {name}", box=None, title_justify="left")
+            console.print(f"Signatures for {name}")
+            console.print()
+            table = Table(box=None)
             for column in ("SIGNED TAG", "DIGEST", "SIGNERS"):
                 table.add_column(column, no_wrap=True)
             for tag in report["SignedTags"]:
@@ -248,9 +251,9 @@ def _print_pretty(reports: list[dict[str, Any]]) -> None:
             console.print(f"No signatures for {name}")
         console.print()
         if report["Signers"]:
-            table = Table(
-                title=f"List of signers and their keys for {name}", box=None, title_justify="left"
-            )
+            console.print(f"List of signers and their keys for {name}")
+            console.print()
+            table = Table(box=None)
             table.add_column("SIGNER", no_wrap=True)
             table.add_column("KEYS")
             for signer_entry in report["Signers"]:
