@@ -136,6 +136,7 @@ def test_signer_remove(signed: Path, capsys: pytest.CaptureFixture[str]) -> None
         (["trust", "signer", "add", "--key", "/dev/null", "alice", f"{REPO}:v1"], 2, "repository"),
         (["trust", "key", "rotate", "localhost:5000/unknown"], 2, "no trust data"),
         (["trust", "verify", f"{REPO}:v1", "--root-file", "/nonexistent"], 2, "does not exist"),
+        (["trust", "verify", f"{REPO}:v1", "--root-file", __file__], 2, "not TUF root metadata"),
     ],
 )
 def test_bad_input_is_one_line(

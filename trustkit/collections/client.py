@@ -123,6 +123,7 @@ class TrustSession:
                 bootstrap = read_bounded(root_file, ROOT_MAX_BYTES, what="root file")
             except FileNotFoundError:
                 raise BadInputError(f"root file {root_file} does not exist") from None
+            _check_root_file(root_file, bootstrap)
         elif (cache / "root.json").exists():
             bootstrap = None  # the cached, already trusted root
         else:
@@ -330,3 +331,18 @@ def forget_sessions() -> None:
     """Drop the in-process verification cache (tests, or after deleting the client cache)."""
     with _SESSIONS_LOCK:
         _SESSIONS.clear()
+
+
+def _check_root_file(path: Path, data: bytes) -> None:
+    """A pinned root the user handed us must at least be root metadata: anything else is their
+    mistake (exit 2), not a verification failure of the collection."""
+    from tuf.api.serialization import DeserializationError
+
+    from trustkit.collections._tuf import Metadata, Root
+
+    try:
+        md = Metadata.from_bytes(data)
+    except (DeserializationError, ValueError, KeyError, TypeError) as exc:
+        raise BadInputError(f"root file {path} is not TUF root metadata: {exc}") from None
+    if not isinstance(md.signed, Root):
+        raise BadInputError(f"root file {path} holds {md.signed.type} metadata, not root")
