@@ -536,10 +536,8 @@ class RegistryClient:
             return False
         raise self._error(response, f"blob {digest}")
 
-    def fetch_blob(
-        self, repo_path: str, digest: str, size: int, sink: IO[bytes] | None
-    ) -> None:
-        """Stream a blob into ``sink`` (None: verify only), refusing other or extra bytes."""
+    def _open_blob(self, repo_path: str, digest: str) -> httpx.Response:
+        """A streamed 200 answer for the blob; its body is for the caller to bound and hash."""
         response = self._send(
             "GET",
             f"/v2/{repo_path}/blobs/{digest}",
@@ -549,6 +547,13 @@ class RegistryClient:
         )
         if response.status_code != 200:
             raise self._error(response, f"blob {repo_path}@{digest}")
+        return response
+
+    def fetch_blob(
+        self, repo_path: str, digest: str, size: int, sink: IO[bytes] | None
+    ) -> None:
+        """Stream a blob into ``sink`` (None: verify only), refusing other or extra bytes."""
+        response = self._open_blob(repo_path, digest)
         hasher = hashlib.sha256()
         total = 0
         try:
@@ -577,15 +582,7 @@ class RegistryClient:
     def get_blob(self, repo_path: str, digest: str, *, max_size: int) -> bytes:
         """A small blob (config, attestation) in memory, hashed and bounded by ``max_size``."""
         validate_digest(digest)
-        response = self._send(
-            "GET",
-            f"/v2/{repo_path}/blobs/{digest}",
-            scopes=[repository_scope(repo_path, *PULL)],
-            stream=True,
-            follow_redirects=True,
-        )
-        if response.status_code != 200:
-            raise self._error(response, f"blob {repo_path}@{digest}")
+        response = self._open_blob(repo_path, digest)
         data = self._read_bounded(response, max_size, f"blob {digest}")
         if sha256_digest(data) != digest:
             raise DigestMismatchError(
