@@ -591,10 +591,10 @@ class RegistryClient:
             )
         return data
 
-    def _start_upload(self, repo_path: str, query: str = "") -> httpx.Response:
+    def _start_upload(self, repo_path: str) -> httpx.Response:
         return self._send(
             "POST",
-            f"/v2/{repo_path}/blobs/uploads/{query}",
+            f"/v2/{repo_path}/blobs/uploads/",
             scopes=[repository_scope(repo_path, *PUSH)],
             headers={"Content-Length": "0"},
         )
@@ -740,10 +740,6 @@ class RegistryClient:
         response = self._send(
             "GET", url, scopes=[repository_scope(repo_path, *PULL)], stream=True
         )
-        content_type = response.headers.get("Content-Type", "")
-        if response.status_code == 404 and "json" not in content_type:
-            response.close()
-            return None
         if response.status_code in (404, 405, 400):
             response.close()
             return None
