@@ -125,6 +125,18 @@ class ScanReport:
                 out[f.severity.name] += 1
         return out
 
+    def fixable_counts(self) -> dict[str, int]:
+        """Like ``counts()``, only the findings that have a fix (suppressed ones left out)."""
+        out = {s.name: 0 for s in sorted(Severity, reverse=True)}
+        for f in self.findings:
+            if f.fixable and not f.suppressed:
+                out[f.severity.name] += 1
+        return out
+
+    def suppressed_count(self) -> int:
+        """Findings a VEX statement marks not_affected or fixed."""
+        return sum(f.suppressed for f in self.findings)
+
 
 @dataclass(frozen=True, slots=True)
 class VerifiedScan:

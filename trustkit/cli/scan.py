@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from trustkit._fs import read_bounded
-from trustkit.attest.model import ScanReport, Severity, VerifiedScan
+from trustkit.attest.model import VerifiedScan
 from trustkit.attest.reports import FORMATS
 from trustkit.attest.service import (
     default_trusted_keys,
@@ -90,7 +90,7 @@ def attest(
         predicate_type=predicate_type,
     )
     counts = result.report.counts()
-    suppressed = sum(f.suppressed for f in result.report.findings)
+    suppressed = result.report.suppressed_count()
     if output == "json":
         echo_json(
             {
@@ -147,14 +147,6 @@ def _age(moment: datetime | None, now: datetime) -> str:
     return f"{delta.days} days"
 
 
-def _fixable(report: ScanReport) -> dict[str, int]:
-    out = {s.name: 0 for s in sorted(Severity, reverse=True)}
-    for f in report.findings:
-        if f.fixable and not f.suppressed:
-            out[f.severity.name] += 1
-    return out
-
-
 def _scan_json(scan: VerifiedScan, now: datetime) -> dict[str, Any]:
     report = scan.report
     return {
@@ -167,8 +159,8 @@ def _scan_json(scan: VerifiedScan, now: datetime) -> dict[str, Any]:
         "predicateType": scan.predicate_type,
         "attestation": scan.attestation_digest,
         "counts": report.counts(),
-        "fixable": _fixable(report),
-        "suppressed": sum(f.suppressed for f in report.findings),
+        "fixable": report.fixable_counts(),
+        "suppressed": report.suppressed_count(),
         "findings": [
             {
                 "id": f.vulnerability_id,
@@ -256,13 +248,13 @@ def _print_table(
         f"({_age(scan.scan_finished_on, now)} ago), DB age {_age(info.db_updated, now)}, "
         f"signed by {scan.signer_keyid[:12]}"
     )
-    counts, fixable = report.counts(), _fixable(report)
+    counts, fixable = report.counts(), report.fixable_counts()
     summary = Table(title="Findings by severity (suppressed not counted)")
     for name in ("Severity", "Count", "Fixable"):
         summary.add_column(name, justify="right" if name != "Severity" else "left")
     for severity, count in counts.items():
         summary.add_row(severity, str(count), str(fixable[severity]))
-    suppressed = sum(f.suppressed for f in report.findings)
+    suppressed = report.suppressed_count()
     summary.add_row("suppressed (VEX)", str(suppressed), "")
     console.print(summary)
     table = Table(title="Findings")
