@@ -27,6 +27,16 @@ def key() -> None:
     """Generate, load and list signing keys."""
 
 
+# generate and load both take it
+_role_option = click.option(
+    "--role",
+    type=click.Choice([KeyRole.DELEGATION.value, KeyRole.SCANNER.value]),
+    default=KeyRole.DELEGATION.value,
+    show_default=True,
+    help="delegation: signs tags; scanner: signs scan attestations.",
+)
+
+
 @key.command("generate")
 @click.argument("name")
 @click.option(
@@ -37,13 +47,7 @@ def key() -> None:
     help="Where to write NAME.pub (default: the current directory).",
 )
 @click.option("--type", "keytype", type=click.Choice(KEY_TYPES), default="ecdsa", show_default=True)
-@click.option(
-    "--role",
-    type=click.Choice([KeyRole.DELEGATION.value, KeyRole.SCANNER.value]),
-    default=KeyRole.DELEGATION.value,
-    show_default=True,
-    help="delegation: signs tags; scanner: signs scan attestations.",
-)
+@_role_option
 @click.pass_context
 def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role: str) -> None:
     """Generate a signer key NAME: private half in the key store, public half in DIR/NAME.pub."""
@@ -69,13 +73,7 @@ def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role:
 @key.command("load")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--name", default=None, help="Signer name for the key (default: the file's stem).")
-@click.option(
-    "--role",
-    type=click.Choice([KeyRole.DELEGATION.value, KeyRole.SCANNER.value]),
-    default=KeyRole.DELEGATION.value,
-    show_default=True,
-    help="delegation: signs tags; scanner: signs scan attestations.",
-)
+@_role_option
 @click.pass_context
 def load(ctx: click.Context, file: Path, name: str | None, role: str) -> None:
     """Import a PEM private key FILE (plain or encrypted) as a signer key."""
