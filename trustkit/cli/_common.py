@@ -1,8 +1,9 @@
-"""Helpers shared by the CLI modules: settings from the context, JSON output."""
+"""Helpers shared by the CLI modules: settings from the context, JSON output, common options."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,3 +36,13 @@ def content_trust_option(func: Any) -> Any:
         default=False,
         help="Skip signing/verification for this command even if SERVIN_CONTENT_TRUST=1.",
     )(func)
+
+
+#: ``--policy FILE`` (repeatable), for the commands that run the pipeline (push, pull, gate)
+policy_option = click.option(
+    "--policy",
+    "policy_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Policy file to apply (repeatable), in addition to the policy directory.",
+)

@@ -7,18 +7,12 @@ from pathlib import Path
 
 import click
 
-from trustkit.cli._common import settings_from
+from trustkit.cli._common import policy_option, settings_from
 
 
 @click.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option(
-    "--policy",
-    "policy_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Policy file to apply (repeatable), in addition to the policy directory.",
-)
+@policy_option
 @click.option(
     "--output",
     type=click.Choice(["table", "json", "sarif", "junit"]),

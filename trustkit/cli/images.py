@@ -7,16 +7,8 @@ from pathlib import Path
 
 import click
 
-from trustkit.cli._common import content_trust_option, echo_json, settings_from
+from trustkit.cli._common import content_trust_option, echo_json, policy_option, settings_from
 from trustkit.verdict import Action, Verdict
-
-_policy_option = click.option(
-    "--policy",
-    "policy_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Policy file to apply (repeatable), in addition to the policy directory.",
-)
 
 
 def _print_warnings(verdict: Verdict | None) -> None:
@@ -46,7 +38,7 @@ def _print_warnings(verdict: Verdict | None) -> None:
     help='With --scan: scanner command (default $SERVIN_SCANNER), e.g. "trivy image -f json".',
 )
 @click.option("--scan-key", default=None, help="With --scan: scanner key name.")
-@_policy_option
+@policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def push(
@@ -122,7 +114,7 @@ def push(
     help="Store the verified image in an OCI layout (default: verify only).",
 )
 @content_trust_option
-@_policy_option
+@policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def pull(
