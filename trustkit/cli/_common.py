@@ -21,9 +21,6 @@ def settings_from(ctx: click.Context) -> Settings:
     return settings
 
 
-pass_settings = click.make_pass_decorator(Settings, ensure=False)
-
-
 def echo_json(data: Any, *, pretty: bool = True) -> None:
     click.echo(json.dumps(data, indent=2 if pretty else None, sort_keys=False))
 
