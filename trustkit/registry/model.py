@@ -101,15 +101,6 @@ class Descriptor:
             raise BadInputError(f"malformed descriptor {digest}: artifactType must be a string")
         return cls(media_type, digest, size, annotations or None, platform, artifact_type)
 
-    @property
-    def platform_text(self) -> str:
-        if not self.platform:
-            return ""
-        parts = [str(self.platform.get("os", "")), str(self.platform.get("architecture", ""))]
-        if self.platform.get("variant"):
-            parts.append(str(self.platform["variant"]))
-        return "/".join(parts)
-
 
 @dataclass(frozen=True)
 class ManifestBlob:
