@@ -16,8 +16,6 @@ from urllib.parse import quote
 
 from trustkit.errors import StorageError
 
-#: roles whose current copy is read without a version (everything else uses consistent snapshots)
-UNVERSIONED_ROLES = frozenset({"timestamp"})
 _MAX_ESCAPED_NAME = 200
 #: a pending change's id: lowercase hex, so it is always one safe file-name component
 PENDING_ID_RE = re.compile(r"^[0-9a-f]{12,64}$")
