@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,10 @@ from trustkit.attest.model import Severity
 from trustkit.cli._common import echo_json, settings_from
 from trustkit.errors import BadInputError, PolicyFileError, StorageError
 from trustkit.policy import (
-    Policy,
     PolicyValidationError,
     check_policy_file,
+    check_policy_name,
+    find_policy,
     load_policy_text,
     parse_duration,
     policy_document,
@@ -24,32 +24,9 @@ from trustkit.policy import (
 )
 from trustkit.verdict import Action, Context
 
-_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _SEVERITIES = [s.name for s in Severity]
 _ACTIONS = ["BLOCK", "WARN", "AUDIT"]
 _HEADER = "# trustkit image policy (apiVersion trustkit.dev/v1); format: docs/policy.md\n"
-
-
-def _check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
-        raise BadInputError(
-            f"invalid policy name {name!r}: use lowercase letters, digits, '.', '_' and '-' "
-            "(at most 64 characters, starting and ending with a letter or digit)"
-        )
-    return name
-
-
-def _find(directory: Path, name: str) -> tuple[Path, Policy | None] | None:
-    """The file that defines policy ``name``: ``NAME.yaml`` first, else any file naming it."""
-    files = policy_files_in(directory)
-    for path in files:
-        if path.stem == name:
-            return path, check_policy_file(path)[0]
-    for path in files:
-        policy, _ = check_policy_file(path)
-        if policy is not None and policy.name == name:
-            return path, policy
-    return None
 
 
 @click.group("policy")
@@ -102,7 +79,7 @@ def create(
 ) -> None:
     """Write a new policy NAME to the policy directory."""
     settings = settings_from(ctx)
-    _check_name(name)
+    check_policy_name(name)
     if max_scan_age is not None:
         try:
             parse_duration(max_scan_age)
@@ -110,7 +87,7 @@ def create(
             raise BadInputError(f"--max-scan-age: {exc}") from None
     directory = settings.effective_policy_dir
     path = directory / f"{name}.yaml"
-    existing = _find(directory, name)
+    existing = find_policy(directory, name)
     if existing is not None and not force:
         raise BadInputError(
             f"policy {name!r} already exists in {existing[0]}", hint="use --force to replace it"
@@ -188,7 +165,7 @@ def list_(ctx: click.Context, output: str) -> None:
 def show(ctx: click.Context, name: str, output: str) -> None:
     """Print policy NAME (the file as written, or its checked JSON form)."""
     directory = settings_from(ctx).effective_policy_dir
-    found = _find(directory, _check_name(name))
+    found = find_policy(directory, check_policy_name(name))
     if found is None:
         raise BadInputError(f"no policy named {name!r} in {directory}")
     path, loaded = found
@@ -230,7 +207,7 @@ def validate(ctx: click.Context, files: tuple[Path, ...]) -> None:
 def delete(ctx: click.Context, name: str) -> None:
     """Remove policy NAME from the policy directory."""
     directory = settings_from(ctx).effective_policy_dir
-    found = _find(directory, _check_name(name))
+    found = find_policy(directory, check_policy_name(name))
     if found is None:
         raise BadInputError(f"no policy named {name!r} in {directory}")
     try:

@@ -38,6 +38,7 @@ MAX_POLICY_FILES = 1000
 MAX_KEY_FILE = 64 * 1024
 POLICY_SUFFIXES = (".yaml", ".yml")
 _KEYID_RE = re.compile(r"^[0-9a-f]{64}$")
+_POLICY_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _MAX_MESSAGE = 300
 
 
@@ -394,6 +395,29 @@ def policy_files_in(directory: Path) -> list[Path]:
     if len(files) > MAX_POLICY_FILES:
         raise PolicyFileError(f"{directory} holds more than {MAX_POLICY_FILES} policy files")
     return files
+
+
+def check_policy_name(name: str) -> str:
+    """``name`` if it can name a policy (and so its ``NAME.yaml`` file), else BadInputError."""
+    if not _POLICY_NAME_RE.match(name):
+        raise BadInputError(
+            f"invalid policy name {name!r}: use lowercase letters, digits, '.', '_' and '-' "
+            "(at most 64 characters, starting and ending with a letter or digit)"
+        )
+    return name
+
+
+def find_policy(directory: Path, name: str) -> tuple[Path, Policy | None] | None:
+    """The file that defines policy ``name``: ``NAME.yaml`` first, else any file naming it."""
+    files = policy_files_in(directory)
+    for path in files:
+        if path.stem == name:
+            return path, check_policy_file(path)[0]
+    for path in files:
+        policy, _ = check_policy_file(path)
+        if policy is not None and policy.name == name:
+            return path, policy
+    return None
 
 
 def load_policies(settings: Settings, *, extra_files: Sequence[Path] = ()) -> list[Policy]:
