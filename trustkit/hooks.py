@@ -16,7 +16,7 @@ content trust on, signs the tag (digest and size) into its collection.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trustkit import refs
@@ -229,6 +229,12 @@ def run_hook(settings: Settings, stage: str, request: HookRequest) -> HookAnswer
     expected = _OPERATION_OF_STAGE[stage]
     if request.operation != expected:
         raise BadInputError(f"{stage} hook got operation {request.operation!r}, not {expected!r}")
+    from trustkit.registry.shortnames import qualify_for
+
+    # a short name means what the registries configuration says, as on the command line
+    qualified = qualify_for(settings, request.reference)
+    if qualified != request.reference:
+        request = replace(request, reference=qualified)
     return HOOKS[stage](settings, request)
 
 

@@ -43,3 +43,22 @@ policy_option = click.option(
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="Policy file to apply (repeatable), in addition to the policy directory.",
 )
+
+
+class ImageReference(click.ParamType):  # type: ignore[type-arg]
+    """An image reference as the user typed it, with a short name ("alpine", "team/app")
+    qualified by the registries configuration (``unqualified_search_registries`` and
+    ``short_name_mode``); an ambiguous one is refused with exit 2. ``oci:`` locations pass."""
+
+    name = "image"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str) or value.startswith("oci:"):
+            return value
+        from trustkit.registry.shortnames import qualify_for
+
+        settings = settings_from(ctx) if ctx is not None else Settings.from_env()
+        return qualify_for(settings, value)
+
+
+IMAGE = ImageReference()

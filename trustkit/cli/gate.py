@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from trustkit.cli._common import policy_option, settings_from
+from trustkit.cli._common import IMAGE, policy_option, settings_from
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1, required=True, type=IMAGE)
 @policy_option
 @click.option(
     "--output",

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from trustkit.cli._common import content_trust_option, echo_json, policy_option, settings_from
+from trustkit.cli._common import (
+    IMAGE,
+    content_trust_option,
+    echo_json,
+    policy_option,
+    settings_from,
+)
 from trustkit.verdict import Action, Verdict
 
 
@@ -21,8 +27,8 @@ def _print_warnings(verdict: Verdict | None) -> None:
 
 
 @click.command()
-@click.argument("src")
-@click.argument("dest")
+@click.argument("src", type=IMAGE)
+@click.argument("dest", type=IMAGE)
 @content_trust_option
 @click.option("--scan", is_flag=True, help="Attest a scan report to the pushed digest.")
 @click.option(
@@ -106,7 +112,7 @@ def push(
 
 
 @click.command()
-@click.argument("ref")
+@click.argument("ref", type=IMAGE)
 @click.option(
     "--dest",
     default=None,

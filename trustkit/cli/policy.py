@@ -10,7 +10,7 @@ import yaml
 
 from trustkit._fs import atomic_write, ensure_private_dir
 from trustkit.attest.model import Severity
-from trustkit.cli._common import echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, settings_from
 from trustkit.errors import BadInputError, PolicyFileError, StorageError
 from trustkit.policy import (
     PolicyValidationError,
@@ -218,7 +218,7 @@ def delete(ctx: click.Context, name: str) -> None:
 
 
 @policy.command("eval")
-@click.argument("image")
+@click.argument("image", type=IMAGE)
 @click.option(
     "--context",
     "context_name",

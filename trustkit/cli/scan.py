@@ -20,7 +20,7 @@ from trustkit.attest.service import (
     verified_scans,
 )
 from trustkit.attest.statement import PREDICATE_TYPES
-from trustkit.cli._common import echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, settings_from
 from trustkit.errors import AttestationError, BadInputError, KeyStoreError
 from trustkit.keys import Key, load_public_key
 
@@ -33,7 +33,7 @@ def scan() -> None:
 
 
 @scan.command("attest")
-@click.argument("image")
+@click.argument("image", type=IMAGE)
 @click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -187,7 +187,7 @@ def _scan_json(scan: VerifiedScan, now: datetime) -> dict[str, Any]:
 
 
 @scan.command("results")
-@click.argument("image")
+@click.argument("image", type=IMAGE)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option(
     "--trusted-key",

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from trustkit.cli._common import echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, settings_from
 from trustkit.cli.trust_keys import key
 from trustkit.config import Settings
 from trustkit.errors import BadInputError
@@ -83,7 +83,7 @@ def signer() -> None:
     help="How many releases signers must sign a tag (default: unchanged, 1 for a new one).",
 )
 @click.argument("name")
-@click.argument("repositories", metavar="REPO...", nargs=-1, required=True)
+@click.argument("repositories", metavar="REPO...", nargs=-1, required=True, type=IMAGE)
 @click.pass_context
 def signer_add(
     ctx: click.Context,
@@ -109,7 +109,7 @@ def signer_add(
 @signer.command("remove")
 @click.option("--force", "-f", is_flag=True, help="Remove even the last signer of a repository.")
 @click.argument("name")
-@click.argument("repositories", metavar="REPO...", nargs=-1, required=True)
+@click.argument("repositories", metavar="REPO...", nargs=-1, required=True, type=IMAGE)
 @click.pass_context
 def signer_remove(
     ctx: click.Context, force: bool, name: str, repositories: tuple[str, ...]
@@ -131,7 +131,7 @@ def signer_remove(
 
 # --- signatures ---------------------------------------------------------------------------
 @trust.command("sign")
-@click.argument("image", metavar="IMAGE:TAG")
+@click.argument("image", metavar="IMAGE:TAG", type=IMAGE)
 @click.option("--digest", default=None, help="Manifest digest to sign (sha256:<hex>).")
 @click.option("--size", type=click.IntRange(min=0), default=None, help="Manifest size in bytes.")
 @click.pass_context
@@ -159,7 +159,7 @@ def sign(ctx: click.Context, image: str, digest: str | None, size: int | None) -
 
 
 @trust.command("revoke")
-@click.argument("image", metavar="IMAGE[:TAG]")
+@click.argument("image", metavar="IMAGE[:TAG]", type=IMAGE)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before revoking every tag.")
 @click.pass_context
 def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
@@ -192,7 +192,7 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
 
 
 @trust.command("verify")
-@click.argument("image", metavar="IMAGE[:TAG]")
+@click.argument("image", metavar="IMAGE[:TAG]", type=IMAGE)
 @click.option(
     "--root-file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -212,7 +212,7 @@ def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
 
 
 @trust.command("inspect")
-@click.argument("images", metavar="IMAGE[:TAG]...", nargs=-1, required=True)
+@click.argument("images", metavar="IMAGE[:TAG]...", nargs=-1, required=True, type=IMAGE)
 @click.option("--pretty", is_flag=True, help="Human-readable tables instead of JSON.")
 @click.pass_context
 def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> None:
@@ -271,7 +271,7 @@ def _print_pretty(reports: list[dict[str, Any]]) -> None:
 
 # --- keys ---------------------------------------------------------------------------------
 @click.command("rotate")
-@click.argument("repository", metavar="REPO")
+@click.argument("repository", metavar="REPO", type=IMAGE)
 @click.option(
     "--role",
     type=click.Choice(ROTATABLE),
@@ -291,7 +291,7 @@ def rotate(ctx: click.Context, repository: str, role: str) -> None:
 
 
 @trust.command("renew")
-@click.argument("repository", metavar="REPO")
+@click.argument("repository", metavar="REPO", type=IMAGE)
 @click.option(
     "--role",
     "roles",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trustkit.cli._common import echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, settings_from
 from trustkit.refs import parse_repository
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @click.command("pending")
-@click.argument("repository", metavar="REPO")
+@click.argument("repository", metavar="REPO", type=IMAGE)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 @click.option(
     "--discard", "discard_id", metavar="ID", default=None, help="Drop pending change ID."
@@ -43,7 +43,7 @@ def pending(ctx: click.Context, repository: str, as_json: bool, discard_id: str 
 
 
 @click.command("approve")
-@click.argument("repository", metavar="REPO")
+@click.argument("repository", metavar="REPO", type=IMAGE)
 @click.argument("pending_id", metavar="ID")
 @click.pass_context
 def approve(ctx: click.Context, repository: str, pending_id: str) -> None:
