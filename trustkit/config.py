@@ -20,6 +20,7 @@ ENV_CONFIG_DIR = "SERVIN_CONFIG"  # like DOCKER_CONFIG: where config.json (crede
 ENV_REGISTRIES_CONFIG = "SERVIN_REGISTRIES_CONFIG"
 ENV_POLICY_DIR = "SERVIN_POLICY_DIR"
 ENV_SCANNER = "SERVIN_SCANNER"  # command run by `push --scan`, e.g. "trivy image --format json"
+ENV_TRUST_EXPIRY = "SERVIN_TRUST_EXPIRY"  # e.g. "timestamp=7d,snapshot=1y" (Notary's defaults)
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -42,6 +43,7 @@ class Settings:
     policy_dir: Path | None = None
     scanner_command: str | None = None
     github_actions: bool = False  # GITHUB_ACTIONS=true: the gate also prints annotations
+    trust_expiry: str | None = None  # role=duration,... overriding Notary's default expiries
 
     @classmethod
     def from_env(
@@ -66,6 +68,7 @@ class Settings:
             policy_dir=Path(policy_dir).expanduser() if policy_dir else None,
             scanner_command=env.get(ENV_SCANNER) or None,
             github_actions=env.get("GITHUB_ACTIONS", "").lower() == "true",
+            trust_expiry=env.get(ENV_TRUST_EXPIRY) or None,
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -23,7 +23,6 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 
 from trustkit.collections._tuf import Metadata, TargetFile, Targets
 from trustkit.collections.model import (
-    DEFAULT_EXPIRIES,
     MAX_DELEGATIONS,
     RELEASES,
     SIGNER_NAME_MAX,
@@ -33,6 +32,7 @@ from trustkit.collections.model import (
     TARGETS_MAX_BYTES,
     TOP_LEVEL_ROLES,
     Expiries,
+    expiries_for,
     signer_name_of,
     utcnow,
 )
@@ -308,13 +308,14 @@ def approve(
     pending_id: str,
     *,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> Approval:
     """Add this key store's signatures to a pending change; publish it once every role's
     threshold is met (and this key store can sign snapshot and timestamp)."""
     from trustkit.collections.engine import _keystore, open_store
 
     check_pending_id(pending_id)
+    expiries = expiries or expiries_for(settings)
     keys = _keystore(settings, keystore)
     store = open_store(settings)
     if not store.exists(gun):

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from trustkit.collections._tuf import Delegations, TargetFile
 from trustkit.collections.model import (
-    DEFAULT_EXPIRIES,
     RELEASES,
     REPO_ADMIN,
     ROOT,
@@ -27,6 +26,7 @@ from trustkit.collections.model import (
     TrustedTarget,
     check_digest,
     check_size,
+    expiries_for,
     signer_name_of,
     signer_role,
 )
@@ -89,15 +89,17 @@ def _writing(
     keystore: KeyStore,
     *,
     create: bool,
-    expiries: Expiries,
+    expiries: Expiries | None,
     changed: list[str] | None = None,
     outcome: SignOutcome | None = None,
 ) -> Iterator[Collection]:
     """Load (or create) under the writer lock, let the caller edit, then publish.
 
     With ``outcome``, a change to delegated roles whose threshold this key store cannot meet
-    is stored as a pending change (``outcome.pending``) instead of being refused.
+    is stored as a pending change (``outcome.pending``) instead of being refused. New versions
+    expire after ``expiries``, by default those of the settings (``SERVIN_TRUST_EXPIRY``).
     """
+    expiries = expiries or expiries_for(settings)
     store = open_store(settings)
     if not create and not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}")
@@ -168,7 +170,7 @@ def sign_tag(
     digest: str,
     size: int,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> list[str]:
     """Record tag → (digest, size) in every role the local keys can sign; returns those roles.
 
@@ -187,7 +189,7 @@ def sign_or_propose(
     digest: str,
     size: int,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> SignOutcome:
     """``sign_tag``, except that a change needing other signers' signatures (a releases
     threshold above the keys held here) becomes a pending change for them to approve."""
@@ -205,7 +207,7 @@ def sign_tags(
     tags: Mapping[str, tuple[str, int]],
     *,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> list[str]:
     """Sign many tags (tag → (digest, size)) in one publish; returns the roles signed."""
     return _sign_entries(settings, gun, tags, keystore, expiries, None)
@@ -216,7 +218,7 @@ def _sign_entries(
     gun: str,
     tags: Mapping[str, tuple[str, int]],
     keystore: KeyStore | None,
-    expiries: Expiries,
+    expiries: Expiries | None,
     outcome: SignOutcome | None,
 ) -> list[str]:
     from trustkit.refs import validate_tag
@@ -240,7 +242,7 @@ def revoke(
     ref: ImageRef,
     *,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> list[str]:
     """Remove one tag's signature (or every tag's when ``ref.tag`` is None) from the roles we
     can sign; returns the roles changed."""
@@ -252,7 +254,7 @@ def revoke_or_propose(
     ref: ImageRef,
     *,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> SignOutcome:
     """``revoke``, becoming a pending change when other signers must co-sign it."""
     outcome = SignOutcome([])
@@ -264,7 +266,7 @@ def _revoke(
     settings: Settings,
     ref: ImageRef,
     keystore: KeyStore | None,
-    expiries: Expiries,
+    expiries: Expiries | None,
     outcome: SignOutcome | None,
 ) -> list[str]:
     keys = _keystore(settings, keystore)
@@ -297,7 +299,7 @@ def add_signer(
     *,
     threshold: int | None = None,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> None:
     """Add ``keys`` to targets/releases and to the signer's own role (creating the collection)."""
     role_name = signer_role(name)
@@ -332,7 +334,7 @@ def remove_signer(
     *,
     force: bool = False,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> RemovalResult:
     """Remove a signer's role and its keys from targets/releases."""
     role_name = signer_role(name)
@@ -401,7 +403,7 @@ def rotate_key(
     role: str,
     *,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> KeyRecord:
     """Replace ``role``'s keys with a new one; the new root is signed by the old and new root."""
     if role not in ROTATABLE_ROLES:
@@ -429,7 +431,7 @@ def renew(
     roles: Sequence[str] = (),
     *,
     keystore: KeyStore | None = None,
-    expiries: Expiries = DEFAULT_EXPIRIES,
+    expiries: Expiries | None = None,
 ) -> list[str]:
     """New versions with fresh expiry dates for ``roles`` (snapshot and timestamp always)."""
     keys = _keystore(settings, keystore)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from trustkit.config import Settings
 from trustkit.errors import BadInputError
 
 ROOT = "root"
@@ -59,6 +60,40 @@ class Expiries:
 
 
 DEFAULT_EXPIRIES = Expiries()
+
+_EXPIRY_UNITS = {
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "y": timedelta(days=365),
+}
+_EXPIRY_ROLES = ("root", "targets", "snapshot", "timestamp", "delegation")
+
+
+def parse_expiries(spec: str, *, source: str = "SERVIN_TRUST_EXPIRY") -> Expiries:
+    """``"timestamp=7d,snapshot=1y"`` → Expiries; unnamed roles keep Notary's defaults.
+
+    Units: h, d, w, y (365 d). A malformed spec is bad input, never a silent default.
+    """
+    values: dict[str, timedelta] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        role, sep, text = item.partition("=")
+        role, text = role.strip().lower(), text.strip().lower()
+        if not sep or role not in _EXPIRY_ROLES:
+            roles = ", ".join(_EXPIRY_ROLES)
+            raise BadInputError(f"{source}: {item!r} is not ROLE=DURATION, ROLE one of {roles}")
+        unit = _EXPIRY_UNITS.get(text[-1:])
+        if unit is None or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+            raise BadInputError(f"{source}: {text!r} is not a duration like 14d, 12h, 2w or 3y")
+        values[role] = unit * int(text[:-1])
+    if "timestamp" in values and values["timestamp"] < timedelta(hours=1):
+        raise BadInputError(f"{source}: a timestamp must stay valid for at least an hour")
+    return Expiries(**values)
+
+
+def expiries_for(settings: Settings) -> Expiries:
+    """The expiries new metadata gets: Notary's defaults, or ``SERVIN_TRUST_EXPIRY``'s."""
+    return parse_expiries(settings.trust_expiry) if settings.trust_expiry else DEFAULT_EXPIRIES
 
 
 def utcnow() -> datetime:
