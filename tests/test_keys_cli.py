@@ -174,3 +174,32 @@ def test_load_scanner_role(settings: Settings, tmp_path: Path) -> None:
     result = run(settings, "load", str(path), "--role", "scanner")
     assert result.exit_code == 0, result.output
     assert [r.name for r in KeyStore(settings).records(role="scanner")] == ["ci-scanner"]
+
+
+def test_cli_constants_match_the_key_store() -> None:
+    """trust_keys spells these out so `trustkit trust --help` need not import trustkit.keys."""
+    from trustkit.cli import trust_keys
+    from trustkit.keys import KEY_TYPES, KeyRole
+    from trustkit.keys.pem import MAX_KEY_FILE
+
+    assert tuple(trust_keys.KEY_TYPES) == tuple(KEY_TYPES)
+    assert set(trust_keys.KEY_ROLES) == {r.value for r in KeyRole}
+    assert set(trust_keys.SIGNER_ROLES) == {KeyRole.DELEGATION.value, KeyRole.SCANNER.value}
+    assert trust_keys.MAX_KEY_FILE == MAX_KEY_FILE
+
+
+def test_trust_help_does_not_import_the_key_store() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from trustkit.cli import main\n"
+        "try:\n"
+        "    main(['trust', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('securesystemslib' in sys.modules, 'tuf' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False False"

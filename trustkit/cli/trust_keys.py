@@ -10,16 +10,13 @@ import click
 from trustkit._fs import read_bounded
 from trustkit.cli._common import echo_json, settings_from
 from trustkit.errors import BadInputError, KeyStoreError, StorageError
-from trustkit.keys import (
-    KEY_TYPES,
-    KeyRole,
-    KeyStore,
-    PassphraseSource,
-    check_name,
-    generate_public_file,
-    is_encrypted_pem,
-)
-from trustkit.keys.pem import MAX_KEY_FILE
+
+# Spelled out rather than imported: trustkit.keys pulls in securesystemslib and cryptography
+# (~70 ms), which `trustkit trust --help` must not pay. tests/test_keys_cli.py checks they match.
+KEY_TYPES = ("ecdsa", "ed25519")
+KEY_ROLES = ("root", "targets", "snapshot", "timestamp", "delegation", "scanner")
+SIGNER_ROLES = ("delegation", "scanner")
+MAX_KEY_FILE = 64 * 1024
 
 
 @click.group("key")
@@ -30,8 +27,8 @@ def key() -> None:
 # generate and load both take it
 _role_option = click.option(
     "--role",
-    type=click.Choice([KeyRole.DELEGATION.value, KeyRole.SCANNER.value]),
-    default=KeyRole.DELEGATION.value,
+    type=click.Choice(SIGNER_ROLES),
+    default="delegation",
     show_default=True,
     help="delegation: signs tags; scanner: signs scan attestations.",
 )
@@ -51,6 +48,8 @@ _role_option = click.option(
 @click.pass_context
 def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role: str) -> None:
     """Generate a signer key NAME: private half in the key store, public half in DIR/NAME.pub."""
+    from trustkit.keys import KeyStore, check_name, generate_public_file
+
     check_name(name)
     store = KeyStore(settings_from(ctx))
     click.echo(f"Generating {keytype} key for {name}...", err=True)
@@ -77,6 +76,8 @@ def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role:
 @click.pass_context
 def load(ctx: click.Context, file: Path, name: str | None, role: str) -> None:
     """Import a PEM private key FILE (plain or encrypted) as a signer key."""
+    from trustkit.keys import KeyStore, PassphraseSource, check_name, is_encrypted_pem
+
     name = check_name(name if name is not None else file.stem)
     pem = _read_private_file(file)
     settings = settings_from(ctx)
@@ -111,11 +112,13 @@ def _read_private_file(file: Path) -> bytes:
 
 
 @key.command("list")
-@click.option("--role", type=click.Choice([r.value for r in KeyRole]), default=None)
+@click.option("--role", type=click.Choice(KEY_ROLES), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
     """List the keys in the key store (public information only)."""
+    from trustkit.keys import KeyStore
+
     store = KeyStore(settings_from(ctx))
     records = store.records(role=role)
     if as_json:
