@@ -5,24 +5,19 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from trustkit._fs import read_bounded
-from trustkit.attest.model import VerifiedScan
 from trustkit.attest.reports import FORMATS
-from trustkit.attest.service import (
-    default_trusted_keys,
-    opened,
-    resolve_subject,
-    scan_and_attest,
-    verified_scans,
-)
 from trustkit.attest.statement import PREDICATE_TYPES
 from trustkit.cli._common import IMAGE, echo_json, settings_from
 from trustkit.errors import AttestationError, BadInputError, KeyStoreError
-from trustkit.keys import Key, load_public_key
+
+if TYPE_CHECKING:  # the service pulls in the registry client and the key store: lazily
+    from trustkit.attest.model import VerifiedScan
+    from trustkit.keys import Key
 
 MAX_FINDINGS_SHOWN = 200
 
@@ -79,6 +74,8 @@ def attest(
     A tag is resolved to its current digest; the attestation is about that digest.
     """
     settings = settings_from(ctx)
+    from trustkit.attest.service import scan_and_attest
+
     result = scan_and_attest(
         settings,
         image,
@@ -118,6 +115,9 @@ def attest(
 
 
 def _trusted_keys(ctx: click.Context, files: tuple[Path, ...]) -> list[Key]:
+    from trustkit.attest.service import default_trusted_keys
+    from trustkit.keys import load_public_key
+
     keys = default_trusted_keys(settings_from(ctx))
     for path in files:
         try:
@@ -203,6 +203,8 @@ def results(
     """Verify IMAGE's scan attestations and show the newest verified result."""
     settings = settings_from(ctx)
     keys = _trusted_keys(ctx, trusted_key_files)
+    from trustkit.attest.service import opened, resolve_subject, verified_scans
+
     with opened(settings, image) as location:
         digest = resolve_subject(location).digest
         scans, problems = verified_scans(settings, location, trusted_keys=keys)
