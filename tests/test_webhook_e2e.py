@@ -358,7 +358,7 @@ def test_registry_that_stops_answering_is_a_denial_before_the_deadline(
     answer = reply.json()["response"]
     assert refused_images(answer) == [doomed_registry.ref]
     assert "did not finish within the 1 s deadline" in answer["status"]["message"]
-    assert 0.9 <= took < 1.5, took
+    assert 0.9 <= took < 1.9, took  # before the API server gives up at 2 s
     assert served.state.flights.joined >= 1
 
     # a timeout is not a verdict: once the registry answers again, so does the webhook
