@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 # docker-registry and skopeo are the real peers of the tests and the demo; notary (server,
 # signer, CLI) is the peer of benchmarks/bench_trust.py and tests/test_notary_peer.py, and is
 # skipped where Debian lacks it
-apt_pkgs=(docker-registry skopeo curl ca-certificates)
+apt_pkgs=(docker-registry skopeo curl ca-certificates openssl)
 optional_pkgs=(notary)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()

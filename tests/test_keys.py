@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 import trustkit._fs
 from trustkit.config import Settings
@@ -52,10 +51,13 @@ def test_permissions_and_encryption_at_rest(key_store: KeyStore, settings: Setti
     record_file = settings.private_dir / f"{record.keyid}.json"
     assert _mode(key_file) == 0o600
     assert _mode(record_file) == 0o600
-    pem = key_file.read_bytes()
-    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    with pytest.raises(TypeError):  # encrypted: cannot be loaded without a password
-        serialization.load_pem_private_key(pem, None)
+    data = key_file.read_bytes()
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    with pytest.raises(ValueError):  # encrypted: cannot be loaded without the passphrase
+        pkcs12.load_key_and_certificates(data, None)
+    with pytest.raises(ValueError):
+        pkcs12.load_key_and_certificates(data, b"not the passphrase")
     sidecar = json.loads(record_file.read_text())
     assert sidecar["role"] == "snapshot"
     assert sidecar["gun"] == "example.com/app"
@@ -283,3 +285,35 @@ def test_generate_public_file_cleans_up_on_write_failure(
     with pytest.raises(StorageError):
         generate_public_file(key_store, not_a_dir / "x.pub", name="x")
     assert key_store.records() == []
+
+
+def test_key_files_use_a_strong_kdf(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stolen key file costs 600,000 PBKDF2-HMAC-SHA256 iterations per passphrase guess (what
+    OWASP recommends), not the 2,048 of cryptography's PKCS#8 writer; openssl reads it."""
+    import shutil
+    import subprocess
+
+    from fixtures.base import DEFAULT_KDF_ROUNDS
+
+    import trustkit.keys.store as store_module
+
+    assert DEFAULT_KDF_ROUNDS >= 600_000
+    monkeypatch.setattr(store_module, "KDF_ROUNDS", DEFAULT_KDF_ROUNDS)
+    store = KeyStore(settings)
+    record = store.generate(role="delegation", name="kdf")
+    key_file = settings.private_dir / f"{record.keyid}.key"
+    data = key_file.read_bytes()
+    assert b"PRIVATE KEY" not in data  # no plaintext, no PEM of a weaker scheme
+    assert KeyStore(settings).signer(record.keyid) is not None  # a fresh store unlocks it
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    info = subprocess.run(
+        ["openssl", "pkcs12", "-in", str(key_file), "-info", "-noout",
+         "-passin", f"pass:{settings.repository_passphrase}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    text = info.stdout + info.stderr
+    assert "PBKDF2" in text and "AES-256-CBC" in text, text
+    assert f"Iteration {DEFAULT_KDF_ROUNDS}" in text, text
