@@ -144,6 +144,33 @@ def test_exit_3_when_the_registry_is_unreachable(
     assert code == 1 and down in err
 
 
+def test_unchecked_images_show_in_sarif_and_junit(
+    pipeline_world: PipelineWorld,
+    gate_env: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    data_dir: Path,
+) -> None:
+    """An image the gate could not check is never silently absent from a CI report."""
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST", "0")
+    down = f"127.0.0.1:{free_port()}/t/gone:v1"
+    code, out, _ = gate(capsys, "--output", "sarif", down, pipeline_world.ref("clean"))
+    assert code == 3
+    sarif = json.loads(out)
+    schema = json.loads((data_dir / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validate(sarif, schema)
+    invocation = sarif["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    [note] = invocation["toolExecutionNotifications"]
+    assert note["level"] == "error" and down in note["message"]["text"]
+    code, out, _ = gate(capsys, "--output", "junit", down, pipeline_world.ref("clean"))
+    assert code == 3
+    root = ET.fromstring(out)
+    assert root.get("errors") == "1"
+    errors = root.findall(".//testcase/error")
+    assert len(errors) == 1 and "unreachable" in (errors[0].get("message") or "")
+
+
 # --- report formats ----------------------------------------------------------------------------
 def test_sarif_validates_and_has_one_result_per_blocking_finding(
     pipeline_world: PipelineWorld,

@@ -223,9 +223,11 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
     return results
 
 
-def render_sarif(verdicts: Sequence[Verdict]) -> str:
+def render_sarif(verdicts: Sequence[Verdict], *, errors: Sequence[tuple[str, str]] = ()) -> str:
     """SARIF 2.1.0: one ``error`` result per blocking finding (or per blocking rule that has no
-    finding, such as require_signed), ``warning`` results for WARN; AUDIT is left out."""
+    finding, such as require_signed), ``warning`` results for WARN; AUDIT is left out. Images
+    that could not be checked (``errors``: image, message) are error notifications of an
+    unsuccessful invocation, so a code-scanning UI never shows them as clean."""
     rule_ids: list[str] = []
     for verdict in verdicts:
         for reason in verdict.reasons:
@@ -259,6 +261,18 @@ def render_sarif(verdicts: Sequence[Verdict]) -> str:
                     }
                 },
                 "results": results,
+                "invocations": [
+                    {
+                        "executionSuccessful": not errors,
+                        "toolExecutionNotifications": [
+                            {
+                                "level": "error",
+                                "message": {"text": f"{image}: could not be checked: {error}"},
+                            }
+                            for image, error in errors
+                        ],
+                    }
+                ],
                 "properties": {
                     "verdicts": [
                         {"image": v.reference, "action": v.action.name, "digest": v.digest}
@@ -281,12 +295,19 @@ def _reason_text(reasons: Sequence[Reason]) -> str:
     return "\n".join(lines)
 
 
-def render_junit(verdicts: Sequence[Verdict]) -> str:
+def render_junit(verdicts: Sequence[Verdict], *, errors: Sequence[tuple[str, str]] = ()) -> str:
     """One <testsuite> per image, one <testcase> per policy; BLOCK is a <failure>, WARN and
     AUDIT reasons go to <system-out>. Trust refusals outside any policy are a 'content-trust'
-    test case; an image no policy applies to gets one passing 'verdict' test case."""
+    test case; an image no policy applies to gets one passing 'verdict' test case; an image
+    that could not be checked (``errors``) is a 'check' test case with an <error>."""
     suites = ET.Element("testsuites", name=TOOL_NAME)
     total = failures = 0
+    for image_text, error in errors:
+        image = _display_name(image_text)
+        suite = ET.SubElement(suites, "testsuite", name=image, tests="1", failures="0", errors="1")
+        case = ET.SubElement(suite, "testcase", name="check", classname=image)
+        ET.SubElement(case, "error", message=error, type="unchecked").text = error
+        total += 1
     for verdict in verdicts:
         image = _display_name(verdict.reference)
         suite = ET.SubElement(suites, "testsuite", name=image)
@@ -320,7 +341,7 @@ def render_junit(verdicts: Sequence[Verdict]) -> str:
         failures += suite_failures
     suites.set("tests", str(total))
     suites.set("failures", str(failures))
-    suites.set("errors", "0")
+    suites.set("errors", str(len(errors)))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
 

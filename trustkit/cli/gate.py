@@ -51,9 +51,9 @@ def gate(
             document["errors"] = [{"image": i, "error": e} for i, e in result.errors]
             text = json.dumps(document, indent=2) + "\n"
     elif output == "sarif":
-        text = report_formats.render_sarif(verdicts)
+        text = report_formats.render_sarif(verdicts, errors=result.errors)
     elif output == "junit":
-        text = report_formats.render_junit(verdicts)
+        text = report_formats.render_junit(verdicts, errors=result.errors)
     else:
         text = report_formats.render_table(verdicts, explain=explain)
     if output_file is not None:
