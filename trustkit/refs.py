@@ -32,7 +32,6 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _REFERENCE_RE = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$")
 _ANCHORED_TAG_RE = re.compile(rf"^{_TAG}$")
-_ANCHORED_NAME_RE = re.compile(rf"^{_NAME}$")
 _SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
 
@@ -192,6 +191,3 @@ def validate_digest(digest: str) -> str:
         )
     return digest
 
-
-def is_valid_name(text: str) -> bool:
-    return bool(_ANCHORED_NAME_RE.match(text))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trustkit._fs import atomic_write, file_lock, read_bounded
+from trustkit._json import load_json_object
 from trustkit.config import Settings
 from trustkit.errors import BadInputError, StorageError, TrustEnvironmentError
 from trustkit.registry.config import DOCKER_HUB, RegistryConfig
@@ -59,15 +60,11 @@ def read_config_json(path: Path) -> dict[str, Any]:
         raw = read_bounded(path, MAX_CONFIG_JSON, what="credentials file")
     except FileNotFoundError:
         return {}
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"malformed credentials file {path}: not valid JSON ({exc})") from exc
-    except RecursionError:
-        raise BadInputError(f"malformed credentials file {path}: nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise BadInputError(f"malformed credentials file {path}: expected a JSON object")
-    return doc
+    return load_json_object(
+        raw,
+        what="the file",
+        error=lambda why: BadInputError(f"malformed credentials file {path}: {why}"),
+    )
 
 
 def _decode_auth(value: Any, path: Path, host: str) -> Credentials | None:
