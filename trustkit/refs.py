@@ -190,4 +190,3 @@ def validate_digest(digest: str) -> str:
             f"invalid digest {digest!r}: expected sha256: followed by 64 lowercase hex characters"
         )
     return digest
-
