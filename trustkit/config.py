@@ -93,6 +93,11 @@ class Settings:
         return self.trust_dir / "server"
 
     @property
+    def trust_store_url(self) -> str:
+        """The trust-data store as a URL (``trustkit.stores.open_store`` opens it by scheme)."""
+        return self.trust_server or f"file://{self.local_server_dir}"
+
+    @property
     def effective_policy_dir(self) -> Path:
         return self.policy_dir or self.trust_dir / "policies"
 

@@ -51,15 +51,9 @@ ROTATABLE_ROLES = TOP_LEVEL_ROLES
 
 def open_store(settings: Settings) -> MetadataStore:
     """The trust server named by SERVIN_CONTENT_TRUST_SERVER (unset or file:// = local dir)."""
-    server = settings.trust_server
-    if server is None or server.startswith("file://"):
-        from trustkit.stores.local import LocalDirStore
+    from trustkit.stores import open_store as open_store_url
 
-        return LocalDirStore(settings.local_server_dir)
-    raise BadInputError(
-        f"trust server {server!r} is not supported yet",
-        hint="unset SERVIN_CONTENT_TRUST_SERVER or use file:///path",
-    )
+    return open_store_url(settings.trust_store_url)
 
 
 def _keystore(settings: Settings, keystore: KeyStore | None) -> KeyStore:

@@ -12,6 +12,7 @@ from trustkit.stores.interface import (
     metadata_filename,
 )
 from trustkit.stores.local import LocalDirStore
+from trustkit.stores.registry import open_store, register_store
 
 __all__ = [
     "LocalDirStore",
@@ -22,4 +23,6 @@ __all__ = [
     "check_pending_id",
     "escape_gun",
     "metadata_filename",
+    "open_store",
+    "register_store",
 ]
