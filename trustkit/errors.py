@@ -7,6 +7,8 @@ process exit status and prints ``str(error)`` on one line; nothing here knows ab
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -67,30 +69,74 @@ class ReportFormatError(BadInputError):
 
 
 # --- trust was checked and refused: exit 1 ------------------------------------------------
+class FailureKind(StrEnum):
+    """Why trust was refused, as data: policy and renderers read this, never message text."""
+
+    UNSIGNED = "unsigned"  # no collection, or the tag/digest is not in it (revoked included)
+    EXPIRED = "expired"  # freeze attack or neglected renewal
+    ROLLED_BACK = "rolled-back"  # older than what the client already trusted
+    FORK = "fork"  # two different sets with the same version
+    BAD_SIGNATURE = "bad-signature"  # unknown key, wrong key, tampered signed bytes
+    BELOW_THRESHOLD = "below-threshold"  # fewer valid signatures than the role needs
+    TAMPERED = "tampered"  # hashes/lengths that do not match (mix-and-match, swapped files)
+    TAG_MOVED = "tag-moved"  # the registry's tag names content other than the signed digest
+    DIGEST_MISMATCH = "digest-mismatch"  # bytes that do not hash to the trusted digest
+    UNTRUSTED = "untrusted"  # anything else verification refused
+
+
 class UntrustedError(TrustkitError):
     """Trust data, a signature or content failed verification. Fail closed."""
 
     exit_code = EXIT_REFUSED
+    kind: FailureKind = FailureKind.UNTRUSTED
 
 
 class NotSignedError(UntrustedError):
     """The tag has no valid signature in the trusted collection."""
 
+    kind = FailureKind.UNSIGNED
+
 
 class DigestMismatchError(UntrustedError):
     """Bytes did not hash to the digest they were trusted under."""
+
+    kind = FailureKind.DIGEST_MISMATCH
 
 
 class ExpiredMetadataError(UntrustedError):
     """Trust metadata past its expiry (freeze attack or neglected renewal)."""
 
+    kind = FailureKind.EXPIRED
+
 
 class RollbackError(UntrustedError):
     """Trust metadata older than what the client already trusted."""
 
+    kind = FailureKind.ROLLED_BACK
+
 
 class SignatureError(UntrustedError):
     """A signature that is missing, below threshold, or by an unknown key."""
+
+    kind = FailureKind.BAD_SIGNATURE
+
+
+class BelowThresholdError(SignatureError):
+    """Fewer valid signatures than the role's threshold."""
+
+    kind = FailureKind.BELOW_THRESHOLD
+
+
+class ForkError(UntrustedError):
+    """Two different metadata sets were shown with the same version: refuse, keep neither."""
+
+    kind = FailureKind.FORK
+
+
+class TamperedMetadataError(UntrustedError):
+    """Metadata whose hash or length does not match what signed metadata says."""
+
+    kind = FailureKind.TAMPERED
 
 
 class AttestationError(UntrustedError):
