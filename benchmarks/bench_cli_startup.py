@@ -1,6 +1,6 @@
 """Whole-process start-up of `trustkit --help` (goal ≤ 150 ms): heavy imports must stay lazy.
 
-    python benchmarks/bench_cli_startup.py [--runs 20]
+python benchmarks/bench_cli_startup.py [--runs 20]
 """
 
 from __future__ import annotations

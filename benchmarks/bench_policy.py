@@ -34,7 +34,7 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def big_scan(count: int) -> VerifiedScan:
-    data = (ROOT / "tests" / "data" / "reports" / "securecodebox_juice-shop-v10.2.0.json")
+    data = ROOT / "tests" / "data" / "reports" / "securecodebox_juice-shop-v10.2.0.json"
     report = parse_report(data.read_bytes())
     base = report.findings
     findings = tuple(
@@ -56,7 +56,7 @@ def write_policies(directory: Path, count: int, ids: list[str]) -> None:
     for i in range(count):
         entries = "".join(
             f"    - id: {vid}\n      reason: benchmark\n      owner: bench@example.com\n"
-            f"      expires: \"{'2025-01-01' if j % 5 == 0 else '2026-01-01'}\"\n"
+            f'      expires: "{"2025-01-01" if j % 5 == 0 else "2026-01-01"}"\n'
             for j, vid in enumerate(ids[i * 50 : i * 50 + 50])
         )
         (directory / f"p{i:02d}.yaml").write_text(

@@ -45,9 +45,7 @@ SAMPLE = ROOT / "tests" / "data" / "reports" / "securecodebox_juice-shop-v10.2.0
 
 def big_report(findings: int) -> bytes:
     doc = json.loads(SAMPLE.read_bytes())
-    entries = [
-        (i, v) for i, r in enumerate(doc["Results"]) for v in r.get("Vulnerabilities") or []
-    ]
+    entries = [(i, v) for i, r in enumerate(doc["Results"]) for v in r.get("Vulnerabilities") or []]
     results = copy.deepcopy(doc["Results"])
     for r in results:
         r["Vulnerabilities"] = []
@@ -111,8 +109,10 @@ def main() -> None:
     report = parse_report(data)
     assert len(report.findings) == ns.findings
     rows = [
-        (f"json.loads, {ns.findings} findings ({len(data) / 2**20:.1f} MiB)",
-         *measure(lambda: json.loads(data), ns.runs)),
+        (
+            f"json.loads, {ns.findings} findings ({len(data) / 2**20:.1f} MiB)",
+            *measure(lambda: json.loads(data), ns.runs),
+        ),
         ("parse_report (json.loads + normalise)", *measure(lambda: parse_report(data), ns.runs)),
     ]
 

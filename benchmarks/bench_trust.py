@@ -179,11 +179,7 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | ---: |")
     for n in ns.tags:
         row = bench_collection(n, ns.verify_runs)
-        print(
-            "| "
-            + " | ".join(row[k] for k in COLUMNS)
-            + " |"
-        )
+        print("| " + " | ".join(row[k] for k in COLUMNS) + " |")
     peer = bench_notary()
     if peer:
         print()

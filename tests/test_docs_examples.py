@@ -160,9 +160,7 @@ def _script(box: Sandbox, host: str, out_dir: Path) -> str:
         if command.script:
             text = f"(\nset -e\n{text}\n)"
         check = (
-            ""
-            if command.exit_code is None
-            else f'[ "$__rc" -eq {command.exit_code} ] || exit 0\n'
+            "" if command.exit_code is None else f'[ "$__rc" -eq {command.exit_code} ] || exit 0\n'
         )
         parts.append(
             f"{{\n{text}\n}} >{out_dir}/{n}.out 2>&1 </dev/null\n"
@@ -206,15 +204,20 @@ def test_convention_finds_the_main_flows() -> None:
     """The pages the project rule names keep tested examples (a dropped mark fails here)."""
     merged: dict[str, str] = {}
     for box in SANDBOXES:
-        merged[box.page.stem] = merged.get(box.page.stem, "") + "\n" + "\n".join(
-            c.text for c in box.commands
+        merged[box.page.stem] = (
+            merged.get(box.page.stem, "") + "\n" + "\n".join(c.text for c in box.commands)
         )
     wanted = {
-        "trust": ["trust signer add", "trust sign", "trust inspect", "trust verify",
-                  "trust revoke", "trust key rotate"],
+        "trust": [
+            "trust signer add",
+            "trust sign",
+            "trust inspect",
+            "trust verify",
+            "trust revoke",
+            "trust key rotate",
+        ],
         "operations": ["trust renew", "trust key rotate"],
-        "policy": ["policy create", "policy validate", "policy list", "policy show",
-                   "policy eval"],
+        "policy": ["policy create", "policy validate", "policy list", "policy show", "policy eval"],
         "hooks": ["hook pre-pull"],
         "cli": ["push", "pull", "gate", "scan attest", "login"],
     }

@@ -287,9 +287,7 @@ def test_generate_public_file_cleans_up_on_write_failure(
     assert key_store.records() == []
 
 
-def test_key_files_use_a_strong_kdf(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_key_files_use_a_strong_kdf(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stolen key file costs 600,000 PBKDF2-HMAC-SHA256 iterations per passphrase guess (what
     OWASP recommends), not the 2,048 of cryptography's PKCS#8 writer; openssl reads it."""
     import shutil

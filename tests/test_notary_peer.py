@@ -60,9 +60,7 @@ def test_a_notary_generated_key_signs_for_trustkit(
     assert load_public_key(public.read_bytes()).keyid == keyid  # same key on both sides
     code, _, err = _run(capsys, "trust", "signer", "add", "--key", str(public), "alice", REPO)
     assert code == 0, err
-    code, out, err = _run(
-        capsys, "trust", "sign", f"{REPO}:v1", "--digest", DIGEST, "--size", "42"
-    )
+    code, out, err = _run(capsys, "trust", "sign", f"{REPO}:v1", "--digest", DIGEST, "--size", "42")
     assert code == 0, err
     assert "targets/alice" in out and "targets/releases" in out
     code, out, _ = _run(capsys, "trust", "verify", f"{REPO}:v1")

@@ -343,7 +343,8 @@ def test_ten_thousand_findings_against_twenty_policies_is_fast(
 
 
 def test_same_decisions_with_the_project_report_parser(
-    shared_dir, juice_shop: tuple[Finding, ...]  # type: ignore[no-untyped-def]
+    shared_dir,
+    juice_shop: tuple[Finding, ...],  # type: ignore[no-untyped-def]
 ) -> None:
     reports = pytest.importorskip("trustkit.attest.reports")
     path = shared_dir / "samples" / "trivy" / "securecodebox_juice-shop-v10.2.0.json"

@@ -75,9 +75,7 @@ def test_registry_serving_other_bytes_for_a_signed_digest_is_refused(
 ) -> None:
     image = oci_image()
     push_image(settings, image.oci, registry.ref(repo_name), sign=False)
-    proxy = tampering_proxy(
-        registry.url, lambda m, p, body: body[::-1] if "/blobs/" in p else None
-    )
+    proxy = tampering_proxy(registry.url, lambda m, p, body: body[::-1] if "/blobs/" in p else None)
     through_proxy = parse(f"{proxy.host}/{repo_name}:v1")
     sign_tag(settings, through_proxy, digest=image.digest, size=image.size)
     with pytest.raises(DigestMismatchError) as info:
@@ -184,7 +182,8 @@ def test_cli_push_and_pull(
     assert pushed.exit_code == 0, pushed.output
     assert image.digest in pushed.output and "Signed" in pushed.output
     pulled = runner.invoke(
-        cli, ["pull", "--json", dest, "--dest", f"oci:{tmp_path / 'o'}"],
+        cli,
+        ["pull", "--json", dest, "--dest", f"oci:{tmp_path / 'o'}"],
         env=_env(settings, trust=True),
     )
     assert pulled.exit_code == 0, pulled.output

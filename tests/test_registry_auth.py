@@ -90,12 +90,11 @@ def test_token_is_cached_per_scope(
     assert all(r["user"] == token_registry.username for r in asked)
 
 
-def test_untrusted_tls_certificate_is_refused(
-    settings: Settings, tls_registry: Registry
-) -> None:
-    with RegistryClient(settings, tls_registry.host) as client, pytest.raises(
-        TLSVerificationError
-    ) as info:
+def test_untrusted_tls_certificate_is_refused(settings: Settings, tls_registry: Registry) -> None:
+    with (
+        RegistryClient(settings, tls_registry.host) as client,
+        pytest.raises(TLSVerificationError) as info,
+    ):
         client.ping()
     assert isinstance(info.value, UntrustedError)
     message = info.value.one_line()

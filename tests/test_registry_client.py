@@ -156,8 +156,9 @@ def test_tag_moved_behind_our_back_is_caught_by_digest(
     skopeo_copy(f"oci:{v2.layout}:v1", f"docker://{registry.ref(repo_name)}")
     moved = resolve_digest(settings, parse(registry.ref(repo_name)))
     assert moved.digest != v1.digest  # skopeo re-serialises the manifest, so not v2.digest either
-    with RegistryClient(settings, registry.host) as client, pytest.raises(
-        DigestMismatchError, match="expected digest"
+    with (
+        RegistryClient(settings, registry.host) as client,
+        pytest.raises(DigestMismatchError, match="expected digest"),
     ):
         client.get_manifest(repo_name, "v1", expected_digest=v1.digest)
     # A location with a trusted digest fetches by digest: the moved tag is not even consulted.

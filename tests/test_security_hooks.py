@@ -39,7 +39,7 @@ def test_nested_envelope_is_bad_input(settings: Settings) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [DEEP, b"{\"hook\": \"pre-pull\", \"request\": " + DEEP + b"}"],
+    [DEEP, b'{"hook": "pre-pull", "request": ' + DEEP + b"}"],
     ids=["bare", "in-envelope"],
 )
 def test_socket_server_answers_nested_requests(

@@ -21,8 +21,14 @@ def test_in_flight_verifications_are_bounded(monkeypatch: pytest.MonkeyPatch) ->
 
     def hanging_checker(reference: str, context: Context) -> Verdict:
         release.wait(10)  # a registry that does not answer
-        return Verdict(reference=reference, context=context, allowed=True, action=Action.ALLOW,
-                       digest=None, reasons=())
+        return Verdict(
+            reference=reference,
+            context=context,
+            allowed=True,
+            action=Action.ALLOW,
+            digest=None,
+            reasons=(),
+        )
 
     state = WebhookState(WebhookConfig(), hanging_checker)
     images = [f"registry.example/app{i}:v1" for i in range(6)]
@@ -37,9 +43,11 @@ def test_in_flight_verifications_are_bounded(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         release.set()
         state.executor.shutdown(wait=True)
-    refused = [i for i, o in outcomes.items() if isinstance(o, decide.Failure)
-               and "in flight" in o.message]
+    refused = [
+        i for i, o in outcomes.items() if isinstance(o, decide.Failure) and "in flight" in o.message
+    ]
     assert len(refused) == 3
-    timed_out = [o for o in outcomes.values() if isinstance(o, decide.Failure)
-                 and "deadline" in o.message]
+    timed_out = [
+        o for o in outcomes.values() if isinstance(o, decide.Failure) and "deadline" in o.message
+    ]
     assert len(timed_out) == 3  # the first three were started and waited for, never allowed

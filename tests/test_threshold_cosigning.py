@@ -127,7 +127,10 @@ def _give_bob_publishing_keys(two: TwoSigners) -> None:
 
 def test_alice_proposes_bob_approves_and_publishes(two: TwoSigners) -> None:
     outcome = sign_or_propose(
-        two.alice.settings, two.repo.tag("v1"), digest=digest_for("v1"), size=10,
+        two.alice.settings,
+        two.repo.tag("v1"),
+        digest=digest_for("v1"),
+        size=10,
         keystore=two.alice.keys,
     )
     view = outcome.pending
@@ -196,8 +199,9 @@ def test_stale_pending_refused_after_another_publish(two: TwoSigners) -> None:
 def test_signer_change_makes_pending_stale(two: TwoSigners) -> None:
     pid = _propose_v1(two)
     carol = two.alice.keys.generate(role="delegation", name="carol")
-    add_signer(two.alice.settings, two.repo.gun, "carol", [carol.public_key],
-               keystore=two.alice.keys)
+    add_signer(
+        two.alice.settings, two.repo.gun, "carol", [carol.public_key], keystore=two.alice.keys
+    )
     with pytest.raises(StalePendingError, match=r"signers .* changed"):
         approve(two.bob.settings, two.repo.gun, pid, keystore=two.bob.keys)
 
@@ -304,8 +308,9 @@ def test_revoke_needs_cosigning_too(two: TwoSigners) -> None:
     assert [(c.tag, c.kind) for c in outcome.pending.changes] == [("v1", "remove")]
     # still trusted until alice co-signs the revocation
     assert verify_tag(two.client("c1"), two.repo.tag("v1")).digest == digest_for("v1")
-    approval = approve(two.alice.settings, two.repo.gun, outcome.pending.id,
-                       keystore=two.alice.keys)
+    approval = approve(
+        two.alice.settings, two.repo.gun, outcome.pending.id, keystore=two.alice.keys
+    )
     assert approval.published
     with pytest.raises(NotSignedError):
         verify_tag(two.client("c2"), two.repo.tag("v1"))
@@ -315,7 +320,10 @@ def test_single_machine_path_unchanged(two: TwoSigners) -> None:
     # with both releases keys in one key store the change publishes at once, no pending entry
     _copy_keys(two.bob.keys, two.alice.keys, _role_keyids(two.bob.keys, "delegation"))
     outcome = sign_or_propose(
-        two.alice.settings, two.repo.tag("v1"), digest=digest_for("v1"), size=1,
+        two.alice.settings,
+        two.repo.tag("v1"),
+        digest=digest_for("v1"),
+        size=1,
         keystore=two.alice.keys,
     )
     assert outcome.published and outcome.pending is None
@@ -323,8 +331,13 @@ def test_single_machine_path_unchanged(two: TwoSigners) -> None:
     assert verify_tag(two.client("c"), two.repo.tag("v1")).signers == ("alice", "bob")
     # the plain library call still refuses rather than leaving a pending change
     with pytest.raises(KeyStoreError, match="needs 2 of its keys and 1"):
-        sign_tag(two.bob.settings, two.repo.tag("v2"), digest=digest_for("v2"), size=1,
-                 keystore=two.bob.keys)
+        sign_tag(
+            two.bob.settings,
+            two.repo.tag("v2"),
+            digest=digest_for("v2"),
+            size=1,
+            keystore=two.bob.keys,
+        )
 
 
 # --- CLI: two trust dirs sharing one file:// store ------------------------------------------
@@ -365,19 +378,29 @@ def cli_two(passphrase_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert _run(*who, "trust", "key", "generate", name, "--dir", str(keys)).exit_code == 0
     for name, extra in (("alice", []), ("bob", ["--threshold", "2"])):
         result = _run(
-            *alice, "trust", "signer", "add", "--key", str(keys / f"{name}.pub"), *extra,
-            name, CLI_REPO,
+            *alice,
+            "trust",
+            "signer",
+            "add",
+            "--key",
+            str(keys / f"{name}.pub"),
+            *extra,
+            name,
+            CLI_REPO,
         )
         assert result.exit_code == 0, result.output
     return CliMachines(
-        alice, bob, ["--trust-dir", str(tmp_path / "client")],
+        alice,
+        bob,
+        ["--trust-dir", str(tmp_path / "client")],
         server / escape_gun(parse_repository(CLI_REPO).gun) / "pending",
     )
 
 
 def _cli_propose(m: CliMachines, tag: str = "v1") -> str:
-    result = _run(*m.alice, "trust", "sign", f"{CLI_REPO}:{tag}", "--digest", digest_for(tag),
-                  "--size", "7")
+    result = _run(
+        *m.alice, "trust", "sign", f"{CLI_REPO}:{tag}", "--digest", digest_for(tag), "--size", "7"
+    )
     assert result.exit_code == 0, result.output
     match = re.search(r"pending change ([0-9a-f]+)", result.output)
     assert match, result.output
@@ -386,8 +409,9 @@ def _cli_propose(m: CliMachines, tag: str = "v1") -> str:
     return match.group(1)
 
 
-def test_cli_sign_pending_approve_publish(cli_two: CliMachines,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sign_pending_approve_publish(
+    cli_two: CliMachines, capsys: pytest.CaptureFixture[str]
+) -> None:
     pid = _cli_propose(cli_two)
     code, _, err = _exit(capsys, *cli_two.client, "trust", "verify", f"{CLI_REPO}:v1")
     assert code == 1 and "not signed" in err
@@ -399,7 +423,10 @@ def test_cli_sign_pending_approve_publish(cli_two: CliMachines,
     as_json = json.loads(_run(*cli_two.bob, "trust", "pending", "--json", CLI_REPO).output)
     assert as_json[0]["ID"] == pid and as_json[0]["Proposer"] == ["alice"]
     assert as_json[0]["Roles"][0] == {
-        "Role": "targets/releases", "Signatures": 1, "Threshold": 2, "Signers": ["alice"]
+        "Role": "targets/releases",
+        "Signatures": 1,
+        "Threshold": 2,
+        "Signers": ["alice"],
     }
     assert as_json[0]["Changes"] == [
         {"Tag": "v1", "Change": "add", "Before": None, "After": digest_for("v1")}
@@ -418,8 +445,9 @@ def test_cli_sign_pending_approve_publish(cli_two: CliMachines,
     assert "No pending changes" in _run(*cli_two.alice, "trust", "pending", CLI_REPO).output
 
 
-def test_cli_exit_codes(cli_two: CliMachines, capsys: pytest.CaptureFixture[str],
-                        tmp_path: Path) -> None:
+def test_cli_exit_codes(
+    cli_two: CliMachines, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     pid = _cli_propose(cli_two)
     # 2: the proposer approving alone, a non-signer, unknown or malformed ids
     code, _, err = _exit(capsys, *cli_two.alice, "trust", "approve", CLI_REPO, pid)
@@ -453,8 +481,9 @@ def test_cli_exit_codes(cli_two: CliMachines, capsys: pytest.CaptureFixture[str]
     assert code == 3 and "pending" in err
 
 
-def test_cli_tampered_pending_refused(cli_two: CliMachines,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_tampered_pending_refused(
+    cli_two: CliMachines, capsys: pytest.CaptureFixture[str]
+) -> None:
     pid = _cli_propose(cli_two)
     path = cli_two.pending_dir / f"{pid}.json"
     path.write_text(path.read_text().replace(digest_for("v1")[7:], digest_for("evil")[7:]))
@@ -476,8 +505,7 @@ def test_cli_revoke_pending(cli_two: CliMachines, capsys: pytest.CaptureFixture[
     assert code == 0 and out.strip() == digest_for("v1")
 
 
-def test_racing_approvals_publish_once(two: TwoSigners, settings: Settings,
-                                       tmp_path: Path) -> None:
+def test_racing_approvals_publish_once(two: TwoSigners, settings: Settings, tmp_path: Path) -> None:
     """Bob and carol approve the same change at once: the writer lock serialises them, one
     publishes, the other finds the change gone (never a double publish or a lost signature)."""
     import threading
@@ -487,13 +515,17 @@ def test_racing_approvals_publish_once(two: TwoSigners, settings: Settings,
     )
     carol_keys = KeyStore(carol_settings)
     carol = carol_keys.generate(role="delegation", name="carol")
-    add_signer(two.alice.settings, two.repo.gun, "carol", [carol.public_key],
-               keystore=two.alice.keys)
+    add_signer(
+        two.alice.settings, two.repo.gun, "carol", [carol.public_key], keystore=two.alice.keys
+    )
     _give_bob_publishing_keys(two)
     gun = two.repo.gun
-    _copy_keys(two.alice.keys, carol_keys,
-               _role_keyids(two.alice.keys, "snapshot", gun)
-               + _role_keyids(two.alice.keys, "timestamp", gun))
+    _copy_keys(
+        two.alice.keys,
+        carol_keys,
+        _role_keyids(two.alice.keys, "snapshot", gun)
+        + _role_keyids(two.alice.keys, "timestamp", gun),
+    )
     pid = _propose_v1(two)
     outcomes: list[object] = []
     start = threading.Barrier(2)
@@ -505,8 +537,10 @@ def test_racing_approvals_publish_once(two: TwoSigners, settings: Settings,
         except BadInputError as exc:
             outcomes.append(exc)
 
-    threads = [threading.Thread(target=run, args=(m,))
-               for m in (two.bob, Machine(carol_settings, carol_keys))]
+    threads = [
+        threading.Thread(target=run, args=(m,))
+        for m in (two.bob, Machine(carol_settings, carol_keys))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

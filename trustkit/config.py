@@ -51,9 +51,7 @@ class Settings:
     ) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("HOME") or _home())
-        resolved_trust_dir = trust_dir or Path(
-            env.get(ENV_TRUST_DIR) or home / ".servin" / "trust"
-        )
+        resolved_trust_dir = trust_dir or Path(env.get(ENV_TRUST_DIR) or home / ".servin" / "trust")
         config_dir = Path(env.get(ENV_CONFIG_DIR) or home / ".servin")
         registries = env.get(ENV_REGISTRIES_CONFIG)
         policy_dir = env.get(ENV_POLICY_DIR)

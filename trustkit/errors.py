@@ -51,7 +51,6 @@ class KeyStoreError(BadInputError):
     """A key that is missing, unreadable, badly protected or locked with another passphrase."""
 
 
-
 class PassphraseError(KeyStoreError):
     """No passphrase available, or the wrong one."""
 
@@ -152,7 +151,6 @@ class TrustEnvironmentError(TrustkitError):
     """A store, registry or file system that cannot be reached or written."""
 
     exit_code = EXIT_ENVIRONMENT
-
 
 
 class UnreachableError(TrustEnvironmentError):

@@ -46,9 +46,7 @@ class HookRequest:
     @classmethod
     def from_json(cls, data: bytes | str) -> HookRequest:
         raw = data.encode() if isinstance(data, str) else data
-        return cls.from_mapping(
-            load_json_object(raw, what="hook request", limit=MAX_REQUEST_BYTES)
-        )
+        return cls.from_mapping(load_json_object(raw, what="hook request", limit=MAX_REQUEST_BYTES))
 
     @classmethod
     def from_mapping(cls, obj: Mapping[str, Any]) -> HookRequest:

@@ -21,7 +21,7 @@ _PARSERS = {"trivy": _trivy.parse, "grype": _grype.parse, "sarif": _sarif.parse}
 
 
 def detect_format(obj: Any) -> str:
-    """"trivy", "grype" or "sarif" from the document's shape; ReportFormatError otherwise."""
+    """ "trivy", "grype" or "sarif" from the document's shape; ReportFormatError otherwise."""
     if not isinstance(obj, dict):
         raise ReportFormatError(
             f"not a scan report: the document is a JSON {type(obj).__name__}, not an object"

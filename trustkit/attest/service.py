@@ -80,9 +80,7 @@ def predicate_uri(name: str) -> str:
         return PREDICATE_TYPES[name]
     if name in PREDICATE_TYPES.values():
         return name
-    raise BadInputError(
-        f"unknown predicate type {name!r} (choose {', '.join(PREDICATE_TYPES)})"
-    )
+    raise BadInputError(f"unknown predicate type {name!r} (choose {', '.join(PREDICATE_TYPES)})")
 
 
 def scanner_signer(

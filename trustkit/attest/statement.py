@@ -176,9 +176,7 @@ def read_statement(statement: Any, *, image_digest: str) -> ScanStatement:
     ]
     if want not in digests:
         shown = ", ".join(f"sha256:{d}"[:19] for d in digests if isinstance(d, str)) or "nothing"
-        raise AttestationError(
-            f"the statement is about {shown}, not about {image_digest[:19]}…"
-        )
+        raise AttestationError(f"the statement is about {shown}, not about {image_digest[:19]}…")
     predicate_type = doc.get("predicateType")
     predicate = doc.get("predicate")
     if not isinstance(predicate, dict):

@@ -270,8 +270,8 @@ def apply_vex(report: ScanReport, vex_docs: Iterable[VexDocument]) -> ScanReport
                 if _matches_package(finding, st.packages):
                     chosen = Suppression(st.status, st.justification, st.statement, source)
         findings.append(
-            finding if chosen is finding.suppression else dataclasses.replace(
-                finding, suppression=chosen
-            )
+            finding
+            if chosen is finding.suppression
+            else dataclasses.replace(finding, suppression=chosen)
         )
     return dataclasses.replace(report, findings=tuple(findings))

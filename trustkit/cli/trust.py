@@ -122,7 +122,7 @@ def signer_remove(
     refs = [_repository(r) for r in repositories]
     settings = settings_from(ctx)
     for ref in refs:
-        click.echo(f"Removing signer \"{name}\" from {ref.repository}...", err=True)
+        click.echo(f'Removing signer "{name}" from {ref.repository}...', err=True)
         result = remove_signer(settings, ref.gun, name, force=force)
         for warning in result.warnings:
             click.echo(f"warning: {ref.repository}: {warning}", err=True)

@@ -58,9 +58,7 @@ def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role:
     except OSError as exc:
         raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
     pub_path = directory / f"{name}.pub"
-    record = generate_public_file(
-        store, pub_path, role=role, name=name, keytype=keytype
-    )
+    record = generate_public_file(store, pub_path, role=role, name=name, keytype=keytype)
     click.echo(
         "Successfully generated and loaded private key. "
         f"Corresponding public key available: {pub_path.resolve()}",

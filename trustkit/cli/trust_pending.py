@@ -18,9 +18,7 @@ if TYPE_CHECKING:
 @click.command("pending")
 @click.argument("repository", metavar="REPO", type=IMAGE)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-@click.option(
-    "--discard", "discard_id", metavar="ID", default=None, help="Drop pending change ID."
-)
+@click.option("--discard", "discard_id", metavar="ID", default=None, help="Drop pending change ID.")
 @click.pass_context
 def pending(ctx: click.Context, repository: str, as_json: bool, discard_id: str | None) -> None:
     """List REPO's changes waiting for more signatures (or drop one with --discard)."""
@@ -91,9 +89,7 @@ def report_pending(repository: str, view: PendingView) -> None:
 
 def _needs_more(repository: str, view: PendingView) -> str:
     roles = ", ".join(r.role.split("/", 1)[-1] for r in view.shortfall())
-    return (
-        f"Another {roles} signer must run: trustkit trust approve {repository} {view.id}"
-    )
+    return f"Another {roles} signer must run: trustkit trust approve {repository} {view.id}"
 
 
 def _signatures(view: PendingView) -> str:

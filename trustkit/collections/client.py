@@ -260,7 +260,7 @@ def _mapped_errors(gun: str, updater: Updater | None = None) -> Iterator[None]:
 
 
 def _expiry_of(updater: Updater | None, role: str) -> str:
-    """" on <date>" when the expired role made it into the trusted set (timestamp, snapshot)."""
+    """ " on <date>" when the expired role made it into the trusted set (timestamp, snapshot)."""
     if updater is None:
         return ""
     try:

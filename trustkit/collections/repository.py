@@ -291,9 +291,7 @@ class Collection:
             self.edit_role(role)
 
     # --- publishing -----------------------------------------------------------------------
-    def publish(
-        self, keystore: KeyStore, expiries: Expiries, store: MetadataStore
-    ) -> list[str]:
+    def publish(self, keystore: KeyStore, expiries: Expiries, store: MetadataStore) -> list[str]:
         """Sign every changed role plus snapshot and timestamp and publish them as one set."""
         now = utcnow()
         files: list[MetadataFile] = []
@@ -490,8 +488,7 @@ class _untrusted_on_failure:
             ) from None
         if isinstance(exc, tuf_exc.RepositoryError | DeserializationError | ValueError | KeyError):
             raise UntrustedError(
-                f"refusing to write to {self.gun}: its published trust data does not verify "
-                f"({exc})"
+                f"refusing to write to {self.gun}: its published trust data does not verify ({exc})"
             ) from None
         if isinstance(exc, OSError):
             raise StorageError(f"cannot read trust data of {self.gun}: {exc}") from None

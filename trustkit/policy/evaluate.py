@@ -119,9 +119,7 @@ class _Indexed:
     def violates(self, i: int, threshold: Severity, *, fixable_only: bool) -> bool:
         severity = self.counting_severity[i]
         return (
-            severity is not None
-            and severity >= threshold
-            and (self.fixable[i] or not fixable_only)
+            severity is not None and severity >= threshold and (self.fixable[i] or not fixable_only)
         )
 
     def at_or_above(self, threshold: Severity, *, fixable_only: bool) -> list[int]:
@@ -506,7 +504,5 @@ def evaluate(
         if p.matches(ref, facts.digest, context=context)
     )
     action = max((o.action for o in outcomes), default=Action.ALLOW)
-    reasons = tuple(
-        sorted((r for o in outcomes for r in o.reasons), key=lambda r: -r.action)
-    )
+    reasons = tuple(sorted((r for o in outcomes for r in o.reasons), key=lambda r: -r.action))
     return Evaluation(action=action, outcomes=outcomes, reasons=reasons)

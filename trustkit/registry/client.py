@@ -416,9 +416,7 @@ class RegistryClient:
         detail = ""
         try:
             errors = json.loads(body).get("errors") or []
-            detail = "; ".join(
-                f"{e.get('code', '')}: {e.get('message', '')}" for e in errors[:3]
-            )
+            detail = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in errors[:3])
         except (ValueError, AttributeError, TypeError, RecursionError):
             detail = body[:200].decode("utf-8", "replace").strip()
         text = f"{what}: registry {self.host} answered {code}" + (f" ({detail})" if detail else "")
@@ -549,9 +547,7 @@ class RegistryClient:
             raise self._error(response, f"blob {repo_path}@{digest}")
         return response
 
-    def fetch_blob(
-        self, repo_path: str, digest: str, size: int, sink: IO[bytes] | None
-    ) -> None:
+    def fetch_blob(self, repo_path: str, digest: str, size: int, sink: IO[bytes] | None) -> None:
         """Stream a blob into ``sink`` (None: verify only), refusing other or extra bytes."""
         response = self._open_blob(repo_path, digest)
         hasher = hashlib.sha256()
@@ -659,8 +655,10 @@ class RegistryClient:
             "PUT",
             location.copy_merge_params({"digest": digest}),
             scopes=scopes,
-            headers={"Content-Type": "application/octet-stream",
-                     "Content-Length": str(final_length)},
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(final_length),
+            },
             content=final if final is not None else (lambda: b""),
         )
         if response.status_code not in (201, 204):
@@ -737,9 +735,7 @@ class RegistryClient:
         url = httpx.URL(self.base_url + f"/v2/{repo_path}/referrers/{digest}")
         if artifact_type:
             url = url.copy_merge_params({"artifactType": artifact_type})
-        response = self._send(
-            "GET", url, scopes=[repository_scope(repo_path, *PULL)], stream=True
-        )
+        response = self._send("GET", url, scopes=[repository_scope(repo_path, *PULL)], stream=True)
         if response.status_code in (404, 405, 400):
             response.close()
             return None

@@ -178,8 +178,11 @@ def store_credentials(settings: Settings, host: str, creds: Credentials) -> Path
                 store,
                 "store",
                 json.dumps(
-                    {"ServerURL": _config_key(host), "Username": creds.username,
-                     "Secret": creds.password}
+                    {
+                        "ServerURL": _config_key(host),
+                        "Username": creds.username,
+                        "Secret": creds.password,
+                    }
                 ),
             )
             _remove_auths(doc, host)

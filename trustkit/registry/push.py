@@ -148,18 +148,14 @@ def _verified_target(settings: Settings, image: ImageRef) -> TrustedTarget:
     try:
         return verify_tag(settings, image)
     except UnknownRepositoryError as exc:
-        raise NotSignedError(
-            f"{image.familiar} is not signed: {exc}", hint=_SIGN_HINT
-        ) from exc
+        raise NotSignedError(f"{image.familiar} is not signed: {exc}", hint=_SIGN_HINT) from exc
     except NotSignedError as exc:
         if exc.hint is None:
             exc.hint = _SIGN_HINT
         raise
 
 
-def _check_tag_not_moved(
-    source: RegistryLocation, trusted: TrustedTarget
-) -> ManifestBlob | None:
+def _check_tag_not_moved(source: RegistryLocation, trusted: TrustedTarget) -> ManifestBlob | None:
     """Refuse when the registry's tag names other content than the signed digest.
 
     The signed digest is what gets fetched either way; this catches a tag overwritten after
