@@ -13,6 +13,11 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
+#: a bug in trustkit, caught by an entry point's last-resort handler; never 1 ("refused")
+EXIT_INTERNAL = 4
+
+#: where the last-resort handlers ask users to report a bug
+REPORT_BUGS_AT = "docs/operations.md#reporting-a-bug"
 
 
 class TrustkitError(Exception):
@@ -138,6 +143,16 @@ class TamperedMetadataError(UntrustedError):
     kind = FailureKind.TAMPERED
 
 
+class TagMovedError(NotSignedError):
+    """The registry's tag now names content other than the signed digest."""
+
+    kind = FailureKind.TAG_MOVED
+
+
+class TLSVerificationError(UntrustedError):
+    """The registry's TLS certificate does not verify against the configured CAs."""
+
+
 class AttestationError(UntrustedError):
     """An attestation that does not verify or does not describe the image."""
 
@@ -161,6 +176,10 @@ class RegistryError(TrustEnvironmentError):
     """A registry answered with an error that is not a trust decision."""
 
 
+class NotFoundError(RegistryError):
+    """The registry has no such repository, manifest or blob."""
+
+
 class AuthenticationError(RegistryError):
     """Credentials missing or refused by a registry."""
 
@@ -173,3 +192,11 @@ class StorageError(TrustEnvironmentError):
 
 class LockTimeoutError(StorageError):
     """Another writer holds the collection lock for too long."""
+
+
+def internal_error_line(exc: BaseException) -> str:
+    """The one line every entry point prints for a bug (an exception that is not ours)."""
+    message = " ".join(str(exc).split()) or "(no message)"
+    return (
+        f"internal error: {type(exc).__name__}: {message} — please report this at {REPORT_BUGS_AT}"
+    )

@@ -1,6 +1,7 @@
 """OCI registry client, OCI image layouts, image copy, and the push/pull flows."""
 
-from trustkit.registry.client import NotFoundError, RegistryClient, TLSVerificationError
+from trustkit.errors import NotFoundError, TLSVerificationError
+from trustkit.registry.client import RegistryClient
 from trustkit.registry.config import (
     RegistriesConfig,
     RegistryConfig,

@@ -30,6 +30,8 @@ from trustkit.errors import (
     UnreachableError,
     UntrustedError,
 )
+from trustkit.errors import NotFoundError as NotFoundError  # moved; old import path kept
+from trustkit.errors import TLSVerificationError as TLSVerificationError
 from trustkit.refs import ImageRef, validate_digest
 from trustkit.registry.auth import (
     Challenge,
@@ -68,14 +70,6 @@ USER_AGENT = "trustkit/0.1"
 
 PULL = ("pull",)
 PUSH = ("pull", "push")
-
-
-class TLSVerificationError(UntrustedError):
-    """The registry's TLS certificate does not verify against the configured CAs."""
-
-
-class NotFoundError(RegistryError):
-    """The registry has no such repository, manifest or blob."""
 
 
 @functools.lru_cache(maxsize=32)

@@ -12,15 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from trustkit.config import Settings
-from trustkit.errors import BadInputError, DigestMismatchError
+from trustkit.errors import BadInputError, DigestMismatchError, NotFoundError
 from trustkit.refs import ImageRef
-from trustkit.registry.client import NotFoundError
 from trustkit.registry.location import (
     ImageLocation,
     open_registry_location,
     verified_blob_file,
 )
 from trustkit.registry.model import Descriptor, ManifestBlob
+from trustkit.registry.pool import RegistryPool
 
 PARALLEL_BLOBS = 4
 MAX_INDEX_DEPTH = 2  # an index of indexes is legal; deeper nesting is refused
@@ -159,9 +159,12 @@ def _run(
     return top.descriptor, stats
 
 
-def resolve_digest(settings: Settings, ref: ImageRef) -> Descriptor:
-    """The digest and size a tag points at now: GET the manifest and hash the bytes."""
-    location = open_registry_location(settings, ref)
+def resolve_digest(registries: RegistryPool | Settings, ref: ImageRef) -> Descriptor:
+    """The digest and size a tag points at now: GET the manifest and hash the bytes.
+
+    ``registries`` is the process's pool; bare ``Settings`` (transitional) opens a one-off one.
+    """
+    location = open_registry_location(registries, ref)
     try:
         return location.get_manifest(ref.digest or ref.tag or "latest").descriptor
     except NotFoundError as exc:

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from trustkit._fs import atomic_write, file_lock, read_bounded
-from trustkit.errors import BadInputError, DigestMismatchError, StorageError
+from trustkit.errors import BadInputError, DigestMismatchError, NotFoundError, StorageError
 from trustkit.refs import validate_digest
-from trustkit.registry.client import NotFoundError
 from trustkit.registry.model import (
     MAX_MANIFEST_SIZE,
     OCI_INDEX,

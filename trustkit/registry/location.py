@@ -1,7 +1,9 @@
 """One interface over "a repository in a registry" and "an OCI layout directory".
 
-``open_image_location(settings, text)`` takes ``oci:PATH[:TAG]`` or a registry reference and
-returns an ``ImageLocation``; copy, pull and the attestation code use only this interface. A
+``open_image_location(registries, text)`` takes ``oci:PATH[:TAG]`` or a registry reference and
+returns an ``ImageLocation``; copy, pull and the attestation code use only this interface. Its
+registry clients come from the process's ``RegistryPool`` and stay open when the location is
+closed (connections and tokens are reused for the next image). A
 registry location carries its pull mirrors: content-addressed reads (manifests by digest, blobs)
 try each mirror in order and then the registry, and accept only bytes that hash to the digest.
 """
@@ -20,9 +22,9 @@ from trustkit.config import Settings
 from trustkit.errors import BadInputError, DigestMismatchError, TrustkitError
 from trustkit.refs import ImageRef, parse
 from trustkit.registry.client import RegistryClient
-from trustkit.registry.config import RegistriesConfig, load_registries_config
 from trustkit.registry.layout import OCILayout, parse_layout_text
 from trustkit.registry.model import Descriptor, ManifestBlob
+from trustkit.registry.pool import RegistryPool
 
 T = TypeVar("T")
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -84,6 +86,9 @@ class RegistryLocation:
     client: RegistryClient
     image: ImageRef
     mirrors: list[Source] = field(default_factory=list)
+    #: a pool made for this location alone (the caller passed bare Settings): closed with it.
+    #: Clients of the process's shared pool are never closed by per-image code.
+    owned_pool: RegistryPool | None = None
 
     @property
     def ref(self) -> ImageRef:
@@ -185,9 +190,8 @@ class RegistryLocation:
         return self.client.referrers(self.ref.path, digest, artifact_type)
 
     def close(self) -> None:
-        self.client.close()
-        for mirror in self.mirrors:
-            mirror.client.close()
+        if self.owned_pool is not None:
+            self.owned_pool.close()
 
 
 @dataclass
@@ -250,9 +254,7 @@ class LayoutLocation:
         return None
 
 
-def mirror_source(
-    settings: Settings, registries: RegistriesConfig, url: str, repo_path: str
-) -> Source:
+def mirror_source(pool: RegistryPool, url: str, repo_path: str) -> Source:
     """A mirror URL (``https://host[:port][/prefix]`` or ``host[:port]``) as a Source."""
     text = url if "://" in url else f"//{url}"
     parsed = httpx.URL(text) if "://" in url else httpx.URL("https:" + text)
@@ -263,23 +265,42 @@ def mirror_source(
         host = f"[{parsed.host}]" + (f":{parsed.port}" if parsed.port else "")
     prefix = parsed.path.strip("/")
     scheme = parsed.scheme if "://" in url else None
-    client = RegistryClient(settings, host, registries=registries, scheme=scheme)
+    client = pool.client(host, scheme=scheme)
     return Source(client, f"{prefix}/{repo_path}" if prefix else repo_path, f"mirror {url}")
 
 
-def open_registry_location(settings: Settings, ref: ImageRef) -> RegistryLocation:
-    registries = load_registries_config(settings)
-    client = RegistryClient(settings, ref.domain, registries=registries)
-    mirrors = [
-        mirror_source(settings, registries, url, ref.path)
-        for url in registries.for_host(ref.domain).mirrors
-    ]
-    return RegistryLocation(client, ref, mirrors)
+def as_pool(registries: RegistryPool | Settings) -> tuple[RegistryPool, bool]:
+    """(the pool to use, whether the caller made it for this call alone and must close it).
+
+    Transitional: library callers that still pass ``Settings`` get a one-off pool, which is
+    exactly the old behaviour (a fresh config parse and fresh clients per image).
+    """
+    if isinstance(registries, RegistryPool):
+        return registries, False
+    return RegistryPool(registries), True
 
 
-def open_image_location(settings: Settings, text: str) -> ImageLocation:
-    """``oci:PATH[:TAG]`` (an OCI layout) or an image reference (a registry repository)."""
+def open_registry_location(registries: RegistryPool | Settings, ref: ImageRef) -> RegistryLocation:
+    pool, owned = as_pool(registries)
+    try:
+        client = pool.client(ref.domain)
+        mirrors = [
+            mirror_source(pool, url, ref.path) for url in pool.config.for_host(ref.domain).mirrors
+        ]
+    except BaseException:
+        if owned:
+            pool.close()
+        raise
+    return RegistryLocation(client, ref, mirrors, owned_pool=pool if owned else None)
+
+
+def open_image_location(registries: RegistryPool | Settings, text: str) -> ImageLocation:
+    """``oci:PATH[:TAG]`` (an OCI layout) or an image reference (a registry repository).
+
+    ``registries`` is the process's pool (``Services.registries``); bare ``Settings`` is the
+    transitional form and opens a pool of the location's own.
+    """
     if text.startswith("oci:"):
         path, reference = parse_layout_text(text)
         return LayoutLocation(OCILayout(path), reference)
-    return open_registry_location(settings, parse(text))
+    return open_registry_location(registries, parse(text))

@@ -20,6 +20,7 @@ from trustkit import refs
 from trustkit.config import Settings
 from trustkit.errors import BadInputError
 from trustkit.registry.config import DOCKER_HUB, RegistriesConfig, load_registries_config
+from trustkit.registry.pool import RegistryPool
 
 
 def is_short_name(text: str) -> bool:
@@ -54,11 +55,16 @@ def qualify(text: str, config: RegistriesConfig) -> str:
     return _prefixed(text, search[0])
 
 
-def qualify_for(settings: Settings, text: str) -> str:
-    """``qualify`` with the configuration in ``settings`` (read only for short names)."""
+def qualify_for(registries: RegistryPool | Settings, text: str) -> str:
+    """``qualify`` with the process's registries configuration (read only for short names).
+
+    ``registries`` is the process's pool (config parsed once); bare ``Settings`` reads the file.
+    """
     if not is_short_name(text):
         return text
-    return qualify(text, load_registries_config(settings))
+    if isinstance(registries, RegistryPool):
+        return qualify(text, registries.config)
+    return qualify(text, load_registries_config(registries))
 
 
 def _prefixed(text: str, registry: str) -> str:
