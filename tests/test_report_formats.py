@@ -75,14 +75,15 @@ def test_sarif_is_valid_and_has_one_error_per_blocking_finding(
     results = run["results"]
     errors = [r for r in results if r["level"] == "error"]
     critical = [f for f in juice_shop if f.severity is Severity.CRITICAL]
-    finding_errors = [r for r in errors if r["ruleId"] == "trustkit/severity"]
+    finding_errors = [r for r in errors if r["properties"]["rule"] == "severity"]
     assert len(finding_errors) == len(critical)
     assert {r["properties"]["vulnerability"] for r in finding_errors} == {
         f.vulnerability_id for f in critical
     }
+    # one rule per vulnerability (as trivy writes it), so code scanning can rank it
+    assert {r["ruleId"] for r in finding_errors} == {f.vulnerability_id for f in critical}
     # blocking rules without findings: unsigned juice-shop, and the trust refusal of alpine
-    assert {r["ruleId"] for r in errors} == {
-        "trustkit/severity",
+    assert {r["ruleId"] for r in errors if r["properties"]["rule"] != "severity"} == {
         "trustkit/require_signed",
         "trustkit/trust",
     }
@@ -174,3 +175,34 @@ def test_github_annotations_escape_and_level(verdicts: list[Verdict]) -> None:
     )
     (line,) = github_annotations([weird])
     assert line.endswith("::50%25 bad%0Asecond line, really")
+
+
+def test_sarif_rules_rank_for_code_scanning(
+    verdicts: list[Verdict], juice_shop: tuple[Finding, ...]
+) -> None:
+    """GitHub shows Critical/High only from ``security-severity`` on a rule tagged security."""
+    document = json.loads(render_sarif(verdicts))
+    (run,) = document["runs"]
+    rules = {rule["id"]: rule for rule in run["tool"]["driver"]["rules"]}
+    by_id = {f.vulnerability_id: f for f in juice_shop}
+    vulnerability_rules = [r for rule_id, r in rules.items() if rule_id in by_id]
+    assert vulnerability_rules
+    for rule in vulnerability_rules:
+        finding = by_id[rule["id"]]
+        properties = rule["properties"]
+        assert "security" in properties["tags"]
+        score = float(properties["security-severity"])
+        if finding.severity is Severity.CRITICAL:
+            assert score >= 9.0
+        elif finding.severity is Severity.HIGH:
+            assert 7.0 <= score < 9.0 or any((c.score or 0) >= 7.0 for c in finding.cvss)
+        assert "Remedy:" in rule["help"]["text"]
+    # every finding result names its own remedy (a fixed version, or how to waive it)
+    for result in run["results"]:
+        if result["ruleId"] in by_id:
+            properties = result["properties"]
+            text = result["message"]["text"]
+            if properties["fixedVersions"]:
+                assert f"upgrade {properties['package']} to" in text
+            else:
+                assert "allowlist" in text

@@ -143,6 +143,98 @@ def _finding_text(finding: Finding) -> str:
     return text
 
 
+#: trivy's mapping from a severity to a CVSS-like score when no vendor score is known
+_SEVERITY_SCORE = {"CRITICAL": "9.5", "HIGH": "8.0", "MEDIUM": "5.5", "LOW": "2.0"}
+
+
+def _security_severity(finding: Finding) -> str:
+    """GitHub code scanning ranks by ``security-severity``: the highest CVSS v3+ score the
+    scanner reported, else trivy's score for the severity name."""
+    scores = [
+        c.score for c in finding.cvss if c.score is not None and not c.version.startswith("2")
+    ]
+    if scores:
+        return f"{max(scores):.1f}"
+    return _SEVERITY_SCORE.get(finding.severity.name, "0.0")
+
+
+def _finding_remedy(finding: Finding) -> str:
+    if finding.fixed_versions:
+        return f"upgrade {finding.package_name} to {', '.join(finding.fixed_versions)}"
+    return (
+        f"no fixed version of {finding.package_name} is known: allowlist "
+        f"{finding.vulnerability_id} with an expiry, or mitigate"
+    )
+
+
+def _advisory_uri(vulnerability_id: str) -> str | None:
+    if vulnerability_id.startswith("CVE-"):
+        return f"https://nvd.nist.gov/vuln/detail/{quote(vulnerability_id)}"
+    if vulnerability_id.startswith("GHSA-"):
+        return f"https://github.com/advisories/{quote(vulnerability_id)}"
+    return None
+
+
+def _finding_rule(finding: Finding) -> dict[str, Any]:
+    """One SARIF rule per vulnerability, as trivy writes them: ranked, tagged, with a remedy."""
+    title = finding.title or finding.vulnerability_id
+    remedy = _finding_remedy(finding)
+    rule: dict[str, Any] = {
+        "id": finding.vulnerability_id,
+        "name": "ImageVulnerability",
+        "shortDescription": {"text": title},
+        "fullDescription": {"text": _finding_text(finding)},
+        "defaultConfiguration": {
+            "level": "error" if finding.severity.name in ("CRITICAL", "HIGH") else "warning"
+        },
+        "help": {
+            "text": f"{_finding_text(finding)}. Remedy: {remedy}",
+            "markdown": (
+                f"**{finding.vulnerability_id}** ({finding.severity.name}) in "
+                f"`{finding.package_name}` {finding.installed_version}\n\nRemedy: {remedy}"
+            ),
+        },
+        "properties": {
+            "security-severity": _security_severity(finding),
+            "precision": "very-high",
+            "tags": ["vulnerability", "security", finding.severity.name],
+        },
+    }
+    uri = _advisory_uri(finding.vulnerability_id)
+    if uri is not None:
+        rule["helpUri"] = uri
+    return rule
+
+
+def _policy_rule(rule_id: str) -> dict[str, Any]:
+    name = rule_id.split("/", 1)[1]
+    return {
+        "id": rule_id,
+        "name": name.replace("_", "-"),
+        "shortDescription": {"text": _RULE_HELP.get(name, "trustkit policy rule")},
+        "helpUri": f"{TOOL_URI}/docs/policy#{name}",
+        "properties": {"tags": ["security", "supply-chain"]},
+    }
+
+
+def _sarif_rules(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
+    """Every rule a result refers to, in first-use order: vulnerabilities and policy rules."""
+    rules: dict[str, dict[str, Any]] = {}
+    for verdict in verdicts:
+        for reason in verdict.reasons:
+            if reason.action not in _SARIF_LEVEL:
+                continue
+            if reason.affected:
+                for finding in reason.affected:
+                    if finding.vulnerability_id not in rules:
+                        rules[finding.vulnerability_id] = _finding_rule(finding)
+            else:
+                rule_id = f"{TOOL_NAME}/{reason.rule}"
+                if rule_id not in rules:
+                    rules[rule_id] = _policy_rule(rule_id)
+    return list(rules.values())
+
+
 def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     uri = _artifact_uri(verdict.reference)
@@ -158,13 +250,11 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
         level = _SARIF_LEVEL.get(reason.action)
         if level is None:
             continue  # AUDIT only records; it is not a code-scanning result
-        rule_id = f"{TOOL_NAME}/{reason.rule}"
-        properties = {"policy": reason.policy, "action": reason.action.name, "image": image}
-        base = {
-            "ruleId": rule_id,
-            "ruleIndex": rule_index[rule_id],
-            "level": level,
-            "locations": [location],
+        properties = {
+            "policy": reason.policy,
+            "rule": reason.rule,
+            "action": reason.action.name,
+            "image": image,
         }
         if reason.affected:
             occurrences: dict[tuple[str, str, str], int] = {}
@@ -176,12 +266,16 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
                     finding.installed_version,
                 )
                 occurrence = occurrences[identity] = occurrences.get(identity, 0) + 1
-                message = f"{image}: {_finding_text(finding)} [policy {reason.policy}]"
-                if reason.remedy:
-                    message += f". Remedy: {reason.remedy}"
+                message = (
+                    f"{image}: {_finding_text(finding)} [policy {reason.policy}]. "
+                    f"Remedy: {_finding_remedy(finding)}"
+                )
                 results.append(
                     {
-                        **base,
+                        "ruleId": finding.vulnerability_id,
+                        "ruleIndex": rule_index[finding.vulnerability_id],
+                        "level": level,
+                        "locations": [location],
                         "message": {"text": message},
                         "partialFingerprints": {
                             "trustkitFinding/v1": _fingerprint(
@@ -200,17 +294,22 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
                             "package": finding.package_name,
                             "installedVersion": finding.installed_version,
                             "severity": finding.severity.name,
+                            "security-severity": _security_severity(finding),
                             "fixedVersions": list(finding.fixed_versions),
                         },
                     }
                 )
         else:
+            rule_id = f"{TOOL_NAME}/{reason.rule}"
             message = f"{image}: {reason.message}"
             if reason.remedy:
                 message += f". Remedy: {reason.remedy}"
             results.append(
                 {
-                    **base,
+                    "ruleId": rule_id,
+                    "ruleIndex": rule_index[rule_id],
+                    "level": level,
+                    "locations": [location],
                     "message": {"text": message},
                     "partialFingerprints": {
                         "trustkitFinding/v1": _fingerprint(
@@ -225,27 +324,13 @@ def _sarif_results(verdict: Verdict, rule_index: dict[str, int]) -> list[dict[st
 
 def render_sarif(verdicts: Sequence[Verdict], *, errors: Sequence[tuple[str, str]] = ()) -> str:
     """SARIF 2.1.0: one ``error`` result per blocking finding (or per blocking rule that has no
-    finding, such as require_signed), ``warning`` results for WARN; AUDIT is left out. Images
+    finding, such as require_signed), ``warning`` results for WARN; AUDIT is left out. As trivy
+    writes it, each vulnerability is its own rule carrying ``security-severity`` and the
+    ``security`` tag, so code scanning ranks Critical/High; each result names its remedy. Images
     that could not be checked (``errors``: image, message) are error notifications of an
     unsuccessful invocation, so a code-scanning UI never shows them as clean."""
-    rule_ids: list[str] = []
-    for verdict in verdicts:
-        for reason in verdict.reasons:
-            rule_id = f"{TOOL_NAME}/{reason.rule}"
-            if reason.action in _SARIF_LEVEL and rule_id not in rule_ids:
-                rule_ids.append(rule_id)
-    rule_index = {rule_id: i for i, rule_id in enumerate(rule_ids)}
-    rules = [
-        {
-            "id": rule_id,
-            "name": rule_id.split("/", 1)[1].replace("_", "-"),
-            "shortDescription": {
-                "text": _RULE_HELP.get(rule_id.split("/", 1)[1], "trustkit policy rule")
-            },
-            "helpUri": f"{TOOL_URI}/docs/policy#{rule_id.split('/', 1)[1]}",
-        }
-        for rule_id in rule_ids
-    ]
+    rules = _sarif_rules(verdicts)
+    rule_index = {rule["id"]: i for i, rule in enumerate(rules)}
     results = [r for v in verdicts for r in _sarif_results(v, rule_index)]
     document = {
         "$schema": SARIF_SCHEMA,
