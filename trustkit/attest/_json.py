@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from trustkit._json import decode_untrusted_json
 from trustkit.errors import InputTooLargeError, ReportFormatError
 
 
@@ -33,16 +33,7 @@ def load_bounded_json(data: bytes, *, limit: int, what: str) -> Any:
     """``json.loads`` with a size bound; every failure is a one-line ReportFormatError."""
     if len(data) > limit:
         raise InputTooLargeError(f"{what} is {len(data)} bytes, over the {limit}-byte limit")
-    try:
-        return json.loads(data)
-    except UnicodeDecodeError:
-        raise ReportFormatError(f"{what} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ReportFormatError(
-            f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    except RecursionError:
-        raise ReportFormatError(f"{what} is nested too deeply") from None
+    return decode_untrusted_json(data, what=what, error=ReportFormatError)
 
 
 def get_dict(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
