@@ -131,3 +131,84 @@ def test_never_crashes_on_garbage(text: str) -> None:
         assert str(exc)
     else:
         assert parse(str(ref)) == ref
+
+
+# --- Docker's grammar is ASCII and anchored at the very end (issue 14) ---------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alpine\n",
+        "alpine:3.19\n",
+        "localhost:5000/app:v1\n",
+        "host.io/app@sha256:" + HEX + "\n",
+        "alpine:v\u0661",  # ARABIC-INDIC DIGIT ONE: \w without re.ASCII matches it
+        "alpine:\u0663\u0664",
+        "alpine:v1\u00e9",
+        "alpine:\uff56\uff11",  # fullwidth "v1"
+        "app:\u00b2",
+    ],
+)
+def test_refuses_what_dockers_grammar_refuses(text: str) -> None:
+    with pytest.raises(InvalidReferenceError):
+        parse(text)
+
+
+def test_tag_and_digest_validators_are_anchored_and_ascii() -> None:
+    from trustkit.refs import validate_digest, validate_tag
+
+    for tag in ("v1\n", "v\u0661", "\u00e9"):
+        with pytest.raises(InvalidReferenceError):
+            validate_tag(tag)
+    with pytest.raises(InvalidReferenceError):
+        validate_digest("sha256:" + HEX + "\n")
+    with pytest.raises(InvalidReferenceError):
+        parse(HEX + "\n")  # neither a reference nor a 64-hex identifier
+
+
+_not_ascii_printable = st.characters(
+    blacklist_categories=("Cs",),
+).filter(lambda c: not (c.isascii() and c.isprintable() and not c.isspace()))
+
+
+@given(
+    domain=_domain,
+    path=st.lists(_component, min_size=1, max_size=3),
+    tag=st.one_of(st.none(), _tag),
+    digest=_digest,
+    bad=_not_ascii_printable,
+    where=st.sampled_from(["end", "tag", "path"]),
+)
+def test_one_foreign_character_is_refused(
+    domain: str | None,
+    path: list[str],
+    tag: str | None,
+    digest: str | None,
+    bad: str,
+    where: str,
+) -> None:
+    """A valid reference with one whitespace, control or non-ASCII character put into it (at
+    the end, into the tag, into the path) is never accepted: Docker's grammar is ASCII only."""
+    if where == "tag":
+        tag = (tag or "v") + bad
+    elif where == "path":
+        path = [*path[:-1], path[-1] + bad]
+    text = "/".join(path)
+    if domain:
+        text = f"{domain}/{text}"
+    if tag:
+        text += f":{tag}"
+    if digest:
+        text += f"@{digest}"
+    if where == "end":
+        text += bad
+    with pytest.raises(InvalidReferenceError):
+        parse(text)
+
+
+@given(st.text(max_size=300))
+def test_whatever_parses_is_printable_ascii(text: str) -> None:
+    try:
+        parse(text)
+    except InvalidReferenceError:
+        return
+    assert text.isascii() and text.isprintable() and not any(c.isspace() for c in text)

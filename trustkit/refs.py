@@ -30,10 +30,12 @@ _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
-_REFERENCE_RE = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$")
-_ANCHORED_TAG_RE = re.compile(rf"^{_TAG}$")
-_SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
+# \A...\Z, not ^...$ ($ also matches before a final newline), and re.ASCII: Go's \w is ASCII,
+# Python's also matches other scripts' letters and digits ("v١" is no tag Docker accepts)
+_REFERENCE_RE = re.compile(rf"\A({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?\Z", re.ASCII)
+_ANCHORED_TAG_RE = re.compile(rf"\A{_TAG}\Z", re.ASCII)
+_SHA256_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z", re.ASCII)
+_IDENTIFIER_RE = re.compile(r"\A[a-f0-9]{64}\Z", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
