@@ -65,8 +65,8 @@ class _Inject:
         self.store = store
         self.extra = extra
 
-    def publish(self, gun: str, files: list[MetadataFile]) -> None:
-        self.store.publish(gun, [*self.extra, *files])
+    def publish(self, gun: str, files: list[MetadataFile], *, expected: str | None) -> str:
+        return self.store.publish(gun, [*self.extra, *files], expected=expected)
 
 
 def forge(

@@ -194,6 +194,11 @@ class LockTimeoutError(StorageError):
     """Another writer holds the collection lock for too long."""
 
 
+class ConflictError(TrustEnvironmentError):
+    """Another writer published the collection after this writer loaded it (optimistic
+    publishing): nothing was published; reload, re-apply the change and publish again."""
+
+
 def internal_error_line(exc: BaseException) -> str:
     """The one line every entry point prints for a bug (an exception that is not ours)."""
     message = " ".join(str(exc).split()) or "(no message)"

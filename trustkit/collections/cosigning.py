@@ -259,7 +259,7 @@ def propose(
         roles={role: copy.deepcopy(md) for role, md in signed.items()},
     )
     view = _view(collection, change, before)
-    store.write_pending(collection.gun, change.id, change.to_bytes())
+    store.pending.write(collection.gun, change.id, change.to_bytes())
     return view
 
 
@@ -274,9 +274,9 @@ def list_pending(settings: Settings, gun: str) -> list[PendingView]:
     if collection is None:
         raise UnknownRepositoryError(f"no trust data for {gun}")
     views = []
-    for pending_id in store.list_pending(gun):
+    for pending_id in store.pending.list(gun):
         try:
-            raw = store.read_pending(gun, pending_id, limit=PENDING_MAX_BYTES)
+            raw = store.pending.read(gun, pending_id, limit=PENDING_MAX_BYTES)
             change = PendingChange.from_bytes(raw, pending_id, gun)
         except (UntrustedError, BadInputError) as exc:
             views.append(PendingView(pending_id, gun, problem=str(exc)))
@@ -332,15 +332,15 @@ def approve(
         if not signed_roles and not view.ready:
             _refuse_useless_approval(collection, change, keys, view)
         if not view.ready:
-            store.write_pending(gun, pending_id, change.to_bytes())
+            store.pending.write(gun, pending_id, change.to_bytes())
             return Approval(view, signed_roles, published=False)
         if not collection.can_publish(keys):
-            store.write_pending(gun, pending_id, change.to_bytes())
+            store.pending.write(gun, pending_id, change.to_bytes())
             return Approval(view, signed_roles, published=False, needs_publisher=True)
         for role, md in change.roles.items():
             collection.set_presigned(role, md)
         collection.publish(keys, expiries, store)
-        store.remove_pending(gun, pending_id)
+        store.pending.remove(gun, pending_id)
         return Approval(view, signed_roles, published=True)
 
 
@@ -353,9 +353,9 @@ def discard(settings: Settings, gun: str, pending_id: str) -> None:
     if not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}")
     with store.writer_lock(gun):
-        if pending_id not in store.list_pending(gun):
+        if pending_id not in store.pending.list(gun):
             raise BadInputError(f"no pending change {pending_id} of {gun}")
-        store.remove_pending(gun, pending_id)
+        store.pending.remove(gun, pending_id)
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -545,7 +545,7 @@ def _read(store: MetadataStore, gun: str, pending_id: str) -> PendingChange:
     from trustkit.stores.interface import PendingNotFoundError
 
     try:
-        raw = store.read_pending(gun, pending_id, limit=PENDING_MAX_BYTES)
+        raw = store.pending.read(gun, pending_id, limit=PENDING_MAX_BYTES)
     except PendingNotFoundError:
         raise BadInputError(
             f"no pending change {pending_id} of {gun}",

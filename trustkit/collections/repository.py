@@ -79,6 +79,8 @@ class Collection:
         self.snapshot = snapshot
         self.targets = targets
         self._store = store
+        #: the store generation this set was loaded at (None: new); publish is conditional on it
+        self.loaded_generation: str | None = None
         # What was published, to verify lazily-loaded roles and to countersign a new root.
         self._published_root: Root | None = None if fresh else copy.deepcopy(root.signed)
         self._published_delegations = copy.deepcopy(targets.signed.delegations)
@@ -93,8 +95,12 @@ class Collection:
     # --- loading --------------------------------------------------------------------------
     @classmethod
     def load(cls, store: MetadataStore, gun: str) -> Collection | None:
-        """The published collection, verified; None when ``gun`` has none."""
-        if not store.exists(gun):
+        """The published collection, verified; None when ``gun`` has none.
+
+        The store's generation is read first, so a publish that lands while this loads makes
+        this writer's own publish fail with ConflictError instead of overwriting it."""
+        generation = store.generation(gun)
+        if generation is None:
             return None
         with _untrusted_on_failure(gun):
             root = _read(store, gun, ROOT, 1, ROOT_MAX_BYTES, Root)
@@ -122,7 +128,9 @@ class Collection:
             _verify(root.signed, TARGETS, targets)
             _check_version(targets_meta.version, targets, TARGETS)
             _check_version(snap_meta.version, snapshot, SNAPSHOT)
-        return cls(gun, root, timestamp, snapshot, targets, store=store, fresh=False)
+        collection = cls(gun, root, timestamp, snapshot, targets, store=store, fresh=False)
+        collection.loaded_generation = generation
+        return collection
 
     @classmethod
     def create(cls, gun: str, keystore: KeyStore, expiries: Expiries) -> Collection:
@@ -292,7 +300,9 @@ class Collection:
 
     # --- publishing -----------------------------------------------------------------------
     def publish(self, keystore: KeyStore, expiries: Expiries, store: MetadataStore) -> list[str]:
-        """Sign every changed role plus snapshot and timestamp and publish them as one set."""
+        """Sign every changed role plus snapshot and timestamp and publish them as one set,
+        conditional on the store still being at the generation this set was loaded at
+        (``ConflictError`` otherwise: nothing is published; reload and re-apply)."""
         now = utcnow()
         files: list[MetadataFile] = []
         changed: list[str] = []
@@ -328,7 +338,7 @@ class Collection:
         files.append(
             MetadataFile(TIMESTAMP, self.timestamp.signed.version, self.timestamp.to_bytes())
         )
-        store.publish(self.gun, files)
+        self.loaded_generation = store.publish(self.gun, files, expected=self.loaded_generation)
         self._store = store
         self._dirty.clear()
         self._fresh.clear()

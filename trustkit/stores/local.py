@@ -8,32 +8,42 @@ Layout of ``<server_dir>/<escaped GUN>/``::
     current.json                         {"root": N, "timestamp": M}: the commit point
     staged/                              a publish in progress (files + manifest.json)
     pending/<id>.json                    co-signing: changes waiting for more signatures
-    .lock                                writer lock
+    .lock                                writer lock (``writing``; ``publish`` takes it too)
 
 A publish first stages every file, then writes the manifest (the staged set is now complete and
 recoverable), copies the versioned files into place and finally rewrites ``current.json``
 atomically. Nothing a reader can see changes before that last rename, and a root newer than
 ``current.json`` is never served, so a crash at any point leaves the last good set readable.
 The next writer rolls a complete staged set forward and throws an incomplete one away.
+
+Publishing is optimistic like every store's (``publish(expected=...)``), but a local directory
+has a cheap lock: ``writing`` holds it around a writer's load + publish, so local writers queue
+instead of conflicting, and ``publish`` takes it itself when the caller does not hold it.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from trustkit._fs import atomic_write, ensure_private_dir, file_lock, read_bounded
 from trustkit.errors import StorageError
 from trustkit.stores.interface import (
+    MAX_PENDING_LISTED,
     PENDING_ID_RE,
     MetadataFile,
     MetadataNotFoundError,
     MetadataStore,
+    PendingChanges,
     PendingNotFoundError,
+    StoreCapabilities,
+    check_expected,
     check_pending_id,
     escape_gun,
     metadata_filename,
@@ -42,7 +52,6 @@ from trustkit.stores.interface import (
 HEAD_FILE = "current.json"
 STAGED_DIR = "staged"
 PENDING_DIR = "pending"
-_MAX_PENDING_LISTED = 1000
 MANIFEST_FILE = "manifest.json"
 _HEAD_LIMIT = 4096
 _MANIFEST_LIMIT = 1 << 20
@@ -54,6 +63,17 @@ class LocalDirStore(MetadataStore):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = f"local trust store {root}"
+        # collections whose lock this thread holds: flock is per open file, so taking it again
+        # inside publish would wait for ourselves
+        self._held = threading.local()
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return StoreCapabilities(server_signed_roles=frozenset(), pending_changes=True)
+
+    @property
+    def pending(self) -> PendingChanges:
+        return _LocalPending(self)
 
     # --- reading --------------------------------------------------------------------------
     def _dir(self, gun: str) -> Path:
@@ -97,16 +117,37 @@ class LocalDirStore(MetadataStore):
             raise MetadataNotFoundError(f"{gun}: {path.name} is missing") from None
 
     # --- writing --------------------------------------------------------------------------
+    def _held_guns(self) -> set[str]:
+        held: set[str] | None = getattr(self._held, "guns", None)
+        if held is None:
+            held = self._held.guns = set()
+        return held
+
     @contextlib.contextmanager
-    def writer_lock(self, gun: str) -> Iterator[None]:
+    def writing(self, gun: str) -> Iterator[None]:
+        held = self._held_guns()
+        if gun in held:  # re-entered by the same thread (publish inside writing)
+            yield
+            return
         directory = ensure_private_dir(self._dir(gun))
         with file_lock(directory / ".lock"):
-            self._recover(gun)
-            yield
+            held.add(gun)
+            try:
+                self._recover(gun)
+                yield
+            finally:
+                held.discard(gun)
 
-    def publish(self, gun: str, files: list[MetadataFile]) -> None:
-        if not any(f.role == "timestamp" for f in files):
-            raise StorageError("a publish must include a new timestamp")
+    def publish(self, gun: str, files: Sequence[MetadataFile], *, expected: str | None) -> str:
+        self.check_publishable(gun, files)
+        with self.writing(gun):
+            check_expected(self.description, gun, expected, self.generation(gun))
+            self._stage_and_apply(gun, files)
+        generation = self.generation(gun)
+        assert generation is not None
+        return generation
+
+    def _stage_and_apply(self, gun: str, files: Sequence[MetadataFile]) -> None:
         directory = ensure_private_dir(self._dir(gun))
         head = self._head(gun)
         new_head = {
@@ -134,39 +175,6 @@ class LocalDirStore(MetadataStore):
         atomic_write(directory / HEAD_FILE, json.dumps(manifest["head"]).encode(), mode=0o644)
         shutil.rmtree(staged, ignore_errors=True)
 
-    # --- pending changes ----------------------------------------------------------------
-    def _pending_path(self, gun: str, pending_id: str) -> Path:
-        return self._dir(gun) / PENDING_DIR / f"{check_pending_id(pending_id)}.json"
-
-    def list_pending(self, gun: str) -> list[str]:
-        directory = self._dir(gun) / PENDING_DIR
-        try:
-            names = sorted(p.name for p in directory.iterdir())
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise StorageError(f"cannot list pending changes of {gun}: {exc}") from None
-        ids = [n[: -len(".json")] for n in names if n.endswith(".json")]
-        # anything else (temporary files, foreign names) is not a pending change
-        valid = [i for i in ids if _is_pending_id(i)]
-        return valid[:_MAX_PENDING_LISTED]
-
-    def read_pending(self, gun: str, pending_id: str, *, limit: int) -> bytes:
-        path = self._pending_path(gun, pending_id)
-        try:
-            return read_bounded(path, limit, what="pending change")
-        except FileNotFoundError:
-            raise PendingNotFoundError(f"no pending change {pending_id} of {gun}") from None
-
-    def write_pending(self, gun: str, pending_id: str, data: bytes) -> None:
-        path = self._pending_path(gun, pending_id)
-        ensure_private_dir(path.parent)
-        atomic_write(path, data, mode=0o644)
-
-    def remove_pending(self, gun: str, pending_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._pending_path(gun, pending_id).unlink()
-
     def _recover(self, gun: str) -> None:
         """Finish a complete staged publish whose base is still current; drop anything else."""
         directory = self._dir(gun)
@@ -186,6 +194,45 @@ class LocalDirStore(MetadataStore):
             self._apply(directory, manifest)
         else:
             shutil.rmtree(staged, ignore_errors=True)
+
+
+class _LocalPending(PendingChanges):
+    """``pending/<id>.json`` beside the collection's metadata (written under ``writing``)."""
+
+    def __init__(self, store: LocalDirStore) -> None:
+        self._store = store
+
+    def _path(self, gun: str, pending_id: str) -> Path:
+        return self._store._dir(gun) / PENDING_DIR / f"{check_pending_id(pending_id)}.json"
+
+    def list(self, gun: str) -> builtins.list[str]:
+        directory = self._store._dir(gun) / PENDING_DIR
+        try:
+            names = sorted(p.name for p in directory.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot list pending changes of {gun}: {exc}") from None
+        ids = [n[: -len(".json")] for n in names if n.endswith(".json")]
+        # anything else (temporary files, foreign names) is not a pending change
+        valid = [i for i in ids if _is_pending_id(i)]
+        return valid[:MAX_PENDING_LISTED]
+
+    def read(self, gun: str, pending_id: str, *, limit: int) -> bytes:
+        path = self._path(gun, pending_id)
+        try:
+            return read_bounded(path, limit, what="pending change")
+        except FileNotFoundError:
+            raise PendingNotFoundError(f"no pending change {pending_id} of {gun}") from None
+
+    def write(self, gun: str, pending_id: str, data: bytes) -> None:
+        path = self._path(gun, pending_id)
+        ensure_private_dir(path.parent)
+        atomic_write(path, data, mode=0o644)
+
+    def remove(self, gun: str, pending_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(gun, pending_id).unlink()
 
 
 def _is_pending_id(name: str) -> bool:

@@ -1,5 +1,6 @@
-"""Stores found by URL scheme: ``file:///path`` today; the registry and Notary stores register
-here too, so callers name a store by URL and never import a backend themselves."""
+"""Stores found by URL scheme: ``file:///path`` and ``memory://NAME`` today; the registry and
+Notary stores register here too, so callers name a store by URL and never import a backend
+themselves."""
 
 from __future__ import annotations
 
@@ -25,7 +26,14 @@ def _open_file(url: str) -> MetadataStore:
     return LocalDirStore(Path(url[len("file://") :]))
 
 
+def _open_memory(url: str) -> MetadataStore:
+    from trustkit.stores.memory import open_memory_store
+
+    return open_memory_store(url)
+
+
 register_store("file", _open_file)
+register_store("memory", _open_memory)
 
 
 def open_store(url: str) -> MetadataStore:
