@@ -35,8 +35,8 @@ from trustkit.config import Settings  # noqa: E402
 from trustkit.enforce import check_image  # noqa: E402
 from trustkit.hook_server import start_background  # noqa: E402
 from trustkit.keys import KeyStore  # noqa: E402
+from trustkit.pipeline.flows import pull_image, push_image  # noqa: E402
 from trustkit.refs import parse  # noqa: E402
-from trustkit.registry import pull_image, push_image  # noqa: E402
 from trustkit.verdict import Context  # noqa: E402
 
 ROOT_PASS = "bench-root-pass"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fixtures.registry import make_oci_image, start_registry  # noqa: E402
 
 from trustkit.config import Settings  # noqa: E402
-from trustkit.registry import push_image  # noqa: E402
+from trustkit.pipeline.flows import push_image  # noqa: E402
 
 
 def timed(action: Callable[[str], None], runs: int, tmp: Path) -> list[float]:

@@ -25,9 +25,9 @@ from trustkit.cli import main
 from trustkit.collections import verify_tag
 from trustkit.enforce import check_image
 from trustkit.errors import UnknownRepositoryError, UntrustedError
+from trustkit.pipeline.flows import push_image
 from trustkit.policy import Policy, load_policy_text
 from trustkit.refs import parse
-from trustkit.registry import push_image
 from trustkit.verdict import Action, Context, Verdict
 
 pytestmark = pytest.mark.registry

@@ -22,8 +22,8 @@ from trustkit.cli import cli
 from trustkit.collections import verify_tag
 from trustkit.config import Settings
 from trustkit.errors import UntrustedError
+from trustkit.pipeline.flows import push_image
 from trustkit.refs import parse
-from trustkit.registry import push_image
 
 pytestmark = pytest.mark.registry
 OTHER_DIGEST = "sha256:" + "0" * 64

@@ -14,10 +14,10 @@ from fixtures.registry import BuiltImage, Registry, TamperingProxy, skopeo_copy,
 from trustkit.cli import cli, main
 from trustkit.collections import revoke, sign_tag
 from trustkit.config import Settings
-from trustkit.errors import DigestMismatchError, NotSignedError, UntrustedError
+from trustkit.errors import DigestMismatchError, NotSignedError, TagMovedError, UntrustedError
+from trustkit.pipeline.flows import pull_image, push_image
 from trustkit.refs import parse
-from trustkit.registry import OCILayout, pull_image, push_image
-from trustkit.registry.push import TagMovedError
+from trustkit.registry import OCILayout
 
 pytestmark = pytest.mark.registry
 UNREACHABLE = "127.0.0.1:1"

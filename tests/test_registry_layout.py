@@ -10,7 +10,8 @@ from fixtures.registry import BuiltImage, Registry, skopeo_copy
 
 from trustkit.config import Settings
 from trustkit.errors import BadInputError, DigestMismatchError
-from trustkit.registry import OCILayout, copy_image, fetch_image, open_image_location, push_image
+from trustkit.pipeline.flows import push_image
+from trustkit.registry import OCILayout, copy_image, fetch_image, open_image_location
 from trustkit.registry.client import NotFoundError
 from trustkit.registry.layout import parse_layout_text
 

@@ -566,8 +566,8 @@ def test_push_below_the_threshold_leaves_a_pending_change(
 ) -> None:
     """`push` with content trust on and only alice's key of a 2-of-2 releases: the image is
     uploaded, its signature waits for bob, nobody trusts the tag until he approves."""
+    from trustkit.pipeline.flows import pull_image
     from trustkit.refs import parse
-    from trustkit.registry import pull_image
 
     ref = registry.ref(repo_name)
     gun = parse(ref).gun

@@ -449,8 +449,8 @@ def test_a_revocation_is_not_masked_by_the_verdict_cache(
     from fixtures.registry import make_oci_image
 
     from trustkit.collections import revoke
+    from trustkit.pipeline.flows import push_image
     from trustkit.refs import parse
-    from trustkit.registry import push_image
 
     ref = pipeline_world.ref("revocable")
     image = make_oci_image(tmp_path / "layout", "v1", (256,))

@@ -22,7 +22,8 @@ from typing import Any
 from trustkit import refs
 from trustkit._json import load_json_object
 from trustkit.config import Settings
-from trustkit.errors import BadInputError, TrustkitError
+from trustkit.errors import EXIT_INTERNAL, BadInputError, TrustkitError, internal_error_line
+from trustkit.services import Services, as_services
 from trustkit.verdict import Action, Context, Reason, Verdict
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -144,76 +145,74 @@ def _with_digest(reference: str, digest: str) -> str:
     return str(ref.with_digest(digest))
 
 
-def pre_pull(settings: Settings, request: HookRequest) -> HookAnswer:
-    from trustkit.enforce import check_image
+def pre_pull(services: Services | Settings, request: HookRequest) -> HookAnswer:
+    from trustkit.pipeline.check import check_image
 
-    return _from_verdict(check_image(settings, request.reference, context=Context.PULL))
+    services = as_services(services)
+    # TODO(engineer B): pass ``services`` once check_image accepts it
+    verdict = check_image(services.settings, request.reference, context=Context.PULL)
+    return _from_verdict(verdict)
 
 
-def post_pull(settings: Settings, request: HookRequest) -> HookAnswer:
+def post_pull(services: Services | Settings, request: HookRequest) -> HookAnswer:
     """Check that the fetched manifest digest is the one the pre-pull answer pinned."""
     if request.digest is None:
         raise BadInputError('post-pull request needs the pulled "digest"')
-    from trustkit.enforce import check_image
-
-    verdict = check_image(settings, request.reference, context=Context.PULL)
-    if not verdict.allowed:
-        return _from_verdict(verdict)
+    answer = pre_pull(services, request)
+    verdict = answer.verdict
+    if verdict is None or not verdict.allowed:
+        return answer
     if verdict.digest is not None and verdict.digest != request.digest:
         return _refuse(
             f"pulled {request.digest} but {request.reference} is trusted at {verdict.digest}",
             "digest",
             digest=verdict.digest,
         )
-    return _from_verdict(verdict)
+    return answer
 
 
-def pre_push(settings: Settings, request: HookRequest) -> HookAnswer:
+def pre_push(services: Services | Settings, request: HookRequest) -> HookAnswer:
     """Policy for the content about to be pushed. The tag is not signed yet: with content trust
     on, post-push will sign it, so ``require_signed`` is judged against that signature."""
-    from trustkit.enforce import check_image, trust_once_signed
+    from trustkit.pipeline.flows import push_verdict
 
+    services = as_services(services)
     if request.digest is None:
         # fail closed: without the digest there is nothing to evaluate policy for
         raise BadInputError(f'{request.operation} hook request needs the "digest" being pushed')
     pushed = refs.parse(_with_digest(request.reference, request.digest))
-    granted = None
-    if settings.content_trust and pushed.tag is not None:
-        granted = trust_once_signed(settings, pushed, request.digest, request.size)
-    verdict = check_image(
-        settings, str(pushed), context=Context.PUSH, require_trust=False, trust=granted
-    )
+    verdict = push_verdict(services, pushed, request.size, sign=services.settings.content_trust)
     return _from_verdict(verdict)
 
 
-def post_push(settings: Settings, request: HookRequest) -> HookAnswer:
-    """Policy first, then sign the tag: a BLOCKed image is never signed."""
+def post_push(services: Services | Settings, request: HookRequest) -> HookAnswer:
+    """Policy first, then sign the tag (``flows.post_push``): a BLOCKed image is never signed."""
+    from trustkit.pipeline.flows import post_push as post_push_flow
+
     if request.digest is None or request.size is None:
         raise BadInputError('post-push request needs the pushed "digest" and "size"')
-    answer = pre_push(settings, request)
-    if not answer.allow or not settings.content_trust:
-        return answer
-    from trustkit import collections
-
-    ref = refs.parse(request.reference)
-    if ref.tag is None:
-        return answer  # a push by digest has no tag to sign
-    # below a releases threshold the signature becomes a pending change for co-signers
-    outcome = collections.sign_or_propose(
-        settings, ref.with_tag(ref.tag), digest=request.digest, size=request.size
-    )
-    return HookAnswer(
-        allow=True,
+    _with_digest(request.reference, request.digest)  # a reference naming another digest: refuse
+    verdict, outcome = post_push_flow(
+        services,
+        request.reference,
         digest=request.digest,
-        action=answer.action,
-        reasons=answer.reasons,
-        verdict=answer.verdict,
+        size=request.size,
+        media_type=request.media_type,
+    )
+    answer = _from_verdict(verdict)
+    if outcome is None:
+        return answer
+    return replace(
+        answer,
+        digest=request.digest,
         signed_roles=tuple(outcome.roles) if outcome.pending is None else (),
         pending=outcome.pending.to_json() if outcome.pending is not None else None,
     )
 
 
-HOOKS: dict[str, Callable[[Settings, HookRequest], HookAnswer]] = {
+HookFunction = Callable[[Services | Settings, HookRequest], HookAnswer]
+
+HOOKS: dict[str, HookFunction] = {
     "pre-pull": pre_pull,
     "post-pull": post_pull,
     "pre-push": pre_push,
@@ -221,7 +220,7 @@ HOOKS: dict[str, Callable[[Settings, HookRequest], HookAnswer]] = {
 }
 
 
-def run_hook(settings: Settings, stage: str, request: HookRequest) -> HookAnswer:
+def run_hook(services: Services | Settings, stage: str, request: HookRequest) -> HookAnswer:
     if stage not in HOOKS:
         raise BadInputError(f"unknown hook {stage!r}; expected one of {', '.join(STAGES)}")
     expected = _OPERATION_OF_STAGE[stage]
@@ -229,28 +228,36 @@ def run_hook(settings: Settings, stage: str, request: HookRequest) -> HookAnswer
         raise BadInputError(f"{stage} hook got operation {request.operation!r}, not {expected!r}")
     from trustkit.registry.shortnames import qualify_for
 
+    services = as_services(services)
     # a short name means what the registries configuration says, as on the command line
-    qualified = qualify_for(settings, request.reference)
+    qualified = qualify_for(services.registries, request.reference)
     if qualified != request.reference:
         request = replace(request, reference=qualified)
-    return HOOKS[stage](settings, request)
+    return HOOKS[stage](services, request)
 
 
-def handle(settings: Settings, stage: str, payload: bytes) -> tuple[int, dict[str, Any]]:
+def handle(services: Services | Settings, stage: str, payload: bytes) -> tuple[int, dict[str, Any]]:
     """Bytes in, (exit code, JSON answer) out: what the executable and the socket server share.
 
     Malformed requests answer exit 2 with ``{"error": ...}``; environment failures exit 3; a
-    trust or policy refusal is exit 1 with ``allow: false``.
+    trust or policy refusal is exit 1 with ``allow: false``; a bug in trustkit exits 4 and still
+    answers JSON (``allow: false``, one line asking for a report), so servin fails closed.
     """
     try:
         request = HookRequest.from_json(payload)
-        answer = run_hook(settings, stage, request)
+        answer = run_hook(services, stage, request)
     except TrustkitError as exc:
         allow_key: dict[str, Any] = {"allow": False, "error": exc.one_line()}
         return exc.exit_code, allow_key
+    except Exception as exc:  # last resort: a bug must still refuse, in the protocol's shape
+        return EXIT_INTERNAL, {"allow": False, "error": internal_error_line(exc)}
     return answer.exit_code, answer.to_dict()
 
 
-def servin_hooks() -> dict[str, Callable[[Settings, HookRequest], HookAnswer]]:
-    """Entry point (group ``servin.hooks``): servin loads this to call the hooks in-process."""
+def servin_hooks() -> dict[str, HookFunction]:
+    """Entry point (group ``servin.hooks``): servin loads this to call the hooks in-process.
+
+    Each hook takes ``Settings`` (as servin passes it) or a ``Services`` the caller keeps for
+    the whole process, which reuses registry connections and the key store across calls.
+    """
     return dict(HOOKS)

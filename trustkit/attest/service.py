@@ -36,6 +36,7 @@ from trustkit.errors import (
 from trustkit.keys import Key, KeyStore, Signer
 from trustkit.registry.location import ImageLocation, open_image_location
 from trustkit.registry.model import Descriptor
+from trustkit.services import Services, as_services
 
 DEFAULT_KEY_NAME = "scanner"
 SCANNER_ROLE = "scanner"
@@ -53,10 +54,10 @@ class AttestResult:
 
 
 @contextlib.contextmanager
-def opened(settings: Settings, image: str | ImageLocation) -> Iterator[ImageLocation]:
+def opened(services: Services | Settings, image: str | ImageLocation) -> Iterator[ImageLocation]:
     """A location from text (closed afterwards) or the caller's own location (left open)."""
     if isinstance(image, str):
-        location = open_image_location(settings, image)
+        location = open_image_location(as_services(services).registries, image)
         try:
             yield location
         finally:
@@ -84,7 +85,7 @@ def predicate_uri(name: str) -> str:
 
 
 def scanner_signer(
-    settings: Settings, key_name: str | None, store: KeyStore | None = None
+    services: Services | Settings, key_name: str | None, store: KeyStore | None = None
 ) -> Signer:
     """The signer of the scanner key named ``key_name`` (default "scanner").
 
@@ -92,7 +93,7 @@ def scanner_signer(
     else is an error telling the user how to make one. Keys are never created implicitly: a
     scan attestation is only as trustworthy as the deliberate choice of its key.
     """
-    store = store or KeyStore(settings)
+    store = store or as_services(services).keys
     name = key_name or DEFAULT_KEY_NAME
     records = store.records(role=SCANNER_ROLE, name=name)
     if not records and key_name is None:
@@ -123,7 +124,7 @@ def load_vex_files(paths: Sequence[Path]) -> list[VexDocument]:
 
 
 def attest_report(
-    settings: Settings,
+    services: Services | Settings,
     image: str | ImageLocation,
     *,
     report_bytes: bytes,
@@ -136,12 +137,13 @@ def attest_report(
     scan_started_on: datetime | None = None,
 ) -> AttestResult:
     """Parse, sign and attach a report about ``image``'s current digest."""
+    services = as_services(services)
     predicate = predicate_uri(predicate_type)
     report = parse_report(report_bytes, format=format, source=report_source)
     raw_report = json.loads(report_bytes)  # already validated by parse_report
-    signer = signer or scanner_signer(settings, key_name)
+    signer = signer or scanner_signer(services, key_name)
     finished = datetime.now(UTC).replace(microsecond=0)
-    with opened(settings, image) as location:
+    with opened(services, image) as location:
         subject = resolve_subject(location)
         statement = build_statement(
             repository=subject_name(location),
@@ -203,7 +205,7 @@ def run_scanner(command: str, target: str) -> bytes:
 
 
 def scan_and_attest(
-    settings: Settings,
+    services: Services | Settings,
     image_ref_or_location: str | ImageLocation,
     *,
     report: Path | None,
@@ -219,9 +221,10 @@ def scan_and_attest(
     gets the digest-pinned reference (``repo@sha256:...``) so it scans exactly what is attested;
     for an OCI layout it gets the layout directory.
     """
+    services = as_services(services)
     vex_docs = load_vex_files(vex)
-    signer = scanner_signer(settings, key_name)  # fail before a long scan if there is no key
-    with opened(settings, image_ref_or_location) as location:
+    signer = scanner_signer(services, key_name)  # fail before a long scan if there is no key
+    with opened(services, image_ref_or_location) as location:
         started = datetime.now(UTC).replace(microsecond=0)
         if report is not None:
             try:
@@ -230,7 +233,7 @@ def scan_and_attest(
                 raise BadInputError(f"scan report {report} does not exist") from None
             source = report.name
         else:
-            command = scanner_command or settings.scanner_command
+            command = scanner_command or services.settings.scanner_command
             if not command:
                 raise BadInputError(
                     "no scan report and no scanner command",
@@ -246,7 +249,7 @@ def scan_and_attest(
             data = run_scanner(command, target)
             source = f"output of {shlex.split(command)[0]}"
         return attest_report(
-            settings,
+            services,
             location,
             report_bytes=data,
             report_source=source,
@@ -258,13 +261,14 @@ def scan_and_attest(
         )
 
 
-def default_trusted_keys(settings: Settings) -> list[Key]:
+def default_trusted_keys(services: Services | Settings) -> list[Key]:
     """Public keys of the scanner-role keys in the local key store."""
-    return [record.public_key for record in KeyStore(settings).records(role=SCANNER_ROLE)]
+    keys = as_services(services).keys
+    return [record.public_key for record in keys.records(role=SCANNER_ROLE)]
 
 
 def verified_scans(
-    settings: Settings,
+    services: Services | Settings,
     ref_or_location: str | ImageLocation,
     *,
     trusted_keys: Sequence[Key],
@@ -275,7 +279,7 @@ def verified_scans(
     signed by one of ``trusted_keys`` are returned. An unverifiable attestation is reported, never
     used. Registry errors propagate (fail closed).
     """
-    with opened(settings, ref_or_location) as location:
+    with opened(services, ref_or_location) as location:
         digest = resolve_subject(location).digest
         envelopes = fetch_attestations(location, digest)
     verified: list[VerifiedScan] = []

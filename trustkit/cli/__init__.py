@@ -70,8 +70,12 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, trust_dir: Path | None) -> None:
     """trustkit: content trust, scan attestations and policy for servin images."""
     from trustkit.config import Settings
+    from trustkit.services import Services
 
-    ctx.obj = Settings.from_env(trust_dir=trust_dir)
+    # the composition root: one Services per invocation, handed to every operation
+    services = Services(Settings.from_env(trust_dir=trust_dir))
+    ctx.obj = services
+    ctx.call_on_close(services.close)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI modules: settings from the context, JSON output, common options."""
+"""Helpers shared by the CLI modules: the invocation's Services, JSON output, common options."""
 
 from __future__ import annotations
 
@@ -9,16 +9,25 @@ from typing import Any
 import click
 
 from trustkit.config import Settings
+from trustkit.services import Services
+
+
+def services_from(ctx: click.Context) -> Services:
+    """The one ``Services`` of this invocation (the composition root: the root group builds it
+    from the environment and --trust-dir; it is closed when the command ends)."""
+    root = ctx.find_root()
+    obj = root.obj
+    if isinstance(obj, Services):
+        return obj
+    services = Services(obj if isinstance(obj, Settings) else Settings.from_env())
+    root.obj = services
+    root.call_on_close(services.close)
+    return services
 
 
 def settings_from(ctx: click.Context) -> Settings:
     """The Settings the root group built from the environment and --trust-dir."""
-    obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
-        return obj
-    settings = Settings.from_env()
-    ctx.find_root().obj = settings
-    return settings
+    return services_from(ctx).settings
 
 
 def echo_json(data: Any, *, pretty: bool = True) -> None:
@@ -57,8 +66,9 @@ class ImageReference(click.ParamType):  # type: ignore[type-arg]
             return value
         from trustkit.registry.shortnames import qualify_for
 
-        settings = settings_from(ctx) if ctx is not None else Settings.from_env()
-        return qualify_for(settings, value)
+        if ctx is None:
+            return qualify_for(Settings.from_env(), value)
+        return qualify_for(services_from(ctx).registries, value)
 
 
 IMAGE = ImageReference()

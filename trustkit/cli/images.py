@@ -1,5 +1,5 @@
-"""``trustkit push`` and ``trustkit pull``: thin wrappers over the registry flows and the
-pipeline (``trustkit.enforce``), so push, pull, hooks and the gate give the same verdict."""
+"""``trustkit push`` and ``trustkit pull``: thin wrappers over the pipeline's flows
+(``trustkit.pipeline.flows``), so push, pull, hooks and the gate give the same verdict."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from trustkit.cli._common import (
     content_trust_option,
     echo_json,
     policy_option,
-    settings_from,
+    services_from,
 )
 from trustkit.verdict import Action, Verdict
 
@@ -64,18 +64,18 @@ def push(
     Multi-arch images (an index and every platform) are copied whole. Policy is evaluated for
     the pushed digest before the tag is signed: a BLOCKed image is never signed.
     """
-    from trustkit.enforce import push_gate
     from trustkit.errors import BadInputError
-    from trustkit.registry.push import push_image
+    from trustkit.pipeline.flows import push_gate, push_image
 
-    settings = settings_from(ctx)
+    services = services_from(ctx)
+    settings = services.settings
     if (report or scanner_command or scan_key) and not scan:
         raise BadInputError("--report, --scanner and --scan-key go with --scan")
     sign = settings.content_trust and not disable_content_trust
     gate = None
     if not dest.startswith("oci:"):
         gate = push_gate(
-            settings,
+            services,
             dest,
             policy_files=policy_files,
             scan=scan,
@@ -86,7 +86,7 @@ def push(
         )
     elif scan:
         raise BadInputError("--scan attests images pushed to a registry; DEST is an OCI layout")
-    result = push_image(settings, src, dest, sign=sign, gate=gate)
+    result = push_image(services, src, dest, sign=sign, gate=gate)
     _print_warnings(result.verdict)
     if as_json:
         echo_json(result.to_dict())
@@ -135,11 +135,12 @@ def pull(
 
     The pipeline decides first (trust, attestations, policy); a refused image is not fetched.
     """
-    from trustkit.enforce import check_image, require_allowed
-    from trustkit.registry.push import pull_image
+    from trustkit.pipeline.check import check_image, require_allowed
+    from trustkit.pipeline.flows import pull_image
     from trustkit.verdict import Context
 
-    settings = settings_from(ctx)
+    services = services_from(ctx)
+    settings = services.settings
     verify = settings.content_trust and not disable_content_trust
     verdict: Verdict | None = None
     if not ref.startswith("oci:"):
@@ -149,7 +150,7 @@ def pull(
             )
         )
         _print_warnings(verdict)
-    result = pull_image(settings, ref, dest=dest, verify=verify)
+    result = pull_image(services, ref, dest=dest, verify=verify)
     if as_json:
         out = result.to_dict()
         if verdict is not None:

@@ -1,4 +1,8 @@
-"""OCI registry client, OCI image layouts, image copy, and the push/pull flows."""
+"""OCI registry client (pooled per host), OCI image layouts and image copy.
+
+Knows nothing about trust, policy or verdicts: the push and pull flows that sign and verify are
+composed in ``trustkit.pipeline.flows``.
+"""
 
 from trustkit.errors import NotFoundError, TLSVerificationError
 from trustkit.registry.client import RegistryClient
@@ -32,7 +36,6 @@ from trustkit.registry.model import (
     ManifestBlob,
     sha256_digest,
 )
-from trustkit.registry.push import PullResult, PushResult, pull_image, push_image
 
 # Both names of the location interface: ImageSource and ImageDest are the same protocol.
 ImageSource = ImageLocation
@@ -53,8 +56,6 @@ __all__ = [
     "ManifestBlob",
     "NotFoundError",
     "OCILayout",
-    "PullResult",
-    "PushResult",
     "RegistriesConfig",
     "RegistryClient",
     "RegistryConfig",
@@ -67,8 +68,6 @@ __all__ = [
     "load_registries_config",
     "lookup_credentials",
     "open_image_location",
-    "pull_image",
-    "push_image",
     "resolve_digest",
     "sha256_digest",
     "store_credentials",
