@@ -320,3 +320,45 @@ def test_concurrent_writers_are_serialised(trusted_repo: TrustedRepo) -> None:
         assert worker.exitcode == 0
     tags = {t.tag for t in list_signed_tags(trusted_repo.settings, trusted_repo.gun)}
     assert tags == {f"{n}{i}" for n in "ab" for i in range(4)}
+
+
+# --- typed evidence -----------------------------------------------------------------------
+def test_evidence_for_a_tag_names_keys_and_every_tag_of_the_digest(
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
+) -> None:
+    from trustkit.collections import trust_evidence
+    from trustkit.model import EvidenceSource
+
+    signed_repo.sign("stable", content="v1")  # a second tag at v1's digest
+    signed_repo.sign("v2")
+    evidence = trust_evidence(fresh_trust_client("c"), signed_repo.tag("v1"))
+    assert evidence.source is EvidenceSource.TUF_COLLECTION
+    assert (evidence.checked, evidence.verified, evidence.failure) == (True, True, None)
+    assert (evidence.digest, evidence.size) == (digest_for("v1"), 1234)
+    assert evidence.tags == ("stable", "v1")
+    assert [s.name for s in evidence.signers] == ["alice"]
+    assert evidence.signers[0].keyids == (signed_repo.signer.keyid,)
+    assert evidence.signers[0].role == "targets/alice"
+    assert evidence.expires is not None
+
+    by_digest = trust_evidence(signed_repo.settings, signed_repo.ref.with_digest(digest_for("v1")))
+    assert by_digest.verified and by_digest.tags == ("stable", "v1")
+
+
+def test_evidence_refusals_carry_their_kind(signed_repo: TrustedRepo) -> None:
+    from trustkit.collections import trust_evidence
+    from trustkit.errors import FailureKind
+
+    moved = trust_evidence(
+        signed_repo.settings,
+        parse(f"{signed_repo.ref.repository}:v1@{digest_for('other')}"),
+    )
+    assert (moved.verified, moved.failure) == (False, FailureKind.TAG_MOVED)
+    unsigned_tag = trust_evidence(signed_repo.settings, signed_repo.tag("nope"))
+    assert unsigned_tag.failure is FailureKind.UNSIGNED and unsigned_tag.unsigned
+    unknown_digest = trust_evidence(
+        signed_repo.settings, signed_repo.ref.with_digest(digest_for("nope"))
+    )
+    assert unknown_digest.failure is FailureKind.UNSIGNED
+    no_repo = trust_evidence(signed_repo.settings, parse("localhost:5000/nothing/here:v1"))
+    assert no_repo.failure is FailureKind.UNSIGNED and not no_repo.verified

@@ -137,8 +137,9 @@ class ForkError(UntrustedError):
     kind = FailureKind.FORK
 
 
-class TamperedMetadataError(UntrustedError):
-    """Metadata whose hash or length does not match what signed metadata says."""
+class TamperedMetadataError(DigestMismatchError):
+    """Metadata whose hash or length does not match what signed metadata says (a digest
+    mismatch of trust metadata rather than of content)."""
 
     kind = FailureKind.TAMPERED
 

@@ -18,6 +18,7 @@ from trustkit.collections.engine import (
     sign_tag,
     sign_tags,
     trust_data_version,
+    trust_evidence,
     verify_tag,
 )
 from trustkit.collections.model import (
@@ -47,5 +48,6 @@ __all__ = [
     "sign_tag",
     "sign_tags",
     "trust_data_version",
+    "trust_evidence",
     "verify_tag",
 ]

@@ -3,8 +3,11 @@
 The Updater reads through ``StoreFetcher`` (bounded reads, no network of its own) and keeps the
 trusted metadata of each collection in ``settings.client_cache_dir/<escaped GUN>/``. The first
 contact trusts the store's ``1.root.json`` (TOFU, as Notary does) unless a root file is given,
-then walks the root chain. Pull semantics follow Docker: ``targets/releases`` first, then
-``targets``.
+then walks the root chain. Which roles hold a tag, and in what order they are consulted, is the
+collection's delegation layout's decision (``layouts.py``).
+
+This is the only module that touches ngclient internals (``_trusted_set``, ``_load_targets``):
+``_Ngclient`` wraps them, so a python-tuf upgrade has one place to look.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import contextlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from tuf.api import exceptions as tuf_exc
@@ -23,37 +28,41 @@ from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
 from trustkit._fs import ensure_private_dir, read_bounded
-from trustkit.collections._tuf import Root, Targets
+from trustkit.collections._tuf import Delegations, Metadata, Root, Signed, Targets
+from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
     MAX_DELEGATIONS,
     MAX_ROOT_ROTATIONS,
-    RELEASES,
     ROOT,
     ROOT_MAX_BYTES,
+    SNAPSHOT,
     SNAPSHOT_MAX_BYTES,
     TARGETS,
     TARGETS_MAX_BYTES,
     TIMESTAMP,
     TIMESTAMP_MAX_BYTES,
     TrustedTarget,
-    signer_name_of,
-    utcnow,
 )
 from trustkit.config import Settings
 from trustkit.errors import (
     BadInputError,
-    DigestMismatchError,
+    BelowThresholdError,
     ExpiredMetadataError,
     InputTooLargeError,
     NotSignedError,
     RollbackError,
     SignatureError,
     StorageError,
+    TamperedMetadataError,
     TrustkitError,
     UnknownRepositoryError,
     UntrustedError,
 )
-from trustkit.stores.interface import MetadataNotFoundError, MetadataStore, escape_gun
+from trustkit.stores.interface import MetadataNotFoundError, MetadataReader, escape_gun
+
+if TYPE_CHECKING:
+    from trustkit.model import SignerIdentity
+    from trustkit.services import Services
 
 BASE_URL = "trustkit-store:///"
 _NO_DATA_HINT = "sign a tag or add a signer first"
@@ -69,25 +78,33 @@ _UPDATER_CONFIG = UpdaterConfig(
 
 
 class StoreFetcher(FetcherInterface):
-    """Serves the Updater's metadata URLs from a MetadataStore, never more than asked for."""
+    """Serves the Updater's metadata URLs from a store, never more than asked for.
 
-    def __init__(self, store: MetadataStore, gun: str) -> None:
+    It also remembers which role it fetched last and the bytes it served: ngclient does not
+    say which role failed to verify, but the refresh step that was running does."""
+
+    def __init__(self, store: MetadataReader, gun: str) -> None:
         self._store = store
         self._gun = gun
+        self.step: str | None = None
+        self.served: bytes | None = None
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         yield self.download_bytes(url, TARGETS_MAX_BYTES)
 
     def download_bytes(self, url: str, max_length: int) -> bytes:
         role, version = _parse_url(url)
+        self.step, self.served = role, None
         try:
-            return self._store.read(self._gun, role, version, limit=max_length)
+            data = self._store.read(self._gun, role, version, limit=max_length)
         except MetadataNotFoundError as exc:
             raise tuf_exc.DownloadHTTPError(str(exc), 404) from None
         except InputTooLargeError:
             raise tuf_exc.DownloadLengthMismatchError(
                 f"{role} metadata is larger than the {max_length}-byte limit"
             ) from None
+        self.served = data
+        return data
 
 
 def _parse_url(url: str) -> tuple[str, int | None]:
@@ -106,14 +123,64 @@ def cache_dir_for(settings: Settings, gun: str) -> Path:
     return settings.client_cache_dir / escape_gun(gun)
 
 
+class _Ngclient:
+    """Every use of ngclient's internals, in one place.
+
+    ngclient has no public "load this delegated role" call: ``_load_targets`` verifies a role
+    against its delegator, the snapshot and the cache, which is exactly the DCT walk (releases
+    first, then targets) that ``Updater.get_targetinfo``'s targets-first walk is not.
+    """
+
+    def __init__(self, updater: Updater) -> None:
+        self._updater = updater
+
+    def load_targets(self, role: str, delegator: str) -> Targets:
+        return self._updater._load_targets(role, delegator)
+
+    def trusted(self, role: str) -> Signed | None:
+        try:
+            return self._updater._trusted_set[role]
+        except KeyError:
+            return None
+
+    def all_trusted(self) -> list[Signed]:
+        return list(self._updater._trusted_set)
+
+    @property
+    def reference_time(self) -> datetime:
+        return self._updater._trusted_set.reference_time
+
+    @property
+    def root(self) -> Root:
+        return self._updater._trusted_set.root
+
+    def in_snapshot(self, role: str) -> bool:
+        return f"{role}.json" in self._updater._trusted_set.snapshot.meta
+
+    def snapshot_version(self, role: str) -> int | None:
+        meta = self._updater._trusted_set.snapshot.meta.get(f"{role}.json")
+        return None if meta is None else int(meta.version)
+
+
 class TrustSession:
-    """One refreshed, verified view of a collection (use as a context manager)."""
+    """One refreshed, verified view of a collection."""
 
     def __init__(
-        self, settings: Settings, store: MetadataStore, gun: str, *, root_file: Path | None = None
+        self,
+        settings: Settings | Services,
+        store: MetadataReader,
+        gun: str,
+        *,
+        root_file: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        if not isinstance(settings, Settings):
+            clock = clock or settings.clock
+            settings = settings.settings
         self.gun = gun
         self._store = store
+        self._clock = clock or _utcnow
+        self._vouching: dict[str, tuple[str, ...]] = {}
         if not store.exists(gun):
             raise UnknownRepositoryError(f"no trust data for {gun}", hint=_NO_DATA_HINT)
         cache = ensure_private_dir(cache_dir_for(settings, gun))
@@ -127,53 +194,65 @@ class TrustSession:
         elif (cache / "root.json").exists():
             bootstrap = None  # the cached, already trusted root
         else:
-            with _mapped_errors(gun):
+            with _mapped_errors(gun, step=ROOT):
                 bootstrap = store.read(gun, ROOT, 1, limit=ROOT_MAX_BYTES)
-        with _mapped_errors(gun):
-            self._updater = Updater(
+        self._fetcher = StoreFetcher(store, gun)
+        with _mapped_errors(gun, step=ROOT):
+            updater = Updater(
                 str(cache),
                 BASE_URL,
-                fetcher=StoreFetcher(store, gun),
+                fetcher=self._fetcher,
                 config=_UPDATER_CONFIG,
                 bootstrap=bootstrap,
             )
-        with _mapped_errors(gun, self._updater):
-            self._updater.refresh()
+        self._ng = _Ngclient(updater)
+        with self._mapped(ROOT):
+            updater.refresh()
+        targets = self.role(TARGETS)
+        assert targets is not None
+        self.layout: DelegationLayout = layout_for(targets.delegations)
 
-    # ngclient has no public "load this role" call: _load_targets verifies a delegated role
-    # against its delegator, the snapshot and the cache, which is exactly the DCT walk we need.
+    def _mapped(self, step: str) -> contextlib.AbstractContextManager[None]:
+        self._fetcher.step = None  # what this step fetches, if anything, names the failed role
+        return _mapped_errors(self.gun, step=step, fetcher=self._fetcher, ng=self._ng)
+
     def role(self, name: str) -> Targets | None:
         """A verified targets role, or None when it was delegated but never signed."""
-        with _mapped_errors(self.gun, self._updater):
+        with self._mapped(name):
             if name == TARGETS:
-                return self._updater._load_targets(TARGETS, ROOT)
-            snapshot = self._updater._trusted_set.snapshot
-            if f"{name}.json" not in snapshot.meta:
+                return self._ng.load_targets(TARGETS, ROOT)
+            if not self._ng.in_snapshot(name):
                 return None
-            return self._updater._load_targets(name, TARGETS)
+            return self._ng.load_targets(name, TARGETS)
 
     def any_expired(self) -> bool:
         """Whether anything this session trusts has expired since it was verified."""
-        now = utcnow()
-        return any(signed.is_expired(now) for signed in self._updater._trusted_set)
+        now = self._clock()
+        return any(signed.is_expired(now) for signed in self._ng.all_trusted())
 
     @property
     def root(self) -> Root:
-        return self._updater._trusted_set.root
+        return self._ng.root
 
-    def delegated_names(self) -> list[str]:
+    @property
+    def delegations(self) -> Delegations | None:
         targets = self.role(TARGETS)
         assert targets is not None
-        if targets.delegations is None or targets.delegations.roles is None:
+        return targets.delegations
+
+    def delegated_names(self) -> list[str]:
+        delegations = self.delegations
+        if delegations is None or delegations.roles is None:
             return []
-        return list(targets.delegations.roles)
+        return list(delegations.roles)
 
     def signer_roles(self) -> list[str]:
-        return [r for r in self.delegated_names() if r != RELEASES]
+        return list(self.layout.signer_roles(self.delegations).values())
 
     def find(self, tag: str) -> TrustedTarget:
-        """The tag as DCT trusts it: from targets/releases when delegated, else targets."""
-        for role_name in self._release_roles():
+        """The tag as the layout trusts it (DCT: from targets/releases when delegated, else
+        targets)."""
+        for role_name in self.layout.lookup_roles(self.delegations, tag):
             role = self.role(role_name)
             if role is not None and tag in role.targets:
                 return self._trusted(role_name, tag, role)
@@ -181,7 +260,7 @@ class TrustSession:
 
     def signed_tags(self) -> list[TrustedTarget]:
         found: dict[str, TrustedTarget] = {}
-        for role_name in self._release_roles():
+        for role_name in self.layout.listing_roles(self.delegations):
             role = self.role(role_name)
             if role is None:
                 continue
@@ -190,24 +269,12 @@ class TrustSession:
                     found[tag] = self._trusted(role_name, tag, role)
         return [found[t] for t in sorted(found)]
 
-    def _release_roles(self) -> list[str]:
-        return [RELEASES, TARGETS] if RELEASES in self.delegated_names() else [TARGETS]
-
     def _trusted(self, role_name: str, tag: str, role: Targets) -> TrustedTarget:
         target = role.targets[tag]
         sha256 = target.hashes.get("sha256")
         if sha256 is None:
             raise UntrustedError(f"tag {tag} of {self.gun} has no sha256 digest")
-        signers: list[str] = []
-        for signer_role in self.signer_roles():
-            try:
-                theirs = self.role(signer_role)
-            except UntrustedError:
-                continue  # one signer's broken metadata does not decide the tag
-            if theirs is not None and tag in theirs.targets:
-                other = theirs.targets[tag]
-                if other.hashes == target.hashes and other.length == target.length:
-                    signers.append(signer_name_of(signer_role))
+        signers = [name for name, _ in self._recorders(tag, target.hashes, target.length)]
         return TrustedTarget(
             gun=self.gun,
             tag=tag,
@@ -217,73 +284,199 @@ class TrustSession:
             signers=tuple(signers),
         )
 
+    def _recorders(self, tag: str, hashes: dict[str, str], length: int) -> list[tuple[str, str]]:
+        """(signer name, role) of every named signer whose own role records ``tag`` exactly."""
+        found = []
+        for name, signer_role in self.layout.record_roles(self.delegations, tag).items():
+            try:
+                theirs = self.role(signer_role)
+            except UntrustedError:
+                continue  # one signer's broken metadata does not decide the tag
+            if theirs is not None and tag in theirs.targets:
+                other = theirs.targets[tag]
+                if other.hashes == hashes and other.length == length:
+                    found.append((name, signer_role))
+        return found
 
-_ROLE_IN_MESSAGE = re.compile(r"^(?:New |Final )?([A-Za-z0-9_./%-]+?)(?:\.json)? ")
+    # --- typed evidence --------------------------------------------------------------------
+    def signer_identities(self, target: TrustedTarget) -> list[SignerIdentity]:
+        """The named signers who vouched for ``target``, each with the distinct key ids whose
+        valid signatures on its own role count (a key listed twice counts once per role)."""
+        from trustkit.model import SignerIdentity
+
+        trusted_role = self.role(target.role)
+        assert trusted_role is not None
+        entry = trusted_role.targets[target.tag]
+        return [
+            SignerIdentity(name=name, keyids=self.vouching_keyids(role), role=role)
+            for name, role in self._recorders(target.tag, entry.hashes, entry.length)
+        ]
+
+    def vouching_keyids(self, role: str) -> tuple[str, ...]:
+        """The keys whose signatures on the trusted version of delegated ``role`` verify.
+
+        ngclient keeps only the signed part of what it verified, so the signatures are read
+        again from the store and accepted only when their signed part equals the trusted one.
+        """
+        if role in self._vouching:
+            return self._vouching[role]
+        trusted = self.role(role)
+        version = self._ng.snapshot_version(role)
+        if trusted is None or version is None:
+            return ()
+        with self._mapped(role):
+            raw = self._store.read(self.gun, role, version, limit=TARGETS_MAX_BYTES)
+            md = Metadata.from_bytes(raw)
+        if md.signed != trusted:
+            raise TamperedMetadataError(
+                f"{role} metadata of {self.gun} changed in the store while it was read"
+            )
+        delegator = self.role(TARGETS)
+        assert delegator is not None
+        result = delegator.get_verification_result(role, md.signed_bytes, md.signatures)
+        self._vouching[role] = tuple(sorted(result.signed))
+        return self._vouching[role]
+
+    def expires(self, role: str) -> datetime:
+        """The earliest expiry among the metadata a tag in ``role`` depends on."""
+        dates = [self.root.expires]
+        for name in (TIMESTAMP, SNAPSHOT):
+            signed = self._ng.trusted(name)
+            if signed is not None:
+                dates.append(signed.expires)
+        for name in dict.fromkeys([TARGETS, role]):
+            md = self.role(name)
+            if md is not None:
+                dates.append(md.expires)
+        return min(dates)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @contextlib.contextmanager
-def _mapped_errors(gun: str, updater: Updater | None = None) -> Iterator[None]:
-    """ngclient's exceptions as trustkit's one-line refusals."""
+def _mapped_errors(
+    gun: str,
+    *,
+    step: str,
+    fetcher: StoreFetcher | None = None,
+    ng: _Ngclient | None = None,
+) -> Iterator[None]:
+    """ngclient's exceptions, by type, as trustkit's one-line refusals.
+
+    python-tuf does not say which role failed; the role is the refresh step that was running
+    (the last file fetched, else ``step``), except for expiry, where the trusted set says
+    which metadata expired."""
     try:
         yield
     except TrustkitError:
         raise
-    except tuf_exc.ExpiredMetadataError as exc:
-        role = _role_in(str(exc))
-        when = _expiry_of(updater, role)
-        raise ExpiredMetadataError(
+    except (tuf_exc.RepositoryError, tuf_exc.DownloadError, OSError) as exc:
+        role = (fetcher.step if fetcher is not None else None) or step
+        raise _refusal(exc, gun, role, fetcher, ng) from None
+
+
+def _refusal(
+    exc: Exception,
+    gun: str,
+    role: str,
+    fetcher: StoreFetcher | None,
+    ng: _Ngclient | None,
+) -> TrustkitError:
+    if isinstance(exc, tuf_exc.ExpiredMetadataError):
+        role, when = _expired_role(ng, role)
+        return ExpiredMetadataError(
             f"{role} metadata of {gun} expired{when} (freeze attack or stale trust data)"
-        ) from None
-    except tuf_exc.BadVersionNumberError as exc:
-        raise RollbackError(
+        )
+    if isinstance(exc, tuf_exc.BadVersionNumberError):
+        return RollbackError(
             f"trust data of {gun} is older than what this client already trusts or has an "
             f"unexpected version (rollback or mix-and-match attack?): {exc}"
-        ) from None
-    except tuf_exc.UnsignedMetadataError as exc:
-        raise SignatureError(
+        )
+    if isinstance(exc, tuf_exc.UnsignedMetadataError):
+        below = _below_threshold(ng, role, fetcher.served if fetcher is not None else None)
+        error = BelowThresholdError if below else SignatureError
+        return error(
             f"trust data of {gun} is not validly signed: {exc} "
             "(unknown key, or fewer signatures than the threshold)"
-        ) from None
-    except tuf_exc.LengthOrHashMismatchError as exc:
-        raise DigestMismatchError(
+        )
+    if isinstance(exc, tuf_exc.LengthOrHashMismatchError):
+        return TamperedMetadataError(
             f"trust data of {gun} does not match the hash or length recorded for it "
             f"(mix-and-match or tampering): {exc}"
-        ) from None
-    except tuf_exc.DownloadLengthMismatchError as exc:
-        raise UntrustedError(f"trust data of {gun} is too large (endless data?): {exc}") from None
-    except tuf_exc.RepositoryError as exc:
-        raise UntrustedError(f"trust data of {gun} does not verify: {exc}") from None
-    except tuf_exc.DownloadError as exc:
-        raise StorageError(f"cannot fetch trust data of {gun}: {exc}") from None
-    except OSError as exc:
-        raise StorageError(f"cannot use the trust cache of {gun}: {exc}") from None
+        )
+    if isinstance(exc, tuf_exc.DownloadLengthMismatchError):
+        return UntrustedError(f"trust data of {gun} is too large (endless data?): {exc}")
+    if isinstance(exc, tuf_exc.RepositoryError):
+        return UntrustedError(f"trust data of {gun} does not verify: {exc}")
+    if isinstance(exc, tuf_exc.DownloadError):
+        return StorageError(f"cannot fetch trust data of {gun}: {exc}")
+    return StorageError(f"cannot use the trust cache of {gun}: {exc}")
 
 
-def _expiry_of(updater: Updater | None, role: str) -> str:
-    """ " on <date>" when the expired role made it into the trusted set (timestamp, snapshot)."""
-    if updater is None:
-        return ""
+def _expired_role(ng: _Ngclient | None, step: str) -> tuple[str, str]:
+    """(role, " on <date>"): the first expired role of the trusted set (root, timestamp,
+    snapshot are kept even when expired), else the role being loaded (not kept)."""
+    if ng is not None:
+        for name in (ROOT, TIMESTAMP, SNAPSHOT):
+            signed = ng.trusted(name)
+            if signed is not None and signed.is_expired(ng.reference_time):
+                return name, f" on {signed.expires:%Y-%m-%d %H:%M:%S} UTC"
+    return step, ""
+
+
+def _below_threshold(ng: _Ngclient | None, role: str, served: bytes | None) -> bool:
+    """Whether the metadata refused for its signatures carried some valid ones, just too few
+    (as opposed to none: a forged or re-signed file). Decided from the bytes served and the
+    delegator's keys, never from python-tuf's message."""
+    if ng is None or served is None:
+        return False
     try:
-        expires = updater._trusted_set[role].expires
-    except (KeyError, AttributeError):
-        return ""
-    return f" on {expires:%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _role_in(message: str) -> str:
-    match = _ROLE_IN_MESSAGE.match(message)
-    return match.group(1) if match else "trust"
+        md = Metadata.from_bytes(served)
+        if role == ROOT:
+            if not isinstance(md.signed, Root):
+                return False
+            root_result = md.signed.get_root_verification_result(
+                ng.root, md.signed_bytes, md.signatures
+            )
+            failing = [r for r in (root_result.first, root_result.second) if not r.verified]
+            return bool(failing) and all(r.signed for r in failing)
+        delegator: Any = ng.root if role in (TIMESTAMP, SNAPSHOT, TARGETS) else None
+        if delegator is None:
+            delegator = ng.trusted(TARGETS)
+        if delegator is None:
+            return False
+        result = delegator.get_verification_result(role, md.signed_bytes, md.signatures)
+    except Exception:  # a hostile file that does not even parse: plainly not signed
+        return False
+    return bool(result.signed) and len(result.signed) < result.threshold
 
 
 def verify_cached(
-    settings: Settings, store: MetadataStore, gun: str, tag: str, root_file: Path | None
+    settings: Settings | Services,
+    store: MetadataReader,
+    gun: str,
+    tag: str,
+    root_file: Path | None,
 ) -> TrustedTarget:
-    """Verify one tag. A session refreshed earlier in this process is reused while the store's
+    """Verify one tag. See ``session_for``."""
+    return session_for(settings, store, gun, root_file).find(tag)
+
+
+def session_for(
+    settings: Settings | Services,
+    store: MetadataReader,
+    gun: str,
+    root_file: Path | None = None,
+) -> TrustSession:
+    """A verified session. One refreshed earlier in this process is reused while the store's
     timestamp and root version are unchanged and nothing it trusts has expired: one timestamp
     read and a compare instead of a full ngclient refresh."""
     if root_file is not None:
-        return TrustSession(settings, store, gun, root_file=root_file).find(tag)
-    key = (str(cache_dir_for(settings, gun)), gun, id(store.__class__), store.description)
+        return TrustSession(settings, store, gun, root_file=root_file)
+    plain = settings if isinstance(settings, Settings) else settings.settings
+    key = (str(cache_dir_for(plain, gun)), gun, id(store.__class__), store.description)
     if not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}", hint=_NO_DATA_HINT)
     with _SESSIONS_LOCK:
@@ -298,13 +491,13 @@ def verify_cached(
         cached = _SESSIONS.get(key)
         if cached is not None and cached.still_current(timestamp, root_version):
             _SESSIONS.move_to_end(key)
-            return cached.session.find(tag)
+            return cached.session
         _SESSIONS.pop(key, None)
         session = TrustSession(settings, store, gun)
         _SESSIONS[key] = _CachedSession(session, timestamp, root_version)
         while len(_SESSIONS) > _MAX_SESSIONS:
             _SESSIONS.popitem(last=False)
-        return session.find(tag)
+        return session
 
 
 class _CachedSession:
@@ -337,8 +530,6 @@ def _check_root_file(path: Path, data: bytes) -> None:
     """A pinned root the user handed us must at least be root metadata: anything else is their
     mistake (exit 2), not a verification failure of the collection."""
     from tuf.api.serialization import DeserializationError
-
-    from trustkit.collections._tuf import Metadata, Root
 
     try:
         md = Metadata.from_bytes(data)

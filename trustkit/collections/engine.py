@@ -38,8 +38,10 @@ from trustkit.collections.repository import (
     ordered_delegations,
 )
 from trustkit.config import Settings
-from trustkit.errors import BadInputError, KeyStoreError, UnknownRepositoryError
+from trustkit.errors import BadInputError, KeyStoreError, UnknownRepositoryError, UntrustedError
+from trustkit.model import TrustEvidence
 from trustkit.refs import ImageRef
+from trustkit.services import Services, as_services
 from trustkit.stores.interface import MetadataStore
 
 if TYPE_CHECKING:
@@ -461,6 +463,94 @@ def list_signed_tags(settings: Settings, gun: str) -> list[TrustedTarget]:
     from trustkit.collections.client import TrustSession
 
     return TrustSession(settings, open_store(settings), gun).signed_tags()
+
+
+def trust_evidence(
+    settings: Settings | Services, ref: ImageRef, *, root_file: Path | None = None
+) -> TrustEvidence:
+    """What the TUF collection of ``ref`` vouches for, as typed evidence; never raises for a
+    trust refusal (the refusal is the evidence's ``failure``), only for bad input and
+    environment errors.
+
+    ``ref`` may name a tag, a digest or both:
+
+    - ``repo:tag``: the tag's trusted digest;
+    - ``repo@sha256:...``: trusted when at least one signed tag points at that digest;
+    - ``repo:tag@sha256:...``: the tag's trusted digest must be that digest, else the
+      failure is ``TAG_MOVED``.
+
+    ``tags`` lists every signed tag pointing at the digest (so a digest reference is scoped by
+    all of them), ``signers`` the named signers who recorded the tag(s), each with the distinct
+    key ids whose valid signatures vouched, and ``expires`` the earliest expiry of the metadata
+    the answer depends on.
+    """
+    from trustkit.collections.client import session_for
+    from trustkit.errors import FailureKind
+    from trustkit.model import EvidenceSource, SignerIdentity
+
+    services = as_services(settings)
+    source = EvidenceSource.TUF_COLLECTION
+    digest = ref.digest
+    try:
+        session = session_for(services, services.store, ref.gun, root_file)
+        signed = session.signed_tags()
+        if ref.tag is not None:
+            found = session.find(ref.tag)
+            if digest is not None and digest != found.digest:
+                return TrustEvidence(
+                    source=source,
+                    checked=True,
+                    verified=False,
+                    digest=digest,
+                    failure=FailureKind.TAG_MOVED,
+                    message=(
+                        f"{ref.familiar}: the requested digest {digest} is not the trusted "
+                        f"digest {found.digest} of tag {ref.tag}"
+                    ),
+                )
+            matching = [found, *(t for t in signed if t.digest == found.digest and t != found)]
+        else:
+            assert digest is not None, "a reference names a tag, a digest or both"
+            matching = [t for t in signed if t.digest == digest]
+            if not matching:
+                return TrustEvidence(
+                    source=source,
+                    checked=True,
+                    verified=False,
+                    digest=digest,
+                    failure=FailureKind.UNSIGNED,
+                    message=f"{digest} is not the signed digest of any tag of {ref.repository}",
+                )
+        identities: dict[str, SignerIdentity] = {}
+        for target in matching:
+            for identity in session.signer_identities(target):
+                known = identities.get(identity.name)
+                keyids = identity.keyids if known is None else (*known.keyids, *identity.keyids)
+                identities[identity.name] = SignerIdentity(
+                    identity.name, tuple(sorted(set(keyids))), identity.role
+                )
+        first = matching[0]
+        return TrustEvidence(
+            source=source,
+            checked=True,
+            verified=True,
+            digest=first.digest,
+            size=first.size,
+            signers=tuple(identities.values()),
+            tags=tuple(sorted({t.tag for t in matching})),
+            expires=min(session.expires(t.role) for t in matching),
+        )
+    except UnknownRepositoryError as exc:
+        return TrustEvidence(
+            source=source,
+            checked=True,
+            verified=False,
+            digest=digest,
+            failure=FailureKind.UNSIGNED,
+            message=f"{ref.familiar} is not signed: {exc}",
+        )
+    except UntrustedError as exc:
+        return TrustEvidence.refused(source, exc, digest=digest)
 
 
 def inspect(settings: Settings, ref: ImageRef) -> dict[str, Any]:
