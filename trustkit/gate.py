@@ -21,6 +21,7 @@ from trustkit.errors import (
     BadInputError,
     TrustEnvironmentError,
 )
+from trustkit.services import Services, as_services
 from trustkit.verdict import Context, Verdict
 
 
@@ -40,15 +41,19 @@ class GateResult:
 
 
 def run_gate(
-    settings: Settings,
+    services: Services | Settings,
     images: Sequence[str],
     *,
     policy_files: Sequence[Path] = (),
     now: datetime | None = None,
 ) -> GateResult:
     from trustkit import refs
-    from trustkit.enforce import check_image
+    from trustkit.pipeline.check import check_image
     from trustkit.policy import load_policies
+
+    # one Services for every image: registry clients, tokens and the key store are shared
+    services = as_services(services)
+    settings = services.settings  # TODO(engineer B): pass services once check_image accepts it
 
     if not images:
         raise BadInputError("gate needs at least one image")

@@ -1,7 +1,8 @@
 """Persistent hook mode: one long-lived process answers servin's hooks over a Unix socket.
 
 Saves the interpreter start-up and keeps the verified trust metadata and policies warm between
-pulls. Framing: one JSON line per request, ``{"hook": "pre-pull", "request": {...}}``, answered
+pulls; the process builds one ``Services`` (registry pool, key store) and every request uses it.
+Framing: one JSON line per request, ``{"hook": "pre-pull", "request": {...}}``, answered
 by one JSON line ``{"exit": N, "answer": {...}}``. The socket is created 0600.
 """
 
@@ -16,27 +17,44 @@ from pathlib import Path
 from typing import Any
 
 from trustkit.config import Settings
-from trustkit.errors import BadInputError
+from trustkit.errors import EXIT_INTERNAL, BadInputError, internal_error_line
 from trustkit.hooks import MAX_REQUEST_BYTES, handle
+from trustkit.services import Services, as_services
 
 _LINE_LIMIT = MAX_REQUEST_BYTES + 1024
 
 
-def answer_line(settings: Settings, line: bytes) -> dict[str, Any]:
+def _refusal(err: BadInputError) -> dict[str, Any]:
+    return {"exit": err.exit_code, "answer": {"allow": False, "error": err.one_line()}}
+
+
+def answer_line(services: Services | Settings, line: bytes) -> dict[str, Any]:
     try:
         envelope = json.loads(line)
-        if not isinstance(envelope, dict):
-            raise ValueError("not an object")
-        stage = envelope.get("hook")
-        request = envelope.get("request")
-        if not isinstance(stage, str) or not isinstance(request, dict):
-            raise ValueError('needs "hook" (string) and "request" (object)')
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        err = BadInputError(f"malformed hook envelope: {reason}")
-        return {"exit": err.exit_code, "answer": {"allow": False, "error": err.one_line()}}
-    code, answer = handle(settings, stage, json.dumps(request).encode())
+        return _refusal(BadInputError(f"malformed hook envelope: {reason}"))
+    if not isinstance(envelope, dict):
+        return _refusal(BadInputError("malformed hook envelope: not an object"))
+    stage = envelope.get("hook")
+    request = envelope.get("request")
+    if not isinstance(stage, str) or not isinstance(request, dict):
+        return _refusal(
+            BadInputError('malformed hook envelope: needs "hook" (string) and "request" (object)')
+        )
+    code, answer = handle(services, stage, json.dumps(request).encode())
     return {"exit": code, "answer": answer}
+
+
+def _safe_answer(services: Services, line: bytes) -> dict[str, Any]:
+    """``answer_line``, with a last resort: a bug still answers one refusing JSON line."""
+    try:
+        return answer_line(services, line)
+    except Exception as exc:
+        return {
+            "exit": EXIT_INTERNAL,
+            "answer": {"allow": False, "error": internal_error_line(exc)},
+        }
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -55,7 +73,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 }
                 self.wfile.write(json.dumps(reply).encode() + b"\n")
                 return
-            reply = answer_line(self.server.settings, line)
+            reply = _safe_answer(self.server.services, line)
             self.wfile.write(json.dumps(reply).encode() + b"\n")
             self.wfile.flush()
 
@@ -63,8 +81,9 @@ class _Handler(socketserver.StreamRequestHandler):
 class HookServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, settings: Settings, socket_path: Path) -> None:
-        self.settings = settings
+    def __init__(self, services: Services | Settings, socket_path: Path) -> None:
+        self.services = as_services(services)  # one per process: pooled clients, warm key store
+        self.settings = self.services.settings
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         old = os.umask(0o177)
@@ -74,14 +93,19 @@ class HookServer(socketserver.ThreadingUnixStreamServer):
             os.umask(old)
 
 
-def serve(settings: Settings, socket_path: Path) -> None:
-    with HookServer(settings, socket_path) as server:
-        server.serve_forever()
+def serve(services: Services | Settings, socket_path: Path) -> None:
+    with HookServer(services, socket_path) as server:
+        try:
+            server.serve_forever()
+        finally:
+            server.services.close()
 
 
-def start_background(settings: Settings, socket_path: Path) -> tuple[HookServer, threading.Thread]:
+def start_background(
+    services: Services | Settings, socket_path: Path
+) -> tuple[HookServer, threading.Thread]:
     """For tests and benchmarks: serve in a thread; call ``server.shutdown()`` to stop."""
-    server = HookServer(settings, socket_path)
+    server = HookServer(services, socket_path)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread

@@ -2,7 +2,8 @@
 
 Subcommands live in their own modules and are imported only when invoked, so ``trustkit --help``
 stays fast. Every ``TrustkitError`` becomes one line on stderr and its documented exit code:
-0 success, 1 refused (untrusted or blocked), 2 bad input or usage, 3 environment.
+0 success, 1 refused (untrusted or blocked), 2 bad input or usage, 3 environment; anything else
+is a bug: one "internal error ... please report" line and exit 4.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from trustkit.errors import TrustkitError
+from trustkit.errors import EXIT_INTERNAL, TrustkitError, internal_error_line
 
 # name -> (module, attribute, one-line help). Help text is here so --help imports nothing.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -94,4 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("trustkit: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # last resort: a bug is one line and exit 4, never 1 ("refused")
+        click.echo(f"trustkit: {internal_error_line(exc)}", err=True)
+        sys.exit(EXIT_INTERNAL)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from trustkit.cli._common import IMAGE, policy_option, settings_from
+from trustkit.cli._common import IMAGE, policy_option, services_from
 
 
 @click.command()
@@ -40,8 +40,9 @@ def gate(
     from trustkit._fs import atomic_write
     from trustkit.gate import run_gate
 
-    settings = settings_from(ctx)
-    result = run_gate(settings, images, policy_files=policy_files)
+    services = services_from(ctx)
+    settings = services.settings
+    result = run_gate(services, images, policy_files=policy_files)
     verdicts = list(result.verdicts)
     if output == "json":
         text = report_formats.render_json(verdicts)

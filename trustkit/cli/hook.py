@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from trustkit.cli._common import settings_from
+from trustkit.cli._common import services_from
 from trustkit.hooks import MAX_REQUEST_BYTES, STAGES
 
 
@@ -26,7 +26,7 @@ def _make_stage(stage: str) -> click.Command:
         from trustkit.hooks import handle
 
         payload = sys.stdin.buffer.read(MAX_REQUEST_BYTES + 1)
-        code, answer = handle(settings_from(ctx), stage, payload)
+        code, answer = handle(services_from(ctx), stage, payload)
         click.echo(json.dumps(answer))
         ctx.exit(code)
 
@@ -54,4 +54,4 @@ def serve_cmd(ctx: click.Context, socket_path: Path) -> None:
     """Persistent mode: answer hooks over a Unix socket, one JSON line each way."""
     from trustkit.hook_server import serve
 
-    serve(settings_from(ctx), socket_path)
+    serve(services_from(ctx), socket_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from trustkit.cli._common import settings_from
+from trustkit.cli._common import services_from
 from trustkit.errors import BadInputError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -63,7 +63,7 @@ def serve(
     from trustkit.webhook.server import build_server
 
     config = WebhookConfig.load(config_file) if config_file else WebhookConfig()
-    checker = PipelineChecker(settings_from(ctx), config.policy_files)
+    checker = PipelineChecker(services_from(ctx), config.policy_files)
     server = build_server(
         config, cert=cert, key=key, host=host, port=port, checker=checker, log_level=log_level
     )

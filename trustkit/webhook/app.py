@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from trustkit.errors import internal_error_line
 from trustkit.webhook.cache import SingleFlight, VerdictCache
 from trustkit.webhook.checker import ImageChecker, PreparedChecker
 from trustkit.webhook.config import WebhookConfig
-from trustkit.webhook.decide import Decider
+from trustkit.webhook.decide import Decider, Decision
 from trustkit.webhook.metrics import Metrics
 from trustkit.webhook.review import MalformedReview, parse_review
 
@@ -115,16 +116,18 @@ def create_app(
     *,
     tls: ReloadingTLS | None = None,
 ) -> Starlette:
-    """The webhook app. ``checker`` defaults to the trustkit pipeline with settings from the env."""
+    """The webhook app. ``checker`` defaults to the trustkit pipeline with the process's
+    ``Services`` built from the environment (the composition root of a webhook process)."""
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
     if checker is None:
         from trustkit.config import Settings
+        from trustkit.services import Services
         from trustkit.webhook.checker import PipelineChecker
 
-        checker = PipelineChecker(Settings.from_env(), config.policy_files)
+        checker = PipelineChecker(Services(Settings.from_env()), config.policy_files)
     state = WebhookState(config, checker)
 
     def timed(
@@ -161,6 +164,9 @@ def create_app(
                 )
             except MalformedReview as exc:
                 return _json({"error": f"bad AdmissionReview: {exc}"}, 400)
+            except Exception as exc:  # last resort: a bug denies, in the API server's shape
+                log.error("internal error deciding %s", review.uid, exc_info=exc)
+                decision = Decision(allowed=False, refusals=[internal_error_line(exc)])
             return _json(state.decider.answer(review, decision))
 
         return handle

@@ -1,7 +1,7 @@
 """What the webhook asks about each image: an injected ``ImageChecker``.
 
-The default one runs ``trustkit.enforce.check_image``, the same pipeline as ``servin pull`` and the
-CI gate, so a cluster refuses exactly what a pull would refuse.
+The default one runs ``trustkit.pipeline.check.check_image``, the same pipeline as ``servin pull``
+and the CI gate, so a cluster refuses exactly what a pull would refuse.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from trustkit.config import Settings
+from trustkit.services import Services, as_services
 from trustkit.verdict import Context, Verdict
 
 
@@ -39,15 +40,17 @@ class PreparedChecker(Protocol):
 
 
 class PipelineChecker:
-    """The default checker: ``trustkit.enforce.check_image`` with policies loaded once."""
+    """The default checker: ``check_image`` with policies loaded once and one ``Services`` (the
+    registry pool, the key store) shared by every review of the process."""
 
-    def __init__(self, settings: Settings, policy_files: Sequence[Path] = ()) -> None:
-        self._settings = settings
+    def __init__(self, services: Services | Settings, policy_files: Sequence[Path] = ()) -> None:
+        self._services = as_services(services)
+        self._settings = self._services.settings
         self._policy_files = tuple(policy_files)
         self._policies: Sequence[Any] | None = None
 
     def prepare(self) -> None:
-        import trustkit.enforce  # noqa: F401 - imported here so the first review does not pay it
+        import trustkit.pipeline.check  # noqa: F401 - imported here so the first review does not pay it
         from trustkit.policy import load_policies
 
         self._policies = load_policies(self._settings, extra_files=list(self._policy_files))
@@ -69,8 +72,9 @@ class PipelineChecker:
         return (reference, self._policy_files, version)
 
     def __call__(self, reference: str, context: Context) -> Verdict:
-        from trustkit.enforce import check_image
+        from trustkit.pipeline.check import check_image
 
+        # TODO(engineer B): pass self._services once check_image accepts it
         kwargs: dict[str, Any] = {"context": context, "policy_files": self._policy_files}
         if self._policies is not None:
             kwargs["policies"] = self._policies

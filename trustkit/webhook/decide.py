@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trustkit import refs
-from trustkit.errors import BadInputError, TrustkitError
+from trustkit.errors import BadInputError, TrustkitError, internal_error_line
 from trustkit.verdict import Action, Verdict
 from trustkit.webhook.cache import SingleFlight, VerdictCache
 from trustkit.webhook.checker import ImageChecker, KeyedChecker
@@ -122,7 +122,7 @@ class Decider:
         if isinstance(error, TrustkitError):
             return Failure(error.one_line())
         log.error("internal error checking %s", image, exc_info=error)
-        return Failure(f"internal error: {type(error).__name__}")
+        return Failure(internal_error_line(error))
 
     async def decide(
         self, review: Review, *, mutate: bool, deadline: float, budget: float | None = None
