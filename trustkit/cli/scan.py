@@ -12,7 +12,7 @@ import click
 from trustkit._fs import read_bounded
 from trustkit.attest.reports import FORMATS
 from trustkit.attest.statement import PREDICATE_TYPES
-from trustkit.cli._common import IMAGE, echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, services_from
 from trustkit.errors import AttestationError, BadInputError, KeyStoreError
 
 if TYPE_CHECKING:  # the service pulls in the registry client and the key store: lazily
@@ -73,11 +73,11 @@ def attest(
 
     A tag is resolved to its current digest; the attestation is about that digest.
     """
-    settings = settings_from(ctx)
+    services = services_from(ctx)
     from trustkit.attest.service import scan_and_attest
 
     result = scan_and_attest(
-        settings,
+        services,
         image,
         report=report,
         scanner_command=None,
@@ -118,7 +118,7 @@ def _trusted_keys(ctx: click.Context, files: tuple[Path, ...]) -> list[Key]:
     from trustkit.attest.service import default_trusted_keys
     from trustkit.keys import load_public_key
 
-    keys = default_trusted_keys(settings_from(ctx))
+    keys = default_trusted_keys(services_from(ctx))
     for path in files:
         try:
             data = read_bounded(path, 64 * 1024, what="public key")
@@ -201,13 +201,13 @@ def results(
     ctx: click.Context, image: str, output: str, trusted_key_files: tuple[Path, ...]
 ) -> None:
     """Verify IMAGE's scan attestations and show the newest verified result."""
-    settings = settings_from(ctx)
+    services = services_from(ctx)
     keys = _trusted_keys(ctx, trusted_key_files)
     from trustkit.attest.service import opened, resolve_subject, verified_scans
 
-    with opened(settings, image) as location:
+    with opened(services, image) as location:
         digest = resolve_subject(location).digest
-        scans, problems = verified_scans(settings, location, trusted_keys=keys)
+        scans, problems = verified_scans(services, location, trusted_keys=keys)
     now = datetime.now(UTC)
     if output == "json":
         echo_json(

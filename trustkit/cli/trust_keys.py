@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from trustkit._fs import read_bounded
-from trustkit.cli._common import echo_json, settings_from
+from trustkit.cli._common import echo_json, services_from, settings_from
 from trustkit.errors import BadInputError, KeyStoreError, StorageError
 
 # Spelled out rather than imported: trustkit.keys pulls in securesystemslib and cryptography
@@ -48,10 +48,10 @@ _role_option = click.option(
 @click.pass_context
 def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role: str) -> None:
     """Generate a signer key NAME: private half in the key store, public half in DIR/NAME.pub."""
-    from trustkit.keys import KeyStore, check_name, generate_public_file
+    from trustkit.keys import check_name, generate_public_file
 
     check_name(name)
-    store = KeyStore(settings_from(ctx))
+    store = services_from(ctx).keys
     click.echo(f"Generating {keytype} key for {name}...", err=True)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -115,9 +115,7 @@ def _read_private_file(file: Path) -> bytes:
 @click.pass_context
 def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
     """List the keys in the key store (public information only)."""
-    from trustkit.keys import KeyStore
-
-    store = KeyStore(settings_from(ctx))
+    store = services_from(ctx).keys
     records = store.records(role=role)
     if as_json:
         echo_json(
