@@ -67,3 +67,271 @@ def test_huge_integer_report_through_the_cli_is_one_line_exit_2(
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "number too long" in err and "Traceback" not in err
+
+
+# --- policy files: load them or refuse loudly, never skip silently -------------------------
+def _policy(name: str, severity: str = "HIGH") -> str:
+    return (
+        f"apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: {name}\naction: BLOCK\n"
+        f"rules:\n  severity: {severity}\n"
+    )
+
+
+@pytest.fixture
+def policy_dir(settings: Settings, tmp_path: Path) -> Path:
+    path = tmp_path / "policies"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _load(settings: Settings, policy_dir: Path) -> list[str]:
+    from trustkit.policy import load_policies
+
+    return [p.name for p in load_policies(settings.with_changes(policy_dir=policy_dir))]
+
+
+def test_upper_case_extension_is_loaded(settings: Settings, policy_dir: Path) -> None:
+    (policy_dir / "PROD.YAML").write_text(_policy("prod"))
+    (policy_dir / "Staging.Yml").write_text(_policy("staging"))
+    assert _load(settings, policy_dir) == ["prod", "staging"]
+
+
+def _configmap(volume: Path, files: dict[str, str], links: list[str]) -> None:
+    """A Kubernetes ConfigMap volume's shape: the data in a timestamped directory, ``..data``
+    pointing at it, and each key a symlink through ``..data``."""
+    data = volume / "..2026_11_29_10_00_00.123456789"
+    data.mkdir()
+    for name, text in files.items():
+        (data / name).write_text(text)
+    (volume / "..data").symlink_to(data.name)
+    for name in links:
+        (volume / name).symlink_to(f"..data/{name}")
+
+
+def test_configmap_volume_loads(settings: Settings, policy_dir: Path) -> None:
+    _configmap(policy_dir, {"prod.yaml": _policy("prod")}, ["prod.yaml"])
+    assert _load(settings, policy_dir) == ["prod"]
+
+
+def test_dangling_symlink_is_refused_not_skipped(settings: Settings, policy_dir: Path) -> None:
+    """A key whose data is gone (a half-applied ConfigMap update, a deleted target): the old
+    loader skipped it and the strict policy silently stopped applying."""
+    from trustkit.errors import PolicyFileError
+
+    _configmap(policy_dir, {"prod.yaml": _policy("prod")}, ["prod.yaml", "strict.yaml"])
+    with pytest.raises(PolicyFileError, match=r"strict\.yaml is a dangling symlink"):
+        _load(settings, policy_dir)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_policy_entry_that_is_no_file_is_refused(
+    settings: Settings, policy_dir: Path, kind: str
+) -> None:
+    import os
+
+    from trustkit.errors import PolicyFileError
+
+    (policy_dir / "prod.yaml").write_text(_policy("prod"))
+    odd = policy_dir / "strict.yaml"
+    if kind == "directory":
+        odd.mkdir()
+    else:
+        os.mkfifo(odd)  # reading a FIFO would hang the gate: refused without reading
+    with pytest.raises(PolicyFileError, match=r"strict\.yaml is (a directory|not a regular)"):
+        _load(settings, policy_dir)
+
+
+def test_hidden_files_stay_skipped(settings: Settings, policy_dir: Path) -> None:
+    (policy_dir / "prod.yaml").write_text(_policy("prod"))
+    (policy_dir / ".#prod.yaml").symlink_to("root@host.1234:1700000000")  # an editor's lock
+    assert _load(settings, policy_dir) == ["prod"]
+
+
+# --- SERVIN_POLICY_DIR configured but missing: an error, never "allow everything" ----------
+def test_configured_policy_dir_that_does_not_exist_is_an_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from trustkit.errors import PolicyFileError
+    from trustkit.policy import load_policies
+
+    typo = tmp_path / "polices"
+    with pytest.raises(PolicyFileError, match="polices does not exist") as exc:
+        load_policies(settings.with_changes(policy_dir=typo))
+    assert exc.value.exit_code == 2
+
+
+def test_default_policy_dir_may_be_absent(settings: Settings) -> None:
+    from trustkit.policy import load_policies
+
+    assert not settings.effective_policy_dir.exists()
+    assert load_policies(settings) == []
+
+
+# --- permissions: created 0700; policies others could write are refused --------------------
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_first_policy_create_under_umask_002_is_private(
+    passphrase_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    old = os.umask(0o002)
+    try:
+        main(["policy", "create", "--severity", "HIGH", "prod"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        os.umask(old)
+    trust_dir = passphrase_env
+    assert _mode(trust_dir) == 0o700
+    assert _mode(trust_dir / "policies") == 0o700
+    assert _mode(trust_dir / "policies" / "prod.yaml") == 0o600
+
+
+def test_atomic_write_and_lock_create_private_parents(tmp_path: Path) -> None:
+    import os
+
+    from trustkit._fs import atomic_write, file_lock
+
+    old = os.umask(0o002)
+    try:
+        atomic_write(tmp_path / "a" / "b" / "file", b"x")
+        with file_lock(tmp_path / "c" / "d" / ".lock"):
+            pass
+    finally:
+        os.umask(old)
+    for directory in ("a", "a/b", "c", "c/d"):
+        assert _mode(tmp_path / directory) == 0o700, directory
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o664, 0o646])
+def test_policy_file_writable_by_others_is_refused(
+    settings: Settings, policy_dir: Path, mode: int
+) -> None:
+    from trustkit.errors import PolicyFileError
+
+    path = policy_dir / "prod.yaml"
+    path.write_text(_policy("prod"))
+    path.chmod(mode)
+    with pytest.raises(PolicyFileError, match="writable by other users") as exc:
+        _load(settings, policy_dir)
+    assert "chmod go-w" in exc.value.one_line()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o775])
+def test_policy_dir_writable_by_others_is_refused(
+    settings: Settings, policy_dir: Path, mode: int
+) -> None:
+    """Even sticky (/tmp-like): anyone may add a file, and every file in it is loaded."""
+    from trustkit.errors import PolicyFileError
+
+    (policy_dir / "prod.yaml").write_text(_policy("prod"))
+    policy_dir.chmod(mode)
+    with pytest.raises(PolicyFileError, match="policy directory .* writable by other users"):
+        _load(settings, policy_dir)
+
+
+def test_policy_file_in_a_loose_directory_via_symlink_is_refused(
+    settings: Settings, policy_dir: Path, tmp_path: Path
+) -> None:
+    """The file is checked where it really lives: a link into a world-writable directory
+    lets anyone replace the target."""
+    from trustkit.errors import PolicyFileError
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    (loose / "prod.yaml").write_text(_policy("prod"))
+    (policy_dir / "prod.yaml").symlink_to(loose / "prod.yaml")
+    with pytest.raises(PolicyFileError, match="which is writable by other users"):
+        _load(settings, policy_dir)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid"), reason="POSIX only")
+def test_policy_file_owned_by_another_user_is_refused(
+    settings: Settings, policy_dir: Path
+) -> None:
+    import os
+
+    from trustkit.errors import PolicyFileError
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a file away")
+    path = policy_dir / "prod.yaml"
+    path.write_text(_policy("prod"))
+    os.chown(path, 65534, 65534)
+    with pytest.raises(PolicyFileError, match="owned by uid 65534"):
+        _load(settings, policy_dir)
+
+
+def test_trusted_scanner_key_writable_by_others_is_refused(
+    settings: Settings, policy_dir: Path, key_store: KeyStore
+) -> None:
+    from trustkit.errors import PolicyFileError
+    from trustkit.keys import public_key_pem
+
+    record = key_store.generate(role="scanner", name="scanner")
+    pub = policy_dir / "scanner.pub"
+    pub.write_bytes(public_key_pem(record.public_key))
+    pub.chmod(0o666)
+    (policy_dir / "prod.yaml").write_text(_policy("prod") + "  trusted_scanners: [scanner.pub]\n")
+    with pytest.raises(PolicyFileError, match="scanner key .* writable by other users"):
+        _load(settings, policy_dir)
+    pub.chmod(0o644)
+    assert _load(settings, policy_dir) == ["prod"]
+
+
+def test_read_only_mount_is_not_writable_by_anyone(
+    settings: Settings, policy_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ConfigMap volume is a read-only tmpfs whose directory modes say 0777: the mount, not
+    the mode, decides. (Mounting needs privileges the tests lack: the statvfs flag is faked.)"""
+    import os
+
+    import trustkit._fs
+
+    (policy_dir / "prod.yaml").write_text(_policy("prod"))
+    policy_dir.chmod(0o777)
+    real = os.fstatvfs
+
+    class ReadOnly:
+        def __init__(self, fd: int) -> None:
+            self.f_flag = real(fd).f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(trustkit._fs.os, "fstatvfs", ReadOnly)
+    assert _load(settings, policy_dir) == ["prod"]
+
+
+# --- the writer lock never follows a planted symlink ---------------------------------------
+def test_planted_lock_symlink_is_not_followed(
+    settings: Settings, key_store: KeyStore, tmp_path: Path
+) -> None:
+    from trustkit.errors import StorageError
+
+    victim = tmp_path / "victim"  # e.g. /etc/cron.d/x when trustkit runs as root
+    settings.private_dir.mkdir(parents=True)
+    (settings.private_dir / ".lock").symlink_to(victim)
+    with pytest.raises(StorageError, match="symbolic link"):
+        key_store.generate(role="scanner", name="scanner")
+    assert not victim.exists() and not victim.is_symlink()
+    assert key_store.records() == []
+
+
+def test_planted_lock_fifo_or_foreign_file_is_refused(tmp_path: Path) -> None:
+    import os
+
+    from trustkit._fs import file_lock
+    from trustkit.errors import StorageError
+
+    fifo = tmp_path / "fifo.lock"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError, match="not a regular file owned by you"), file_lock(fifo):
+        pass
+    if os.geteuid() == 0:
+        foreign = tmp_path / "foreign.lock"
+        foreign.write_bytes(b"")
+        os.chown(foreign, 65534, 65534)
+        with pytest.raises(StorageError, match="owned by you"), file_lock(foreign):
+            pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trustkit._fs import read_bounded
+from trustkit._fs import check_protected_dir, read_protected
 from trustkit.attest.model import Severity
 from trustkit.config import Settings
 from trustkit.errors import BadInputError, InvalidReferenceError, PolicyFileError
@@ -246,7 +247,8 @@ class _Semantics:
                 file = self.source.parent / file
             try:
                 key = load_public_key(
-                    read_bounded(file, MAX_KEY_FILE, what="scanner key"), what=str(file)
+                    read_protected(file, MAX_KEY_FILE, what="scanner key", error=PolicyFileError),
+                    what=str(file),
                 )
             except FileNotFoundError:
                 self.problem(
@@ -354,14 +356,17 @@ def load_policy_text(text: str, *, source: Path | None = None) -> Policy:
 
 
 def _read_text(path: Path) -> str:
-    if path.is_dir():
-        raise PolicyFileError(f"policy file {path} is a directory")
+    # read_protected: a regular file nobody else could have written (trustkit._fs)
     try:
-        data = read_bounded(path, MAX_POLICY_FILE, what="policy file")
+        data = read_protected(path, MAX_POLICY_FILE, what="policy file", error=PolicyFileError)
     except FileNotFoundError:
+        if path.is_symlink():  # never skipped: a half-updated ConfigMap volume looks like this
+            raise PolicyFileError(
+                f"policy file {path} is a dangling symlink (to {os.readlink(path)})"
+            ) from None
         raise PolicyFileError(f"policy file {path} not found") from None
     except BadInputError as exc:
-        raise PolicyFileError(str(exc)) from None
+        raise PolicyFileError(str(exc), hint=exc.hint) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -376,17 +381,28 @@ def load_policy_file(path: Path) -> Policy:
     return load_policy_text(_read_text(path), source=path)
 
 
-def policy_files_in(directory: Path) -> list[Path]:
-    """The policy files of a directory, sorted; hidden and temporary files are skipped."""
+def policy_files_in(directory: Path, *, required: bool = False) -> list[Path]:
+    """The policy files of a directory, sorted; hidden files (``.name``) are skipped.
+
+    Every other ``*.yaml``/``*.yml`` entry, in any letter case, is listed even when it is a
+    dangling symlink or no file at all, so that loading it refuses loudly rather than skipping
+    it. A missing directory is no policies, unless ``required`` (it was configured explicitly).
+    """
     if not directory.exists():
+        if required:
+            raise PolicyFileError(
+                f"policy directory {directory} does not exist",
+                hint="SERVIN_POLICY_DIR names it: create it, or unset SERVIN_POLICY_DIR",
+            )
         return []
     if not directory.is_dir():
         raise PolicyFileError(f"policy directory {directory} is not a directory")
+    check_protected_dir(directory, what="policy directory", error=PolicyFileError)
     try:
         files = sorted(
             p
             for p in directory.iterdir()
-            if p.suffix in POLICY_SUFFIXES and not p.name.startswith(".") and p.is_file()
+            if p.suffix.lower() in POLICY_SUFFIXES and not p.name.startswith(".")
         )
     except OSError as exc:
         raise PolicyFileError(f"cannot list policy directory {directory}: {exc}") from None
@@ -423,7 +439,9 @@ def load_policies(settings: Settings, *, extra_files: Sequence[Path] = ()) -> li
 
     Any invalid file raises; two policies with the same name raise (which would win is unclear).
     """
-    paths: list[Path] = [*policy_files_in(settings.effective_policy_dir), *extra_files]
+    directory = settings.effective_policy_dir
+    required = settings.policy_dir is not None  # configured and missing is an error, not "allow"
+    paths: list[Path] = [*policy_files_in(directory, required=required), *extra_files]
     policies: list[Policy] = []
     by_name: dict[str, Path] = {}
     seen: set[Path] = set()
