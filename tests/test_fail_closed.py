@@ -229,7 +229,7 @@ def test_policy_dir_writable_by_others_is_refused(
 
     (policy_dir / "prod.yaml").write_text(_policy("prod"))
     policy_dir.chmod(mode)
-    with pytest.raises(PolicyFileError, match="policy directory .* writable by other users"):
+    with pytest.raises(PolicyFileError, match=r"policy directory .* writable by other users"):
         _load(settings, policy_dir)
 
 
@@ -250,9 +250,7 @@ def test_policy_file_in_a_loose_directory_via_symlink_is_refused(
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "geteuid"), reason="POSIX only")
-def test_policy_file_owned_by_another_user_is_refused(
-    settings: Settings, policy_dir: Path
-) -> None:
+def test_policy_file_owned_by_another_user_is_refused(settings: Settings, policy_dir: Path) -> None:
     import os
 
     from trustkit.errors import PolicyFileError
@@ -277,7 +275,7 @@ def test_trusted_scanner_key_writable_by_others_is_refused(
     pub.write_bytes(public_key_pem(record.public_key))
     pub.chmod(0o666)
     (policy_dir / "prod.yaml").write_text(_policy("prod") + "  trusted_scanners: [scanner.pub]\n")
-    with pytest.raises(PolicyFileError, match="scanner key .* writable by other users"):
+    with pytest.raises(PolicyFileError, match=r"scanner key .* writable by other users"):
         _load(settings, policy_dir)
     pub.chmod(0o644)
     assert _load(settings, policy_dir) == ["prod"]
