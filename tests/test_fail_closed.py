@@ -275,7 +275,7 @@ def test_trusted_scanner_key_writable_by_others_is_refused(
     pub.write_bytes(public_key_pem(record.public_key))
     pub.chmod(0o666)
     (policy_dir / "prod.yaml").write_text(_policy("prod") + "  trusted_scanners: [scanner.pub]\n")
-    with pytest.raises(PolicyFileError, match=r"scanner key .* writable by other users"):
+    with pytest.raises(PolicyFileError, match="writable by other users"):
         _load(settings, policy_dir)
     pub.chmod(0o644)
     assert _load(settings, policy_dir) == ["prod"]
@@ -333,3 +333,49 @@ def test_planted_lock_fifo_or_foreign_file_is_refused(tmp_path: Path) -> None:
         os.chown(foreign, 65534, 65534)
         with pytest.raises(StorageError, match="owned by you"), file_lock(foreign):
             pass
+
+
+# --- key files: the store's own files and key files named on the command line --------------
+def test_stored_private_key_readable_by_others_is_refused(
+    settings: Settings, key_store: KeyStore
+) -> None:
+    from trustkit.errors import KeyStoreError
+    from trustkit.keys import PassphraseSource
+
+    record = key_store.generate(role="scanner", name="scanner")
+    (key_file,) = [
+        p
+        for p in settings.private_dir.iterdir()
+        if p.name.startswith(record.keyid) and not p.name.endswith(".json")
+    ]
+    key_file.chmod(0o644)
+    fresh = KeyStore(settings, PassphraseSource(settings, interactive=False))
+    with pytest.raises(KeyStoreError, match="readable by other users"):
+        fresh.signer(record.keyid)
+
+
+def test_key_record_writable_by_others_is_refused(settings: Settings, key_store: KeyStore) -> None:
+    """The record says which role a key has: a writable record turns a scanner key into a
+    signer key."""
+    from trustkit.errors import KeyStoreError
+
+    record = key_store.generate(role="scanner", name="scanner")
+    (record_file,) = settings.private_dir.glob(f"{record.keyid}*.json")
+    record_file.chmod(0o666)
+    with pytest.raises(KeyStoreError, match=r"key record .* writable by other users"):
+        KeyStore(settings).records()
+
+
+def test_public_key_on_the_command_line_writable_by_others_is_refused(
+    passphrase_env: Path, key_store: KeyStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trustkit.keys import public_key_pem
+
+    record = key_store.generate(role="delegation", name="alice")
+    pub = tmp_path / "alice.pub"
+    pub.write_bytes(public_key_pem(record.public_key))
+    pub.chmod(0o666)
+    with pytest.raises(SystemExit) as exc:
+        main(["trust", "signer", "add", "--key", str(pub), "alice", "localhost:1/app"])
+    assert exc.value.code == 2
+    assert "writable by other users" in capsys.readouterr().err

@@ -114,15 +114,20 @@ def _owner_is_trusted(info: os.stat_result) -> bool:
     return info.st_uid in (os.geteuid(), 0)
 
 
-def _protection_problem(info: os.stat_result, fd: int, *, secret: bool) -> tuple[str, str] | None:
+def _protection_problem(
+    info: os.stat_result, fd: int, path: Path, *, secret: bool
+) -> tuple[str, str] | None:
     """(what is wrong, what to do) for a file or directory another user could have changed."""
     mode = stat.S_IMODE(info.st_mode)
     if not _owner_is_trusted(info):
-        return f"is owned by uid {info.st_uid}, neither you nor root", "chown it to yourself"
+        return (
+            f"is owned by uid {info.st_uid}, neither you nor root",
+            f"run chown {os.geteuid()} {path}",
+        )
     if mode & WRITABLE_BY_OTHERS and not _on_read_only_mount(fd):
-        return f"is writable by other users (mode {mode:o})", "run chmod go-w on it"
+        return f"is writable by other users (mode {mode:o})", f"run chmod go-w {path}"
     if secret and mode & READABLE_BY_OTHERS:
-        return f"is readable by other users (mode {mode:o})", "run chmod 600 on it"
+        return f"is readable by other users (mode {mode:o})", f"run chmod 600 {path}"
     return None
 
 
@@ -143,11 +148,11 @@ def check_protected_dir(
     except OSError as exc:
         raise StorageError(f"cannot open {what} {path}: {exc.strerror}") from exc
     try:
-        problem = _protection_problem(os.fstat(fd), fd, secret=False)
+        problem = _protection_problem(os.fstat(fd), fd, path, secret=False)
     finally:
         os.close(fd)
     if problem is not None:
-        raise error(f"{what} {path} {problem[0]}", hint=f"{problem[1]}: {path}")
+        raise error(f"{what} {path} {problem[0]}", hint=problem[1])
 
 
 def read_protected(
@@ -181,9 +186,9 @@ def read_protected(
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise error(f"{what} {path} is {kind}")
-        problem = _protection_problem(info, fd, secret=secret)
+        problem = _protection_problem(info, fd, path, secret=secret)
         if problem is not None:
-            raise error(f"{what} {path} {problem[0]}", hint=f"{problem[1]}: {path}")
+            raise error(f"{what} {path} {problem[0]}", hint=problem[1])
         _check_holding_dir(Path(os.path.realpath(path)).parent, path, what=what, error=error)
         chunks: list[bytes] = []
         total = 0
@@ -209,13 +214,12 @@ def _check_holding_dir(
         info = os.fstat(fd)
         if info.st_mode & stat.S_ISVTX and _owner_is_trusted(info):
             return  # /tmp-like: others may add files here but cannot replace this one
-        problem = _protection_problem(info, fd, secret=False)
+        problem = _protection_problem(info, fd, directory, secret=False)
     finally:
         os.close(fd)
     if problem is not None:
         raise error(
-            f"{what} {path} is in directory {directory}, which {problem[0]}",
-            hint=f"{problem[1]}: {directory}",
+            f"{what} {path} is in directory {directory}, which {problem[0]}", hint=problem[1]
         )
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from trustkit._fs import read_bounded
+from trustkit._fs import read_protected
 from trustkit.attest.reports import FORMATS
 from trustkit.attest.statement import PREDICATE_TYPES
 from trustkit.cli._common import IMAGE, echo_json, services_from
@@ -121,7 +121,7 @@ def _trusted_keys(ctx: click.Context, files: tuple[Path, ...]) -> list[Key]:
     keys = default_trusted_keys(services_from(ctx))
     for path in files:
         try:
-            data = read_bounded(path, 64 * 1024, what="public key")
+            data = read_protected(path, 64 * 1024, what="public key")  # decides trust
         except FileNotFoundError:
             raise BadInputError(f"public key file {path} does not exist") from None
         keys.append(load_public_key(data, what=str(path)))

@@ -49,15 +49,13 @@ def _resolve_digest(settings: Settings, ref: ImageRef) -> tuple[str, int]:
 
 
 def _read_public_key(path: Path) -> Any:
-    from trustkit._fs import read_bounded
+    from trustkit._fs import read_protected
     from trustkit.keys import load_public_key
 
-    try:
-        data = read_bounded(path, MAX_PUBLIC_KEY_FILE, what="public key file")
+    try:  # a key that decides trust: nobody else may have written the file
+        data = read_protected(path, MAX_PUBLIC_KEY_FILE, what="public key file")
     except FileNotFoundError:
         raise BadInputError(f"public key file {path} does not exist") from None
-    except IsADirectoryError:
-        raise BadInputError(f"{path} is a directory, not a public key file") from None
     return load_public_key(data)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 import click
 
-from trustkit._fs import read_bounded
+from trustkit._fs import read_protected
 from trustkit.cli._common import echo_json, services_from, settings_from
 from trustkit.errors import BadInputError, KeyStoreError, StorageError
 
@@ -93,20 +92,13 @@ def load(ctx: click.Context, file: Path, name: str | None, role: str) -> None:
 
 
 def _read_private_file(file: Path) -> bytes:
+    # checked on the open file (no stat-then-read race): regular, yours, readable by you only
     try:
-        mode = file.stat().st_mode
+        return read_protected(
+            file, MAX_KEY_FILE, what="private key file", error=KeyStoreError, secret=True
+        )
     except FileNotFoundError:
         raise BadInputError(f"{file} does not exist") from None
-    except OSError as exc:
-        raise StorageError(f"cannot read {file}: {exc.strerror}") from exc
-    if not stat.S_ISREG(mode):
-        raise BadInputError(f"{file} is not a regular file")
-    if mode & 0o077:
-        raise KeyStoreError(
-            f"private key file {file} is readable by other users (mode {mode & 0o777:o})",
-            hint=f"run chmod 600 {file}",
-        )
-    return read_bounded(file, MAX_KEY_FILE, what="private key file")
 
 
 @key.command("list")

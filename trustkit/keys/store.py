@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from trustkit._fs import atomic_write, ensure_private_dir, file_lock, read_bounded
+from trustkit._fs import atomic_write, ensure_private_dir, file_lock, read_protected
 from trustkit.config import Settings
 from trustkit.errors import BadInputError, KeyStoreError, PassphraseError, StorageError
 from trustkit.keys._sslib import CryptoSigner, Signer
@@ -208,7 +208,9 @@ class KeyStore:
     def _file_signer(self, record: KeyRecord) -> Signer:
         path = self._key_path(record.keyid)
         try:
-            pem = read_bounded(path, MAX_KEY_FILE, what="private key")
+            pem = read_protected(
+                path, MAX_KEY_FILE, what="private key", error=KeyStoreError, secret=True
+            )
         except FileNotFoundError:
             raise KeyStoreError(
                 f"the private half of key {record.keyid[:12]} is not in the key store"
@@ -254,7 +256,10 @@ def _dump(record: KeyRecord) -> bytes:
 
 def _load(path: Path) -> KeyRecord:
     try:
-        data = json.loads(read_bounded(path, MAX_KEY_FILE, what="key record"))
+        # the record holds the key's role: nobody else may have written it
+        data = json.loads(
+            read_protected(path, MAX_KEY_FILE, what="key record", error=KeyStoreError)
+        )
     except FileNotFoundError:
         raise KeyStoreError(f"key record {path} disappeared") from None
     except (ValueError, UnicodeDecodeError) as exc:
