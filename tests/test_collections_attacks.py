@@ -1,15 +1,20 @@
-"""Attacks on stored trust data, each refused with a clear message (real files, real client)."""
+"""Attacks on stored trust data, each refused with a clear message (real stores, real client).
+
+Every test runs against every store kind (``STORE_KINDS``): the attacker works through the
+store's ``Adversary`` (tests/fixtures/stores.py), or, as a compromised server holding the online
+snapshot and timestamp keys, publishes forged roles through the store's own publish.
+"""
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fixtures.stores import STORE_KINDS, Adversary, adversary_for
 from fixtures.trust import TrustedRepo, digest_for
 
 from trustkit.collections import (
@@ -34,38 +39,79 @@ from trustkit.errors import (
 )
 from trustkit.keys import KeyStore
 from trustkit.refs import parse
-from trustkit.stores import LocalDirStore, MetadataFile, escape_gun
+from trustkit.stores import (
+    MetadataFile,
+    MetadataStore,
+    PendingChanges,
+    StoreCapabilities,
+    metadata_filename,
+    open_store,
+)
 
 RELEASES = "targets/releases"
 
 
-def store_dir(repo: TrustedRepo) -> Path:
-    return repo.settings.local_server_dir / escape_gun(repo.gun)
+@pytest.fixture(params=sorted(STORE_KINDS))
+def settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Settings:
+    """The base settings, with the trust data in a fresh store of each kind."""
+    kind = STORE_KINDS[request.param]
+    scratch = tmp_path / f"{kind.name}-store"
+    scratch.mkdir()
+    return settings.with_changes(trust_server=kind.make_url(scratch))
 
 
-def current(repo: TrustedRepo, role: str) -> Path:
-    """The file of ``role`` the current snapshot names."""
-    directory = store_dir(repo)
-    head = json.loads((directory / "current.json").read_text())
-    if role == "timestamp":
-        return directory / f"{head['timestamp']}.timestamp.json"
-    ts = json.loads((directory / f"{head['timestamp']}.timestamp.json").read_text())
-    snap_version = ts["signed"]["meta"]["snapshot.json"]["version"]
-    if role == "snapshot":
-        return directory / f"{snap_version}.snapshot.json"
-    snap = json.loads((directory / f"{snap_version}.snapshot.json").read_text())
-    version = snap["signed"]["meta"][f"{role}.json"]["version"]
-    return directory / f"{version}.{role.replace('/', '%2F')}.json"
+@pytest.fixture
+def fresh_trust_client(settings: Settings, tmp_path: Path) -> Callable[[str], Settings]:
+    """Another machine: an empty trust dir (so verification starts from TOFU), the same store."""
+
+    def make(name: str = "client") -> Settings:
+        return settings.with_changes(trust_dir=tmp_path / name)
+
+    return make
 
 
-class _Inject:
-    """Publishes forged files along with the snapshot and timestamp the engine signs."""
+def adversary(repo: TrustedRepo) -> Adversary:
+    return adversary_for(repo.settings)
 
-    def __init__(self, store: LocalDirStore, extra: list[MetadataFile]) -> None:
+
+def current(repo: TrustedRepo, role: str) -> bytes:
+    """The bytes of ``role`` in the current set, as the store serves them."""
+    return adversary(repo).save(repo.gun).current(role)
+
+
+class _Injecting(MetadataStore):
+    """The store as a compromised server uses it: forged files go out with the snapshot and
+    timestamp the engine signs."""
+
+    def __init__(self, store: MetadataStore, extra: list[MetadataFile]) -> None:
         self.store = store
         self.extra = extra
+        self.description = store.description
 
-    def publish(self, gun: str, files: list[MetadataFile], *, expected: str | None) -> str:
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return self.store.capabilities
+
+    @property
+    def pending(self) -> PendingChanges:
+        return self.store.pending
+
+    def exists(self, gun: str) -> bool:
+        return self.store.exists(gun)
+
+    def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
+        return self.store.read(gun, role, version, limit=limit)
+
+    def root_version(self, gun: str) -> int:
+        return self.store.root_version(gun)
+
+    def generation(self, gun: str) -> str | None:
+        return self.store.generation(gun)
+
+    def writing(self, gun: str) -> AbstractContextManager[None]:
+        return self.store.writing(gun)
+
+    def publish(self, gun: str, files: Sequence[MetadataFile], *, expected: str | None) -> str:
         return self.store.publish(gun, [*self.extra, *files], expected=expected)
 
 
@@ -74,8 +120,8 @@ def forge(
     make: Callable[[Collection], dict[str, Metadata]],
 ) -> None:
     """A compromised server: publish forged roles with valid snapshot and timestamp signatures."""
-    store = LocalDirStore(repo.settings.local_server_dir)
-    with store.writer_lock(repo.gun):
+    store = open_store(repo.settings.trust_store_url)
+    with store.writing(repo.gun):
         collection = Collection.load(store, repo.gun)
         assert collection is not None
         extra = []
@@ -86,7 +132,7 @@ def forge(
                 collection.snapshot.signed.meta[f"{role}.json"] = MetaFile.from_data(
                     md.signed.version, data, ["sha256"]
                 )
-        collection.publish(repo.keystore, DEFAULT_EXPIRIES, _Inject(store, extra))  # type: ignore[arg-type]
+        collection.publish(repo.keystore, DEFAULT_EXPIRIES, _Injecting(store, extra))
 
 
 def forged_releases(collection: Collection, signer_ids: list[str], keystore: KeyStore) -> Metadata:
@@ -108,17 +154,15 @@ def forged_releases(collection: Collection, signer_ids: list[str], keystore: Key
     [("sign", RollbackError), ("root", RollbackError), ("timestamp", UntrustedError)],
 )
 def test_rollback_of_whole_store(
-    signed_repo: TrustedRepo, tmp_path: Path, change: str, expected: type[Exception]
+    signed_repo: TrustedRepo, change: str, expected: type[Exception]
 ) -> None:
-    backup = tmp_path / "old-store"
-    shutil.copytree(store_dir(signed_repo), backup)
+    backup = adversary(signed_repo).save(signed_repo.gun)
     if change == "sign":
         signed_repo.sign("v2")
     else:
         rotate_key(signed_repo.settings, signed_repo.gun, change, keystore=signed_repo.keystore)
     verify_tag(signed_repo.settings, signed_repo.tag("v1"))  # this client saw the newer set
-    shutil.rmtree(store_dir(signed_repo))
-    shutil.copytree(backup, store_dir(signed_repo))
+    adversary(signed_repo).serve_old(signed_repo.gun, backup)
     forget_sessions()
     with pytest.raises(expected) as caught:
         verify_tag(signed_repo.settings, signed_repo.tag("v1"))
@@ -129,7 +173,9 @@ def test_rollback_of_whole_store(
 def test_rollback_of_snapshot(signed_repo: TrustedRepo) -> None:
     signed_repo.sign("v2")  # snapshot version 3
     verify_tag(signed_repo.settings, signed_repo.tag("v1"))
-    old_snapshot = Metadata.from_bytes((store_dir(signed_repo) / "1.snapshot.json").read_bytes())
+    old_snapshot = Metadata.from_bytes(
+        adversary(signed_repo).save(signed_repo.gun).files["1.snapshot.json"]
+    )
 
     def make(collection: Collection) -> dict[str, Metadata]:
         collection.snapshot = old_snapshot  # the engine signs it as version 2 (current is 3)
@@ -152,12 +198,12 @@ def test_rollback_of_targets_roles(signed_repo: TrustedRepo, role: str) -> None:
         keystore=signed_repo.keystore,
     )
     signed_repo.sign("v2")  # targets and releases now at version 2
-    old_file = store_dir(signed_repo) / f"1.{role.replace('/', '%2F')}.json"
+    old_file = adversary(signed_repo).save(signed_repo.gun).files[metadata_filename(role, 1)]
     verify_tag(signed_repo.settings, signed_repo.tag("v2"))
 
     def make(collection: Collection) -> dict[str, Metadata]:
         collection.snapshot.signed.meta[f"{role}.json"] = MetaFile.from_data(
-            1, old_file.read_bytes(), ["sha256"]
+            1, old_file, ["sha256"]
         )
         return {}
 
@@ -231,9 +277,10 @@ def test_timestamp_expires_under_a_warm_client(trusted_repo: TrustedRepo) -> Non
 def test_hash_mismatch_refused(
     signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings], role: str
 ) -> None:
-    before = current(signed_repo, role).read_bytes()
+    before = adversary(signed_repo).save(signed_repo.gun)
     signed_repo.sign("v2")
-    current(signed_repo, role).write_bytes(before)  # a valid older file in the newer set
+    # a valid older file in the newer set
+    adversary(signed_repo).mix_and_match(signed_repo.gun, role, before)
     # ECDSA signatures vary in length, so the older file is refused either by its hash or, when
     # it happens to be longer, by the length the newer metadata recorded for it
     with pytest.raises(UntrustedError, match=r"mix-and-match|larger than the"):
@@ -243,7 +290,7 @@ def test_hash_mismatch_refused(
 def test_version_mismatch_refused(
     signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
 ) -> None:
-    old = current(signed_repo, RELEASES).read_bytes()
+    old = current(signed_repo, RELEASES)
 
     def make(collection: Collection) -> dict[str, Metadata]:
         md = Metadata.from_bytes(old)
@@ -254,7 +301,7 @@ def test_version_mismatch_refused(
 
     def make_mismatch(collection: Collection) -> dict[str, Metadata]:
         collection.snapshot.signed.meta[f"{RELEASES}.json"] = MetaFile.from_data(7, old, ["sha256"])
-        (store_dir(signed_repo) / "7.targets%2Freleases.json").write_bytes(old)
+        adversary(signed_repo).plant(signed_repo.gun, RELEASES, 7, old)
         return {}
 
     forge(signed_repo, make_mismatch)
@@ -265,11 +312,8 @@ def test_version_mismatch_refused(
 def test_target_digest_edited_in_place(
     signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
 ) -> None:
-    path = current(signed_repo, RELEASES)
-    original = path.read_bytes()
-    edited = original.replace(digest_for("v1").split(":")[1].encode(), b"f" * 64)
-    assert edited != original and len(edited) == len(original)
-    path.write_bytes(edited)
+    signed_hex = digest_for("v1").split(":")[1].encode()
+    adversary(signed_repo).swap_bytes(signed_repo.gun, RELEASES, signed_hex, b"f" * 64)
     with pytest.raises(DigestMismatchError):
         verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))
     with pytest.raises(UntrustedError, match="refusing to write"):
@@ -354,7 +398,7 @@ def test_root_rotation_not_signed_by_old_root(
 def test_oversized_metadata_refused(
     signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings], role: str
 ) -> None:
-    path = current(signed_repo, role)
-    path.write_bytes(path.read_bytes() + b" " * 100_000)
+    size = len(current(signed_repo, role)) + 100_000
+    adversary(signed_repo).serve_endless(signed_repo.gun, role, size)
     with pytest.raises(UntrustedError, match="too large"):
         verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))
