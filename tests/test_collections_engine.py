@@ -15,7 +15,6 @@ from trustkit.collections import (
     add_signer,
     inspect,
     list_signed_tags,
-    open_store,
     remove_signer,
     renew,
     revoke,
@@ -35,7 +34,7 @@ from trustkit.errors import (
 )
 from trustkit.keys import KeyStore
 from trustkit.refs import parse
-from trustkit.stores import LocalDirStore, escape_gun
+from trustkit.stores import LocalDirStore, escape_gun, open_store
 
 
 def test_first_sign_creates_collection_in_targets(
@@ -91,7 +90,7 @@ def test_bad_inputs(settings: Settings, trust_keystore: KeyStore) -> None:
     with pytest.raises(BadInputError, match="invalid signer name"):
         add_signer(settings, "localhost:5000/app", "Alice", [], keystore=trust_keystore)
     with pytest.raises(BadInputError, match="not supported yet"):
-        open_store(settings.with_changes(trust_server="https://notary.example"))
+        open_store(settings.with_changes(trust_server="https://notary.example").trust_store_url)
 
 
 def test_threshold_and_signer_removal(trusted_repo: TrustedRepo) -> None:

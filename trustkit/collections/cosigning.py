@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from securesystemslib.exceptions import UnverifiedSignatureError
 
 from trustkit.collections._tuf import Metadata, TargetFile, Targets
+from trustkit.collections.layouts import layout_for
 from trustkit.collections.model import (
     MAX_DELEGATIONS,
-    RELEASES,
     SIGNER_NAME_MAX,
     SIGNER_NAME_RE,
     SIGNER_PREFIX,
@@ -33,22 +33,24 @@ from trustkit.collections.model import (
     TOP_LEVEL_ROLES,
     Expiries,
     expiries_for,
-    signer_name_of,
     utcnow,
 )
 from trustkit.collections.repository import Collection, local_keyids
 from trustkit.errors import (
     BadInputError,
+    ConflictError,
     KeyStoreError,
     SignatureError,
     UnknownRepositoryError,
     UntrustedError,
 )
+from trustkit.services import as_services
 from trustkit.stores.interface import MetadataStore, check_pending_id
 
 if TYPE_CHECKING:
     from trustkit.config import Settings
     from trustkit.keys import KeyStore
+    from trustkit.services import Services
 
 PENDING_TYPE = "trustkit/pending-change"
 PENDING_FORMAT = 1
@@ -264,12 +266,10 @@ def propose(
 
 
 # --- reading, approving, discarding --------------------------------------------------------
-def list_pending(settings: Settings, gun: str) -> list[PendingView]:
+def list_pending(settings: Settings | Services, gun: str) -> list[PendingView]:
     """Every pending change of ``gun``, each checked against the published collection (a
     broken or stale entry is listed with its problem, never trusted)."""
-    from trustkit.collections.engine import open_store
-
-    store = open_store(settings)
+    store = as_services(settings).store
     collection = Collection.load(store, gun)
     if collection is None:
         raise UnknownRepositoryError(f"no trust data for {gun}")
@@ -290,20 +290,22 @@ def list_pending(settings: Settings, gun: str) -> list[PendingView]:
     return sorted(views, key=lambda v: (v.created or datetime.min.replace(tzinfo=UTC), v.id))
 
 
-def show_pending(settings: Settings, gun: str, pending_id: str) -> PendingView:
+def show_pending(settings: Settings | Services, gun: str, pending_id: str) -> PendingView:
     """One pending change, checked (raises when it is stale, tampered or malformed)."""
-    from trustkit.collections.engine import open_store
-
     check_pending_id(pending_id)
-    store = open_store(settings)
+    store = as_services(settings).store
     collection = Collection.load(store, gun)
     if collection is None:
         raise UnknownRepositoryError(f"no trust data for {gun}")
     return examine(collection, _read(store, gun, pending_id))
 
 
+#: how often an approval is re-checked and re-applied after another writer published first
+MAX_APPROVE_ATTEMPTS = 5
+
+
 def approve(
-    settings: Settings,
+    settings: Settings | Services,
     gun: str,
     pending_id: str,
     *,
@@ -311,48 +313,56 @@ def approve(
     expiries: Expiries | None = None,
 ) -> Approval:
     """Add this key store's signatures to a pending change; publish it once every role's
-    threshold is met (and this key store can sign snapshot and timestamp)."""
-    from trustkit.collections.engine import _keystore, open_store
+    threshold is met (and this key store can sign snapshot and timestamp).
 
+    When another writer publishes first, the approval starts again from the new collection
+    (where the change may now be stale, and is then refused as such)."""
     check_pending_id(pending_id)
-    expiries = expiries or expiries_for(settings)
-    keys = _keystore(settings, keystore)
-    store = open_store(settings)
+    services = as_services(settings)
+    expiries = expiries or expiries_for(services.settings)
+    keys = keystore if keystore is not None else services.keys
+    store = services.store
     if not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}")
-    with store.writer_lock(gun):  # two approvals never interleave
-        collection = Collection.load(store, gun)
-        assert collection is not None
-        change = _read(store, gun, pending_id)
-        before = {role: _targets_of(collection, role) for role in change.roles}
-        view = examine(collection, change, before)
-        signed_roles = _add_signatures(collection, change, keys)
-        signed_roles += _add_own_roles(collection, change, keys, expiries, before)
-        view = _view(collection, change, before)
-        if not signed_roles and not view.ready:
-            _refuse_useless_approval(collection, change, keys, view)
-        if not view.ready:
-            store.pending.write(gun, pending_id, change.to_bytes())
-            return Approval(view, signed_roles, published=False)
-        if not collection.can_publish(keys):
-            store.pending.write(gun, pending_id, change.to_bytes())
-            return Approval(view, signed_roles, published=False, needs_publisher=True)
-        for role, md in change.roles.items():
-            collection.set_presigned(role, md)
-        collection.publish(keys, expiries, store)
-        store.pending.remove(gun, pending_id)
-        return Approval(view, signed_roles, published=True)
+    for attempt in range(1, MAX_APPROVE_ATTEMPTS + 1):
+        with store.writing(gun):  # two approvals queue where the store can lock
+            collection = Collection.load(store, gun)
+            if collection is None:
+                raise UnknownRepositoryError(f"no trust data for {gun}")
+            change = _read(store, gun, pending_id)
+            before = {role: _targets_of(collection, role) for role in change.roles}
+            view = examine(collection, change, before)
+            signed_roles = _add_signatures(collection, change, keys)
+            signed_roles += _add_own_roles(collection, change, keys, expiries, before)
+            view = _view(collection, change, before)
+            if not signed_roles and not view.ready:
+                _refuse_useless_approval(collection, change, keys, view)
+            if not view.ready:
+                store.pending.write(gun, pending_id, change.to_bytes())
+                return Approval(view, signed_roles, published=False)
+            if not collection.can_publish(keys):
+                store.pending.write(gun, pending_id, change.to_bytes())
+                return Approval(view, signed_roles, published=False, needs_publisher=True)
+            for role, md in change.roles.items():
+                collection.set_presigned(role, md)
+            try:
+                collection.publish(keys, expiries, store)
+            except ConflictError:
+                if attempt == MAX_APPROVE_ATTEMPTS:
+                    raise
+                continue
+            store.pending.remove(gun, pending_id)
+            return Approval(view, signed_roles, published=True)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def discard(settings: Settings, gun: str, pending_id: str) -> None:
+def discard(settings: Settings | Services, gun: str, pending_id: str) -> None:
     """Drop a pending change (nothing was published, so nothing else changes)."""
-    from trustkit.collections.engine import open_store
-
     check_pending_id(pending_id)
-    store = open_store(settings)
+    store = as_services(settings).store
     if not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}")
-    with store.writer_lock(gun):
+    with store.writing(gun):
         if pending_id not in store.pending.list(gun):
             raise BadInputError(f"no pending change {pending_id} of {gun}")
         store.pending.remove(gun, pending_id)
@@ -425,6 +435,7 @@ def _view(
 ) -> PendingView:
     if before is None:
         before = {role: _targets_of(collection, role) for role in change.roles}
+    releases = layout_for(collection.delegations).release_roles(collection.delegations)
     roles = [
         RoleStatus(
             role=role,
@@ -432,7 +443,7 @@ def _view(
             threshold=collection.threshold_of(role),
             signers=tuple(_who(collection, keyid) for keyid in md.signatures),
         )
-        for role, md in sorted(change.roles.items(), key=lambda i: (i[0] != RELEASES, i[0]))
+        for role, md in sorted(change.roles.items(), key=lambda i: (i[0] not in releases, i[0]))
     ]
     changes: dict[str, TagChange] = {}
     for role, md in change.roles.items():
@@ -494,30 +505,37 @@ def _add_own_roles(
     expiries: Expiries,
     before: dict[str, dict[str, TargetFile]],
 ) -> list[str]:
-    """An approver of releases also records the tags in their own signer role, as ``sign``
-    does, so the published tag names every signer who vouched for it."""
-    releases = change.roles.get(RELEASES)
-    if releases is None:
-        return []
-    tag_changes = _diff(before.get(RELEASES, {}), releases.signed.targets)
+    """An approver of a release role also records the tags in their own signer role, as
+    ``sign`` does, so the published tag names every signer who vouched for it. Which roles
+    those are is the layout's decision."""
+    layout = layout_for(collection.delegations)
+    delegated = collection.delegated_roles()
+    # record role -> tag -> the entry to record (None: the tag is revoked)
+    records: dict[str, dict[str, TargetFile | None]] = {}
+    for release in layout.release_roles(collection.delegations):
+        md = change.roles.get(release)
+        if md is None:
+            continue
+        for tag_change in _diff(before.get(release, {}), md.signed.targets):
+            entry = md.signed.targets.get(tag_change.tag)
+            for role in layout.record_roles(collection.delegations, tag_change.tag).values():
+                if role in change.roles:
+                    continue
+                if len(local_keyids(keys, delegated[role].keyids)) < delegated[role].threshold:
+                    continue
+                records.setdefault(role, {})[tag_change.tag] = entry
     now = utcnow()
     added = []
-    for role, delegated in collection.delegated_roles().items():
-        if role == RELEASES or role in change.roles:
-            continue
-        if len(local_keyids(keys, delegated.keyids)) < delegated.threshold:
-            continue
+    for role, tags in records.items():
         before[role] = _targets_of(collection, role)
         edited = collection.edit_role(role)
-        for tag_change in tag_changes:
-            if tag_change.after is None:
-                edited.targets.pop(tag_change.tag, None)
+        for tag, entry in tags.items():
+            if entry is None:
+                edited.targets.pop(tag, None)
             else:
-                edited.targets[tag_change.tag] = copy.deepcopy(
-                    releases.signed.targets[tag_change.tag]
-                )
-        md = collection.sign_proposal(role, keys, expiries, now)
-        change.roles[role] = copy.deepcopy(md)
+                edited.targets[tag] = copy.deepcopy(entry)
+        signed = collection.sign_proposal(role, keys, expiries, now)
+        change.roles[role] = copy.deepcopy(signed)
         change.base[role] = collection.published_version(role)
         added.append(role)
     return added
@@ -559,19 +577,17 @@ def _targets_of(collection: Collection, role: str) -> dict[str, TargetFile]:
 
 
 def _local_signer_names(collection: Collection, keys: KeyStore) -> tuple[str, ...]:
+    delegated = collection.delegated_roles()
+    signers = layout_for(collection.delegations).signer_roles(collection.delegations)
     return tuple(
-        signer_name_of(name)
-        for name, role in collection.delegated_roles().items()
-        if name != RELEASES and local_keyids(keys, role.keyids)
+        name for name, role in signers.items() if local_keyids(keys, delegated[role].keyids)
     )
 
 
 def _who(collection: Collection, keyid: str) -> str:
-    names = [
-        signer_name_of(name)
-        for name, role in collection.delegated_roles().items()
-        if name != RELEASES and keyid in role.keyids
-    ]
+    delegated = collection.delegated_roles()
+    signers = layout_for(collection.delegations).signer_roles(collection.delegations)
+    names = [name for name, role in signers.items() if keyid in delegated[role].keyids]
     return "/".join(names) if names else keyid[:12]
 
 

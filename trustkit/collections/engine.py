@@ -1,23 +1,27 @@
 """What callers do with collections: sign, revoke, add/remove signers, rotate keys, verify.
 
-Every write runs under the store's writer lock: load the published set (verified), change it in
-memory, then publish one consistent set of new versions.
+Every public function takes ``Services`` (``Settings`` still works while callers convert) and
+uses its store, key store and settings; nothing here opens a store or a key store itself.
+
+Every write is optimistic: load the published set (verified) at the store's generation, change
+it in memory, publish one consistent set of new versions conditional on that generation. When
+another writer published first (``ConflictError``) the change is re-applied to the new set, a
+bounded number of times. Which roles a tag is written into is the collection's delegation
+layout's decision (``layouts.py``), shared with the reader and co-signing.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from trustkit.collections._tuf import Delegations, TargetFile
+from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
-    RELEASES,
     REPO_ADMIN,
     ROOT,
-    SIGNER_PREFIX,
     SNAPSHOT,
     TARGETS,
     TIMESTAMP,
@@ -25,45 +29,35 @@ from trustkit.collections.model import (
     Expiries,
     TrustedTarget,
     check_digest,
+    check_signer_name,
     check_size,
     expiries_for,
-    signer_name_of,
     signer_role,
 )
-from trustkit.collections.repository import (
-    Collection,
-    add_keys_to_delegation,
-    drop_unused_keys,
-    local_keyids,
-    ordered_delegations,
-)
+from trustkit.collections.repository import Collection, local_keyids
 from trustkit.config import Settings
-from trustkit.errors import BadInputError, KeyStoreError, UnknownRepositoryError, UntrustedError
+from trustkit.errors import (
+    BadInputError,
+    ConflictError,
+    KeyStoreError,
+    UnknownRepositoryError,
+    UntrustedError,
+)
 from trustkit.model import TrustEvidence
 from trustkit.refs import ImageRef
 from trustkit.services import Services, as_services
-from trustkit.stores.interface import MetadataStore
 
 if TYPE_CHECKING:
     from trustkit.collections.cosigning import PendingView
     from trustkit.keys import Key, KeyRecord, KeyStore
 
 ROTATABLE_ROLES = TOP_LEVEL_ROLES
+#: how often a change is re-applied after another writer published first
+MAX_WRITE_ATTEMPTS = 5
+#: a key store role that never signs tags: scan attestations are another kind of statement
+SCANNER_ROLE = "scanner"
 
-
-def open_store(settings: Settings) -> MetadataStore:
-    """The trust server named by SERVIN_CONTENT_TRUST_SERVER (unset or file:// = local dir)."""
-    from trustkit.stores import open_store as open_store_url
-
-    return open_store_url(settings.trust_store_url)
-
-
-def _keystore(settings: Settings, keystore: KeyStore | None) -> KeyStore:
-    if keystore is not None:
-        return keystore
-    from trustkit.keys import KeyStore
-
-    return KeyStore(settings)
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,44 +72,60 @@ class SignOutcome:
         return self.pending is None
 
 
-@contextlib.contextmanager
-def _writing(
-    settings: Settings,
+def _write(
+    services: Services,
     gun: str,
-    keystore: KeyStore,
+    edit: Callable[[Collection], T],
     *,
+    keystore: KeyStore | None,
     create: bool,
     expiries: Expiries | None,
     changed: list[str] | None = None,
     outcome: SignOutcome | None = None,
-) -> Iterator[Collection]:
-    """Load (or create) under the writer lock, let the caller edit, then publish.
+) -> T:
+    """Load (or create), apply ``edit``, publish; on a conflict reload and apply it again.
 
-    With ``outcome``, a change to delegated roles whose threshold this key store cannot meet
-    is stored as a pending change (``outcome.pending``) instead of being refused. New versions
+    ``edit`` must be a pure change of the collection it is given (it runs once per attempt).
+    With ``outcome``, a change to delegated roles whose threshold this key store cannot meet is
+    stored as a pending change (``outcome.pending``) instead of being refused. New versions
     expire after ``expiries``, by default those of the settings (``SERVIN_TRUST_EXPIRY``).
     """
-    expiries = expiries or expiries_for(settings)
-    store = open_store(settings)
-    if not create and not store.exists(gun):
-        raise UnknownRepositoryError(f"no trust data for {gun}")
-    with store.writer_lock(gun):
-        collection = Collection.load(store, gun)
-        if collection is None:
-            if not create:
-                raise UnknownRepositoryError(f"no trust data for {gun}")
-            collection = Collection.create(gun, keystore, expiries)
-        yield collection
-        if outcome is not None:
-            short = collection.short_of_threshold(keystore)
-            if short and not any(role in TOP_LEVEL_ROLES for role in short):
-                from trustkit.collections.cosigning import propose
+    expiries = expiries or expiries_for(services.settings)
+    keys = keystore if keystore is not None else services.keys
+    store = services.store
+    for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+        with store.writing(gun):
+            collection = Collection.load(store, gun)
+            if collection is None:
+                if not create:
+                    raise UnknownRepositoryError(f"no trust data for {gun}")
+                collection = Collection.create(gun, keys, expiries)
+            result = edit(collection)
+            if outcome is not None:
+                short = collection.short_of_threshold(keys)
+                if short and not any(role in TOP_LEVEL_ROLES for role in short):
+                    from trustkit.collections.cosigning import propose
 
-                outcome.pending = propose(collection, keystore, expiries, store)
-                return
-        roles = collection.publish(keystore, expiries, store)
-        if changed is not None:
-            changed.extend(roles)
+                    outcome.pending = propose(collection, keys, expiries, store)
+                    return result
+            try:
+                roles = collection.publish(keys, expiries, store)
+            except ConflictError:
+                if attempt == MAX_WRITE_ATTEMPTS:
+                    raise
+                continue
+            if changed is not None:
+                changed.extend(roles)
+            return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _holds_key(keystore: KeyStore) -> Callable[[Any], bool]:
+    return lambda role: bool(local_keyids(keystore, role.keyids))
+
+
+def _layout(collection: Collection) -> DelegationLayout:
+    return layout_for(collection.delegations)
 
 
 # --- tags ---------------------------------------------------------------------------------
@@ -125,18 +135,18 @@ def _tag_of(ref: ImageRef) -> str:
     return ref.tag
 
 
-def signable_roles(collection: Collection, keystore: KeyStore) -> list[str]:
-    """The roles a tag goes into, as docker chooses them: the delegations we hold keys for, or
-    targets when the collection has no delegations."""
-    delegated = collection.delegated_roles()
-    if not delegated:
+def signable_roles(collection: Collection, keystore: KeyStore, tag: str | None = None) -> list[str]:
+    """The roles a tag goes into, as the layout chooses them for the keys held here (DCT: the
+    delegations we hold a key of, or targets when the collection has no delegations); every
+    role a tag could go into when ``tag`` is None."""
+    roles = _layout(collection).write_roles(collection.delegations, tag, _holds_key(keystore))
+    if roles == [TARGETS]:
         if not local_keyids(keystore, collection.keyids_of(TARGETS)):
             raise KeyStoreError(
                 f"no repository (targets) key of {collection.gun} in this key store",
                 hint="load it with 'trustkit trust key load'",
             )
-        return [TARGETS]
-    roles = [name for name, role in delegated.items() if local_keyids(keystore, role.keyids)]
+        return roles
     if not roles:
         raise KeyStoreError(
             f"you are not a signer of {collection.gun}: no key of its signers is in this key store",
@@ -146,21 +156,27 @@ def signable_roles(collection: Collection, keystore: KeyStore) -> list[str]:
 
 
 def planned_signers(
-    settings: Settings, gun: str, *, keystore: KeyStore | None = None
+    settings: Settings | Services,
+    gun: str,
+    *,
+    keystore: KeyStore | None = None,
+    tag: str | None = None,
 ) -> tuple[str, ...]:
     """The signer names a ``sign_tag`` into ``gun`` with this key store would record, without
     signing anything (the push path judges ``require_signed`` policies before it signs).
     Raises ``KeyStoreError`` when no local key could sign, as ``sign_tag`` would."""
-    collection = Collection.load(open_store(settings), gun)
+    services = as_services(settings)
+    collection = Collection.load(services.store, gun)
     if collection is None:
         return ()  # first push creates the collection: targets only, no named signers
-    roles = signable_roles(collection, _keystore(settings, keystore))
-    named = (r for r in roles if r.startswith(SIGNER_PREFIX) and r != RELEASES)
-    return tuple(signer_name_of(r) for r in named)
+    keys = keystore if keystore is not None else services.keys
+    roles = signable_roles(collection, keys, tag)
+    layout = _layout(collection)
+    return tuple(name for r in roles if (name := layout.signer_of(r)) is not None)
 
 
 def sign_tag(
-    settings: Settings,
+    settings: Settings | Services,
     ref: ImageRef,
     *,
     digest: str,
@@ -179,7 +195,7 @@ def sign_tag(
 
 
 def sign_or_propose(
-    settings: Settings,
+    settings: Settings | Services,
     ref: ImageRef,
     *,
     digest: str,
@@ -192,13 +208,13 @@ def sign_or_propose(
     outcome = SignOutcome([])
     tag = _tag_of(ref)
     outcome.roles = _sign_entries(
-        settings, ref.gun, {tag: (digest, size)}, keystore, expiries, outcome
+        as_services(settings), ref.gun, {tag: (digest, size)}, keystore, expiries, outcome
     )
     return outcome
 
 
 def sign_tags(
-    settings: Settings,
+    settings: Settings | Services,
     gun: str,
     tags: Mapping[str, tuple[str, int]],
     *,
@@ -206,11 +222,11 @@ def sign_tags(
     expiries: Expiries | None = None,
 ) -> list[str]:
     """Sign many tags (tag → (digest, size)) in one publish; returns the roles signed."""
-    return _sign_entries(settings, gun, tags, keystore, expiries, None)
+    return _sign_entries(as_services(settings), gun, tags, keystore, expiries, None)
 
 
 def _sign_entries(
-    settings: Settings,
+    services: Services,
     gun: str,
     tags: Mapping[str, tuple[str, int]],
     keystore: KeyStore | None,
@@ -223,18 +239,23 @@ def _sign_entries(
         validate_tag(tag): TargetFile(check_size(size), {"sha256": check_digest(d)}, tag)
         for tag, (d, size) in tags.items()
     }
-    keys = _keystore(settings, keystore)
-    with _writing(
-        settings, gun, keys, create=True, expiries=expiries, outcome=outcome
-    ) as collection:
-        roles = signable_roles(collection, keys)
-        for role in roles:
-            collection.edit_role(role).targets.update(entries)
-    return roles
+    keys = keystore if keystore is not None else services.keys
+
+    def edit(collection: Collection) -> list[str]:
+        signed: dict[str, None] = {}
+        for tag, entry in entries.items():
+            for role in signable_roles(collection, keys, tag):
+                collection.edit_role(role).targets[tag] = entry
+                signed[role] = None
+        return list(signed)
+
+    return _write(
+        services, gun, edit, keystore=keys, create=True, expiries=expiries, outcome=outcome
+    )
 
 
 def revoke(
-    settings: Settings,
+    settings: Settings | Services,
     ref: ImageRef,
     *,
     keystore: KeyStore | None = None,
@@ -242,11 +263,11 @@ def revoke(
 ) -> list[str]:
     """Remove one tag's signature (or every tag's when ``ref.tag`` is None) from the roles we
     can sign; returns the roles changed."""
-    return _revoke(settings, ref, keystore, expiries, None)
+    return _revoke(as_services(settings), ref, keystore, expiries, None)
 
 
 def revoke_or_propose(
-    settings: Settings,
+    settings: Settings | Services,
     ref: ImageRef,
     *,
     keystore: KeyStore | None = None,
@@ -254,23 +275,22 @@ def revoke_or_propose(
 ) -> SignOutcome:
     """``revoke``, becoming a pending change when other signers must co-sign it."""
     outcome = SignOutcome([])
-    outcome.roles = _revoke(settings, ref, keystore, expiries, outcome)
+    outcome.roles = _revoke(as_services(settings), ref, keystore, expiries, outcome)
     return outcome
 
 
 def _revoke(
-    settings: Settings,
+    services: Services,
     ref: ImageRef,
     keystore: KeyStore | None,
     expiries: Expiries | None,
     outcome: SignOutcome | None,
 ) -> list[str]:
-    keys = _keystore(settings, keystore)
-    changed: list[str] = []
-    with _writing(
-        settings, ref.gun, keys, create=False, expiries=expiries, outcome=outcome
-    ) as collection:
-        for role in signable_roles(collection, keys):
+    keys = keystore if keystore is not None else services.keys
+
+    def edit(collection: Collection) -> list[str]:
+        changed: list[str] = []
+        for role in signable_roles(collection, keys, ref.tag):
             current = collection.current_targets(role)
             if current is None:
                 continue
@@ -283,12 +303,23 @@ def _revoke(
         if not changed:
             what = "no tags" if ref.tag is None else f"tag {ref.tag}"
             raise BadInputError(f"{what} of {ref.gun} signed by a role you can sign")
-    return changed
+        return changed
+
+    return _write(
+        services, ref.gun, edit, keystore=keys, create=False, expiries=expiries, outcome=outcome
+    )
 
 
 # --- signers ------------------------------------------------------------------------------
+@dataclass
+class SignerChange:
+    """What ``add_signer`` did, and what a person should know about it."""
+
+    warnings: list[str] = field(default_factory=list)
+
+
 def add_signer(
-    settings: Settings,
+    settings: Settings | Services,
     gun: str,
     name: str,
     keys: Sequence[Key],
@@ -296,35 +327,80 @@ def add_signer(
     threshold: int | None = None,
     keystore: KeyStore | None = None,
     expiries: Expiries | None = None,
-) -> None:
-    """Add ``keys`` to targets/releases and to the signer's own role (creating the collection)."""
+) -> SignerChange:
+    """Add ``keys`` to the signer's role and let them sign releases (creating the collection).
+
+    A key this key store holds as a scanner key is refused: keys keep their roles. A key that
+    is already the signer's, or another signer's, is allowed but warned about: signers are
+    counted by distinct key, so such a key does not make two signers.
+    """
+    services = as_services(settings)
     role_name = signer_role(name)
     if not keys:
         raise BadInputError("give at least one --key")
-    store_keys = _keystore(settings, keystore)
-    with _writing(settings, gun, store_keys, create=True, expiries=expiries) as collection:
+    store_keys = keystore if keystore is not None else services.keys
+    _refuse_scanner_keys(store_keys, keys)
+
+    def edit(collection: Collection) -> SignerChange:
+        change = SignerChange()
+        layout = _layout(collection)
         targets = collection.edit_targets()
         if targets.delegations is None:
             targets.delegations = Delegations(keys={}, roles={})
-        releases = add_keys_to_delegation(targets.delegations, RELEASES, keys)
-        add_keys_to_delegation(targets.delegations, role_name, keys)
-        ordered_delegations(targets.delegations)
-        if threshold is not None:
-            if not 1 <= threshold <= len(releases.keyids):
-                raise BadInputError(
-                    f"threshold {threshold} is impossible: releases of {gun} has "
-                    f"{len(releases.keyids)} key(s)"
-                )
-            releases.threshold = threshold
+        delegated = dict(targets.delegations.roles or {})
+        for key in keys:
+            if role_name in delegated and key.keyid in delegated[role_name].keyids:
+                change.warnings.append(f"key {key.keyid[:12]} already belongs to signer {name}")
+            for other, role in layout.signer_roles(targets.delegations).items():
+                if other != name and key.keyid in delegated[role].keyids:
+                    change.warnings.append(
+                        f"key {key.keyid[:12]} is already held by signer {other}: it counts as "
+                        f"one key, not as a signature of both {other} and {name}"
+                    )
+        try:
+            layout.add_signer(targets.delegations, name, keys, threshold)
+        except BadInputError as exc:
+            raise BadInputError(f"{exc} ({gun})", hint=exc.hint) from None
+        return change
+
+    return _write(services, gun, edit, keystore=store_keys, create=True, expiries=expiries)
+
+
+def _refuse_scanner_keys(keystore: KeyStore, keys: Sequence[Key]) -> None:
+    for key in keys:
+        try:
+            record = keystore.get(key.keyid)
+        except KeyStoreError:
+            continue  # not ours: nothing says what else it signs
+        if record.role == SCANNER_ROLE:
+            raise BadInputError(
+                f"key {key.keyid[:12]} is a scanner key in this key store: keys keep their "
+                "roles, and a scanner key never signs tags",
+                hint="generate a signer key with 'trustkit trust key generate NAME'",
+            )
+
+
+@dataclass(frozen=True)
+class UntrustedTag:
+    """A tag that lost its trust when a signer was removed (it may need signing again)."""
+
+    tag: str
+    digest: str
+    size: int
+    #: whether a remaining signer recorded the same digest (re-signing restores it)
+    vouched_by_remaining: bool
 
 
 @dataclass
 class RemovalResult:
     warnings: list[str] = field(default_factory=list)
+    #: tags no remaining key vouches for any more: removed from releases, or the releases
+    #: role lost its valid signatures; each must be signed again if it should stay trusted
+    untrusted: list[UntrustedTag] = field(default_factory=list)
 
 
 def remove_signer(
-    settings: Settings,
+    settings: Settings | Services,
     gun: str,
     name: str,
     *,
@@ -332,69 +408,126 @@ def remove_signer(
     keystore: KeyStore | None = None,
     expiries: Expiries | None = None,
 ) -> RemovalResult:
-    """Remove a signer's role and its keys from targets/releases."""
-    role_name = signer_role(name)
-    keys = _keystore(settings, keystore)
-    result = RemovalResult()
-    with _writing(settings, gun, keys, create=False, expiries=expiries) as collection:
-        delegated = collection.delegated_roles()
-        if role_name not in delegated:
+    """Remove a signer's role and its keys from the release roles, as the response to a stolen
+    key must: tags the removed keys alone vouched for lose their trust.
+
+    A release role's tags are kept only when a remaining signer's own role records the same
+    digest; the others are dropped before the role is re-signed by the remaining keys held
+    here. Without enough of those keys, the role keeps only the signatures it has: when none of
+    them counts any more every one of its tags loses trust, and when remaining signatures still
+    cover tags that only the removed signer vouched for, the removal is refused (those tags
+    would stay trusted) unless ``force``.
+    """
+    services = as_services(settings)
+    check_signer_name(name)
+    keys = keystore if keystore is not None else services.keys
+
+    def edit(collection: Collection) -> RemovalResult:
+        layout = _layout(collection)
+        if signer_role(name) not in collection.delegated_roles():
             raise BadInputError(f"{name} is not a signer of {gun}")
-        others = {
-            k for n, r in delegated.items() if n not in (role_name, RELEASES) for k in r.keyids
+        published = {
+            r: collection.delegated(r) for r in layout.release_roles(collection.delegations)
         }
-        leaving = [k for k in delegated[role_name].keyids if k not in others]
-        releases = delegated.get(RELEASES)
-        remaining = [k for k in releases.keyids if k not in leaving] if releases else []
-        if releases is not None and not remaining and not force:
-            raise BadInputError(
-                f"{name} is the last signer of {gun}: nobody could sign its releases afterwards",
-                hint="use --force to remove it anyway",
-            )
-        old_releases = collection.delegated(RELEASES)
         targets = collection.edit_targets()
-        assert targets.delegations is not None and targets.delegations.roles is not None
-        del targets.delegations.roles[role_name]
-        if releases is not None:
-            if remaining:
-                new_releases = targets.delegations.roles[RELEASES]
-                new_releases.keyids = remaining
-                if new_releases.threshold > len(remaining):
-                    result.warnings.append(
-                        f"releases threshold lowered to {len(remaining)} (keys left)"
-                    )
-                    new_releases.threshold = len(remaining)
-            else:
-                del targets.delegations.roles[RELEASES]
-        drop_unused_keys(targets.delegations)
+        assert targets.delegations is not None
+        try:
+            removal = layout.remove_signer(targets.delegations, name, force=force)
+        except BadInputError as exc:
+            raise BadInputError(f"{exc} ({gun})", hint=exc.hint) from None
+        result = RemovalResult(warnings=list(removal.warnings))
         if not targets.delegations.roles:
             targets.delegations = None
-        _resign_releases(collection, keys, old_releases, result)
-    return result
+        for role in removal.release_roles:
+            _drop_unvouched(collection, layout, role, published.get(role), keys, force, result)
+        return result
+
+    return _write(services, gun, edit, keystore=keys, create=False, expiries=expiries)
 
 
-def _resign_releases(
-    collection: Collection, keys: KeyStore, old: Any, result: RemovalResult
+def _drop_unvouched(
+    collection: Collection,
+    layout: DelegationLayout,
+    role: str,
+    old: Any,
+    keys: KeyStore,
+    force: bool,
+    result: RemovalResult,
 ) -> None:
-    """After a key left releases, re-sign its tags with the remaining keys if they are here."""
-    delegated = collection.delegated_roles()
-    if old is None or RELEASES not in delegated:
+    """After keys left release role ``role``: keep only tags a remaining signer vouched for."""
+    if old is None:
         return
-    holder = collection.targets.signed
-    if holder.get_verification_result(RELEASES, old.signed_bytes, old.signatures):
-        return  # still valid with the keys that remain
-    role = delegated[RELEASES]
-    if len(local_keyids(keys, role.keyids)) >= role.threshold:
-        collection.edit_role(RELEASES)
-    else:
-        result.warnings.append(
-            "its releases signatures no longer count: a remaining signer must sign the tags again"
+    gun = collection.gun
+    delegations = collection.delegations
+    still_delegated = role in collection.delegated_roles()
+    kept: dict[str, TargetFile] = {}
+    dropped: dict[str, TargetFile] = {}
+    for tag, entry in old.signed.targets.items():
+        vouched = still_delegated and any(
+            _records(collection, record_role, tag, entry)
+            for record_role in layout.record_roles(delegations, tag).values()
         )
+        (kept if vouched else dropped)[tag] = entry
+    if not still_delegated:
+        result.untrusted.extend(_untrusted(kept, True) + _untrusted(dropped, False))
+        return
+    assert delegations is not None
+    still_valid = collection.targets.signed.get_verification_result(
+        role, old.signed_bytes, old.signatures
+    )
+    delegated = collection.delegated_roles()[role]
+    if len(local_keyids(keys, delegated.keyids)) >= delegated.threshold:
+        if dropped or not still_valid.verified:
+            edited = collection.edit_role(role)
+            for tag in dropped:
+                edited.targets.pop(tag, None)
+        result.untrusted.extend(_untrusted(dropped, False))
+        return
+    if not still_valid.verified:
+        # nobody here can re-sign: the role's signatures no longer count, so neither do its tags
+        result.untrusted.extend(_untrusted(kept, True) + _untrusted(dropped, False))
+        result.warnings.append(
+            f"{role} of {gun} has no valid signatures left: a remaining signer must sign its "
+            "tags again"
+        )
+        return
+    if dropped and not force:
+        raise KeyStoreError(
+            f"cannot remove the signer of {gun} safely here: tags {', '.join(sorted(dropped))} "
+            f"were signed only by its keys, and {role} must be re-signed without them by "
+            f"{delegated.threshold} key(s) of the remaining signers, which are not in this "
+            "key store",
+            hint="run the removal where those keys are, or pass --force and revoke those tags",
+        )
+    if dropped:
+        result.warnings.append(
+            f"tags {', '.join(sorted(dropped))} stay trusted through the remaining signatures "
+            f"on {role} until a remaining signer revokes them"
+        )
+
+
+def _records(collection: Collection, role: str, tag: str, entry: TargetFile) -> bool:
+    """Whether signer role ``role`` (as published) records ``tag`` at exactly ``entry``."""
+    try:
+        md = collection.delegated(role)
+    except UntrustedError:
+        return False
+    if md is None or tag not in md.signed.targets:
+        return False
+    theirs = md.signed.targets[tag]
+    return theirs.hashes == entry.hashes and theirs.length == entry.length
+
+
+def _untrusted(entries: Mapping[str, TargetFile], vouched: bool) -> list[UntrustedTag]:
+    return [
+        UntrustedTag(tag, f"sha256:{entry.hashes.get('sha256', '')}", entry.length, vouched)
+        for tag, entry in sorted(entries.items())
+    ]
 
 
 # --- keys ---------------------------------------------------------------------------------
 def rotate_key(
-    settings: Settings,
+    settings: Settings | Services,
     gun: str,
     role: str,
     *,
@@ -404,13 +537,18 @@ def rotate_key(
     """Replace ``role``'s keys with a new one; the new root is signed by the old and new root."""
     if role not in ROTATABLE_ROLES:
         raise BadInputError(f"cannot rotate {role!r}: choose one of {', '.join(ROTATABLE_ROLES)}")
-    keys = _keystore(settings, keystore)
-    with _writing(settings, gun, keys, create=False, expiries=expiries) as collection:
+    services = as_services(settings)
+    keys = keystore if keystore is not None else services.keys
+    generated: list[KeyRecord] = []
+
+    def edit(collection: Collection) -> KeyRecord:
         if not local_keyids(keys, collection.keyids_of(ROOT)):
             raise KeyStoreError(
                 f"the root key of {gun} is not in this key store: only its owner can rotate keys"
             )
-        new = keys.generate(role=role, gun=gun)
+        if not generated:  # one new key, even when a conflict makes us re-apply the change
+            generated.append(keys.generate(role=role, gun=gun))
+        new = generated[0]
         root = collection.edit_root()
         for keyid in list(root.roles[role].keyids):
             root.revoke_key(keyid, role)
@@ -418,11 +556,13 @@ def rotate_key(
         root.roles[role].threshold = 1
         if role == TARGETS:
             collection.edit_targets()  # re-signed with the new key
-    return new
+        return new
+
+    return _write(services, gun, edit, keystore=keys, create=False, expiries=expiries)
 
 
 def renew(
-    settings: Settings,
+    settings: Settings | Services,
     gun: str,
     roles: Sequence[str] = (),
     *,
@@ -430,39 +570,50 @@ def renew(
     expiries: Expiries | None = None,
 ) -> list[str]:
     """New versions with fresh expiry dates for ``roles`` (snapshot and timestamp always)."""
-    keys = _keystore(settings, keystore)
+    services = as_services(settings)
     changed: list[str] = []
-    with _writing(
-        settings, gun, keys, create=False, expiries=expiries, changed=changed
-    ) as collection:
+
+    def edit(collection: Collection) -> None:
         for role in roles:
             if role not in TOP_LEVEL_ROLES and role not in collection.delegated_roles():
                 raise BadInputError(f"{gun} has no role {role!r}")
             collection.renew(role)
+
+    _write(
+        services,
+        gun,
+        edit,
+        keystore=keystore,
+        create=False,
+        expiries=expiries,
+        changed=changed,
+    )
     return sorted(set(changed) | {SNAPSHOT, TIMESTAMP})
 
 
 # --- reading (verified, through the client) ------------------------------------------------
 def verify_tag(
-    settings: Settings, ref: ImageRef, *, root_file: Path | None = None
+    settings: Settings | Services, ref: ImageRef, *, root_file: Path | None = None
 ) -> TrustedTarget:
     """The digest the collection trusts for ``ref``'s tag, or an UntrustedError."""
     from trustkit.collections.client import verify_cached
 
-    return verify_cached(settings, open_store(settings), ref.gun, _tag_of(ref), root_file)
+    services = as_services(settings)
+    return verify_cached(services, services.store, ref.gun, _tag_of(ref), root_file)
 
 
-def trust_data_version(settings: Settings, gun: str) -> str | None:
+def trust_data_version(settings: Settings | Services, gun: str) -> str | None:
     """An unverified token that changes with every publish of ``gun``: for cache keys (the
     webhook's verdict cache), never for trust decisions."""
-    return open_store(settings).generation(gun)
+    return as_services(settings).store.generation(gun)
 
 
-def list_signed_tags(settings: Settings, gun: str) -> list[TrustedTarget]:
+def list_signed_tags(settings: Settings | Services, gun: str) -> list[TrustedTarget]:
     """Every trusted tag of ``gun`` (releases first, then targets), verified."""
-    from trustkit.collections.client import TrustSession
+    from trustkit.collections.client import session_for
 
-    return TrustSession(settings, open_store(settings), gun).signed_tags()
+    services = as_services(settings)
+    return session_for(services, services.store, gun).signed_tags()
 
 
 def trust_evidence(
@@ -553,28 +704,25 @@ def trust_evidence(
         return TrustEvidence.refused(source, exc, digest=digest)
 
 
-def inspect(settings: Settings, ref: ImageRef) -> dict[str, Any]:
+def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
     """``docker trust inspect`` for one repository (one tag when ``ref.tag`` is set)."""
-    from trustkit.collections.client import TrustSession
+    from trustkit.collections.client import session_for
+    from trustkit.errors import NotSignedError
 
-    session = TrustSession(settings, open_store(settings), ref.gun)
+    services = as_services(settings)
+    session = session_for(services, services.store, ref.gun)
     if ref.tag is not None:
-        from trustkit.errors import NotSignedError
-
         try:
             tags = [session.find(ref.tag)]
         except NotSignedError:
             tags = []
     else:
         tags = session.signed_tags()
-    targets = session.role(TARGETS)
-    assert targets is not None
-    delegations = targets.delegations
+    delegations = session.delegations
     roles = (delegations.roles or {}) if delegations is not None else {}
     signers = [
-        {"Name": signer_name_of(name), "Keys": [{"ID": k} for k in role.keyids]}
-        for name, role in sorted(roles.items())
-        if name != RELEASES
+        {"Name": signer, "Keys": [{"ID": k} for k in roles[role].keyids]}
+        for signer, role in sorted(session.layout.signer_roles(delegations).items())
     ]
     root = session.root
     return {

@@ -22,7 +22,8 @@ from trustkit.errors import BadInputError
 if TYPE_CHECKING:
     from trustkit.keys import Key
 
-#: whether the local key store can sign a delegated role alone (its threshold of keys is here)
+#: whether the local key store holds a key of a delegated role (below its threshold, a change
+#: becomes a pending change for co-signers)
 CanSign = Callable[[DelegatedRole], bool]
 
 
@@ -64,10 +65,11 @@ class DelegationLayout(Protocol):
         ...
 
     def write_roles(
-        self, delegations: Delegations | None, tag: str, can_sign: CanSign
+        self, delegations: Delegations | None, tag: str | None, can_sign: CanSign
     ) -> list[str]:
-        """The roles a writer whose keys pass ``can_sign`` writes ``tag`` into (empty when
-        none); ``targets`` alone when the collection has no delegations."""
+        """The roles a writer whose keys pass ``can_sign`` writes ``tag`` into (every role a
+        tag may go into when ``tag`` is None; empty when none); ``targets`` alone when the
+        collection has no delegations."""
         ...
 
     def add_signer(
@@ -116,12 +118,13 @@ class DctLayout:
         }
 
     def write_roles(
-        self, delegations: Delegations | None, tag: str, can_sign: CanSign
+        self, delegations: Delegations | None, tag: str | None, can_sign: CanSign
     ) -> list[str]:
         roles = _delegated(delegations)
         if not roles:
             return [TARGETS]
-        return [name for name, _ in _roles_for(delegations, tag) if can_sign(roles[name])]
+        names = list(roles) if tag is None else [n for n, _ in _roles_for(delegations, tag)]
+        return [name for name in names if can_sign(roles[name])]
 
     def add_signer(
         self, delegations: Delegations, name: str, keys: Iterable[Key], threshold: int | None
