@@ -4,10 +4,15 @@ deployment) does and checks that trustkit refuses loudly instead of quietly allo
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.cosign import put_tiny_image
+from fixtures.pipeline import TRUSTKIT, PipelineWorld
 
 from trustkit._json import load_json_object
 from trustkit.attest.reports import parse_report
@@ -379,3 +384,156 @@ def test_public_key_on_the_command_line_writable_by_others_is_refused(
         main(["trust", "signer", "add", "--key", str(pub), "alice", "localhost:1/app"])
     assert exc.value.code == 2
     assert "writable by other users" in capsys.readouterr().err
+
+
+# --- SERVIN_CONTENT_TRUST: what is not an explicit "off" is on ------------------------------
+@pytest.mark.parametrize(
+    ("value", "on"),
+    [
+        (None, False),
+        ("", False),
+        ("0", False),
+        ("false", False),
+        ("FALSE", False),
+        ("no", False),
+        ("off", False),
+        ("1", True),
+        ("true", True),
+        ("yes", True),
+        ("on", True),
+        ("enabled", True),
+        ("required", True),
+        ("2", True),
+        ("ture", True),  # a typo must not switch verification off
+        (" ", True),
+    ],
+)
+def test_content_trust_values(value: str | None, on: bool) -> None:
+    env = {"HOME": "/nonexistent"}
+    if value is not None:
+        env["SERVIN_CONTENT_TRUST"] = value
+    assert Settings.from_env(env).content_trust is on
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("value", ["enabled", "required", "2"])
+def test_unknown_content_trust_value_refuses_an_unsigned_pull(
+    pipeline_world: PipelineWorld, value: str
+) -> None:
+    """The pre-pull hook, as servin runs it, for an image nobody signed: with the old parser
+    these values meant "off" and the image was allowed."""
+    settings = pipeline_world.settings
+    request = json.dumps({"operation": "pull", "reference": pipeline_world.ref("unsigned")})
+    proc = subprocess.run(
+        [*TRUSTKIT, "hook", "pre-pull"],
+        input=request.encode(),
+        capture_output=True,
+        env=pipeline_world.env(settings, SERVIN_CONTENT_TRUST=value),
+        timeout=120,
+        check=False,
+    )
+    answer = json.loads(proc.stdout.decode().splitlines()[0])
+    assert answer["allow"] is False, answer
+    assert proc.returncode == 1
+
+
+# --- SERVIN_POLICY_DIR configured but missing: gate, hook and webhook refuse ----------------
+@pytest.mark.registry
+def test_missing_policy_dir_fails_gate_hook_and_webhook(
+    pipeline_world: PipelineWorld,
+    tmp_path: Path,
+    webhook_server: Any,
+) -> None:
+    """The juice image has 25 CRITICAL findings; the operator's policy would block it, but the
+    directory's name has a typo. Before: no policies, so gate exit 0, hook allow, webhook ready
+    and admitting."""
+    from trustkit.webhook import PipelineChecker
+
+    settings = pipeline_world.settings.with_changes(policy_dir=tmp_path / "polices")
+    env = pipeline_world.env(settings)
+    image = pipeline_world.ref("juice")
+    gate = subprocess.run(
+        [*TRUSTKIT, "gate", image], capture_output=True, env=env, timeout=120, check=False
+    )
+    assert gate.returncode == 2, gate.stderr
+    assert b"polices does not exist" in gate.stderr
+    request = json.dumps({"operation": "pull", "reference": image}).encode()
+    hook = subprocess.run(
+        [*TRUSTKIT, "hook", "pre-pull"],
+        input=request,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    answer = json.loads(hook.stdout.decode().splitlines()[0])
+    assert hook.returncode == 2 and answer["allow"] is False, answer
+    served = webhook_server(PipelineChecker(settings))
+    client = served.client()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        reply = client.get("/readyz")
+        assert reply.status_code == 503, reply.text
+        time.sleep(0.1)
+    assert "polices does not exist" in reply.json()["reason"]
+
+
+# --- secrets never reach a child process -------------------------------------------------
+SECRETS = {
+    "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE": "root-secret-1",
+    "SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE": "repo-secret-2",
+    "SERVIN_HSM_PIN": "hsm-secret-3",
+    "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE": "docker-secret-4",
+}
+
+
+def _export_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SERVIN_CONFIG", "/kept/for/the/child")
+
+
+def _assert_scrubbed(dump: str) -> None:
+    for name, value in SECRETS.items():
+        assert name not in dump and value not in dump
+    assert "SERVIN_CONFIG=/kept/for/the/child" in dump and "PATH=" in dump
+
+
+def test_scanner_does_not_inherit_passphrases(
+    settings: Settings,
+    attest_layout: Path,
+    key_store: KeyStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trustkit.attest.service import scan_and_attest
+
+    image = f"oci:{attest_layout}:v1"
+    put_tiny_image(open_image_location(settings, image), "v1")
+    key_store.generate(role="scanner", name="scanner")
+    _export_secrets(monkeypatch)
+    report = Path(__file__).parent / "data" / "reports" / "trivy_alpine-39.json"
+    scanner = tmp_path / "nosy-scanner"
+    scanner.write_text(f"#!/bin/sh\nenv > {tmp_path}/scanner-env\ncat {report}\n")
+    scanner.chmod(0o755)
+    scan_and_attest(settings, image, report=None, scanner_command=str(scanner), key_name=None)
+    _assert_scrubbed((tmp_path / "scanner-env").read_text())
+
+
+def test_credential_helper_does_not_inherit_passphrases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trustkit.registry.credentials import run_helper
+
+    _export_secrets(monkeypatch)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-nosy"
+    helper.write_text(
+        f"#!/bin/sh\nenv > {tmp_path}/helper-env\n"
+        'echo \'{"ServerURL": "r.example", "Username": "u", "Secret": "s"}\'\n'
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert '"Username": "u"' in run_helper("nosy", "get", "r.example")
+    _assert_scrubbed((tmp_path / "helper-env").read_text())

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,30 @@ ENV_POLICY_DIR = "SERVIN_POLICY_DIR"
 ENV_SCANNER = "SERVIN_SCANNER"  # command run by `push --scan`, e.g. "trivy image --format json"
 ENV_TRUST_EXPIRY = "SERVIN_TRUST_EXPIRY"  # e.g. "timestamp=7d,snapshot=1y" (Notary's defaults)
 
-_TRUE = {"1", "true", "yes", "on"}
+#: the spellings of "off"; any other non-empty value is on, as Docker treats an unparsable
+#: DOCKER_CONTENT_TRUST: a value meant as on ("enabled", "required", "2") never disables checks
+_CONTENT_TRUST_OFF = {"0", "false", "f", "no", "n", "off"}
+#: environment variables holding secrets (passphrases, PINs, tokens): never given to a child
+_SECRET_ENV_RE = re.compile(
+    r"\A(?:SERVIN|TRUSTKIT|DOCKER_CONTENT_TRUST|NOTARY)_\w*(?:PASSPHRASE|PASSWORD|PIN|SECRET|TOKEN)",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def parse_content_trust(value: str | None) -> bool:
+    """``SERVIN_CONTENT_TRUST``: unset or empty is off, an explicit "off" spelling is off, and
+    everything else (including values nobody documented) is on: fail closed."""
+    if not value:
+        return False
+    return value.strip().lower() not in _CONTENT_TRUST_OFF
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for every process trustkit starts (scanner, credential helper): this
+    process's, minus every secret it may hold (``SERVIN_*PASSPHRASE*``, ``SERVIN_HSM_PIN``,
+    Docker's and Notary's passphrase variables...). A scanner needs none of them."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if not _SECRET_ENV_RE.match(k)}
 
 
 def _home() -> Path:
@@ -57,7 +81,7 @@ class Settings:
         policy_dir = env.get(ENV_POLICY_DIR)
         return cls(
             trust_dir=resolved_trust_dir.expanduser(),
-            content_trust=env.get(ENV_CONTENT_TRUST, "").strip().lower() in _TRUE,
+            content_trust=parse_content_trust(env.get(ENV_CONTENT_TRUST)),
             trust_server=env.get(ENV_TRUST_SERVER) or None,
             root_passphrase=env.get(ENV_ROOT_PASSPHRASE),
             repository_passphrase=env.get(ENV_REPOSITORY_PASSPHRASE),

@@ -26,7 +26,7 @@ from trustkit.attest.oci import Attached, attach_attestation, fetch_attestations
 from trustkit.attest.reports import MAX_REPORT_BYTES, parse_report
 from trustkit.attest.statement import PREDICATE_COSIGN_VULN, PREDICATE_TYPES, build_statement
 from trustkit.attest.vex import MAX_VEX_BYTES, VexDocument, apply_vex, parse_vex
-from trustkit.config import Settings
+from trustkit.config import Settings, child_environment
 from trustkit.errors import (
     BadInputError,
     KeyStoreError,
@@ -182,7 +182,13 @@ def run_scanner(command: str, target: str) -> bytes:
     else:
         argv.append(target)
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=SCANNER_TIMEOUT, check=False)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=SCANNER_TIMEOUT,
+            check=False,
+            env=child_environment(),  # the scanner never sees our passphrases
+        )
     except FileNotFoundError:
         raise TrustEnvironmentError(
             f"scanner executable {argv[0]!r} not found",

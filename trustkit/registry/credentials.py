@@ -17,7 +17,7 @@ from typing import Any
 
 from trustkit._fs import atomic_write, file_lock, read_bounded
 from trustkit._json import load_json_object
-from trustkit.config import Settings
+from trustkit.config import Settings, child_environment
 from trustkit.errors import BadInputError, StorageError, TrustEnvironmentError
 from trustkit.registry.config import DOCKER_HUB, RegistryConfig
 
@@ -112,6 +112,7 @@ def run_helper(helper: str, action: str, payload: str) -> str:
             capture_output=True,
             timeout=HELPER_TIMEOUT,
             check=False,
+            env=child_environment(),  # no passphrases for the helper
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TrustEnvironmentError(f"credential helper {helper} failed: {exc}") from exc
