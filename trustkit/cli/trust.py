@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
-from trustkit.cli._common import IMAGE, echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, services_from
 from trustkit.cli.trust_keys import key
-from trustkit.config import Settings
 from trustkit.errors import BadInputError
 from trustkit.refs import ImageRef, parse, parse_repository
+from trustkit.services import Services
 
 ROTATABLE = ("root", "targets", "snapshot", "timestamp")
 MAX_PUBLIC_KEY_FILE = 64 * 1024
@@ -39,12 +39,12 @@ def _tagged(text: str) -> ImageRef:
     return ref
 
 
-def _resolve_digest(settings: Settings, ref: ImageRef) -> tuple[str, int]:
+def _resolve_digest(services: Services, ref: ImageRef) -> tuple[str, int]:
     """The manifest digest and size of ``ref`` from its registry, when not given on the command
     line: the manifest bytes are fetched and hashed, never the registry's digest header."""
     from trustkit.registry import resolve_digest
 
-    descriptor = resolve_digest(settings, ref)
+    descriptor = resolve_digest(services.registries, ref)
     return descriptor.digest, descriptor.size
 
 
@@ -97,10 +97,12 @@ def signer_add(
     check_signer_name(name)
     refs = [_repository(r) for r in repositories]
     keys = [_read_public_key(p) for p in key_files]
-    settings = settings_from(ctx)
+    services = services_from(ctx)
     for ref in refs:
         click.echo(f'Adding signer "{name}" to {ref.repository}...', err=True)
-        add_signer(settings, ref.gun, name, keys, threshold=threshold)
+        change = add_signer(services, ref.gun, name, keys, threshold=threshold)
+        for warning in change.warnings:
+            click.echo(f"warning: {ref.repository}: {warning}", err=True)
         click.echo(f"Successfully added signer: {name} to {ref.repository}")
 
 
@@ -118,13 +120,25 @@ def signer_remove(
 
     check_signer_name(name)
     refs = [_repository(r) for r in repositories]
-    settings = settings_from(ctx)
+    services = services_from(ctx)
     for ref in refs:
         click.echo(f'Removing signer "{name}" from {ref.repository}...', err=True)
-        result = remove_signer(settings, ref.gun, name, force=force)
+        result = remove_signer(services, ref.gun, name, force=force)
         for warning in result.warnings:
             click.echo(f"warning: {ref.repository}: {warning}", err=True)
         click.echo(f"Successfully removed {name} from {ref.repository}")
+        if result.untrusted:
+            # removing a signer is the answer to a stolen key: say what no longer counts
+            click.echo(f"These tags of {ref.repository} are no longer trusted:")
+            for lost in result.untrusted:
+                origin = "" if lost.vouched_by_remaining else f" (signed only by {name})"
+                click.echo(f"  {lost.tag} {lost.digest}{origin}")
+            click.echo("To keep one, check its digest and sign it again:")
+            for lost in result.untrusted:
+                click.echo(
+                    f"  trustkit trust sign {ref.repository}:{lost.tag} "
+                    f"--digest {lost.digest} --size {lost.size}"
+                )
 
 
 # --- signatures ---------------------------------------------------------------------------
@@ -132,28 +146,58 @@ def signer_remove(
 @click.argument("image", metavar="IMAGE:TAG", type=IMAGE)
 @click.option("--digest", default=None, help="Manifest digest to sign (sha256:<hex>).")
 @click.option("--size", type=click.IntRange(min=0), default=None, help="Manifest size in bytes.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Without --digest: sign what the registry serves even when the tag is signed at "
+    "another digest.",
+)
 @click.pass_context
-def sign(ctx: click.Context, image: str, digest: str | None, size: int | None) -> None:
+def sign(ctx: click.Context, image: str, digest: str | None, size: int | None, force: bool) -> None:
     """Sign IMAGE:TAG: record its manifest digest in every role your keys can sign.
+
+    Without --digest the registry's current manifest is signed: its digest and size are
+    printed, and a tag already signed at another digest is refused unless --force.
 
     When a role's threshold needs other signers' keys, nothing is published: the change waits
     as a pending change for them to approve (see `trust pending` and `trust approve`)."""
     from trustkit.collections import sign_or_propose
 
     ref = _tagged(image)
-    settings = settings_from(ctx)
+    services = services_from(ctx)
     if digest is None or size is None:
         if digest is not None or size is not None:
             raise BadInputError("pass both --digest and --size")
-        digest, size = _resolve_digest(settings, ref)
+        digest, size = _resolve_digest(services, ref)
+        click.echo(f"Signing {ref.familiar} at {digest} (size {size}), as the registry serves it")
+        if not force:
+            _refuse_moving_signed_tag(services, ref, digest)
     click.echo(f"Signing and pushing trust data for {ref.familiar}...", err=True)
-    outcome = sign_or_propose(settings, ref, digest=digest, size=size)
+    outcome = sign_or_propose(services, ref, digest=digest, size=size)
     if outcome.pending is not None:
         from trustkit.cli.trust_pending import report_pending
 
         report_pending(ref.repository, outcome.pending)
         return
     click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(outcome.roles)})")
+
+
+def _refuse_moving_signed_tag(services: Services, ref: ImageRef, digest: str) -> None:
+    """A tag the registry now serves at another digest than the signed one may have been
+    overwritten by whoever can push: re-signing it must be a decision, not a side effect."""
+    from trustkit.collections import verify_tag
+    from trustkit.errors import NotSignedError, TagMovedError, UnknownRepositoryError
+
+    try:
+        signed = verify_tag(services, ref)
+    except (NotSignedError, UnknownRepositoryError):
+        return
+    if signed.digest != digest:
+        raise TagMovedError(
+            f"{ref.familiar} is signed at {signed.digest}, but the registry now serves {digest}",
+            hint="pass --digest to sign a digest you checked, or --force to sign what the "
+            "registry serves",
+        )
 
 
 @trust.command("revoke")
@@ -179,7 +223,7 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
         click.confirm(
             f"Revoke the signatures of every tag of {ref.repository}?", abort=True, err=True
         )
-    outcome = revoke_or_propose(settings_from(ctx), ref)
+    outcome = revoke_or_propose(services_from(ctx), ref)
     if outcome.pending is not None:
         from trustkit.cli.trust_pending import report_pending
 
@@ -205,7 +249,7 @@ def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
     ref = parse(image)
     if ref.digest is not None and ref.tag is None:
         raise BadInputError("verify takes IMAGE:TAG, not a digest")
-    target = verify_tag(settings_from(ctx), ref, root_file=root_file)
+    target = verify_tag(services_from(ctx), ref, root_file=root_file)
     click.echo(target.digest)
 
 
@@ -218,8 +262,8 @@ def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> No
     from trustkit.collections import inspect
 
     refs = [parse(i, default_tag=False) for i in images]
-    settings = settings_from(ctx)
-    reports = [inspect(settings, ref) for ref in refs]
+    services = services_from(ctx)
+    reports = [inspect(services, ref) for ref in refs]
     if pretty:
         _print_pretty(reports)
     else:
@@ -283,7 +327,7 @@ def rotate(ctx: click.Context, repository: str, role: str) -> None:
     from trustkit.collections import rotate_key
 
     ref = _repository(repository)
-    record = rotate_key(settings_from(ctx), ref.gun, role)
+    record = rotate_key(services_from(ctx), ref.gun, role)
     click.echo(f"Successfully rotated the {role} key of {ref.repository}", err=True)
     click.echo(record.keyid)
 
@@ -304,7 +348,7 @@ def renew_cmd(ctx: click.Context, repository: str, roles: tuple[str, ...]) -> No
 
     ref = _repository(repository)
     wanted = [RELEASES if r == "releases" else r for r in roles]
-    renewed = renew(settings_from(ctx), ref.gun, wanted)
+    renewed = renew(services_from(ctx), ref.gun, wanted)
     click.echo(f"Renewed {', '.join(renewed)} of {ref.repository}")
 
 

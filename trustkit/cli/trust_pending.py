@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trustkit.cli._common import IMAGE, echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, services_from
 from trustkit.refs import parse_repository
 
 if TYPE_CHECKING:
@@ -25,12 +25,12 @@ def pending(ctx: click.Context, repository: str, as_json: bool, discard_id: str 
     from trustkit.collections.cosigning import discard, list_pending
 
     ref = parse_repository(repository)
-    settings = settings_from(ctx)
+    services = services_from(ctx)
     if discard_id is not None:
-        discard(settings, ref.gun, discard_id)
+        discard(services, ref.gun, discard_id)
         click.echo(f"Discarded pending change {discard_id} of {ref.repository}")
         return
-    views = list_pending(settings, ref.gun)
+    views = list_pending(services, ref.gun)
     if as_json:
         echo_json([v.to_json() for v in views])
         return
@@ -51,8 +51,8 @@ def approve(ctx: click.Context, repository: str, pending_id: str) -> None:
     from trustkit.collections.cosigning import show_pending
 
     ref = parse_repository(repository)
-    settings = settings_from(ctx)
-    shown = show_pending(settings, ref.gun, pending_id)  # refuses stale or altered changes
+    services = services_from(ctx)
+    shown = show_pending(services, ref.gun, pending_id)  # refuses stale or altered changes
     who = ", ".join(shown.proposer) or "unknown"
     click.echo(
         f"Pending change {pending_id} of {ref.repository} (proposed by {who}, "
@@ -61,7 +61,7 @@ def approve(ctx: click.Context, repository: str, pending_id: str) -> None:
     )
     for change in shown.changes:
         click.echo(f"  {_describe(change)}", err=True)
-    result = approve_change(settings, ref.gun, pending_id)
+    result = approve_change(services, ref.gun, pending_id)
     status = _signatures(result.view)
     if result.published:
         click.echo(f"Published pending change {pending_id} of {ref.repository} ({status})")

@@ -29,7 +29,6 @@ from trustkit.collections._tuf import (
     Timestamp,
 )
 from trustkit.collections.model import (
-    RELEASES,
     ROOT,
     ROOT_MAX_BYTES,
     SNAPSHOT,
@@ -48,7 +47,7 @@ from trustkit.errors import (
     StorageError,
     UntrustedError,
 )
-from trustkit.keys import Key, Signer
+from trustkit.keys import Signer
 from trustkit.stores.interface import MetadataFile, MetadataStore
 
 if TYPE_CHECKING:
@@ -398,39 +397,6 @@ class Collection:
                 f"cannot sign root of {self.gun}: {exc} (the root key is not in this key store)",
                 hint="load the root key with 'trustkit trust key load'",
             ) from None
-
-
-def add_keys_to_delegation(
-    delegations: Delegations, role: str, keys: Iterable[Key], *, threshold: int = 1
-) -> DelegatedRole:
-    """Add ``keys`` to delegated ``role`` (created, matching every tag, when missing)."""
-    roles = delegations.roles if delegations.roles is not None else {}
-    delegated = roles.get(role)
-    if delegated is None:
-        delegated = DelegatedRole(role, [], threshold, False, paths=["*"])
-        roles[role] = delegated
-        delegations.roles = roles
-    for key in keys:
-        delegations.keys[key.keyid] = key
-        if key.keyid not in delegated.keyids:
-            delegated.keyids.append(key.keyid)
-    return delegated
-
-
-def ordered_delegations(delegations: Delegations) -> None:
-    """Keep targets/releases first: it is the role DCT pulls trust."""
-    roles = delegations.roles or {}
-    if RELEASES in roles:
-        delegations.roles = {RELEASES: roles[RELEASES]} | {
-            n: r for n, r in roles.items() if n != RELEASES
-        }
-
-
-def drop_unused_keys(delegations: Delegations) -> None:
-    used = {k for r in (delegations.roles or {}).values() for k in r.keyids}
-    for keyid in list(delegations.keys):
-        if keyid not in used:
-            del delegations.keys[keyid]
 
 
 def _local_signers(keystore: KeyStore, keyids: list[str]) -> list[Signer]:
