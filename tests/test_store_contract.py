@@ -413,13 +413,7 @@ ATTACKS = [
 ]
 
 
-# PENDING(client): fork detection in the verifying client; remove the marker when it lands
-_NOT_YET = {"fork": pytest.mark.xfail(strict=True, reason="client does not detect forks yet")}
-
-
-@pytest.mark.parametrize(
-    "attack", [pytest.param(a, id=a.name, marks=_NOT_YET.get(a.name, ())) for a in ATTACKS]
-)
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_attack_is_refused(repo: Repo, attack: Attack) -> None:
     client, tag = attack.stage(repo)
     with pytest.raises(TrustkitError) as caught:

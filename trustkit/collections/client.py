@@ -29,6 +29,7 @@ from tuf.ngclient.updater import Updater
 
 from trustkit._fs import ensure_private_dir, read_bounded
 from trustkit.collections._tuf import Delegations, Metadata, Root, Signed, Targets
+from trustkit.collections.forks import check_for_fork
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
     MAX_DELEGATIONS,
@@ -88,6 +89,7 @@ class StoreFetcher(FetcherInterface):
         self._gun = gun
         self.step: str | None = None
         self.served: bytes | None = None
+        self.timestamp_served: bytes | None = None  # for fork detection
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         yield self.download_bytes(url, TARGETS_MAX_BYTES)
@@ -104,6 +106,8 @@ class StoreFetcher(FetcherInterface):
                 f"{role} metadata is larger than the {max_length}-byte limit"
             ) from None
         self.served = data
+        if role == TIMESTAMP:
+            self.timestamp_served = data
         return data
 
 
@@ -208,6 +212,14 @@ class TrustSession:
         self._ng = _Ngclient(updater)
         with self._mapped(ROOT):
             updater.refresh()
+        check_for_fork(
+            gun,
+            self._ng.root,
+            self._ng.trusted(TIMESTAMP),
+            self._ng.trusted(SNAPSHOT),
+            self._fetcher.timestamp_served,
+            cache,
+        )
         targets = self.role(TARGETS)
         assert targets is not None
         self.layout: DelegationLayout = layout_for(targets.delegations)
