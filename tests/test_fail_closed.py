@@ -537,3 +537,40 @@ def test_credential_helper_does_not_inherit_passphrases(
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     assert '"Username": "u"' in run_helper("nosy", "get", "r.example")
     _assert_scrubbed((tmp_path / "helper-env").read_text())
+
+
+# --- pull --dest replaces what was planted in the destination layout ------------------------
+@pytest.mark.registry
+def test_pull_dest_replaces_planted_blobs(pipeline_world: PipelineWorld, tmp_path: Path) -> None:
+    """Whoever can write the destination plants bytes under the image's digests (a backdoored
+    layer, a manifest naming other layers) and a symlink to a file of their own; the old pull
+    saw the names, skipped those blobs and reported success over the planted bytes."""
+    import hashlib
+
+    from trustkit.registry.layout import OCILayout
+
+    image = pipeline_world.images["clean"]
+    layout = OCILayout(tmp_path / "dest")
+    layout.init()
+    outside = tmp_path / "attacker-owned"
+    outside.write_bytes(b"attacker-controlled, changed after the pull")
+    for i, digest in enumerate(image.blobs):
+        path = layout.blob_path(digest)
+        if i == 0:
+            path.symlink_to(outside)
+        else:
+            path.write_bytes(b"backdoored " + digest.encode())
+    proc = subprocess.run(
+        [*TRUSTKIT, "pull", pipeline_world.ref("clean"), "--dest", f"oci:{layout.path}:v1"],
+        capture_output=True,
+        env=pipeline_world.env(pipeline_world.settings),
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for digest in image.blobs:
+        path = layout.blob_path(digest)
+        assert not path.is_symlink()
+        assert "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert outside.read_bytes().startswith(b"attacker-controlled")
+    assert layout.resolve("v1").digest == image.digest

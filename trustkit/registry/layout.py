@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -166,7 +167,26 @@ class OCILayout:
 
     # --- blobs ------------------------------------------------------------------------------
     def blob_exists(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
+        """Whether the layout holds ``digest``: a regular file that hashes to it. A file planted
+        under the name (or a symlink) does not count, so a copy replaces it."""
+        return self._holds(digest)
+
+    def _holds(self, digest: str) -> bool:
+        try:
+            fd = os.open(self.blob_path(digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return False  # absent, a symlink (ELOOP), unreadable: write it afresh
+        hasher = hashlib.sha256()
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            while chunk := os.read(fd, READ_CHUNK):
+                hasher.update(chunk)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return "sha256:" + hasher.hexdigest() == digest
 
     def read_blob(self, digest: str, *, max_size: int) -> bytes:
         path = self.blob_path(digest)
@@ -208,8 +228,8 @@ class OCILayout:
     def write_blob(self, data: bytes | BinaryIO, digest: str) -> str:
         """Write a blob, hashing it on the way; refused (and not kept) if it hashes otherwise."""
         target = self.blob_path(digest)
-        if target.is_file():
-            return digest
+        if self._holds(digest):
+            return digest  # already there and verified; anything else under the name is replaced
         self.init()
         hasher = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
