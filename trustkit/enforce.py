@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from trustkit.pipeline.check import (
-    TrustOutcome,
     check_image,
     check_trust,
     fetch_scans,
@@ -13,7 +12,6 @@ from trustkit.pipeline.check import (
 from trustkit.pipeline.flows import push_gate
 
 __all__ = [
-    "TrustOutcome",
     "check_image",
     "check_trust",
     "fetch_scans",

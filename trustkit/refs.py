@@ -100,6 +100,23 @@ class ImageRef:
         return self.tag or DEFAULT_TAG
 
 
+#: other names of Docker Hub that must not take an image out of a policy's scope
+DOCKER_HUB_ALIASES = frozenset({LEGACY_DEFAULT_DOMAIN, "registry-1.docker.io"})
+
+
+def canonical_domain(domain: str) -> str:
+    """One spelling per registry: host names are case-insensitive (``LOCALHOST:5000`` is
+    ``localhost:5000``) and Docker Hub answers to several names. A first component that is a
+    domain only because of its capitals (``Foo/bar``) keeps them: lower-cased, it would read
+    as a Docker Hub namespace."""
+    lowered = domain.lower()
+    if lowered in DOCKER_HUB_ALIASES:
+        return DEFAULT_DOMAIN
+    if "." in lowered or ":" in lowered or lowered == "localhost":
+        return lowered
+    return domain
+
+
 def _split_domain(name: str) -> tuple[str, str]:
     """Docker's splitDockerDomain: the first component is a domain only if it looks like one."""
     first, sep, rest = name.partition("/")
@@ -108,9 +125,7 @@ def _split_domain(name: str) -> tuple[str, str]:
     ):
         domain, remainder = DEFAULT_DOMAIN, name
     else:
-        domain, remainder = first, rest
-    if domain == LEGACY_DEFAULT_DOMAIN:
-        domain = DEFAULT_DOMAIN
+        domain, remainder = canonical_domain(first), rest
     if domain == DEFAULT_DOMAIN and "/" not in remainder:
         remainder = OFFICIAL_REPO_PREFIX + remainder
     return domain, remainder

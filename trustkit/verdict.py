@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from trustkit.attest.model import Finding
+from trustkit.model.evidence import TrustEvidence
+from trustkit.model.findings import Finding
 
 
 class Context(StrEnum):
@@ -89,6 +90,8 @@ class Verdict:
     policies: tuple[PolicyOutcome, ...] = ()
     signers: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    #: what the trust lookup said (None when no lookup was made)
+    evidence: TrustEvidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,7 @@ class Verdict:
                 }
                 for p in self.policies
             ],
+            **({"trust": self.evidence.to_dict()} if self.evidence is not None else {}),
             **({"details": self.details} if self.details else {}),
         }
 

@@ -11,44 +11,45 @@ prints; it raises ``TrustkitError`` only for bad input and environment failures,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustkit import refs
 from trustkit.config import Settings
-from trustkit.errors import (
-    NotSignedError,
-    PolicyRefusal,
-    UnknownRepositoryError,
-    UntrustedError,
-)
+from trustkit.errors import FailureKind, PolicyRefusal, UnknownRepositoryError, UntrustedError
+from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
 from trustkit.verdict import Action, Context, Reason, Verdict
 
 if TYPE_CHECKING:
-    from trustkit.attest.model import VerifiedScan
+    from trustkit.collections.model import TrustedTarget
     from trustkit.keys import Key
+    from trustkit.model.findings import VerifiedScan
     from trustkit.policy import Policy
 
-
-@dataclass(frozen=True)
-class TrustOutcome:
-    """What content trust said about a reference, before any policy looks at it."""
-
-    checked: bool
-    signed: bool
-    digest: str | None = None
-    size: int | None = None
-    signers: tuple[str, ...] = ()
-    error: str | None = None
-    #: no signature at all (unknown collection, tag absent), as opposed to trust data that
-    #: failed verification (expired, rolled back, tampered)
-    unsigned: bool = False
+_SOURCE = EvidenceSource.TUF_COLLECTION
 
 
-def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
-    """Resolve ``ref`` through verified trust data. Refusals become an unsigned outcome."""
+def _unsigned(message: str, *, digest: str | None = None) -> TrustEvidence:
+    return TrustEvidence(
+        source=_SOURCE,
+        checked=True,
+        verified=False,
+        digest=digest,
+        failure=FailureKind.UNSIGNED,
+        message=message,
+    )
+
+
+def _signers(targets: Sequence[TrustedTarget]) -> tuple[SignerIdentity, ...]:
+    """Signer identities of the targets that vouch (key ids come with the engine's evidence)."""
+    names = dict.fromkeys(s for t in targets for s in t.signers)
+    return tuple(SignerIdentity(name=name, role=f"targets/{name}") for name in names)
+
+
+def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustEvidence:
+    """What the trusted collection says about ``ref``. Refusals are evidence, not exceptions:
+    the failure kind comes from the error's type, never from its message."""
     from trustkit import collections
 
     if ref.tag is None:
@@ -57,36 +58,39 @@ def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
     try:
         target = collections.verify_tag(settings, tagged)
     except UnknownRepositoryError as exc:
-        error = f"{tagged.familiar} is not signed: {exc}"
-        return TrustOutcome(checked=True, signed=False, error=error, unsigned=True)
-    except NotSignedError as exc:  # already says which tag of which repository is not signed
-        return TrustOutcome(checked=True, signed=False, error=str(exc), unsigned=True)
-    except UntrustedError as exc:
-        return TrustOutcome(checked=True, signed=False, error=str(exc))
+        return _unsigned(f"{tagged.familiar} is not signed: {exc}", digest=ref.digest)
+    except UntrustedError as exc:  # NotSignedError already names the tag and repository
+        return TrustEvidence.refused(_SOURCE, exc, digest=ref.digest)
     if ref.digest is not None and ref.digest != target.digest:
-        return TrustOutcome(
+        return TrustEvidence(
+            source=_SOURCE,
             checked=True,
-            signed=False,
-            error=(
+            verified=False,
+            digest=ref.digest,
+            failure=FailureKind.TAG_MOVED,
+            message=(
                 f"{ref.familiar}: the requested digest {ref.digest} is not the trusted digest "
                 f"{target.digest} of tag {ref.tag}"
             ),
         )
-    return TrustOutcome(
+    return TrustEvidence(
+        source=_SOURCE,
         checked=True,
-        signed=True,
+        verified=True,
         digest=target.digest,
         size=target.size,
-        signers=tuple(target.signers),
+        signers=_signers([target]),
+        tags=(ref.tag,),
     )
 
 
-def _check_digest_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
+def _check_digest_trust(settings: Settings, ref: refs.ImageRef) -> TrustEvidence:
     """A digest reference is trusted when a signed tag of its collection points at it.
 
     A digest names content, not who vouched for it: fail closed, so that ``name@sha256:...``
     cannot route around content trust (an admission request can name any digest), while the
-    webhook's own pins and servin's pulls by a signed digest keep working.
+    webhook's own pins and servin's pulls by a signed digest keep working. Every signed tag
+    pointing at the digest is recorded: tag-scoped policies scope the digest by all of them.
     """
     from trustkit import collections
 
@@ -94,33 +98,29 @@ def _check_digest_trust(settings: Settings, ref: refs.ImageRef) -> TrustOutcome:
     try:
         targets = collections.list_signed_tags(settings, ref.gun)
     except UnknownRepositoryError as exc:
-        return TrustOutcome(
-            checked=True,
-            signed=False,
-            digest=ref.digest,
-            error=f"{ref.familiar} is not signed: {exc}",
-            unsigned=True,
-        )
+        return _unsigned(f"{ref.familiar} is not signed: {exc}", digest=ref.digest)
     except UntrustedError as exc:
-        return TrustOutcome(checked=True, signed=False, digest=ref.digest, error=str(exc))
+        return TrustEvidence.refused(_SOURCE, exc, digest=ref.digest)
     matching = [t for t in targets if t.digest == ref.digest]
     if not matching:
-        return TrustOutcome(
-            checked=True,
-            signed=False,
+        return _unsigned(
+            f"{ref.digest} is not the signed digest of any tag of {ref.repository}",
             digest=ref.digest,
-            error=f"{ref.digest} is not the signed digest of any tag of {ref.repository}",
-            unsigned=True,
         )
-    signers = tuple(dict.fromkeys(s for t in matching for s in t.signers))
-    return TrustOutcome(
-        checked=True, signed=True, digest=ref.digest, size=matching[0].size, signers=signers
+    return TrustEvidence(
+        source=_SOURCE,
+        checked=True,
+        verified=True,
+        digest=ref.digest,
+        size=matching[0].size,
+        signers=_signers(matching),
+        tags=tuple(t.tag for t in matching),
     )
 
 
 def trust_once_signed(
     settings: Settings, ref: refs.ImageRef, digest: str, size: int | None
-) -> TrustOutcome:
+) -> TrustEvidence:
     """What content trust will say about ``ref`` once the push path signs it with our keys.
 
     Policy runs before the tag is signed (a BLOCKed image is never signed), so a
@@ -130,8 +130,16 @@ def trust_once_signed(
     """
     from trustkit.collections import planned_signers
 
-    signers = planned_signers(settings, ref.gun)
-    return TrustOutcome(checked=True, signed=True, digest=digest, size=size, signers=signers)
+    names = planned_signers(settings, ref.gun)
+    return TrustEvidence(
+        source=_SOURCE,
+        checked=True,
+        verified=True,
+        digest=digest,
+        size=size,
+        signers=tuple(SignerIdentity(name=n, role=f"targets/{n}") for n in names),
+        tags=(ref.tag,) if ref.tag is not None else (),
+    )
 
 
 def _resolve_untrusted_digest(settings: Settings, ref: refs.ImageRef) -> str:
@@ -172,34 +180,43 @@ def check_image(
     policies: Sequence[Policy] | None = None,
     now: datetime | None = None,
     require_trust: bool | None = None,
-    trust: TrustOutcome | None = None,
+    trust: TrustEvidence | None = None,
 ) -> Verdict:
     """Decide about one image. ``require_trust`` defaults to ``settings.content_trust``.
 
     With content trust on, an unsigned, stale, rolled-back or tampered tag is a BLOCK before any
     policy runs. Policies (from the policy directory and ``policy_files``) are then evaluated
-    over the trust outcome and the verified scan attestations of the resolved digest.
+    over the trust evidence and the verified scan attestations of the resolved digest; a policy
+    applies by every name of the content (``trustkit.policy.scope``), so a digest reference is
+    scoped by every signed tag pointing at it, and tag-scoped policies apply when no tag is known.
     ``trust`` replaces the trust lookup (the push path: the signature about to be made).
     """
-    from trustkit.policy import ImageFacts, TrustFact, evaluate, load_policies
+    from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
 
     ref = refs.parse(reference)
     clock = now or datetime.now(UTC)
     if policies is None:
         policies = load_policies(settings, extra_files=list(policy_files))
-    matching = [p for p in policies if p.matches(ref, ref.digest, context=context)]
+    in_context = [p for p in policies if p.applies_in(context)]
+    # a push writes its tag: the tag names the pushed digest whatever the trust data says yet
+    known_tags = (ref.tag,) if context is Context.PUSH and ref.tag is not None else ()
+    asked = ScopeSubject.of(ref, ref.digest, known_tags=known_tags)
+    candidates = [p for p in in_context if asked.may_be_in_scope(p.scope, p.exclude)]
     enforce_trust = settings.content_trust if require_trust is None else require_trust
-    needs_trust = enforce_trust or any(p.requires_signed for p in matching)
+    needs_trust = (
+        enforce_trust
+        or any(p.requires_signed for p in candidates)
+        # a digest's tags come from the trust data; tag-scoped policies need them
+        or (not asked.tag_known and any(p.tag_scoped for p in candidates))
+    )
 
     if trust is None:
-        trust = (
-            check_trust(settings, ref) if needs_trust else TrustOutcome(checked=False, signed=False)
-        )
-    if enforce_trust and not trust.signed:
-        if trust.unsigned and trust.error:
-            message = trust.error  # names the image and says it is not signed
+        trust = check_trust(settings, ref) if needs_trust else TrustEvidence.not_checked()
+    if enforce_trust and not trust.verified:
+        if trust.unsigned and trust.message:
+            message = trust.message  # names the image and says it is not signed
         else:
-            message = f"{ref.familiar} is not trusted: {trust.error or 'no valid signature'}"
+            message = f"{ref.familiar} is not trusted: {trust.message or 'no valid signature'}"
         reason = Reason(
             rule="trust",
             message=message,
@@ -215,11 +232,16 @@ def check_image(
             action=Action.BLOCK,
             digest=None,
             reasons=(reason,),
+            evidence=trust,
         )
 
-    digest = trust.digest or ref.digest
+    digest = (trust.digest if trust.verified else None) or ref.digest
+    subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags)
+    matching = [p for p in in_context if subject.in_scope(p.scope, p.exclude)]
     if digest is None and matching:
         digest = _resolve_untrusted_digest(settings, ref)
+        subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags)
+        matching = [p for p in in_context if subject.in_scope(p.scope, p.exclude)]
 
     scans: tuple[VerifiedScan, ...] = ()
     unverified: tuple[str, ...] = ()
@@ -229,11 +251,10 @@ def check_image(
     facts = ImageFacts(
         reference=str(ref),
         digest=digest,
-        trust=TrustFact(
-            checked=trust.checked, signed=trust.signed, signers=trust.signers, error=trust.error
-        ),
+        trust=trust,
         scans=scans,
         unverified_scans=unverified,
+        known_tags=known_tags,
     )
     return evaluate(matching, facts, context=context, now=clock).verdict(facts, context=context)
 

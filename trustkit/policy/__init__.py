@@ -31,17 +31,22 @@ from trustkit.policy.model import (
     TrustedScanner,
     parse_duration,
 )
+from trustkit.policy.rules import RULES, Evidence
+from trustkit.policy.scope import ScopeSubject
 
 __all__ = [
     "API_VERSION",
     "KIND",
+    "RULES",
     "AllowlistEntry",
     "Evaluation",
+    "Evidence",
     "ImageFacts",
     "ImageGlob",
     "Policy",
     "PolicyProblem",
     "PolicyValidationError",
+    "ScopeSubject",
     "SignedRequirement",
     "TrustFact",
     "TrustedScanner",

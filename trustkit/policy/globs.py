@@ -17,7 +17,13 @@ _MATCH_ALL = {"*", "**"}
 
 
 def _looks_like_domain(component: str) -> bool:
-    return "." in component or ":" in component or component == "localhost"
+    """Docker's rule (``refs``): a dot, a port, ``localhost`` or capitals make a domain."""
+    return (
+        "." in component
+        or ":" in component
+        or component == "localhost"
+        or component.lower() != component
+    )
 
 
 def _component_regex(text: str, *, cross_slash: bool) -> str:
@@ -51,7 +57,10 @@ def _split_tag_digest(pattern: str) -> tuple[str, str | None, str | None]:
 
 
 def _normalise_name(name: str) -> str:
-    """Docker's domain rules, applied to a pattern; a leading ``**`` means 'any registry'."""
+    """Docker's domain rules, applied to a pattern; a leading ``**`` means 'any registry'.
+
+    The domain is spelled as ``refs`` spells it (``LOCALHOST:5000``, ``Docker.io`` and
+    ``registry-1.docker.io`` are one registry each), so no spelling falls out of a scope."""
     first, sep, rest = name.partition("/")
     if first.startswith("**"):
         return name
@@ -59,8 +68,8 @@ def _normalise_name(name: str) -> str:
         domain, remainder = refs.DEFAULT_DOMAIN, name
     else:
         domain, remainder = first, rest
-    if domain == refs.LEGACY_DEFAULT_DOMAIN:
-        domain = refs.DEFAULT_DOMAIN
+        if not any(c in domain for c in "*?"):
+            domain = refs.canonical_domain(domain)
     if domain == refs.DEFAULT_DOMAIN and "/" not in remainder:
         remainder = refs.OFFICIAL_REPO_PREFIX + remainder
     return f"{domain}/{remainder}"
@@ -104,11 +113,26 @@ class ImageGlob:
             normalised += f"@{digest}"
         return cls(text, normalised, repo_re, tag_re, digest)
 
-    def matches(self, ref: refs.ImageRef, digest: str | None = None) -> bool:
+    @property
+    def tag_scoped(self) -> bool:
+        """Whether the pattern names tags (so a reference's tag must be known to decide)."""
+        return self.tag is not None
+
+    def matches(
+        self, ref: refs.ImageRef, digest: str | None = None, *, unknown_tag: bool = False
+    ) -> bool:
+        """Whether ``ref`` (whose content is ``digest``, when known) matches.
+
+        ``ref.tag`` None means the tag is unknown: a tag pattern then matches only with
+        ``unknown_tag`` (scopes fail closed; exclusions and waivers do not apply)."""
         if self.repository is not None and not self.repository.fullmatch(ref.repository):
             return False
-        if self.tag is not None and (ref.tag is None or not self.tag.fullmatch(ref.tag)):
-            return False
+        if self.tag is not None:
+            if ref.tag is None:
+                if not unknown_tag:
+                    return False
+            elif not self.tag.fullmatch(ref.tag):
+                return False
         return self.digest is None or self.digest in (ref.digest, digest)
 
 

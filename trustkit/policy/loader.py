@@ -11,46 +11,31 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from trustkit._fs import check_protected_dir, read_protected
-from trustkit.attest.model import Severity
 from trustkit.config import Settings
-from trustkit.errors import BadInputError, InvalidReferenceError, PolicyFileError
+from trustkit.errors import BadInputError, PolicyFileError
+from trustkit.model.findings import Severity
 from trustkit.policy.globs import ImageGlob
-from trustkit.policy.model import (
-    API_VERSION,
-    AllowlistEntry,
-    Policy,
-    SignedRequirement,
-    TrustedScanner,
-    parse_duration,
-    signer_name,
-)
-from trustkit.policy.yamlnodes import LocatedDocument, Path_, Position, YamlShapeError, load_located
+from trustkit.policy.model import API_VERSION, Policy
+from trustkit.policy.rules import RULES, ParseContext
+from trustkit.policy.rules.allowlist import compile_globs
+from trustkit.policy.rules.base import Problem, where
+from trustkit.policy.yamlnodes import LocatedDocument, Path_, YamlShapeError, load_located
 from trustkit.verdict import Action, Context
 
 MAX_POLICY_FILE = 1024 * 1024
 MAX_POLICY_FILES = 1000
-MAX_KEY_FILE = 64 * 1024
 POLICY_SUFFIXES = (".yaml", ".yml")
-_KEYID_RE = re.compile(r"^[0-9a-f]{64}$")
 _POLICY_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _MAX_MESSAGE = 300
 
 
-@dataclass(frozen=True)
-class PolicyProblem:
-    line: int
-    column: int
-    message: str
-
-    def render(self, source: str) -> str:
-        return f"{source}:{self.line}:{self.column}: {self.message}"
+#: one problem of a policy file, with its position
+PolicyProblem = Problem
 
 
 class PolicyValidationError(PolicyFileError):
@@ -87,11 +72,7 @@ _PATTERN_HINTS = {
 }
 
 
-def _where(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "the document"
+_where = where
 
 
 def _short(value: Any) -> str:
@@ -170,141 +151,35 @@ def _schema_problems(doc: LocatedDocument, error: Any) -> list[PolicyProblem]:
     return [at(path, f"{where}: {error.message}")]
 
 
-def _parse_expiry(text: str) -> datetime:
-    if len(text) == 10:
-        return datetime.combine(date.fromisoformat(text), time(0, 0), tzinfo=UTC)
-    value = datetime.fromisoformat(text.replace("z", "Z"))
-    if value.tzinfo is None:
-        raise ValueError("a date-time needs a time zone (Z or +HH:MM)")
-    return value.astimezone(UTC)
-
-
 class _Semantics:
-    """Turns a schema-valid document into a Policy, collecting every problem on the way."""
+    """Turns a schema-valid document into a Policy, collecting every problem on the way.
+    Each rule parses its own value (``trustkit.policy.rules``); this only does the envelope."""
 
     def __init__(self, doc: LocatedDocument, source: Path | None) -> None:
         self.doc = doc
         self.source = source
-        self.problems: list[PolicyProblem] = []
-
-    def problem(self, path: Path_, message: str, *, key: bool = False) -> None:
-        pos: Position = self.doc.position(path, key=key)
-        self.problems.append(PolicyProblem(pos.line, pos.column, message[:_MAX_MESSAGE]))
+        self.problems: list[Problem] = []
 
     def globs(self, values: Iterable[str], path: Path_) -> tuple[ImageGlob, ...]:
-        out: list[ImageGlob] = []
-        for i, text in enumerate(values):
-            try:
-                out.append(ImageGlob.compile(text))
-            except InvalidReferenceError as exc:
-                self.problem((*path, i), f"{_where((*path, i))}: {exc}")
-        return tuple(out)
-
-    def allowlist(self, entries: list[dict[str, Any]], denyset: set[str]) -> list[AllowlistEntry]:
-        out: list[AllowlistEntry] = []
-        seen: set[tuple[str, tuple[str, ...]]] = set()
-        base: Path_ = ("rules", "allowlist")
-        for i, raw in enumerate(entries):
-            vuln = str(raw["id"]).upper()
-            images = self.globs(raw.get("images", ()), (*base, i, "images"))
-            try:
-                expires = _parse_expiry(raw["expires"])
-            except (ValueError, OverflowError) as exc:
-                self.problem((*base, i, "expires"), f"{_where((*base, i, 'expires'))}: {exc}")
-                continue
-            identity = (vuln, tuple(sorted(g.normalised for g in images)))
-            if identity in seen:
-                self.problem((*base, i, "id"), f"allowlist entry for {vuln} appears twice")
-            seen.add(identity)
-            if vuln in denyset:
-                self.problem(
-                    (*base, i, "id"),
-                    f"{vuln} is both allowlisted and denylisted; the denylist would always win",
-                )
-            out.append(
-                AllowlistEntry(
-                    vulnerability_id=vuln,
-                    reason=raw["reason"],
-                    owner=raw["owner"],
-                    expires=expires,
-                    expires_text=raw["expires"],
-                    images=images,
-                )
-            )
-        return out
-
-    def scanners(self, values: list[str]) -> list[TrustedScanner]:
-        out: list[TrustedScanner] = []
-        for i, text in enumerate(values):
-            path: Path_ = ("rules", "trusted_scanners", i)
-            if _KEYID_RE.match(text):
-                out.append(TrustedScanner(text=text, keyid=text))
-                continue
-            from trustkit.keys.pem import load_public_key  # cryptography: only when needed
-
-            file = Path(text).expanduser()
-            if not file.is_absolute() and self.source is not None:
-                file = self.source.parent / file
-            try:
-                key = load_public_key(
-                    read_protected(file, MAX_KEY_FILE, what="scanner key", error=PolicyFileError),
-                    what=str(file),
-                )
-            except FileNotFoundError:
-                self.problem(
-                    path,
-                    f"{_where(path)}: {text!r} is neither a key id (64 hex digits) "
-                    f"nor an existing PEM public key file ({file})",
-                )
-                continue
-            except (BadInputError, OSError) as exc:
-                self.problem(path, f"{_where(path)}: {exc}")
-                continue
-            out.append(TrustedScanner(text=text, keyid=key.keyid, key=key))
-        return out
-
-    def signed(self, value: Any) -> SignedRequirement | None:
-        path: Path_ = ("rules", "require_signed")
-        if value is True:
-            return SignedRequirement()
-        if value is False or value is None:
-            return None
-        signers = tuple(signer_name(s) for s in value.get("signers", ()))
-        threshold = value.get("threshold")
-        if threshold is not None and not signers:
-            self.problem((*path, "threshold"), "require_signed.threshold needs a signers list")
-            return SignedRequirement()
-        if threshold is not None and threshold > len(signers):
-            self.problem(
-                (*path, "threshold"),
-                f"require_signed.threshold is {threshold} but only {len(signers)} signer(s) "
-                "are named: it could never be met",
-            )
-        if len(set(signers)) != len(signers):
-            self.problem((*path, "signers"), "require_signed.signers names a signer twice")
-        return SignedRequirement(signers=signers, threshold=threshold or (1 if signers else 0))
+        at = ParseContext(self.doc, self.source, self.problems, {}, path)
+        return compile_globs(list(values), at)
 
     def policy(self) -> Policy:
         data: dict[str, Any] = self.doc.data
-        rules: dict[str, Any] = data.get("rules", {})
+        rules_doc: dict[str, Any] = data.get("rules", {})
         action = Action[data["action"]]
         scope = self.globs(data.get("scope", ["**"]), ("scope",))
         exclude = self.globs(data.get("exclude", ()), ("exclude",))
-        denylist: list[str] = []
-        for i, vuln in enumerate(rules.get("denylist", ())):
-            upper = str(vuln).upper()
-            if upper in denylist:
-                self.problem(("rules", "denylist", i), f"denylist names {upper} twice")
-            denylist.append(upper)
-        allowlist = self.allowlist(rules.get("allowlist", []), set(denylist))
-        max_age = None
-        if "max_scan_age" in rules:
-            try:
-                max_age = parse_duration(rules["max_scan_age"])
-            except ValueError as exc:
-                self.problem(("rules", "max_scan_age"), str(exc))
-        scanners = self.scanners(rules.get("trusted_scanners", []))
-        signed = self.signed(rules.get("require_signed"))
+        parsed: dict[str, Any] = {}
+        at = ParseContext(self.doc, self.source, self.problems, parsed)
+        for rule in RULES:  # registry order: a rule may look at those parsed before it
+            here = at.at(rule.key)
+            if rule.key in rules_doc:
+                config = rule.parse(rules_doc[rule.key], here)
+            else:
+                config = rule.default(here)
+            if config is not None:
+                parsed[rule.key] = config
         contexts = data.get("contexts")
         return Policy(
             name=data["name"],
@@ -313,14 +188,7 @@ class _Semantics:
             exclude=exclude,
             description=data.get("description"),
             contexts=frozenset(Context(c) for c in contexts) if contexts else None,
-            severity=Severity[rules["severity"]] if "severity" in rules else None,
-            ignore_unfixed=bool(rules.get("ignore_unfixed", False)),
-            allowlist=tuple(allowlist),
-            denylist=tuple(denylist),
-            max_scan_age=max_age,
-            require_scan=bool(rules.get("require_scan", action is Action.BLOCK)),
-            trusted_scanners=tuple(scanners),
-            require_signed=signed,
+            rules=dict(parsed),
             source=self.source,
             document=data,
         )

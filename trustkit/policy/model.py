@@ -1,16 +1,21 @@
-"""A loaded, validated policy: frozen, with its lookups precomputed for fast evaluation."""
+"""A loaded, validated policy: frozen, with its rules (plugin, config) in evaluation order."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trustkit import refs
-from trustkit.attest.model import Severity
-from trustkit.policy.globs import ImageGlob, matches_any
+from trustkit.model.findings import Severity
+from trustkit.policy.globs import ImageGlob
+from trustkit.policy.rules import RULES, Evidence, Rule, Stage
+from trustkit.policy.rules.allowlist import AllowlistEntry
+from trustkit.policy.rules.max_scan_age import format_duration, parse_duration
+from trustkit.policy.rules.require_signed import SignedRequirement, signer_name
+from trustkit.policy.rules.trusted_scanners import TrustedScanner
+from trustkit.policy.scope import ScopeSubject
 from trustkit.verdict import Action, Context
 
 if TYPE_CHECKING:
@@ -19,59 +24,53 @@ if TYPE_CHECKING:
 API_VERSION = "trustkit.dev/v1"
 KIND = "ImagePolicy"
 
-_DURATION_RE = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "AllowlistEntry",
+    "Policy",
+    "SignedRequirement",
+    "TrustedScanner",
+    "format_duration",
+    "parse_duration",
+    "signer_name",
+]
 
-
-def parse_duration(text: str) -> timedelta:
-    """``"7d"`` → 7 days. Units s, m, h, d, w; raise ValueError otherwise."""
-    match = _DURATION_RE.match(text)
-    if match is None:
-        raise ValueError(f"invalid duration {text!r}: use a number and one of s, m, h, d, w (7d)")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-def format_duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit in ("d", "h", "m"):
-        size = _UNIT_SECONDS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+_RULE_BY_KEY = {r.key: r for r in RULES}
 
 
 @dataclass(frozen=True)
-class AllowlistEntry:
-    vulnerability_id: str  # upper-cased for matching
-    reason: str
-    owner: str
-    expires: datetime  # aware, UTC; the entry applies strictly before this instant
-    expires_text: str  # as written, for messages
-    images: tuple[ImageGlob, ...] = ()
+class _Plan:
+    """A policy's rules grouped by stage, and the evidence they need (computed once)."""
 
-    def applies_to(self, ref: refs.ImageRef, digest: str | None) -> bool:
-        return not self.images or matches_any(self.images, ref, digest)
-
-    def expired(self, now: datetime) -> bool:
-        return now >= self.expires
+    signature: tuple[tuple[Rule, Any], ...]
+    scan_filters: tuple[tuple[Rule, Any], ...]
+    presence: tuple[tuple[Rule, Any], ...]
+    findings: tuple[tuple[Rule, Any], ...]
+    needs: frozenset[Evidence]
+    tag_scoped: bool
 
 
-@dataclass(frozen=True)
-class TrustedScanner:
-    text: str  # as written: a key id or a PEM path
-    keyid: str
-    key: Any = None  # securesystemslib Key when loaded from a PEM file
-
-
-@dataclass(frozen=True)
-class SignedRequirement:
-    signers: tuple[str, ...] = ()  # normalised: without the "targets/" prefix
-    threshold: int = 0  # how many of ``signers`` must have signed (0 when no signers are named)
-
-
-def signer_name(name: str) -> str:
-    """Delegation ``targets/alice`` and signer ``alice`` are the same signer for policy."""
-    return name[len("targets/") :] if name.startswith("targets/") else name
+def _plan(
+    rules: dict[str, Any], scope: tuple[ImageGlob, ...], exclude: tuple[ImageGlob, ...]
+) -> _Plan:
+    by_stage: dict[Stage, list[tuple[Rule, Any]]] = {s: [] for s in Stage}
+    needs: set[Evidence] = set()
+    tag_scoped = any(g.tag_scoped for g in (*scope, *exclude))
+    for rule in RULES:  # registry order is evaluation order
+        if rule.key in rules:
+            config = rules[rule.key]
+            by_stage[rule.stage].append((rule, config))
+            needs.update(rule.needs(config))
+            tag_scoped = tag_scoped or rule.tag_scoped(config)
+    return _Plan(
+        signature=tuple(by_stage[Stage.SIGNATURE]),
+        scan_filters=tuple(by_stage[Stage.SCAN_FILTER]),
+        presence=tuple(by_stage[Stage.SCAN_PRESENCE]),
+        findings=tuple(by_stage[Stage.FINDINGS]),
+        needs=frozenset(needs),
+        tag_scoped=tag_scoped,
+    )
 
 
 @dataclass(frozen=True)
@@ -82,44 +81,48 @@ class Policy:
     exclude: tuple[ImageGlob, ...] = ()
     description: str | None = None
     contexts: frozenset[Context] | None = None  # None: every context
-    severity: Severity | None = None
-    ignore_unfixed: bool = False
-    allowlist: tuple[AllowlistEntry, ...] = ()
-    denylist: tuple[str, ...] = ()  # upper-cased
-    max_scan_age: timedelta | None = None
-    require_scan: bool = False  # resolved: the file's value or the action's default
-    trusted_scanners: tuple[TrustedScanner, ...] = ()
-    require_signed: SignedRequirement | None = None
+    #: rule key -> parsed config (rules that are off are absent)
+    rules: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
     document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    # precomputed lookups
-    allowlist_by_id: dict[str, tuple[AllowlistEntry, ...]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
-    denyset: frozenset[str] = frozenset()
-    trusted_keyids: frozenset[str] = frozenset()
+    plan: _Plan = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        by_id: dict[str, list[AllowlistEntry]] = {}
-        for entry in self.allowlist:
-            by_id.setdefault(entry.vulnerability_id, []).append(entry)
-        object.__setattr__(self, "allowlist_by_id", {k: tuple(v) for k, v in by_id.items()})
-        object.__setattr__(self, "denyset", frozenset(self.denylist))
-        object.__setattr__(
-            self, "trusted_keyids", frozenset(s.keyid for s in self.trusted_scanners)
-        )
+        unknown = set(self.rules) - set(_RULE_BY_KEY)
+        if unknown:
+            raise KeyError(f"unknown policy rule(s): {', '.join(sorted(unknown))}")
+        object.__setattr__(self, "plan", _plan(self.rules, self.scope, self.exclude))
+
+    def config(self, key: str) -> Any:
+        """The parsed config of rule ``key``, None when the rule is off."""
+        return self.rules.get(key)
+
+    # --- what the pipeline asks ----------------------------------------------------------
+    @property
+    def needs(self) -> frozenset[Evidence]:
+        return self.plan.needs
 
     @property
     def requires_signed(self) -> bool:
-        return self.require_signed is not None
+        """Whether any rule reads the trust evidence (so the pipeline must look it up)."""
+        return Evidence.TRUST in self.plan.needs
 
     @property
     def needs_scans(self) -> bool:
         """Whether any rule looks at scan attestations (so the pipeline must fetch them)."""
-        return self.require_scan or self.severity is not None or bool(self.denylist)
+        return Evidence.SCANS in self.plan.needs
+
+    @property
+    def tag_scoped(self) -> bool:
+        """Whether a scope, an exclusion or a rule names images by tag."""
+        return self.plan.tag_scoped
 
     def applies_in(self, context: Context | str | None) -> bool:
         return self.contexts is None or context is None or Context(context) in self.contexts
+
+    def applies_to(self, subject: ScopeSubject, *, context: Context | str | None = None) -> bool:
+        """In scope by some name of the content, not excluded, and for this context."""
+        return self.applies_in(context) and subject.in_scope(self.scope, self.exclude)
 
     def matches(
         self,
@@ -128,17 +131,57 @@ class Policy:
         *,
         context: Context | str | None = None,
     ) -> bool:
-        """In scope, not excluded, and (when given) for this context."""
+        """``applies_to`` for a reference alone (no trust evidence: a digest's tags are unknown)."""
         image = refs.parse(ref) if isinstance(ref, str) else ref
-        if not self.applies_in(context):
-            return False
-        if self.scope and not matches_any(self.scope, image, digest):
-            return False
-        return not matches_any(self.exclude, image, digest)
+        return self.applies_to(ScopeSubject.of(image, digest), context=context)
 
     def scanner_keys(self) -> list[Key]:
         """Public keys loaded from PEM files in ``trusted_scanners`` (key ids carry no key)."""
         return [s.key for s in self.trusted_scanners if s.key is not None]
+
+    # --- the rules' configs, by their historical names -----------------------------------
+    @property
+    def severity(self) -> Severity | None:
+        value: Severity | None = self.rules.get("severity")
+        return value
+
+    @property
+    def ignore_unfixed(self) -> bool:
+        return bool(self.rules.get("ignore_unfixed"))
+
+    @property
+    def allowlist(self) -> tuple[AllowlistEntry, ...]:
+        config = self.rules.get("allowlist")
+        return config.entries if config is not None else ()
+
+    @property
+    def denylist(self) -> tuple[str, ...]:
+        config = self.rules.get("denylist")
+        return config.ids if config is not None else ()
+
+    @property
+    def max_scan_age(self) -> timedelta | None:
+        value: timedelta | None = self.rules.get("max_scan_age")
+        return value
+
+    @property
+    def require_scan(self) -> bool:
+        return bool(self.rules.get("require_scan"))
+
+    @property
+    def trusted_scanners(self) -> tuple[TrustedScanner, ...]:
+        config = self.rules.get("trusted_scanners")
+        return config.scanners if config is not None else ()
+
+    @property
+    def trusted_keyids(self) -> frozenset[str]:
+        config = self.rules.get("trusted_scanners")
+        return config.keyids if config is not None else frozenset()
+
+    @property
+    def require_signed(self) -> SignedRequirement | None:
+        value: SignedRequirement | None = self.rules.get("require_signed")
+        return value
 
     def summary(self) -> dict[str, Any]:
         """A short description for ``policy list``."""

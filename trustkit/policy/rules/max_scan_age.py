@@ -1,0 +1,75 @@
+"""``max_scan_age``: a scan that finished longer ago than this counts as no scan."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from trustkit.model.findings import VerifiedScan
+from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, Stage
+
+_DURATION_RE = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"7d"`` → 7 days. Units s, m, h, d, w; raise ValueError otherwise."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(f"invalid duration {text!r}: use a number and one of s, m, h, d, w (7d)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def age_text(age: timedelta) -> str:
+    if age >= timedelta(days=2):
+        return f"{age.days} days"
+    hours = int(age.total_seconds() // 3600)
+    return f"{hours} hours" if hours >= 1 else f"{int(age.total_seconds() // 60)} minutes"
+
+
+class MaxScanAge(Rule):
+    key = "max_scan_age"
+    stage = Stage.SCAN_FILTER
+    schema: ClassVar[Mapping[str, Any]] = {
+        "$ref": "#/$defs/duration",
+        "description": "A scan that finished longer ago than this counts as no scan.",
+    }
+    defs: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "duration": {"type": "string", "pattern": "^[1-9][0-9]{0,5}[smhdw]$"}
+    }
+
+    def parse(self, value: Any, at: ParseContext) -> timedelta | None:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            at.problem((), str(exc))
+            return None
+
+    def set_aside(
+        self, config: timedelta, scan: VerifiedScan, age: timedelta, label: str
+    ) -> tuple[str, str] | None:
+        if age > config:
+            why = (
+                f"{label} is {age_text(age)} old, older than max_scan_age {format_duration(config)}"
+            )
+            return "stale", why
+        return None
+
+    def explain_selection(
+        self, config: timedelta, selection: ScanSelection, run: PolicyRun
+    ) -> None:
+        if selection.stale and not selection.usable:
+            run.noted_failure(self.key, "; ".join(selection.stale))
+        else:
+            run.passed(self.key, f"usable scans are at most {format_duration(config)} old")

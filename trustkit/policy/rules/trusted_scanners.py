@@ -1,0 +1,56 @@
+"""``trusted_scanners``: only scan attestations signed by these keys count for the policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from trustkit.model.findings import VerifiedScan
+from trustkit.policy.rules._keys import KEY_REFERENCE_SCHEMA, NamedKey, load_keys
+from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, Stage
+
+#: a trusted scanner key as a policy names it (kept under its historical name)
+TrustedScanner = NamedKey
+
+
+@dataclass(frozen=True)
+class TrustedScanners:
+    scanners: tuple[TrustedScanner, ...]
+    keyids: frozenset[str]
+
+
+class TrustedScannersRule(Rule):
+    key = "trusted_scanners"
+    stage = Stage.SCAN_FILTER
+    schema: ClassVar[Mapping[str, Any]] = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 64,
+        "items": KEY_REFERENCE_SCHEMA,
+        "description": (
+            "Key ids (64 hex digits) or PEM public key files (relative to the policy file) whose "
+            "scan attestations count."
+        ),
+    }
+
+    def parse(self, value: Any, at: ParseContext) -> TrustedScanners | None:
+        scanners = tuple(load_keys(list(value), at, "scanner key"))
+        return TrustedScanners(scanners, frozenset(s.keyid for s in scanners))
+
+    def set_aside(
+        self, config: TrustedScanners, scan: VerifiedScan, age: timedelta, label: str
+    ) -> tuple[str, str] | None:
+        if config.keyids and scan.signer_keyid not in config.keyids:
+            why = f"{label} is signed by key {scan.signer_keyid[:12]}, not a trusted scanner"
+            return "untrusted", why
+        return None
+
+    def explain_selection(
+        self, config: TrustedScanners, selection: ScanSelection, run: PolicyRun
+    ) -> None:
+        detail = f"{len(config.scanners)} trusted scanner key(s)"
+        if selection.untrusted:
+            detail += f"; not counted: {'; '.join(selection.untrusted)}"
+        run.passed(self.key, detail)
