@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from securesystemslib.exceptions import UnverifiedSignatureError
 
+from trustkit.collections._retry import MAX_WRITE_ATTEMPTS, back_off
 from trustkit.collections._tuf import Metadata, TargetFile, Targets
 from trustkit.collections.layouts import layout_for
 from trustkit.collections.model import (
@@ -300,10 +301,6 @@ def show_pending(settings: Settings | Services, gun: str, pending_id: str) -> Pe
     return examine(collection, _read(store, gun, pending_id))
 
 
-#: how often an approval is re-checked and re-applied after another writer published first
-MAX_APPROVE_ATTEMPTS = 5
-
-
 def approve(
     settings: Settings | Services,
     gun: str,
@@ -324,7 +321,7 @@ def approve(
     store = services.store
     if not store.exists(gun):
         raise UnknownRepositoryError(f"no trust data for {gun}")
-    for attempt in range(1, MAX_APPROVE_ATTEMPTS + 1):
+    for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
         with store.writing(gun):  # two approvals queue where the store can lock
             collection = Collection.load(store, gun)
             if collection is None:
@@ -348,8 +345,9 @@ def approve(
             try:
                 collection.publish(keys, expiries, store)
             except ConflictError:
-                if attempt == MAX_APPROVE_ATTEMPTS:
+                if attempt == MAX_WRITE_ATTEMPTS:
                     raise
+                back_off(attempt)
                 continue
             store.pending.remove(gun, pending_id)
             return Approval(view, signed_roles, published=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from trustkit.collections._retry import MAX_WRITE_ATTEMPTS, back_off
 from trustkit.collections._tuf import Delegations, TargetFile
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
     from trustkit.keys import Key, KeyRecord, KeyStore
 
 ROTATABLE_ROLES = TOP_LEVEL_ROLES
-#: how often a change is re-applied after another writer published first
-MAX_WRITE_ATTEMPTS = 5
 #: a key store role that never signs tags: scan attestations are another kind of statement
 SCANNER_ROLE = "scanner"
 
@@ -113,6 +112,7 @@ def _write(
             except ConflictError:
                 if attempt == MAX_WRITE_ATTEMPTS:
                     raise
+                back_off(attempt)
                 continue
             if changed is not None:
                 changed.extend(roles)
