@@ -209,13 +209,8 @@ def sign_unless_blocked(
         return verdict, None
     from trustkit.collections import sign_or_propose
 
-    # TODO(engineer C): pass ``services`` once sign_or_propose accepts it
     outcome = sign_or_propose(
-        services.settings,
-        ref.with_tag(ref.tag),
-        digest=descriptor.digest,
-        size=descriptor.size,
-        keystore=services.keys,
+        services, ref.with_tag(ref.tag), digest=descriptor.digest, size=descriptor.size
     )
     return verdict, outcome
 
@@ -298,8 +293,7 @@ def _verified_target(services: Services, image: refs.ImageRef) -> TrustedTarget:
     from trustkit.collections import verify_tag
 
     try:
-        # TODO(engineer C): pass ``services`` once verify_tag accepts it
-        return verify_tag(services.settings, image)
+        return verify_tag(services, image)
     except UnknownRepositoryError as exc:
         raise NotSignedError(f"{image.familiar} is not signed: {exc}", hint=_SIGN_HINT) from exc
     except NotSignedError as exc:
