@@ -361,3 +361,25 @@ def test_evidence_refusals_carry_their_kind(signed_repo: TrustedRepo) -> None:
     assert unknown_digest.failure is FailureKind.UNSIGNED
     no_repo = trust_evidence(signed_repo.settings, parse("localhost:5000/nothing/here:v1"))
     assert no_repo.failure is FailureKind.UNSIGNED and not no_repo.verified
+
+
+def test_planned_signer_identities_carry_the_keys_that_will_sign(
+    trusted_repo: TrustedRepo,
+) -> None:
+    from trustkit.collections import planned_signer_identities
+
+    planned = planned_signer_identities(
+        trusted_repo.settings, trusted_repo.gun, keystore=trusted_repo.keystore
+    )
+    assert [(s.name, s.keyids, s.role) for s in planned] == [
+        ("alice", (trusted_repo.signer.keyid,), "targets/alice")
+    ]
+    trusted_repo.sign("v1")
+    signed = trust_evidence_of(trusted_repo, "v1")
+    assert {s.keyids for s in signed.signers} == {s.keyids for s in planned}
+
+
+def trust_evidence_of(repo: TrustedRepo, tag: str):  # type: ignore[no-untyped-def]
+    from trustkit.collections import trust_evidence
+
+    return trust_evidence(repo.settings, repo.tag(tag))

@@ -51,6 +51,7 @@ from trustkit.services import Services, as_services
 if TYPE_CHECKING:
     from trustkit.collections.cosigning import PendingView
     from trustkit.keys import Key, KeyRecord, KeyStore
+    from trustkit.model import SignerIdentity
 
 ROTATABLE_ROLES = TOP_LEVEL_ROLES
 #: a key store role that never signs tags: scan attestations are another kind of statement
@@ -173,6 +174,33 @@ def planned_signers(
     roles = signable_roles(collection, keys, tag)
     layout = _layout(collection)
     return tuple(name for r in roles if (name := layout.signer_of(r)) is not None)
+
+
+def planned_signer_identities(
+    settings: Settings | Services,
+    gun: str,
+    *,
+    keystore: KeyStore | None = None,
+    tag: str | None = None,
+) -> tuple[SignerIdentity, ...]:
+    """``planned_signers`` as evidence: each named signer this key store would sign as, with
+    the distinct key ids of that signer held here (the keys whose signatures the sign will
+    make), so a policy counting keys judges the push the way it will judge the pull."""
+    from trustkit.model import SignerIdentity
+
+    services = as_services(settings)
+    collection = Collection.load(services.store, gun)
+    if collection is None:
+        return ()
+    keys = keystore if keystore is not None else services.keys
+    layout = _layout(collection)
+    identities = []
+    for role in signable_roles(collection, keys, tag):
+        name = layout.signer_of(role)
+        if name is not None:
+            held = tuple(sorted(local_keyids(keys, collection.keyids_of(role))))
+            identities.append(SignerIdentity(name=name, keyids=held, role=role))
+    return tuple(identities)
 
 
 def sign_tag(
@@ -692,13 +720,14 @@ def trust_evidence(
             expires=min(session.expires(t.role) for t in matching),
         )
     except UnknownRepositoryError as exc:
+        named = ref.with_tag(ref.tag) if ref.tag is not None else ref  # the tag is what is signed
         return TrustEvidence(
             source=source,
             checked=True,
             verified=False,
             digest=digest,
             failure=FailureKind.UNSIGNED,
-            message=f"{ref.familiar} is not signed: {exc}",
+            message=f"{named.familiar} is not signed: {exc}",
         )
     except UntrustedError as exc:
         return TrustEvidence.refused(source, exc, digest=digest)
