@@ -11,9 +11,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fixtures.policy import DIGEST, NOW
+from fixtures.trust import TrustedRepo
 
+from trustkit.collections import add_signer
 from trustkit.errors import FailureKind
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.pipeline.check import check_image
 from trustkit.policy import (
     RULES,
     ImageFacts,
@@ -210,3 +213,37 @@ def test_all_of_needs_every_rule() -> None:
     assert run(p, evidence(SignerIdentity("alice", (K2,)))).action is Action.ALLOW
     half = run(p, evidence(SignerIdentity("alice", (K1,))))
     assert half.action is Action.BLOCK and "1 of 2 required rules" in half.reasons[0].message
+
+
+# --- end to end over a real collection -----------------------------------------------------
+def test_a_key_shared_by_two_signers_does_not_meet_a_threshold_of_two(
+    trusted_repo: TrustedRepo,
+) -> None:
+    """The review's attack: the same key added to alice's and bob's delegations, then one
+    signature; ``require_signed: {signers: [alice, bob], threshold: 2}`` must not be met."""
+    repo = trusted_repo
+    add_signer(repo.settings, repo.gun, "bob", [repo.signer.public_key], keystore=repo.keystore)
+    repo.sign("v1")
+    two = policy("  require_signed: {signers: [alice, bob], threshold: 2}")
+    verdict = check_image(repo.settings, str(repo.tag("v1")), context=Context.PULL, policies=[two])
+    assert verdict.action is Action.BLOCK, verdict.summary()
+    assert "a key counts once" in verdict.reasons[0].message
+    assert verdict.evidence is not None and len(verdict.evidence.keyids) == 1
+
+    # a second signer with a key of its own does meet it
+    carol = repo.keystore.generate(role="delegation", name="carol")
+    add_signer(repo.settings, repo.gun, "carol", [carol.public_key], keystore=repo.keystore)
+    repo.sign("v2")
+    other = policy("  require_signed: {signers: [alice, carol], threshold: 2}", name="q")
+    verdict = check_image(
+        repo.settings, str(repo.tag("v2")), context=Context.PULL, policies=[other]
+    )
+    assert verdict.action is Action.ALLOW, verdict.summary()
+    pinned = policy(f"  require_signed: {{keys: [{carol.keyid}]}}", name="pinned")
+    assert check_image(
+        repo.settings, str(repo.tag("v2")), context=Context.PULL, policies=[pinned]
+    ).allowed
+    stranger = policy(f"  require_signed: {{keys: [{K1}]}}", name="stranger")
+    assert not check_image(
+        repo.settings, str(repo.tag("v2")), context=Context.PULL, policies=[stranger]
+    ).allowed

@@ -11,115 +11,39 @@ prints; it raises ``TrustkitError`` only for bad input and environment failures,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustkit import refs
 from trustkit.config import Settings
-from trustkit.errors import FailureKind, PolicyRefusal, UnknownRepositoryError, UntrustedError
+from trustkit.errors import PolicyRefusal
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.services import Services, as_services
 from trustkit.verdict import Action, Context, Reason, Verdict
 
 if TYPE_CHECKING:
-    from trustkit.collections.model import TrustedTarget
     from trustkit.keys import Key
     from trustkit.model.findings import VerifiedScan
     from trustkit.policy import Policy
 
-_SOURCE = EvidenceSource.TUF_COLLECTION
 
+def check_trust(settings: Settings | Services, ref: refs.ImageRef) -> TrustEvidence:
+    """What the trusted collection says about ``ref`` (a tag, a digest or both), as evidence.
 
-def _unsigned(message: str, *, digest: str | None = None) -> TrustEvidence:
-    return TrustEvidence(
-        source=_SOURCE,
-        checked=True,
-        verified=False,
-        digest=digest,
-        failure=FailureKind.UNSIGNED,
-        message=message,
-    )
-
-
-def _signers(targets: Sequence[TrustedTarget]) -> tuple[SignerIdentity, ...]:
-    """Signer identities of the targets that vouch (key ids come with the engine's evidence)."""
-    names = dict.fromkeys(s for t in targets for s in t.signers)
-    return tuple(SignerIdentity(name=name, role=f"targets/{name}") for name in names)
-
-
-def check_trust(settings: Settings, ref: refs.ImageRef) -> TrustEvidence:
-    """What the trusted collection says about ``ref``. Refusals are evidence, not exceptions:
-    the failure kind comes from the error's type, never from its message."""
-    from trustkit import collections
-
-    if ref.tag is None:
-        return _check_digest_trust(settings, ref)
-    tagged = ref.with_tag(ref.tag)  # the tag is what is signed; a digest is checked below
-    try:
-        target = collections.verify_tag(settings, tagged)
-    except UnknownRepositoryError as exc:
-        return _unsigned(f"{tagged.familiar} is not signed: {exc}", digest=ref.digest)
-    except UntrustedError as exc:  # NotSignedError already names the tag and repository
-        return TrustEvidence.refused(_SOURCE, exc, digest=ref.digest)
-    if ref.digest is not None and ref.digest != target.digest:
-        return TrustEvidence(
-            source=_SOURCE,
-            checked=True,
-            verified=False,
-            digest=ref.digest,
-            failure=FailureKind.TAG_MOVED,
-            message=(
-                f"{ref.familiar}: the requested digest {ref.digest} is not the trusted digest "
-                f"{target.digest} of tag {ref.tag}"
-            ),
-        )
-    return TrustEvidence(
-        source=_SOURCE,
-        checked=True,
-        verified=True,
-        digest=target.digest,
-        size=target.size,
-        signers=_signers([target]),
-        tags=(ref.tag,),
-    )
-
-
-def _check_digest_trust(settings: Settings, ref: refs.ImageRef) -> TrustEvidence:
-    """A digest reference is trusted when a signed tag of its collection points at it.
-
-    A digest names content, not who vouched for it: fail closed, so that ``name@sha256:...``
-    cannot route around content trust (an admission request can name any digest), while the
-    webhook's own pins and servin's pulls by a signed digest keep working. Every signed tag
-    pointing at the digest is recorded: tag-scoped policies scope the digest by all of them.
+    Refusals are evidence, not exceptions: the failure kind comes from the error's type, never
+    from its message. A digest is trusted when a signed tag points at it (a digest names
+    content, not who vouched for it, so ``name@sha256:...`` cannot route around content trust);
+    ``tags`` lists every signed tag pointing at the digest, so tag-scoped policies scope it by
+    all of them.
     """
-    from trustkit import collections
+    from trustkit.collections import trust_evidence
 
-    assert ref.digest is not None
-    try:
-        targets = collections.list_signed_tags(settings, ref.gun)
-    except UnknownRepositoryError as exc:
-        return _unsigned(f"{ref.familiar} is not signed: {exc}", digest=ref.digest)
-    except UntrustedError as exc:
-        return TrustEvidence.refused(_SOURCE, exc, digest=ref.digest)
-    matching = [t for t in targets if t.digest == ref.digest]
-    if not matching:
-        return _unsigned(
-            f"{ref.digest} is not the signed digest of any tag of {ref.repository}",
-            digest=ref.digest,
-        )
-    return TrustEvidence(
-        source=_SOURCE,
-        checked=True,
-        verified=True,
-        digest=ref.digest,
-        size=matching[0].size,
-        signers=_signers(matching),
-        tags=tuple(t.tag for t in matching),
-    )
+    return trust_evidence(settings, ref)
 
 
 def trust_once_signed(
-    settings: Settings, ref: refs.ImageRef, digest: str, size: int | None
+    settings: Settings | Services, ref: refs.ImageRef, digest: str, size: int | None
 ) -> TrustEvidence:
     """What content trust will say about ``ref`` once the push path signs it with our keys.
 
@@ -132,7 +56,7 @@ def trust_once_signed(
 
     names = planned_signers(settings, ref.gun)
     return TrustEvidence(
-        source=_SOURCE,
+        source=EvidenceSource.TUF_COLLECTION,
         checked=True,
         verified=True,
         digest=digest,
@@ -142,15 +66,15 @@ def trust_once_signed(
     )
 
 
-def _resolve_untrusted_digest(settings: Settings, ref: refs.ImageRef) -> str:
+def _resolve_untrusted_digest(services: Services, ref: refs.ImageRef) -> str:
     if ref.digest is not None:
         return ref.digest
     from trustkit.registry import resolve_digest
 
-    return resolve_digest(settings, ref).digest
+    return resolve_digest(services.registries, ref).digest
 
 
-def _scanner_keys(settings: Settings, policies: Sequence[Policy]) -> list[Key]:
+def _scanner_keys(settings: Settings | Services, policies: Sequence[Policy]) -> list[Key]:
     """Keys whose scan attestations may count: local scanner keys and the policies' keys."""
     from trustkit.attest.service import default_trusted_keys
 
@@ -162,7 +86,7 @@ def _scanner_keys(settings: Settings, policies: Sequence[Policy]) -> list[Key]:
 
 
 def fetch_scans(
-    settings: Settings, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
+    settings: Settings | Services, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
 ) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
     from trustkit.attest.service import verified_scans
 
@@ -172,7 +96,7 @@ def fetch_scans(
 
 
 def check_image(
-    settings: Settings,
+    settings: Settings | Services,
     reference: str,
     *,
     context: Context,
@@ -191,18 +115,46 @@ def check_image(
     scoped by every signed tag pointing at it, and tag-scoped policies apply when no tag is known.
     ``trust`` replaces the trust lookup (the push path: the signature about to be made).
     """
+    services = as_services(settings)
+    try:
+        return _check_image(
+            services,
+            reference,
+            context=context,
+            policy_files=policy_files,
+            policies=policies,
+            now=now,
+            require_trust=require_trust,
+            trust=trust,
+        )
+    finally:
+        if services is not settings:  # collaborators made for this call only
+            services.close()
+
+
+def _check_image(
+    services: Services,
+    reference: str,
+    *,
+    context: Context,
+    policy_files: Sequence[Path],
+    policies: Sequence[Policy] | None,
+    now: datetime | None,
+    require_trust: bool | None,
+    trust: TrustEvidence | None,
+) -> Verdict:
     from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
 
     ref = refs.parse(reference)
-    clock = now or datetime.now(UTC)
+    clock = now or services.clock()
     if policies is None:
-        policies = load_policies(settings, extra_files=list(policy_files))
+        policies = load_policies(services.settings, extra_files=list(policy_files))
     in_context = [p for p in policies if p.applies_in(context)]
     # a push writes its tag: the tag names the pushed digest whatever the trust data says yet
     known_tags = (ref.tag,) if context is Context.PUSH and ref.tag is not None else ()
     asked = ScopeSubject.of(ref, ref.digest, known_tags=known_tags)
     candidates = [p for p in in_context if asked.may_be_in_scope(p.scope, p.exclude)]
-    enforce_trust = settings.content_trust if require_trust is None else require_trust
+    enforce_trust = services.settings.content_trust if require_trust is None else require_trust
     needs_trust = (
         enforce_trust
         or any(p.requires_signed for p in candidates)
@@ -211,7 +163,7 @@ def check_image(
     )
 
     if trust is None:
-        trust = check_trust(settings, ref) if needs_trust else TrustEvidence.not_checked()
+        trust = check_trust(services, ref) if needs_trust else TrustEvidence.not_checked()
     if enforce_trust and not trust.verified:
         if trust.unsigned and trust.message:
             message = trust.message  # names the image and says it is not signed
@@ -239,14 +191,14 @@ def check_image(
     subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags)
     matching = [p for p in in_context if subject.in_scope(p.scope, p.exclude)]
     if digest is None and matching:
-        digest = _resolve_untrusted_digest(settings, ref)
+        digest = _resolve_untrusted_digest(services, ref)
         subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags)
         matching = [p for p in in_context if subject.in_scope(p.scope, p.exclude)]
 
     scans: tuple[VerifiedScan, ...] = ()
     unverified: tuple[str, ...] = ()
     if digest is not None and any(p.needs_scans for p in matching):
-        scans, unverified = fetch_scans(settings, ref, digest, matching)
+        scans, unverified = fetch_scans(services, ref, digest, matching)
 
     facts = ImageFacts(
         reference=str(ref),
