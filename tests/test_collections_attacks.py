@@ -33,6 +33,7 @@ from trustkit.config import Settings
 from trustkit.errors import (
     DigestMismatchError,
     ExpiredMetadataError,
+    FailureKind,
     RollbackError,
     SignatureError,
     UntrustedError,
@@ -394,11 +395,24 @@ def test_root_rotation_not_signed_by_old_root(
 
 
 # --- endless data -------------------------------------------------------------------------
-@pytest.mark.parametrize("role", ["timestamp", RELEASES])
+@pytest.mark.parametrize(
+    ("role", "kind", "message"),
+    [
+        # nothing signed says how long the timestamp is: its bound stops the read
+        ("timestamp", FailureKind.UNTRUSTED, "too large"),
+        # the snapshot records releases' length: nothing past it is read
+        (RELEASES, FailureKind.TAMPERED, "longer than the [0-9]+ bytes recorded"),
+    ],
+)
 def test_oversized_metadata_refused(
-    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings], role: str
+    signed_repo: TrustedRepo,
+    fresh_trust_client: Callable[[str], Settings],
+    role: str,
+    kind: FailureKind,
+    message: str,
 ) -> None:
     size = len(current(signed_repo, role)) + 100_000
     adversary(signed_repo).serve_endless(signed_repo.gun, role, size)
-    with pytest.raises(UntrustedError, match="too large"):
+    with pytest.raises(UntrustedError, match=message) as caught:
         verify_tag(fresh_trust_client("c"), signed_repo.tag("v1"))
+    assert caught.value.kind is kind

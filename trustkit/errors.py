@@ -195,6 +195,14 @@ class LockTimeoutError(StorageError):
     """Another writer holds the collection lock for too long."""
 
 
+class MetadataNotFoundError(StorageError):
+    """The trust store has no such metadata file (or no such collection)."""
+
+
+class PendingNotFoundError(MetadataNotFoundError):
+    """The trust store has no pending (co-signed) change with that id."""
+
+
 class ConflictError(TrustEnvironmentError):
     """Another writer published the collection after this writer loaded it (optimistic
     publishing): nothing was published; reload, re-apply the change and publish again."""

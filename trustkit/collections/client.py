@@ -78,6 +78,15 @@ _UPDATER_CONFIG = UpdaterConfig(
 )
 
 
+#: the bounds of files no signed metadata gives a length for (python-tuf passes the recorded
+#: length as the limit of every other file)
+_UNPINNED_LIMITS = {
+    ROOT: ROOT_MAX_BYTES,
+    TIMESTAMP: TIMESTAMP_MAX_BYTES,
+    SNAPSHOT: SNAPSHOT_MAX_BYTES,
+}
+
+
 class StoreFetcher(FetcherInterface):
     """Serves the Updater's metadata URLs from a store, never more than asked for.
 
@@ -102,6 +111,11 @@ class StoreFetcher(FetcherInterface):
         except MetadataNotFoundError as exc:
             raise tuf_exc.DownloadHTTPError(str(exc), 404) from None
         except InputTooLargeError:
+            if max_length < _UNPINNED_LIMITS.get(role, TARGETS_MAX_BYTES):
+                # the limit is the length signed metadata records: another file than signed
+                raise tuf_exc.LengthOrHashMismatchError(
+                    f"{role} metadata is longer than the {max_length} bytes recorded for it"
+                ) from None
             raise tuf_exc.DownloadLengthMismatchError(
                 f"{role} metadata is larger than the {max_length}-byte limit"
             ) from None

@@ -26,7 +26,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from trustkit.errors import ConflictError, StorageError
+# re-exported: they were defined here before errors.py held every public error class
+from trustkit.errors import (
+    ConflictError,
+    MetadataNotFoundError,
+    PendingNotFoundError,
+    StorageError,
+)
 
 _MAX_ESCAPED_NAME = 200
 #: a pending change's id: lowercase hex, so it is always one safe file-name component
@@ -49,14 +55,6 @@ __all__ = [
     "escape_gun",
     "metadata_filename",
 ]
-
-
-class MetadataNotFoundError(StorageError):
-    """The store has no such metadata file (or no such collection)."""
-
-
-class PendingNotFoundError(MetadataNotFoundError):
-    """The store has no pending change with that id."""
 
 
 def check_pending_id(pending_id: str) -> str:
@@ -194,10 +192,6 @@ class MetadataStore(MetadataReader):
             f"{self.description} cannot hold pending (co-signed) changes",
             hint="use a trust store that supports co-signing, e.g. a local directory",
         )
-
-    # TRANSITIONAL: the engine still calls writer_lock(); removed once it calls writing().
-    def writer_lock(self, gun: str) -> AbstractContextManager[None]:
-        return self.writing(gun)
 
     def check_publishable(self, gun: str, files: Sequence[MetadataFile]) -> None:
         """Refuse a set a writer must not publish here: server-signed roles, or no timestamp
