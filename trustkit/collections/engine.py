@@ -33,7 +33,6 @@ from trustkit.collections.model import (
     check_signer_name,
     check_size,
     expiries_for,
-    signer_role,
 )
 from trustkit.collections.repository import Collection, local_keyids
 from trustkit.config import Settings
@@ -363,7 +362,7 @@ def add_signer(
     counted by distinct key, so such a key does not make two signers.
     """
     services = as_services(settings)
-    role_name = signer_role(name)
+    check_signer_name(name)
     if not keys:
         raise BadInputError("give at least one --key")
     store_keys = keystore if keystore is not None else services.keys
@@ -376,10 +375,11 @@ def add_signer(
         if targets.delegations is None:
             targets.delegations = Delegations(keys={}, roles={})
         delegated = dict(targets.delegations.roles or {})
+        signers = layout.signer_roles(targets.delegations)
         for key in keys:
-            if role_name in delegated and key.keyid in delegated[role_name].keyids:
+            if name in signers and key.keyid in delegated[signers[name]].keyids:
                 change.warnings.append(f"key {key.keyid[:12]} already belongs to signer {name}")
-            for other, role in layout.signer_roles(targets.delegations).items():
+            for other, role in signers.items():
                 if other != name and key.keyid in delegated[role].keyids:
                     change.warnings.append(
                         f"key {key.keyid[:12]} is already held by signer {other}: it counts as "
@@ -452,7 +452,7 @@ def remove_signer(
 
     def edit(collection: Collection) -> RemovalResult:
         layout = _layout(collection)
-        if signer_role(name) not in collection.delegated_roles():
+        if name not in layout.signer_roles(collection.delegations):
             raise BadInputError(f"{name} is not a signer of {gun}")
         published = {
             r: collection.delegated(r) for r in layout.release_roles(collection.delegations)
