@@ -11,7 +11,7 @@ from fixtures.policy import DIGEST, NOW, make_scan
 
 from trustkit import refs
 from trustkit.cli import main
-from trustkit.errors import FailureKind
+from trustkit.errors import BadInputError, FailureKind
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
 from trustkit.model.findings import Finding, Severity
 from trustkit.pipeline.check import check_image
@@ -211,3 +211,19 @@ def test_an_unsigned_digest_is_in_every_tag_scoped_policy_of_its_repository(
     by_digest = f"{unsigned.rsplit(':', 1)[0]}@{pipeline_world.digest('unsigned')}"
     verdict = check_image(settings, by_digest, context=Context.PULL, policies=[p])
     assert verdict.action is Action.BLOCK, verdict.summary()
+
+
+# --- one glob dialect: the webhook's exemptions match as policy scopes do -------------------
+def test_webhook_exemptions_use_the_policy_glob_dialect() -> None:
+    from trustkit.webhook.config import WebhookConfig
+
+    config = WebhookConfig(exempt_images=("registry.local/base/*", "docker.io/library/perl:5*"))
+    assert config.image_exempt("registry.local/base/alpine:3")
+    # fnmatch's '*' crossed '/': a nested repository was exempt with its parent's glob
+    assert not config.image_exempt("registry.local/base/evil/miner:1")
+    assert config.image_exempt("REGISTRY.LOCAL/base/alpine:3")
+    assert config.image_exempt("perl:5.36")
+    assert not config.image_exempt(f"perl@{DIGEST}")  # a tag glob cannot vouch for a digest
+    assert not config.image_exempt("not a reference")
+    with pytest.raises(BadInputError, match="exempt_images"):
+        WebhookConfig(exempt_images=("UPPER/Case:[x",))

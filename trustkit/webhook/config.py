@@ -10,11 +10,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from trustkit.errors import BadInputError
+from trustkit import refs
+from trustkit.errors import BadInputError, InvalidReferenceError
+from trustkit.policy.globs import ImageGlob
 
 MAX_CONFIG_BYTES = 256 * 1024
 DEFAULT_DEADLINE_SECONDS = 8.0  # below the API server's 10 s webhook timeout
@@ -31,7 +32,7 @@ class WebhookConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_images: int = 256
     exempt_namespaces: tuple[str, ...] = ()
-    exempt_images: tuple[str, ...] = ()  # fnmatch globs over the raw and the normalised reference
+    exempt_images: tuple[str, ...] = ()  # image globs, the policy scope dialect (policy.globs)
     policy_files: tuple[Path, ...] = ()
     cache_ttl_seconds: float = 300.0
     refusal_ttl_seconds: float = 10.0  # refusals expire sooner so a fix is seen quickly
@@ -52,6 +53,13 @@ class WebhookConfig:
         _positive("refusal_ttl_seconds", self.refusal_ttl_seconds, allow_zero=True)
         _positive("cache_max_entries", self.cache_max_entries, maximum=1_000_000)
         _positive("workers", self.workers, maximum=512)
+        exempt: list[ImageGlob] = []
+        for text in self.exempt_images:
+            try:
+                exempt.append(ImageGlob.compile(text))
+            except InvalidReferenceError as exc:
+                raise BadInputError(f"webhook config: exempt_images: {exc}") from None
+        object.__setattr__(self, "_exempt_globs", tuple(exempt))
         if not self.generation:
             body = {k: v for k, v in asdict(self).items() if k != "generation"}
             text = json.dumps(body, sort_keys=True, default=str)
@@ -61,7 +69,18 @@ class WebhookConfig:
         return namespace is not None and namespace in self.exempt_namespaces
 
     def image_exempt(self, *references: str) -> bool:
-        return any(fnmatchcase(ref, glob) for ref in references for glob in self.exempt_images)
+        """One matcher for every image glob (``trustkit.policy.globs``): ``*`` stays inside one
+        path component, domains are compared as Docker spells them, and a tag glob never
+        exempts a reference whose tag is unknown (a digest)."""
+        globs: tuple[ImageGlob, ...] = getattr(self, "_exempt_globs", ())
+        for text in references:
+            try:
+                ref = refs.parse(text)
+            except InvalidReferenceError:
+                continue  # never exempt what cannot be parsed
+            if any(g.matches(ref) for g in globs):
+                return True
+        return False
 
     @classmethod
     def from_mapping(
