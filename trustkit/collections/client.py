@@ -295,6 +295,24 @@ class TrustSession:
                     found[tag] = self._trusted(role_name, tag, role)
         return [found[t] for t in sorted(found)]
 
+    def tags_at(self, digest: str) -> list[TrustedTarget]:
+        """Every trusted tag whose digest is ``digest`` (signers are looked up for those
+        only, not for every tag of a large collection)."""
+        hex_digest = digest.split(":", 1)[-1]
+        seen: set[str] = set()
+        found: list[TrustedTarget] = []
+        for role_name in self.layout.listing_roles(self.delegations):
+            role = self.role(role_name)
+            if role is None:
+                continue
+            for tag, entry in role.targets.items():
+                if tag in seen:
+                    continue  # a more trusted role already decided this tag
+                seen.add(tag)
+                if entry.hashes.get("sha256") == hex_digest:
+                    found.append(self._trusted(role_name, tag, role))
+        return sorted(found, key=lambda t: t.tag)
+
     def _trusted(self, role_name: str, tag: str, role: Targets) -> TrustedTarget:
         target = role.targets[tag]
         sha256 = target.hashes.get("sha256")

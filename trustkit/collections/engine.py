@@ -672,7 +672,6 @@ def trust_evidence(
     digest = ref.digest
     try:
         session = session_for(services, services.store, ref.gun, root_file)
-        signed = session.signed_tags()
         if ref.tag is not None:
             found = session.find(ref.tag)
             if digest is not None and digest != found.digest:
@@ -687,10 +686,10 @@ def trust_evidence(
                         f"digest {found.digest} of tag {ref.tag}"
                     ),
                 )
-            matching = [found, *(t for t in signed if t.digest == found.digest and t != found)]
+            matching = [found, *(t for t in session.tags_at(found.digest) if t != found)]
         else:
             assert digest is not None, "a reference names a tag, a digest or both"
-            matching = [t for t in signed if t.digest == digest]
+            matching = session.tags_at(digest)
             if not matching:
                 return TrustEvidence(
                     source=source,
