@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fixtures.stores import Adversary, StoreCase, StoreState
@@ -28,6 +29,7 @@ from trustkit.collections import (
     sign_tag,
     verify_tag,
 )
+from trustkit.collections._tuf import Metadata
 from trustkit.collections.model import TARGETS_MAX_BYTES, TIMESTAMP_MAX_BYTES
 from trustkit.config import Settings
 from trustkit.errors import (
@@ -42,6 +44,7 @@ from trustkit.errors import (
 )
 from trustkit.keys import KeyStore
 from trustkit.refs import ImageRef, parse
+from trustkit.services import Services
 from trustkit.stores import (
     MetadataFile,
     MetadataNotFoundError,
@@ -269,6 +272,16 @@ def test_a_fresh_client_verifies_what_was_signed(repo: Repo) -> None:
     assert [t.tag for t in list_signed_tags(client, repo.ref.gun)] == ["v1", "v2"]
 
 
+def test_an_injected_store_is_the_store_used(store_case: StoreCase, tmp_path: Path) -> None:
+    elsewhere = store_case.settings.with_changes(trust_server=f"file://{tmp_path / 'elsewhere'}")
+    services = Services(elsewhere, store=store_case.store, keys=store_case.keystore)
+    alice = store_case.keystore.generate(role="delegation", name="alice")
+    add_signer(services, GUN, "alice", [alice.public_key])
+    sign_tag(services, parse(f"{GUN}:v1"), digest=digest_for("v1"), size=2)
+    assert verify_tag(store_case.client("fresh"), parse(f"{GUN}:v1")).digest == digest_for("v1")
+    assert not (tmp_path / "elsewhere").exists()
+
+
 @pytest.mark.timeout(240)
 def test_writers_at_the_same_moment_lose_nothing(repo: Repo) -> None:
     writers, tags_each = 4, 3
@@ -331,6 +344,23 @@ def _fork(repo: Repo) -> tuple[Settings, str]:
     return client, "v1"
 
 
+def _fork_under_a_new_timestamp(repo: Repo) -> tuple[Settings, str]:
+    """The fork again, then a server holding the online timestamp key re-signs history B's
+    timestamp with a higher version: new to the client, but naming the snapshot version it
+    already trusts with other content."""
+    client, tag = _fork(repo)
+    store, gun = repo.case.store, repo.ref.gun
+    root = Metadata.from_bytes(store.read(gun, "root", store.root_version(gun), limit=1 << 20))
+    timestamp = Metadata.from_bytes(store.read(gun, "timestamp", None, limit=1 << 16))
+    timestamp.signed.version += 1
+    timestamp.signatures.clear()
+    for keyid in root.signed.roles["timestamp"].keyids:
+        timestamp.sign(repo.case.keystore.signer(keyid), append=True)
+    served = MetadataFile("timestamp", timestamp.signed.version, timestamp.to_bytes())
+    store.publish(gun, [served], expected=store.generation(gun))
+    return client, tag
+
+
 def _swap_digest(repo: Repo) -> tuple[Settings, str]:
     hex_digest = digest_for("v1").split(":")[1].encode()
     repo.adversary.swap_bytes(repo.ref.gun, RELEASES, hex_digest, b"f" * 64)
@@ -381,7 +411,8 @@ def _mix(role: str) -> Callable[[Repo], tuple[Settings, str]]:
 
 ATTACKS = [
     Attack("rollback", _rollback, FailureKind.ROLLED_BACK, "rollback"),
-    Attack("fork", _fork, FailureKind.FORK, "fork"),
+    Attack("fork", _fork, FailureKind.FORK, "forked: .* different timestamp"),
+    Attack("fork-snapshot", _fork_under_a_new_timestamp, FailureKind.FORK, "forked: .* snapshot"),
     Attack("swap-bytes", _swap_digest, FailureKind.TAMPERED, "hash or length", True),
     Attack("drop-snapshot", _drop("snapshot"), StorageError, "missing|cannot fetch", True),
     Attack("drop-releases", _drop(RELEASES), StorageError, "missing|cannot fetch", True),
