@@ -266,15 +266,6 @@ class TrustSession:
         assert targets is not None
         return targets.delegations
 
-    def delegated_names(self) -> list[str]:
-        delegations = self.delegations
-        if delegations is None or delegations.roles is None:
-            return []
-        return list(delegations.roles)
-
-    def signer_roles(self) -> list[str]:
-        return list(self.layout.signer_roles(self.delegations).values())
-
     def find(self, tag: str) -> TrustedTarget:
         """The tag as the layout trusts it (DCT: from targets/releases when delegated, else
         targets)."""
