@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trustkit._fs import atomic_write, file_lock, read_bounded
+from trustkit._fs import atomic_write, file_lock, make_private_dirs, read_bounded
 from trustkit._json import load_json_object
 from trustkit.config import Settings, child_environment
 from trustkit.errors import BadInputError, StorageError, TrustEnvironmentError
@@ -223,7 +223,7 @@ def _remove_auths(doc: dict[str, Any], host: str) -> bool:
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(path.parent)  # every missing parent 0700 too, whatever the umask
     except OSError as exc:
         raise StorageError(f"cannot create {path.parent}: {exc.strerror}") from exc
     atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o600)
