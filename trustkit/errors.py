@@ -1,8 +1,10 @@
 """One exception tree for the whole library.
 
 Split by what the caller can do about it, as python-tuf does: fix the input (exit 2), accept the
-refusal (exit 1) or fix the environment (exit 3). The CLI maps ``exit_code`` straight to the
-process exit status and prints ``str(error)`` on one line; nothing here knows about the CLI.
+refusal (exit 1) or fix the environment (exit 3). Anything else that escapes is a bug: every entry
+point's last-resort handler prints ``internal_error_line`` and exits 4. The CLI maps
+``exit_code`` straight to the process exit status and prints ``str(error)`` on one line; nothing
+here knows about the CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ EXIT_ENVIRONMENT = 3
 EXIT_INTERNAL = 4
 
 #: where the last-resort handlers ask users to report a bug
-REPORT_BUGS_AT = "docs/operations.md#reporting-a-bug"
+REPORT_BUGS_AT = "docs/cli.md#reporting-a-bug"
 
 
 class TrustkitError(Exception):
