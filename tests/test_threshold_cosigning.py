@@ -599,3 +599,20 @@ def test_push_below_the_threshold_leaves_a_pending_change(
     assert trusted.digest == image.digest
     assert {"alice", "bob"} <= set(trusted.signers)
     assert pull_image(client, ref, verify=True).descriptor.digest == trusted.digest
+
+
+def test_pending_expiry_is_judged_by_the_injected_clock(two: TwoSigners) -> None:
+    """Time comes from Services: a pending change past its role's expiry is stale then."""
+    from datetime import UTC, datetime, timedelta
+
+    from trustkit.services import Services
+
+    pending_id = _propose_v1(two)
+    now = Services(two.bob.settings)
+    [fresh] = list_pending(now, two.repo.gun)
+    assert fresh.problem is None
+    later = Services(two.bob.settings, clock=lambda: datetime.now(UTC) + timedelta(days=4000))
+    [stale] = list_pending(later, two.repo.gun)
+    assert stale.id == pending_id and stale.problem is not None and "expired" in stale.problem
+    with pytest.raises(StalePendingError, match="expired"):
+        approve(later, two.repo.gun, pending_id, keystore=two.bob.keys)

@@ -242,10 +242,12 @@ def propose(
     keystore: KeyStore,
     expiries: Expiries,
     store: MetadataStore,
+    *,
+    now: datetime | None = None,
 ) -> PendingView:
     """Store ``collection``'s edited delegated roles as a pending change (under the writer lock),
     signed with the local keys, instead of publishing them."""
-    now = utcnow()
+    now = now or utcnow()
     roles = collection.dirty_roles()
     top = [r for r in roles if r in TOP_LEVEL_ROLES]
     if top:
@@ -270,7 +272,8 @@ def propose(
 def list_pending(settings: Settings | Services, gun: str) -> list[PendingView]:
     """Every pending change of ``gun``, each checked against the published collection (a
     broken or stale entry is listed with its problem, never trusted)."""
-    store = as_services(settings).store
+    services = as_services(settings)
+    store = services.store
     collection = Collection.load(store, gun)
     if collection is None:
         raise UnknownRepositoryError(f"no trust data for {gun}")
@@ -283,7 +286,7 @@ def list_pending(settings: Settings | Services, gun: str) -> list[PendingView]:
             views.append(PendingView(pending_id, gun, problem=str(exc)))
             continue
         try:
-            views.append(examine(collection, change))
+            views.append(examine(collection, change, now=services.clock()))
         except UntrustedError as exc:
             view = PendingView(pending_id, gun, change.created, change.proposer)
             view.problem = str(exc)
@@ -294,11 +297,12 @@ def list_pending(settings: Settings | Services, gun: str) -> list[PendingView]:
 def show_pending(settings: Settings | Services, gun: str, pending_id: str) -> PendingView:
     """One pending change, checked (raises when it is stale, tampered or malformed)."""
     check_pending_id(pending_id)
-    store = as_services(settings).store
+    services = as_services(settings)
+    store = services.store
     collection = Collection.load(store, gun)
     if collection is None:
         raise UnknownRepositoryError(f"no trust data for {gun}")
-    return examine(collection, _read(store, gun, pending_id))
+    return examine(collection, _read(store, gun, pending_id), now=services.clock())
 
 
 def approve(
@@ -328,9 +332,10 @@ def approve(
                 raise UnknownRepositoryError(f"no trust data for {gun}")
             change = _read(store, gun, pending_id)
             before = {role: _targets_of(collection, role) for role in change.roles}
-            view = examine(collection, change, before)
+            now = services.clock()
+            view = examine(collection, change, before, now=now)
             signed_roles = _add_signatures(collection, change, keys)
-            signed_roles += _add_own_roles(collection, change, keys, expiries, before)
+            signed_roles += _add_own_roles(collection, change, keys, expiries, before, now)
             view = _view(collection, change, before)
             if not signed_roles and not view.ready:
                 _refuse_useless_approval(collection, change, keys, view)
@@ -371,6 +376,8 @@ def examine(
     collection: Collection,
     change: PendingChange,
     before: dict[str, dict[str, TargetFile]] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> PendingView:
     """Check a pending change against the published collection; raise when it is stale or
     any signature on it does not verify with a key its role lists today."""
@@ -382,7 +389,7 @@ def examine(
             "was proposed",
             hint="discard it and sign again",
         )
-    now = utcnow()
+    now = now or utcnow()
     for role, md in change.roles.items():
         if role not in delegated:
             raise StalePendingError(f"pending change {pid}: {gun} no longer delegates to {role}")
@@ -502,6 +509,7 @@ def _add_own_roles(
     keys: KeyStore,
     expiries: Expiries,
     before: dict[str, dict[str, TargetFile]],
+    now: datetime,
 ) -> list[str]:
     """An approver of a release role also records the tags in their own signer role, as
     ``sign`` does, so the published tag names every signer who vouched for it. Which roles
@@ -522,7 +530,6 @@ def _add_own_roles(
                 if len(local_keyids(keys, delegated[role].keyids)) < delegated[role].threshold:
                     continue
                 records.setdefault(role, {})[tag_change.tag] = entry
-    now = utcnow()
     added = []
     for role, tags in records.items():
         before[role] = _targets_of(collection, role)

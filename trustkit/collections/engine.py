@@ -105,7 +105,9 @@ def _write(
                 if short and not any(role in TOP_LEVEL_ROLES for role in short):
                     from trustkit.collections.cosigning import propose
 
-                    outcome.pending = propose(collection, keys, expiries, store)
+                    outcome.pending = propose(
+                        collection, keys, expiries, store, now=services.clock()
+                    )
                     return result
             try:
                 roles = collection.publish(keys, expiries, store)
