@@ -574,3 +574,16 @@ def test_pull_dest_replaces_planted_blobs(pipeline_world: PipelineWorld, tmp_pat
         assert "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert outside.read_bytes().startswith(b"attacker-controlled")
     assert layout.resolve("v1").digest == image.digest
+
+
+def test_webhook_config_writable_by_others_is_refused(tmp_path: Path) -> None:
+    """Its exempt_images and fail_open decide admission as much as a policy does."""
+    from trustkit.webhook.config import WebhookConfig
+
+    path = tmp_path / "webhook.yaml"
+    path.write_text("exempt_images: ['**']\n")
+    path.chmod(0o666)
+    with pytest.raises(BadInputError, match=r"webhook config .* writable by other users"):
+        WebhookConfig.load(path)
+    path.chmod(0o644)
+    assert WebhookConfig.load(path).exempt_images == ("**",)

@@ -124,10 +124,10 @@ class WebhookConfig:
     def load(cls, path: Path) -> WebhookConfig:
         import yaml
 
-        from trustkit._fs import read_bounded
+        from trustkit._fs import read_protected
 
-        try:
-            raw = read_bounded(path, MAX_CONFIG_BYTES, what="webhook config")
+        try:  # exempt_images and fail_open decide admission: nobody else may write the file
+            raw = read_protected(path, MAX_CONFIG_BYTES, what="webhook config")
         except FileNotFoundError as exc:
             raise BadInputError(f"webhook config {path} does not exist") from exc
         try:
@@ -143,7 +143,7 @@ class WebhookConfig:
         digest = hashlib.sha256(config.generation.encode())
         for policy in config.policy_files:
             try:
-                digest.update(read_bounded(policy, 4 * 1024 * 1024, what="policy file"))
+                digest.update(read_protected(policy, 4 * 1024 * 1024, what="policy file"))
             except FileNotFoundError as exc:
                 raise BadInputError(f"policy file {policy} does not exist") from exc
         object.__setattr__(config, "generation", digest.hexdigest()[:16])
