@@ -3,6 +3,7 @@ would — by naming the same content another way — and must not get out of a p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
 from trustkit.model.findings import Finding, Severity
 from trustkit.pipeline.check import check_image
 from trustkit.policy import ImageFacts, Policy, evaluate, load_policy_text
+from trustkit.policy.globs import ShortNames
 from trustkit.verdict import Action, Context
 
 HIGH = Finding(
@@ -227,3 +229,57 @@ def test_webhook_exemptions_use_the_policy_glob_dialect() -> None:
     assert not config.image_exempt("not a reference")
     with pytest.raises(BadInputError, match="exempt_images"):
         WebhookConfig(exempt_images=("UPPER/Case:[x",))
+
+
+# --- short names follow unqualified_search_registries --------------------------------------
+def decide_with(p: Policy, reference: str, short_names: ShortNames) -> Action:
+    facts = ImageFacts(
+        reference=str(refs.parse(reference)),
+        digest=DIGEST,
+        scans=(make_scan((HIGH,)),),
+        short_names=short_names,
+    )
+    return evaluate([p], facts, context=Context.CI, now=NOW).action
+
+
+def test_short_name_scopes_follow_the_search_registries() -> None:
+    local = ShortNames.resolving(("LOCALHOST:5000",), "enforcing")
+    assert decide_with(policy(["team/app"]), "localhost:5000/team/app:v1", local) is Action.BLOCK
+    assert decide_with(policy(["alpine"]), "localhost:5000/alpine:3", local) is Action.BLOCK
+    assert decide_with(policy(["team/*"]), "localhost:5000/team/app:v1", local) is Action.BLOCK
+    # Docker's rule when the config says nothing else, or short names are disabled
+    assert decide(policy(["team/app"]), "localhost:5000/team/app:v1") is Action.ALLOW
+    disabled = ShortNames.resolving(("localhost:5000",), "disabled")
+    assert decide_with(policy(["team/app"]), "localhost:5000/team/app:v1", disabled) is (
+        Action.ALLOW
+    )
+    assert decide_with(policy(["team/app"]), "docker.io/team/app:v1", local) is Action.ALLOW
+
+
+def test_an_ambiguous_short_name_scopes_wide_and_excludes_nothing() -> None:
+    two = ShortNames.resolving(("registry.a.example", "registry.b.example"), "enforcing")
+    p = policy(["team/app"], extra='exclude: ["team/app:dev"]\n')
+    assert decide_with(p, "registry.a.example/team/app:v1", two) is Action.BLOCK
+    assert decide_with(p, "registry.b.example/team/app:v1", two) is Action.BLOCK
+    assert decide_with(p, "registry.b.example/team/app:dev", two) is Action.BLOCK
+    permissive = ShortNames.resolving(("registry.a.example", "registry.b.example"), "permissive")
+    assert decide_with(p, "registry.a.example/team/app:dev", permissive) is Action.ALLOW
+    assert decide_with(p, "registry.b.example/team/app:dev", permissive) is Action.BLOCK
+
+
+@pytest.mark.registry
+def test_a_short_name_scope_reaches_the_registry_short_names_resolve_to(
+    pipeline_world: PipelineWorld, tmp_path: Path
+) -> None:
+    base = pipeline_world.settings.effective_registries_config
+    doc = json.loads(base.read_text()) if base.exists() else {}
+    doc["unqualified_search_registries"] = [pipeline_world.registry.host]
+    config = tmp_path / "registries.json"
+    config.write_text(json.dumps(doc))
+    settings = pipeline_world.settings.with_changes(registries_config=config)
+    juice = pipeline_world.ref("juice")
+    short = juice.split("/", 1)[1].rsplit(":", 1)[0]  # t/pipeline-xxxx/juice
+    p = load_policy_text(scoped_policy(tmp_path, short).read_text())
+    verdict = check_image(settings, juice, context=Context.PULL, policies=[p])
+    assert verdict.action is Action.BLOCK, verdict.summary()
+    assert [o.policy for o in verdict.policies] == ["juice-v1"]

@@ -144,6 +144,7 @@ def _check_image(
     trust: TrustEvidence | None,
 ) -> Verdict:
     from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
+    from trustkit.policy.globs import DOCKER_RULE, ShortNames
 
     ref = refs.parse(reference)
     clock = now or services.clock()
@@ -152,7 +153,13 @@ def _check_image(
     in_context = [p for p in policies if p.applies_in(context)]
     # a push writes its tag: the tag names the pushed digest whatever the trust data says yet
     known_tags = (ref.tag,) if context is Context.PUSH and ref.tag is not None else ()
-    asked = ScopeSubject.of(ref, ref.digest, known_tags=known_tags)
+    short_names = DOCKER_RULE
+    if any(p.short_named for p in in_context):  # short-name globs follow the registries config
+        config = services.registries.config
+        short_names = ShortNames.resolving(
+            config.unqualified_search_registries, config.short_name_mode
+        )
+    asked = ScopeSubject.of(ref, ref.digest, known_tags=known_tags, short_names=short_names)
     candidates = [p for p in in_context if asked.may_be_in_scope(p.scope, p.exclude)]
     enforce_trust = services.settings.content_trust if require_trust is None else require_trust
     needs_trust = (
@@ -188,11 +195,13 @@ def _check_image(
         )
 
     digest = (trust.digest if trust.verified else None) or ref.digest
-    subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags)
+    subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags, short_names=short_names)
     matching = [p for p in in_context if subject.in_scope(p.scope, p.exclude)]
     if digest is None and matching:
         digest = _resolve_untrusted_digest(services, ref)
-        subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags)
+        subject = ScopeSubject.of(
+            ref, digest, trust, known_tags=known_tags, short_names=short_names
+        )
         matching = [p for p in in_context if subject.in_scope(p.scope, p.exclude)]
 
     scans: tuple[VerifiedScan, ...] = ()
@@ -207,6 +216,7 @@ def _check_image(
         scans=scans,
         unverified_scans=unverified,
         known_tags=known_tags,
+        short_names=short_names,
     )
     return evaluate(matching, facts, context=context, now=clock).verdict(facts, context=context)
 

@@ -17,6 +17,7 @@ from trustkit.errors import FailureKind
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
 from trustkit.model.findings import VerifiedScan
 from trustkit.policy.findings import FindingsView, Indexed
+from trustkit.policy.globs import DOCKER_RULE, ShortNames
 from trustkit.policy.model import Policy
 from trustkit.policy.rules import PolicyRun, ScanSelection, SignatureContext
 from trustkit.policy.scope import ScopeSubject
@@ -56,6 +57,8 @@ class ImageFacts:
     unverified_scans: tuple[str, ...] = ()  # why other attestations did not verify
     #: tags known to name this content besides the trust evidence's (a push writes its tag)
     known_tags: tuple[str, ...] = ()
+    #: where short-name globs resolve (the registries config); Docker's rule by default
+    short_names: ShortNames = DOCKER_RULE
 
     def __post_init__(self) -> None:
         if isinstance(self.trust, TrustFact):
@@ -172,7 +175,9 @@ def evaluate(
     if now.tzinfo is None:
         raise ValueError("evaluate() needs a timezone-aware 'now'")
     ref = refs.parse(facts.reference)
-    subject = ScopeSubject.of(ref, facts.digest, facts.trust, known_tags=facts.known_tags)
+    subject = ScopeSubject.of(
+        ref, facts.digest, facts.trust, known_tags=facts.known_tags, short_names=facts.short_names
+    )
     image = image_name(ref)
     indexes: dict[tuple[int, ...], Indexed] = {}
     outcomes = tuple(

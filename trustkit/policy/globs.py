@@ -2,7 +2,9 @@
 
 ``alpine`` means ``docker.io/library/alpine`` (any tag), ``alpine:3.*`` only its 3.x tags,
 ``registry.example.com/team/*`` every repository directly under ``team``, ``**`` every image.
-``*`` and ``?`` stay inside one path component; ``**`` crosses ``/``. Pure, no I/O.
+``*`` and ``?`` stay inside one path component; ``**`` crosses ``/``. A pattern without a
+registry (``team/app``) is a short name: it means docker.io, or the registries a short name on
+the command line resolves to (``unqualified_search_registries``, see ``ShortNames``). Pure.
 """
 
 from __future__ import annotations
@@ -76,6 +78,31 @@ def _normalise_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class ShortNames:
+    """Where a short name (no registry) resolves: ``scope`` lists every registry it may mean
+    (a scope fails closed), ``exact`` the one it resolves to unambiguously, if any (exclusions,
+    waivers and exemptions apply only there). Docker's rule is docker.io for both."""
+
+    scope: tuple[str, ...] = (refs.DEFAULT_DOMAIN,)
+    exact: tuple[str, ...] = (refs.DEFAULT_DOMAIN,)
+
+    @classmethod
+    def resolving(cls, registries: tuple[str, ...], mode: str) -> ShortNames:
+        """The containers-registries.conf semantics ``trustkit.registry.shortnames`` applies
+        to command lines: ``disabled`` is Docker's rule, ``enforcing`` refuses an ambiguous
+        name, ``permissive`` takes the first registry."""
+        search = tuple(refs.canonical_domain(r) for r in registries)
+        if mode == "disabled" or not search:
+            return cls()
+        if mode == "enforcing" and len(search) > 1:
+            return cls(scope=search, exact=())
+        return cls(scope=search, exact=search[:1])
+
+
+DOCKER_RULE = ShortNames()
+
+
+@dataclass(frozen=True)
 class ImageGlob:
     """A compiled pattern. ``text`` is what the user wrote; ``normalised`` is what it matches."""
 
@@ -84,6 +111,8 @@ class ImageGlob:
     repository: re.Pattern[str] | None  # None: every repository
     tag: re.Pattern[str] | None  # None: any tag (or none)
     digest: str | None
+    #: for a short name: the path as written, matched under registries other than docker.io
+    short_path: re.Pattern[str] | None = None
 
     @classmethod
     def compile(cls, text: str) -> ImageGlob:
@@ -111,7 +140,11 @@ class ImageGlob:
             normalised += f":{tag}"
         if digest is not None:
             normalised += f"@{digest}"
-        return cls(text, normalised, repo_re, tag_re, digest)
+        first, sep, _ = name.partition("/")
+        short = None
+        if not first.startswith("**") and (not sep or not _looks_like_domain(first)):
+            short = re.compile(_component_regex(name, cross_slash=False))
+        return cls(text, normalised, repo_re, tag_re, digest, short)
 
     @property
     def tag_scoped(self) -> bool:
@@ -119,13 +152,19 @@ class ImageGlob:
         return self.tag is not None
 
     def matches(
-        self, ref: refs.ImageRef, digest: str | None = None, *, unknown_tag: bool = False
+        self,
+        ref: refs.ImageRef,
+        digest: str | None = None,
+        *,
+        unknown_tag: bool = False,
+        short_names: tuple[str, ...] = DOCKER_RULE.exact,
     ) -> bool:
         """Whether ``ref`` (whose content is ``digest``, when known) matches.
 
         ``ref.tag`` None means the tag is unknown: a tag pattern then matches only with
-        ``unknown_tag`` (scopes fail closed; exclusions and waivers do not apply)."""
-        if self.repository is not None and not self.repository.fullmatch(ref.repository):
+        ``unknown_tag`` (scopes fail closed; exclusions and waivers do not apply). A short-name
+        pattern matches under the registries of ``short_names``."""
+        if self.repository is not None and not self._repository_matches(ref, short_names):
             return False
         if self.tag is not None:
             if ref.tag is None:
@@ -135,6 +174,12 @@ class ImageGlob:
                 return False
         return self.digest is None or self.digest in (ref.digest, digest)
 
-
-def matches_any(globs: tuple[ImageGlob, ...], ref: refs.ImageRef, digest: str | None) -> bool:
-    return any(g.matches(ref, digest) for g in globs)
+    def _repository_matches(self, ref: refs.ImageRef, short_names: tuple[str, ...]) -> bool:
+        assert self.repository is not None
+        if self.short_path is None:
+            return self.repository.fullmatch(ref.repository) is not None
+        if ref.domain not in short_names:
+            return False
+        if ref.domain == refs.DEFAULT_DOMAIN:  # Docker's rule adds library/ there
+            return self.repository.fullmatch(ref.repository) is not None
+        return self.short_path.fullmatch(ref.path) is not None

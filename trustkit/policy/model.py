@@ -49,6 +49,7 @@ class _Plan:
     findings: tuple[tuple[Rule, Any], ...]
     needs: frozenset[Evidence]
     tag_scoped: bool
+    short_named: bool
 
 
 def _plan(
@@ -56,20 +57,21 @@ def _plan(
 ) -> _Plan:
     by_stage: dict[Stage, list[tuple[Rule, Any]]] = {s: [] for s in Stage}
     needs: set[Evidence] = set()
-    tag_scoped = any(g.tag_scoped for g in (*scope, *exclude))
+    globs = [*scope, *exclude]
     for rule in RULES:  # registry order is evaluation order
         if rule.key in rules:
             config = rules[rule.key]
             by_stage[rule.stage].append((rule, config))
             needs.update(rule.needs(config))
-            tag_scoped = tag_scoped or rule.tag_scoped(config)
+            globs.extend(rule.globs(config))
     return _Plan(
         signature=tuple(by_stage[Stage.SIGNATURE]),
         scan_filters=tuple(by_stage[Stage.SCAN_FILTER]),
         presence=tuple(by_stage[Stage.SCAN_PRESENCE]),
         findings=tuple(by_stage[Stage.FINDINGS]),
         needs=frozenset(needs),
-        tag_scoped=tag_scoped,
+        tag_scoped=any(g.tag_scoped for g in globs),
+        short_named=any(g.short_path is not None for g in globs),
     )
 
 
@@ -116,6 +118,11 @@ class Policy:
     def tag_scoped(self) -> bool:
         """Whether a scope, an exclusion or a rule names images by tag."""
         return self.plan.tag_scoped
+
+    @property
+    def short_named(self) -> bool:
+        """Whether a glob is a short name (its registries follow the registries config)."""
+        return self.plan.short_named
 
     def applies_in(self, context: Context | str | None) -> bool:
         return self.contexts is None or context is None or Context(context) in self.contexts

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from trustkit import refs
 from trustkit.model import TrustEvidence
-from trustkit.policy.globs import ImageGlob
+from trustkit.policy.globs import DOCKER_RULE, ImageGlob, ShortNames
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class ScopeSubject:
     digest: str | None
     tags: tuple[str, ...]  # empty: no tag is known
     requested: refs.ImageRef  # as asked for (messages name it)
+    short_names: ShortNames = DOCKER_RULE
 
     @classmethod
     def of(
@@ -42,6 +43,7 @@ class ScopeSubject:
         trust: TrustEvidence | None = None,
         *,
         known_tags: tuple[str, ...] = (),
+        short_names: ShortNames = DOCKER_RULE,
     ) -> ScopeSubject:
         """``known_tags``: tags the caller knows name this content (a push writes its tag)."""
         tags: dict[str, None] = dict.fromkeys(known_tags)
@@ -50,7 +52,7 @@ class ScopeSubject:
         if trust is not None and trust.verified and (digest is None or trust.digest == digest):
             tags.update(dict.fromkeys(trust.tags))
         repository = refs.ImageRef(ref.domain, ref.path)
-        return cls(repository, digest or ref.digest, tuple(tags), ref)
+        return cls(repository, digest or ref.digest, tuple(tags), ref, short_names)
 
     @property
     def names(self) -> tuple[refs.ImageRef, ...]:
@@ -66,10 +68,13 @@ class ScopeSubject:
     def in_scope(self, scope: tuple[ImageGlob, ...], exclude: tuple[ImageGlob, ...]) -> bool:
         """Some name is in ``scope`` (empty: everything) and not excluded."""
         digest = self.digest
+        wide, exact = self.short_names.scope, self.short_names.exact
         for name in self.names:
-            if scope and not any(g.matches(name, digest, unknown_tag=True) for g in scope):
+            if scope and not any(
+                g.matches(name, digest, unknown_tag=True, short_names=wide) for g in scope
+            ):
                 continue
-            if any(g.matches(name, digest) for g in exclude):
+            if any(g.matches(name, digest, short_names=exact) for g in exclude):
                 continue
             return True
         return False
@@ -78,8 +83,10 @@ class ScopeSubject:
         """Every name matches one of ``globs`` (empty: everything): what a waiver needs."""
         if not globs:
             return True
-        digest = self.digest
-        return all(any(g.matches(name, digest) for g in globs) for name in self.names)
+        digest, exact = self.digest, self.short_names.exact
+        return all(
+            any(g.matches(name, digest, short_names=exact) for g in globs) for name in self.names
+        )
 
     def may_be_in_scope(self, scope: tuple[ImageGlob, ...], exclude: tuple[ImageGlob, ...]) -> bool:
         """Before the trust evidence is known: could this content be in scope once its signed
@@ -90,4 +97,7 @@ class ScopeSubject:
             return False
         base = self.repository
         unknown = refs.ImageRef(base.domain, base.path, None, self.digest)
-        return not scope or any(g.matches(unknown, self.digest, unknown_tag=True) for g in scope)
+        wide = self.short_names.scope
+        return not scope or any(
+            g.matches(unknown, self.digest, unknown_tag=True, short_names=wide) for g in scope
+        )

@@ -143,8 +143,8 @@ class AllowlistRule(Rule):
             by_id.setdefault(entry.vulnerability_id, []).append(entry)
         return Allowlist(tuple(out), {k: tuple(v) for k, v in by_id.items()})
 
-    def tag_scoped(self, config: Allowlist) -> bool:
-        return any(g.tag_scoped for e in config.entries for g in e.images)
+    def globs(self, config: Allowlist) -> tuple[ImageGlob, ...]:
+        return tuple(g for e in config.entries for g in e.images)
 
     def prepare(self, config: Allowlist, view: FindingsView, subject: ScopeSubject) -> None:
         index, now = view.index, view.now

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from trustkit.model import TrustEvidence
 from trustkit.model.findings import Finding, VerifiedScan
+from trustkit.policy.globs import ImageGlob
 from trustkit.policy.yamlnodes import LocatedDocument, Path_
 from trustkit.verdict import Action, PolicyOutcome, Reason
 
@@ -228,9 +229,10 @@ class Rule:
         """Evidence this config needs fetched (modifiers of other rules need none of their own)."""
         return frozenset()
 
-    def tag_scoped(self, config: Any) -> bool:
-        """Whether this config names images by tag (the pipeline must then learn the tags)."""
-        return False
+    def globs(self, config: Any) -> tuple[ImageGlob, ...]:
+        """Image globs this config names (the pipeline learns tags and short-name registries
+        when some glob depends on them)."""
+        return ()
 
     # --- SIGNATURE -----------------------------------------------------------------------
     def verify(self, config: Any, ctx: SignatureContext) -> Check:
