@@ -179,7 +179,9 @@ def test_writing_may_be_held_around_publish(store_case: StoreCase) -> None:
         store.publish(GUN, _writable(store_case, _set(1, root=1)), expected=generation)
         with store.writing(GUN):
             store.publish(GUN, _writable(store_case, _set(2)), expected=store.generation(GUN))
-    assert store.read(GUN, "timestamp", None, limit=100) == b'{"timestamp": 2}'
+        again = open_store(store_case.url)  # the same store through another object
+        again.publish(GUN, _writable(store_case, _set(3)), expected=again.generation(GUN))
+    assert store.read(GUN, "timestamp", None, limit=100) == b'{"timestamp": 3}'
 
 
 def test_capabilities_are_declared(store_case: StoreCase) -> None:

@@ -63,9 +63,6 @@ class LocalDirStore(MetadataStore):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = f"local trust store {root}"
-        # collections whose lock this thread holds: flock is per open file, so taking it again
-        # inside publish would wait for ourselves
-        self._held = threading.local()
 
     @property
     def capabilities(self) -> StoreCapabilities:
@@ -117,26 +114,21 @@ class LocalDirStore(MetadataStore):
             raise MetadataNotFoundError(f"{gun}: {path.name} is missing") from None
 
     # --- writing --------------------------------------------------------------------------
-    def _held_guns(self) -> set[str]:
-        held: set[str] | None = getattr(self._held, "guns", None)
-        if held is None:
-            held = self._held.guns = set()
-        return held
-
     @contextlib.contextmanager
     def writing(self, gun: str) -> Iterator[None]:
-        held = self._held_guns()
-        if gun in held:  # re-entered by the same thread (publish inside writing)
+        directory = ensure_private_dir(self._dir(gun))
+        lock = (directory / ".lock").absolute()
+        held = _locks_held_by_this_thread()
+        if lock in held:  # re-entered (publish inside writing, maybe through another instance)
             yield
             return
-        directory = ensure_private_dir(self._dir(gun))
-        with file_lock(directory / ".lock"):
-            held.add(gun)
+        with file_lock(lock):
+            held.add(lock)
             try:
                 self._recover(gun)
                 yield
             finally:
-                held.discard(gun)
+                held.discard(lock)
 
     def publish(self, gun: str, files: Sequence[MetadataFile], *, expected: str | None) -> str:
         self.check_publishable(gun, files)
@@ -233,6 +225,18 @@ class _LocalPending(PendingChanges):
     def remove(self, gun: str, pending_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(gun, pending_id).unlink()
+
+
+_THREAD = threading.local()
+
+
+def _locks_held_by_this_thread() -> set[Path]:
+    """The collection locks this thread holds: flock belongs to an open file, so a thread taking
+    a lock it already holds through another file descriptor would wait for itself."""
+    held: set[Path] | None = getattr(_THREAD, "locks", None)
+    if held is None:
+        held = _THREAD.locks = set()
+    return held
 
 
 def _is_pending_id(name: str) -> bool:
