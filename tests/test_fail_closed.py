@@ -132,8 +132,6 @@ def test_dangling_symlink_is_refused_not_skipped(settings: Settings, policy_dir:
 def test_policy_entry_that_is_no_file_is_refused(
     settings: Settings, policy_dir: Path, kind: str
 ) -> None:
-    import os
-
     from trustkit.errors import PolicyFileError
 
     (policy_dir / "prod.yaml").write_text(_policy("prod"))
@@ -180,8 +178,6 @@ def _mode(path: Path) -> int:
 def test_first_policy_create_under_umask_002_is_private(
     passphrase_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import os
-
     old = os.umask(0o002)
     try:
         main(["policy", "create", "--severity", "HIGH", "prod"])
@@ -196,8 +192,6 @@ def test_first_policy_create_under_umask_002_is_private(
 
 
 def test_atomic_write_and_lock_create_private_parents(tmp_path: Path) -> None:
-    import os
-
     from trustkit._fs import atomic_write, file_lock
 
     old = os.umask(0o002)
@@ -256,8 +250,6 @@ def test_policy_file_in_a_loose_directory_via_symlink_is_refused(
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "geteuid"), reason="POSIX only")
 def test_policy_file_owned_by_another_user_is_refused(settings: Settings, policy_dir: Path) -> None:
-    import os
-
     from trustkit.errors import PolicyFileError
 
     if os.geteuid() != 0:
@@ -291,8 +283,6 @@ def test_read_only_mount_is_not_writable_by_anyone(
 ) -> None:
     """A ConfigMap volume is a read-only tmpfs whose directory modes say 0777: the mount, not
     the mode, decides. (Mounting needs privileges the tests lack: the statvfs flag is faked.)"""
-    import os
-
     import trustkit._fs
 
     (policy_dir / "prod.yaml").write_text(_policy("prod"))
@@ -323,8 +313,6 @@ def test_planted_lock_symlink_is_not_followed(
 
 
 def test_planted_lock_fifo_or_foreign_file_is_refused(tmp_path: Path) -> None:
-    import os
-
     from trustkit._fs import file_lock
     from trustkit.errors import StorageError
 
