@@ -107,7 +107,13 @@ def signer_add(
 
 
 @signer.command("remove")
-@click.option("--force", "-f", is_flag=True, help="Remove even the last signer of a repository.")
+@click.option(
+    "--force",
+    "-f",
+    is_flag=True,
+    help="Remove even the last signer, or where remaining signatures would keep covering tags "
+    "only this signer vouched for (revoke those afterwards).",
+)
 @click.argument("name")
 @click.argument("repositories", metavar="REPO...", nargs=-1, required=True, type=IMAGE)
 @click.pass_context
