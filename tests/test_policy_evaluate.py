@@ -357,3 +357,59 @@ def test_same_decisions_with_the_project_report_parser(
     assert set(run([critical_fixed], facts(parsed)).reasons[0].findings) == {
         f.vulnerability_id for f in juice_shop if f.severity is Severity.CRITICAL and f.fixable
     }
+
+
+def test_verdict_json_uses_one_key_casing_and_typed_details() -> None:
+    import re
+
+    from trustkit.model import SignerIdentity, TrustEvidence
+    from trustkit.model.evidence import EvidenceSource
+    from trustkit.verdict import AttestationDetail, Verdict, VerdictDetails
+
+    detail = AttestationDetail(
+        scanner="trivy",
+        findings=2,
+        counts={"CRITICAL": 1, "HIGH": 1},
+        predicate_type="https://cosign.sigstore.dev/attestation/vuln/v1",
+        signer="5c" * 32,
+        tag="sha256-ab.att",
+    )
+    evidence = TrustEvidence(
+        source=EvidenceSource.TUF_COLLECTION,
+        checked=True,
+        verified=True,
+        digest=DIGEST,
+        signers=(SignerIdentity("alice", ("a1" * 32,), "targets/alice"),),
+        tags=("v1",),
+    )
+    p = policy(rules="  require_signed: true\n  require_scan: false")
+    facts = ImageFacts(reference=JUICE, digest=DIGEST, trust=evidence)
+    verdict = run([p], facts).verdict(facts, context=Context.CI)
+    verdict = dataclasses.replace(verdict, details=VerdictDetails(attestation=detail))
+    document = verdict.to_dict()
+    assert document["trust"]["tags"] == ["v1"] and document["signers"] == ["alice"]
+    assert document["details"]["attestation"]["predicate_type"].startswith("https://")
+
+    def keys(value: object, under: str = "") -> list[str]:
+        if isinstance(value, dict):
+            out = []
+            for k, v in value.items():
+                out.append(k)
+                if k != "counts":  # severity names are data, not keys
+                    out.extend(keys(v, k))
+            return out
+        if isinstance(value, list):
+            return [k for item in value for k in keys(item, under)]
+        return []
+
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", k) for k in keys(document)), keys(document)
+    # the untyped form callers used before is still read, and rendered in the one casing
+    legacy = Verdict(
+        reference=JUICE,
+        context=Context.CI,
+        allowed=True,
+        action=Action.ALLOW,
+        details={"attestation": {**detail.to_dict(), "predicateType": "x"}},  # type: ignore[arg-type]
+    )
+    assert legacy.details.attestation is not None
+    assert "predicateType" not in legacy.to_dict()["details"]["attestation"]

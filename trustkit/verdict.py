@@ -6,6 +6,7 @@ admission webhook, so the decision and its explanation are the same everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -80,6 +81,77 @@ class PolicyOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class AttestationDetail:
+    """The scan attestation a push made before policy ran (``push --scan``)."""
+
+    scanner: str
+    findings: int
+    counts: dict[str, int]
+    predicate_type: str
+    signer: str  # the scanner key id
+    tag: str  # where it was attached (``sha256-<hex>.att``)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scanner": self.scanner,
+            "findings": self.findings,
+            "counts": dict(self.counts),
+            "predicate_type": self.predicate_type,
+            "signer": self.signer,
+            "tag": self.tag,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AttestationDetail:
+        """Transitional: the untyped form callers built before details were typed."""
+        return cls(
+            scanner=str(data["scanner"]),
+            findings=int(data["findings"]),
+            counts=dict(data["counts"]),
+            predicate_type=str(data.get("predicate_type", data.get("predicateType", ""))),
+            signer=str(data["signer"]),
+            tag=str(data["tag"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictDetails:
+    """What a flow adds to a verdict beyond the decision (typed; rendered snake_case)."""
+
+    attestation: AttestationDetail | None = None
+
+    def __bool__(self) -> bool:
+        return self.attestation is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.attestation is not None:
+            out["attestation"] = self.attestation.to_dict()
+        return out
+
+    # transitional mapping reads (``details.get("attestation")``, ``{**details}``) for callers
+    # written against the untyped dict; new code reads the fields
+    def keys(self) -> list[str]:
+        return list(self.to_dict())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
+
+    @classmethod
+    def of(cls, value: VerdictDetails | Mapping[str, Any]) -> VerdictDetails:
+        if isinstance(value, VerdictDetails):
+            return value
+        unknown = set(value) - {"attestation"}
+        if unknown:
+            raise TypeError(f"unknown verdict details: {', '.join(sorted(unknown))}")
+        raw = value.get("attestation")
+        return cls(attestation=AttestationDetail.from_dict(raw) if raw is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     reference: str
     context: Context
@@ -89,9 +161,13 @@ class Verdict:
     reasons: tuple[Reason, ...] = ()
     policies: tuple[PolicyOutcome, ...] = ()
     signers: tuple[str, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
+    details: VerdictDetails = field(default_factory=VerdictDetails)
     #: what the trust lookup said (None when no lookup was made)
     evidence: TrustEvidence | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.details, VerdictDetails):  # transitional: an untyped dict
+            object.__setattr__(self, "details", VerdictDetails.of(self.details))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,7 +191,7 @@ class Verdict:
                 for p in self.policies
             ],
             **({"trust": self.evidence.to_dict()} if self.evidence is not None else {}),
-            **({"details": self.details} if self.details else {}),
+            **({"details": self.details.to_dict()} if self.details else {}),
         }
 
     def summary(self) -> str:
