@@ -53,7 +53,7 @@ def run_gate(
 
     # one Services for every image: registry clients, tokens and the key store are shared
     services = as_services(services)
-    settings = services.settings  # TODO(engineer B): pass services once check_image accepts it
+    settings = services.settings
 
     if not images:
         raise BadInputError("gate needs at least one image")
@@ -66,7 +66,7 @@ def run_gate(
     for image in images:
         try:
             verdicts.append(
-                check_image(settings, image, context=Context.CI, policies=policies, now=now)
+                check_image(services, image, context=Context.CI, policies=policies, now=now)
             )
         except (TrustEnvironmentError, BadInputError) as exc:
             errors.append((image, exc.one_line()))

@@ -149,8 +149,7 @@ def pre_pull(services: Services | Settings, request: HookRequest) -> HookAnswer:
     from trustkit.pipeline.check import check_image
 
     services = as_services(services)
-    # TODO(engineer B): pass ``services`` once check_image accepts it
-    verdict = check_image(services.settings, request.reference, context=Context.PULL)
+    verdict = check_image(services, request.reference, context=Context.PULL)
     return _from_verdict(verdict)
 
 

@@ -146,7 +146,7 @@ def pull(
     if not ref.startswith("oci:"):
         verdict = require_allowed(
             check_image(
-                settings, ref, context=Context.PULL, policy_files=policy_files, require_trust=verify
+                services, ref, context=Context.PULL, policy_files=policy_files, require_trust=verify
             )
         )
         _print_warnings(verdict)

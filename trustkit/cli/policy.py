@@ -10,7 +10,7 @@ import yaml
 
 from trustkit._fs import atomic_write, ensure_private_dir
 from trustkit.attest.model import Severity
-from trustkit.cli._common import IMAGE, echo_json, settings_from
+from trustkit.cli._common import IMAGE, echo_json, services_from, settings_from
 from trustkit.errors import BadInputError, PolicyFileError, StorageError
 from trustkit.policy import (
     PolicyValidationError,
@@ -246,12 +246,11 @@ def eval_(
     policy_files: tuple[Path, ...],
 ) -> None:
     """Show the verdict for IMAGE (exit 1 when a policy blocks it)."""
-    from trustkit import enforce
+    from trustkit.pipeline.check import check_image
     from trustkit.report_formats import render_json, render_table
 
-    settings = settings_from(ctx)
-    verdict = enforce.check_image(
-        settings, image, context=Context(context_name), policy_files=list(policy_files)
+    verdict = check_image(
+        services_from(ctx), image, context=Context(context_name), policy_files=list(policy_files)
     )
     if output == "json":
         click.echo(render_json([verdict]), nl=False)

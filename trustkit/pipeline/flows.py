@@ -29,7 +29,7 @@ from trustkit.errors import (
 )
 from trustkit.pipeline.check import check_image, require_allowed, trust_once_signed
 from trustkit.services import Services, as_services
-from trustkit.verdict import Context, Verdict
+from trustkit.verdict import AttestationDetail, Context, Verdict
 
 if TYPE_CHECKING:
     from trustkit.collections import TrustedTarget
@@ -115,16 +115,14 @@ def push_verdict(
     the signature about to be made (the roles our keys sign into), never against the old tag.
     """
     services = as_services(services)
-    settings = services.settings
     assert pushed.digest is not None
-    # TODO(engineer B): pass ``services`` once check_image/trust_once_signed accept it
     granted = (
-        trust_once_signed(settings, pushed, pushed.digest, size)
+        trust_once_signed(services, pushed, pushed.digest, size)
         if sign and pushed.tag is not None
         else None
     )
     return check_image(
-        settings,
+        services,
         str(pushed),
         context=Context.PUSH,
         policy_files=policy_files,
@@ -157,7 +155,7 @@ def push_gate(
 
     def gate(descriptor: Descriptor) -> Verdict:
         pushed = refs.parse(dest).with_digest(descriptor.digest)
-        attestation: dict[str, object] = {}
+        attestation: AttestationDetail | None = None
         if scan:
             from trustkit.attest.service import scan_and_attest
 
@@ -168,21 +166,20 @@ def push_gate(
                 scanner_command=scanner_command,
                 key_name=scanner_key,
             )
-            attestation = {
-                "attestation": {
-                    "scanner": attested.report.scanner.name,
-                    "findings": len(attested.report.findings),
-                    "counts": attested.report.counts(),
-                    "predicateType": attested.predicate_type,
-                    "signer": attested.signer_keyid,
-                    "tag": attested.attached.att_tag,
-                }
-            }
+            attestation = AttestationDetail(
+                scanner=attested.report.scanner.name,
+                findings=len(attested.report.findings),
+                counts=attested.report.counts(),
+                predicate_type=attested.predicate_type,
+                signer=attested.signer_keyid,
+                tag=attested.attached.att_tag,
+            )
         verdict = push_verdict(
             services, pushed, descriptor.size, sign=sign, policy_files=policy_files, now=now
         )
-        if attestation:
-            verdict = dataclasses.replace(verdict, details={**verdict.details, **attestation})
+        if attestation is not None:
+            details = dataclasses.replace(verdict.details, attestation=attestation)
+            verdict = dataclasses.replace(verdict, details=details)
         return require_allowed(verdict)
 
     return gate

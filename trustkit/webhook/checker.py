@@ -66,7 +66,7 @@ class PipelineChecker:
         from trustkit.refs import parse
 
         try:
-            version = trust_data_version(self._settings, parse(reference).gun)
+            version = trust_data_version(self._services, parse(reference).gun)
         except TrustkitError:
             version = None
         return (reference, self._policy_files, version)
@@ -74,8 +74,7 @@ class PipelineChecker:
     def __call__(self, reference: str, context: Context) -> Verdict:
         from trustkit.pipeline.check import check_image
 
-        # TODO(engineer B): pass self._services once check_image accepts it
         kwargs: dict[str, Any] = {"context": context, "policy_files": self._policy_files}
         if self._policies is not None:
             kwargs["policies"] = self._policies
-        return check_image(self._settings, reference, **kwargs)
+        return check_image(self._services, reference, **kwargs)
