@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from trustkit.cli._common import settings_from
+from trustkit.cli._common import services_from, settings_from
 from trustkit.errors import BadInputError, InputTooLargeError
 
 MAX_PASSWORD = 4096
@@ -29,7 +29,6 @@ def _read_password_stdin() -> str:
 @click.pass_context
 def login(ctx: click.Context, username: str | None, password_stdin: bool, registry: str) -> None:
     """Check credentials against REGISTRY's /v2/ and store them in config.json."""
-    from trustkit.registry import RegistryClient
     from trustkit.registry.credentials import Credentials, normalise_registry, store_credentials
 
     settings = settings_from(ctx)
@@ -42,9 +41,10 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, regist
         username = username or click.prompt("Username")
         password = click.prompt("Password", hide_input=True)
     creds = Credentials(str(username), password)
-    with RegistryClient(settings, host) as client:
-        client.set_credentials(creds)
-        client.ping()
+    # the invocation's pooled client for the host: registries.json (TLS, mirrors) parsed once
+    client = services_from(ctx).registries.client(host)
+    client.set_credentials(creds)
+    client.ping()
     path = store_credentials(settings, host, creds)
     click.echo(f"Login Succeeded ({host}; credentials stored in {path})")
 
