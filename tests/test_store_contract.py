@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ from trustkit.collections import (
     sign_tag,
     verify_tag,
 )
-from trustkit.collections._tuf import Metadata
+from trustkit.collections._tuf import Metadata, MetaFile, Snapshot, Timestamp
 from trustkit.collections.model import TARGETS_MAX_BYTES, TIMESTAMP_MAX_BYTES
 from trustkit.config import Settings
 from trustkit.errors import (
@@ -48,10 +48,15 @@ from trustkit.services import Services
 from trustkit.stores import (
     MetadataFile,
     MetadataNotFoundError,
+    MetadataStore,
+    PendingChanges,
     PendingNotFoundError,
     StoreCapabilities,
+    metadata_filename,
     open_store,
 )
+from trustkit.stores.interface import check_expected
+from trustkit.stores.memory import MemoryCollection, MemoryStore
 
 GUN = "localhost:5000/contract/app"
 RELEASES = "targets/releases"
@@ -217,6 +222,95 @@ def test_pending_changes(store_case: StoreCase) -> None:
     for hostile in ("../../etc/passwd", "AA" * 8, "a" * 8, ""):
         with pytest.raises(BadInputError):
             pending.write(GUN, hostile, b"x")
+
+
+class _ServerSigning(MemoryStore):
+    """A Notary-like server: it holds the snapshot and timestamp keys and signs both itself
+    from the roles writers send (and records what each writer sent)."""
+
+    def __init__(self, name: str, keystore: KeyStore) -> None:
+        super().__init__(name)
+        self.keystore = keystore
+        self.sent: list[list[str]] = []
+
+    @property
+    def capabilities(self) -> StoreCapabilities:
+        return StoreCapabilities(
+            server_signed_roles=frozenset({"snapshot", "timestamp"}), pending_changes=False
+        )
+
+    @property
+    def pending(self) -> PendingChanges:
+        return MetadataStore.pending.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+    def publish(self, gun: str, files: Sequence[MetadataFile], *, expected: str | None) -> str:
+        self.check_publishable(gun, files)
+        self.sent.append(sorted(f.role for f in files))
+        with self.lock:
+            check_expected(self.description, gun, expected, self.generation(gun))
+            collection = self.collections.setdefault(gun, MemoryCollection())
+            stored = {metadata_filename(f.role, f.version): f.data for f in files}
+            root_version = max(
+                [f.version for f in files if f.role == "root"], default=collection.head.get("root")
+            )
+            assert root_version is not None
+            root_bytes = (
+                stored.get(f"{root_version}.root.json")
+                or collection.files[f"{root_version}.root.json"]
+            )
+            root = Metadata.from_bytes(root_bytes).signed
+            expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+            if collection.head:
+                old = Metadata.from_bytes(
+                    collection.files[f"{collection.head['timestamp']}.timestamp.json"]
+                )
+                snap_version = old.signed.snapshot_meta.version
+                snapshot = Metadata.from_bytes(collection.files[f"{snap_version}.snapshot.json"])
+                snapshot.signed.version += 1
+                timestamp_version = collection.head["timestamp"] + 1
+            else:
+                snapshot, timestamp_version = Metadata(Snapshot()), 1
+            for item in files:
+                if item.role != "root":
+                    snapshot.signed.meta[f"{item.role}.json"] = MetaFile.from_data(
+                        item.version, item.data, ["sha256"]
+                    )
+            snapshot.signed.expires = expires
+            snapshot.signatures.clear()
+            for keyid in root.roles["snapshot"].keyids:
+                snapshot.sign(self.keystore.signer(keyid), append=True)
+            snapshot_bytes = snapshot.to_bytes()
+            timestamp = Metadata(Timestamp(version=timestamp_version, expires=expires))
+            timestamp.signed.snapshot_meta = MetaFile.from_data(
+                snapshot.signed.version, snapshot_bytes, ["sha256"]
+            )
+            for keyid in root.roles["timestamp"].keyids:
+                timestamp.sign(self.keystore.signer(keyid), append=True)
+            stored[f"{snapshot.signed.version}.snapshot.json"] = snapshot_bytes
+            stored[f"{timestamp_version}.timestamp.json"] = timestamp.to_bytes()
+            collection.files.update(stored)
+            collection.head = {"root": root_version, "timestamp": timestamp_version}
+            return f"{root_version}.{timestamp_version}"
+
+
+def test_roles_the_server_signs_are_left_to_it(settings: Settings, tmp_path: Path) -> None:
+    keystore = KeyStore(settings)
+    store = _ServerSigning("notary-like", keystore)
+    writer = Services(settings, store=store, keys=keystore)
+    alice = keystore.generate(role="delegation", name="alice")
+    add_signer(writer, GUN, "alice", [alice.public_key])
+    sign_tag(writer, parse(f"{GUN}:v1"), digest=digest_for("v1"), size=2)
+    sign_tag(writer, parse(f"{GUN}:v2"), digest=digest_for("v2"), size=2)
+    # the writer sends only what it signs: never the snapshot and timestamp the server signs
+    releases = ["targets/alice", "targets/releases"]
+    assert store.sent == [["root", "targets"], releases, releases]
+    client = Services(settings.with_changes(trust_dir=tmp_path / "client"), store=store)
+    assert verify_tag(client, parse(f"{GUN}:v1")).digest == digest_for("v1")
+    assert verify_tag(client, parse(f"{GUN}:v2")).signers == ("alice",)
+    with pytest.raises(StorageError, match="signs timestamp itself"):
+        store.publish(GUN, [MetadataFile("timestamp", 9, b"{}")], expected=store.generation(GUN))
+    with pytest.raises(StorageError, match="cannot hold pending"):
+        _ = store.pending
 
 
 # --- honest use through the engine ----------------------------------------------------------

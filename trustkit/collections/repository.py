@@ -299,9 +299,10 @@ class Collection:
 
     # --- publishing -----------------------------------------------------------------------
     def publish(self, keystore: KeyStore, expiries: Expiries, store: MetadataStore) -> list[str]:
-        """Sign every changed role plus snapshot and timestamp and publish them as one set,
-        conditional on the store still being at the generation this set was loaded at
-        (``ConflictError`` otherwise: nothing is published; reload and re-apply)."""
+        """Sign every changed role plus snapshot and timestamp (those the store does not sign
+        itself, per its capabilities) and publish them as one set, conditional on the store
+        still being at the generation this set was loaded at (``ConflictError`` otherwise:
+        nothing is published; reload and re-apply)."""
         now = utcnow()
         files: list[MetadataFile] = []
         changed: list[str] = []
@@ -325,18 +326,27 @@ class Collection:
             self._sign_root(keystore)
             files.append(MetadataFile(ROOT, self.root.signed.version, self.root.to_bytes()))
             changed.append(ROOT)
-        self._new_version(SNAPSHOT, self.snapshot, expiries, now)
-        self._sign(SNAPSHOT, self.snapshot, keystore)
-        snapshot_bytes = self.snapshot.to_bytes(_SERIALIZER)
-        files.append(MetadataFile(SNAPSHOT, self.snapshot.signed.version, snapshot_bytes))
-        self.timestamp.signed.snapshot_meta = MetaFile.from_data(
-            self.snapshot.signed.version, snapshot_bytes, _HASH_ALGORITHMS
-        )
-        self._new_version(TIMESTAMP, self.timestamp, expiries, now)
-        self._sign(TIMESTAMP, self.timestamp, keystore)
-        files.append(
-            MetadataFile(TIMESTAMP, self.timestamp.signed.version, self.timestamp.to_bytes())
-        )
+        # a server that signs snapshot (and so timestamp) itself makes them from what we send
+        server_signed = store.capabilities.server_signed_roles
+        if SNAPSHOT in server_signed and TIMESTAMP not in server_signed:
+            raise StorageError(
+                f"{store.description} signs snapshot but not timestamp: a writer cannot pin a "
+                "snapshot it does not sign"
+            )
+        if SNAPSHOT not in server_signed:
+            self._new_version(SNAPSHOT, self.snapshot, expiries, now)
+            self._sign(SNAPSHOT, self.snapshot, keystore)
+            snapshot_bytes = self.snapshot.to_bytes(_SERIALIZER)
+            files.append(MetadataFile(SNAPSHOT, self.snapshot.signed.version, snapshot_bytes))
+            self.timestamp.signed.snapshot_meta = MetaFile.from_data(
+                self.snapshot.signed.version, snapshot_bytes, _HASH_ALGORITHMS
+            )
+        if TIMESTAMP not in server_signed:
+            self._new_version(TIMESTAMP, self.timestamp, expiries, now)
+            self._sign(TIMESTAMP, self.timestamp, keystore)
+            files.append(
+                MetadataFile(TIMESTAMP, self.timestamp.signed.version, self.timestamp.to_bytes())
+            )
         self.loaded_generation = store.publish(self.gun, files, expected=self.loaded_generation)
         self._store = store
         self._dirty.clear()
