@@ -88,9 +88,9 @@ def _forge_releases(repo: TrustedRepo, sign_with: Sequence[str]) -> None:
     timestamp, as a compromised server could)."""
     store = LocalDirStore(repo.settings.local_server_dir)
 
-    class Inject:
-        def publish(self, gun: str, files: list[MetadataFile], *, expected: str | None) -> str:
-            return store.publish(gun, [forged, *files], expected=expected)
+    class Inject(LocalDirStore):
+        def publish(self, gun: str, files: Sequence[MetadataFile], *, expected: str | None) -> str:
+            return super().publish(gun, [forged, *files], expected=expected)
 
     with store.writing(repo.gun):
         collection = Collection.load(store, repo.gun)
@@ -108,7 +108,8 @@ def _forge_releases(repo: TrustedRepo, sign_with: Sequence[str]) -> None:
         collection.snapshot.signed.meta[f"{RELEASES}.json"] = MetaFile.from_data(
             md.signed.version, data, ["sha256"]
         )
-        collection.publish(repo.keystore, DEFAULT_EXPIRIES, Inject())  # type: ignore[arg-type]
+        injector = Inject(repo.settings.local_server_dir)
+        collection.publish(repo.keystore, DEFAULT_EXPIRIES, injector)
     forget_sessions()
 
 
