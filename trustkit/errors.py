@@ -70,6 +70,10 @@ class PolicyFileError(BadInputError):
     """A policy file that does not validate. Never treated as 'allow everything'."""
 
 
+class MalformedAdmissionReviewError(BadInputError):
+    """A webhook body that is JSON but not an AdmissionReview we can answer (HTTP 400)."""
+
+
 class ReportFormatError(BadInputError):
     """A scan report or VEX document that is malformed or of an unknown format."""
 

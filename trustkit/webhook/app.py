@@ -154,7 +154,7 @@ def create_app(
                 return _json({"error": f"body larger than {config.max_body_bytes} bytes"}, 413)
             try:
                 review = parse_review(json.loads(body))
-            except (ValueError, RecursionError) as exc:  # JSONDecodeError and MalformedReview
+            except (ValueError, RecursionError, MalformedReview) as exc:  # JSONDecodeError too
                 what = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
                 return _json({"error": f"bad AdmissionReview: {what}"}, 400)
             deadline = _deadline(config, request, started)

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trustkit.errors import MalformedAdmissionReviewError
+
 API_V1 = "admission.k8s.io/v1"
 API_V1BETA1 = "admission.k8s.io/v1beta1"
 SUPPORTED_API_VERSIONS = (API_V1, API_V1BETA1)
@@ -32,8 +34,8 @@ POD_SPEC_PATHS: dict[str, str] = {
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
-class MalformedReview(ValueError):
-    """The body is JSON but not an AdmissionReview we can answer (HTTP 400)."""
+#: the webhook's old name for it
+MalformedReview = MalformedAdmissionReviewError
 
 
 @dataclass(frozen=True, slots=True)
