@@ -287,13 +287,13 @@ def test_read_only_mount_is_not_writable_by_anyone(
 
     (policy_dir / "prod.yaml").write_text(_policy("prod"))
     policy_dir.chmod(0o777)
-    real = os.fstatvfs
+    for name in ("fstatvfs", "statvfs"):
+        real = getattr(os, name)
 
-    class ReadOnly:
-        def __init__(self, fd: int) -> None:
-            self.f_flag = real(fd).f_flag | os.ST_RDONLY
+        def read_only(where: Any, real: Any = real) -> Any:
+            return type("ReadOnly", (), {"f_flag": real(where).f_flag | os.ST_RDONLY})()
 
-    monkeypatch.setattr(trustkit._fs.os, "fstatvfs", ReadOnly)
+        monkeypatch.setattr(trustkit._fs.os, name, read_only)
     assert _load(settings, policy_dir) == ["prod"]
 
 

@@ -102,10 +102,11 @@ def read_bounded(path: Path, limit: int, *, what: str = "file") -> bytes:
     return data
 
 
-def _on_read_only_mount(fd: int) -> bool:
+def _on_read_only_mount(where: int | Path) -> bool:
     """A read-only mount (a Kubernetes ConfigMap volume) cannot be written, whatever its modes."""
     try:
-        return bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
+        flags = os.fstatvfs(where).f_flag if isinstance(where, int) else os.statvfs(where).f_flag
+        return bool(flags & os.ST_RDONLY)
     except OSError:
         return False
 
@@ -115,7 +116,7 @@ def _owner_is_trusted(info: os.stat_result) -> bool:
 
 
 def _protection_problem(
-    info: os.stat_result, fd: int, path: Path, *, secret: bool
+    info: os.stat_result, where: int | Path, path: Path, *, secret: bool
 ) -> tuple[str, str] | None:
     """(what is wrong, what to do) for a file or directory another user could have changed."""
     mode = stat.S_IMODE(info.st_mode)
@@ -124,7 +125,7 @@ def _protection_problem(
             f"is owned by uid {info.st_uid}, neither you nor root",
             f"run chown {os.geteuid()} {path}",
         )
-    if mode & WRITABLE_BY_OTHERS and not _on_read_only_mount(fd):
+    if mode & WRITABLE_BY_OTHERS and not _on_read_only_mount(where):
         return f"is writable by other users (mode {mode:o})", f"run chmod go-w {path}"
     if secret and mode & READABLE_BY_OTHERS:
         return f"is readable by other users (mode {mode:o})", f"run chmod 600 {path}"
@@ -209,14 +210,11 @@ def read_protected(
 def _check_holding_dir(
     directory: Path, path: Path, *, what: str, error: type[TrustkitError]
 ) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if info.st_mode & stat.S_ISVTX and _owner_is_trusted(info):
-            return  # /tmp-like: others may add files here but cannot replace this one
-        problem = _protection_problem(info, fd, directory, secret=False)
-    finally:
-        os.close(fd)
+    # stat, not open: a directory we may only traverse (0711) holds files we may still read
+    info = os.stat(directory)
+    if info.st_mode & stat.S_ISVTX and _owner_is_trusted(info):
+        return  # /tmp-like: others may add files here but cannot replace this one
+    problem = _protection_problem(info, directory, directory, secret=False)
     if problem is not None:
         raise error(
             f"{what} {path} is in directory {directory}, which {problem[0]}", hint=problem[1]
