@@ -199,6 +199,7 @@ class TrustSession:
         self._store = store
         self._clock = clock or _utcnow
         self._vouching: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.RLock()
         if not store.exists(gun):
             raise UnknownRepositoryError(f"no trust data for {gun}", hint=_NO_DATA_HINT)
         cache = ensure_private_dir(cache_dir_for(settings, gun))
@@ -243,8 +244,11 @@ class TrustSession:
         return _mapped_errors(self.gun, step=step, fetcher=self._fetcher, ng=self._ng)
 
     def role(self, name: str) -> Targets | None:
-        """A verified targets role, or None when it was delegated but never signed."""
-        with self._mapped(name):
+        """A verified targets role, or None when it was delegated but never signed.
+
+        Serialised per session: a cached session is shared by threads (the webhook), and
+        ngclient's trusted set, like the refresh step being tracked, is not thread-safe."""
+        with self._lock, self._mapped(name):
             if name == TARGETS:
                 return self._ng.load_targets(TARGETS, ROOT)
             if not self._ng.in_snapshot(name):
@@ -254,7 +258,8 @@ class TrustSession:
     def any_expired(self) -> bool:
         """Whether anything this session trusts has expired since it was verified."""
         now = self._clock()
-        return any(signed.is_expired(now) for signed in self._ng.all_trusted())
+        with self._lock:
+            return any(signed.is_expired(now) for signed in self._ng.all_trusted())
 
     @property
     def root(self) -> Root:
@@ -356,13 +361,17 @@ class TrustSession:
         if role in self._vouching:
             return self._vouching[role]
         trusted = self.role(role)
-        version = self._ng.snapshot_version(role)
+        with self._lock:
+            version = self._ng.snapshot_version(role)
         if trusted is None or version is None:
             return ()
-        with self._mapped(role):
+        with self._lock, self._mapped(role):
             raw = self._store.read(self.gun, role, version, limit=TARGETS_MAX_BYTES)
+        try:
             md = Metadata.from_bytes(raw)
-        if md.signed != trusted:
+        except Exception:  # whatever hostile bytes provoke in the parser: not what was trusted
+            md = None
+        if md is None or md.signed != trusted:
             raise TamperedMetadataError(
                 f"{role} metadata of {self.gun} changed in the store while it was read"
             )
