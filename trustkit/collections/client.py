@@ -253,7 +253,7 @@ class TrustSession:
                 return self._ng.load_targets(TARGETS, ROOT)
             if not self._ng.in_snapshot(name):
                 return None
-            return self._ng.load_targets(name, TARGETS)
+            return self._ng.load_targets(name, self.layout.delegator_of(name))
 
     def any_expired(self) -> bool:
         """Whether anything this session trusts has expired since it was verified."""
@@ -375,7 +375,7 @@ class TrustSession:
             raise TamperedMetadataError(
                 f"{role} metadata of {self.gun} changed in the store while it was read"
             )
-        delegator = self.role(TARGETS)
+        delegator = self.role(self.layout.delegator_of(role))
         assert delegator is not None
         result = delegator.get_verification_result(role, md.signed_bytes, md.signatures)
         self._vouching[role] = tuple(sorted(result.signed))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from trustkit.collections._tuf import DelegatedRole, Delegations
-from trustkit.collections.model import RELEASES, SIGNER_PREFIX, TARGETS, signer_role
+from trustkit.collections.model import RELEASES, ROOT, SIGNER_PREFIX, TARGETS, signer_role
 from trustkit.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -84,6 +84,10 @@ class DelegationLayout(Protocol):
 
     def signer_of(self, role: str) -> str | None:
         """The signer name a role records, or None for release and top-level roles."""
+        ...
+
+    def delegator_of(self, role: str) -> str:
+        """The role whose delegation ``role`` is verified against (a reader loads it so)."""
         ...
 
 
@@ -187,6 +191,9 @@ class DctLayout:
         if role == RELEASES or not role.startswith(SIGNER_PREFIX):
             return None
         return role[len(SIGNER_PREFIX) :]
+
+    def delegator_of(self, role: str) -> str:
+        return ROOT if role == TARGETS else TARGETS  # every DCT delegation hangs off targets
 
 
 DCT = DctLayout()
