@@ -3,6 +3,7 @@ so each part of trustkit keeps its own fixtures (real registry, trust stores, ke
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ pytest_plugins = sorted(
     for p in (Path(__file__).parent / "fixtures").glob("*.py")
     if p.stem != "__init__"
 )
+
+# trustkit refuses policy and key files that others may write; the tests write such files with
+# plain open(), so they must not inherit a permissive umask (002) from the shell that runs them
+os.umask(0o022)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
