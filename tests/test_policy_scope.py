@@ -253,7 +253,12 @@ def test_short_name_scopes_follow_the_search_registries() -> None:
     assert decide_with(policy(["team/app"]), "localhost:5000/team/app:v1", disabled) is (
         Action.ALLOW
     )
-    assert decide_with(policy(["team/app"]), "docker.io/team/app:v1", local) is Action.ALLOW
+    # a scope keeps Docker's reading too (the webhook resolves pods' short names to docker.io)
+    assert decide_with(policy(["team/app"]), "docker.io/team/app:v1", local) is Action.BLOCK
+    assert decide_with(policy(["team/app"]), "other.example/team/app:v1", local) is Action.ALLOW
+    excluded = policy(["**"], extra='exclude: ["team/app"]\n')
+    assert decide_with(excluded, "localhost:5000/team/app:v1", local) is Action.ALLOW
+    assert decide_with(excluded, "docker.io/team/app:v1", local) is Action.BLOCK
 
 
 def test_an_ambiguous_short_name_scopes_wide_and_excludes_nothing() -> None:

@@ -91,12 +91,14 @@ class ShortNames:
         """The containers-registries.conf semantics ``trustkit.registry.shortnames`` applies
         to command lines: ``disabled`` is Docker's rule, ``enforcing`` refuses an ambiguous
         name, ``permissive`` takes the first registry."""
-        search = tuple(refs.canonical_domain(r) for r in registries)
+        search = tuple(dict.fromkeys(refs.canonical_domain(r) for r in registries))
         if mode == "disabled" or not search:
             return cls()
+        # a scope also keeps Docker's reading: Kubernetes (the webhook) still means docker.io
+        wide = tuple(dict.fromkeys((*search, refs.DEFAULT_DOMAIN)))
         if mode == "enforcing" and len(search) > 1:
-            return cls(scope=search, exact=())
-        return cls(scope=search, exact=search[:1])
+            return cls(scope=wide, exact=())
+        return cls(scope=wide, exact=search[:1])
 
 
 DOCKER_RULE = ShortNames()
