@@ -22,6 +22,7 @@ ENV_REGISTRIES_CONFIG = "SERVIN_REGISTRIES_CONFIG"
 ENV_POLICY_DIR = "SERVIN_POLICY_DIR"
 ENV_SCANNER = "SERVIN_SCANNER"  # command run by `push --scan`, e.g. "trivy image --format json"
 ENV_TRUST_EXPIRY = "SERVIN_TRUST_EXPIRY"  # e.g. "timestamp=7d,snapshot=1y" (Notary's defaults)
+ENV_HSM_PIN = "SERVIN_HSM_PIN"  # the user PIN of a PKCS#11 token holding an `hsm:` key
 
 #: the spellings of "off"; any other non-empty value is on, as Docker treats an unparsable
 #: DOCKER_CONTENT_TRUST: a value meant as on ("enabled", "required", "2") never disables checks
@@ -68,6 +69,7 @@ class Settings:
     scanner_command: str | None = None
     github_actions: bool = False  # GITHUB_ACTIONS=true: the gate also prints annotations
     trust_expiry: str | None = None  # role=duration,... overriding Notary's default expiries
+    hsm_pin: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(
@@ -91,6 +93,7 @@ class Settings:
             scanner_command=env.get(ENV_SCANNER) or None,
             github_actions=env.get("GITHUB_ACTIONS", "").lower() == "true",
             trust_expiry=env.get(ENV_TRUST_EXPIRY) or None,
+            hsm_pin=env.get(ENV_HSM_PIN) or None,
         )
 
     def with_changes(self, **changes: object) -> Settings:
@@ -116,8 +119,16 @@ class Settings:
 
     @property
     def trust_store_url(self) -> str:
-        """The trust-data store as a URL (``trustkit.stores.open_store`` opens it by scheme)."""
-        return self.trust_server or f"file://{self.local_server_dir}"
+        """The trust-data store as a URL (``trustkit.stores.open_store`` opens it by scheme).
+
+        ``SERVIN_CONTENT_TRUST_SERVER`` unset or ``registry``: each image's trust data lives in
+        its own registry (``registry://``); ``local``: the embedded directory in the trust dir;
+        otherwise a store URL (``file:///path``, ``oci://host/prefix``, ``registry://?...``)."""
+        if self.trust_server in (None, "registry"):
+            return "registry://"
+        if self.trust_server == "local":
+            return f"file://{self.local_server_dir}"
+        return self.trust_server
 
     @property
     def effective_policy_dir(self) -> Path:

@@ -68,16 +68,20 @@ class Services:
 
     @cached_property
     def store(self) -> MetadataStore:
-        """The trust-data store named by the settings (``SERVIN_CONTENT_TRUST_SERVER``)."""
+        """The trust-data store named by the settings (``SERVIN_CONTENT_TRUST_SERVER``), with
+        the per-registry ``trust_server`` overrides of ``registries.json``."""
         from trustkit.stores import open_store
+        from trustkit.stores.oci import with_registry_overrides
 
-        return open_store(self.settings.trust_store_url)
+        return with_registry_overrides(
+            open_store(self.settings.trust_store_url, services=self), self
+        )
 
     def store_at(self, url: str) -> MetadataStore:
         """Another store, by URL (``trust migrate`` holds two at once)."""
         from trustkit.stores import open_store
 
-        return open_store(url)
+        return open_store(url, services=self)
 
     @cached_property
     def keys(self) -> KeyStore:

@@ -52,6 +52,9 @@ class RegistryConfig:
     tls: TLSConfig = TLSConfig()
     auth: AuthConfig | None = None
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # may carry a token
+    #: where this registry's images keep their trust data, overriding
+    #: SERVIN_CONTENT_TRUST_SERVER: "registry" (in the registry itself) or a store URL
+    trust_server: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def _registry(host: Any, entry: Any, bad: Any, base: Path) -> RegistryConfig:
         raise bad(f"{where}: the key must be a registry host[:port]")
     if not isinstance(entry, dict):
         raise bad(f"{where} must be an object")
-    unknown = set(entry) - {"mirrors", "resolve", "tls", "auth", "headers"}
+    unknown = set(entry) - {"mirrors", "resolve", "tls", "auth", "headers", "trust_server"}
     if unknown:
         raise bad(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     mirrors = entry.get("mirrors", [])
@@ -166,7 +169,15 @@ def _registry(host: Any, entry: Any, bad: Any, base: Path) -> RegistryConfig:
         isinstance(k, str) and isinstance(v, str) and "\n" not in v for k, v in headers.items()
     ):
         raise bad(f"{where}.headers must map header names to single-line strings")
-    return RegistryConfig(host, tuple(mirrors), resolve, tls, auth, dict(headers))
+    trust_server = entry.get("trust_server")
+    if trust_server is not None and (
+        not isinstance(trust_server, str)
+        or (trust_server != "registry" and "://" not in trust_server)
+    ):
+        raise bad(f"{where}.trust_server must be \"registry\" or a store URL (file:///...)")
+    return RegistryConfig(
+        host, tuple(mirrors), resolve, tls, auth, dict(headers), trust_server=trust_server
+    )
 
 
 def is_loopback(host: str) -> bool:
