@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from trustkit.attest.model import ScanReport, VerifiedScan  # noqa: E402
 from trustkit.attest.reports import parse_report  # noqa: E402
 from trustkit.config import Settings  # noqa: E402
-from trustkit.policy import ImageFacts, TrustFact, evaluate, load_policies  # noqa: E402
+from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence  # noqa: E402
+from trustkit.policy import ImageFacts, evaluate, load_policies  # noqa: E402
 from trustkit.verdict import Context  # noqa: E402
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -88,7 +89,14 @@ def main() -> None:
     facts = ImageFacts(
         reference="registry.example.com/app:1",
         digest=DIGEST,
-        trust=TrustFact(checked=True, signed=True, signers=("releases",)),
+        trust=TrustEvidence(
+            EvidenceSource.TUF_COLLECTION,
+            checked=True,
+            verified=True,
+            digest=DIGEST,
+            signers=(SignerIdentity("releases", ("5d" * 32,)),),
+            tags=("1",),
+        ),
         scans=(scan,),
     )
     result = evaluate(policies, facts, context=Context.CI, now=NOW)  # warm-up

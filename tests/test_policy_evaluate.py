@@ -11,11 +11,24 @@ import pytest
 from fixtures.policy import DIGEST, NOW, SCANNER_KEYID, make_scan
 
 from trustkit.attest.model import Finding, Severity, Suppression, VexStatus
-from trustkit.policy import ImageFacts, Policy, TrustFact, evaluate, load_policy_text
+from trustkit.errors import FailureKind
+from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.policy import ImageFacts, Policy, evaluate, load_policy_text
 from trustkit.verdict import Action, Context
 
 JUICE = "docker.io/bkimminich/juice-shop:v10.2.0"
-SIGNED = TrustFact(checked=True, signed=True, signers=("targets/releases",))
+
+
+def signed_by(*names: str) -> TrustEvidence:
+    return TrustEvidence(
+        EvidenceSource.TUF_COLLECTION,
+        checked=True,
+        verified=True,
+        signers=tuple(SignerIdentity(n, (f"{i:02x}" * 32,)) for i, n in enumerate(names)),
+    )
+
+
+SIGNED = signed_by("targets/releases")
 
 Sample = Callable[[str], tuple[Finding, ...]]
 
@@ -34,7 +47,7 @@ def facts(
     findings: tuple[Finding, ...] | None,
     *,
     reference: str = JUICE,
-    trust: TrustFact = SIGNED,
+    trust: TrustEvidence = SIGNED,
     finished: timedelta = timedelta(hours=1),
     keyid: str = SCANNER_KEYID,
 ) -> ImageFacts:
@@ -207,12 +220,18 @@ def test_only_trusted_scanners_count(trivy_sample: Sample) -> None:
 
 def test_unsigned_image_is_blocked_when_require_signed(trivy_sample: Sample) -> None:
     p = policy(rules="  require_signed: true\n  require_scan: false")
-    unsigned = TrustFact(checked=True, signed=False, error="no trust data for docker.io/x/y")
+    unsigned = TrustEvidence(
+        EvidenceSource.TUF_COLLECTION,
+        checked=True,
+        verified=False,
+        failure=FailureKind.UNSIGNED,
+        message="docker.io/x/y:latest is not signed: no trust data for docker.io/x/y",
+    )
     result = run([p], facts((), trust=unsigned))
     assert result.action is Action.BLOCK
     assert result.reasons[0].rule == "require_signed"
     assert "no trust data" in result.reasons[0].message
-    assert run([p], facts((), trust=TrustFact())).action is Action.BLOCK  # not checked
+    assert run([p], facts((), trust=TrustEvidence.not_checked())).action is Action.BLOCK
     assert run([p], facts((), trust=SIGNED)).action is Action.ALLOW
 
 
@@ -221,8 +240,8 @@ def test_named_signers_and_threshold() -> None:
         rules="  require_scan: false\n"
         "  require_signed: {signers: [alice, bob, carol], threshold: 2}"
     )
-    one = TrustFact(checked=True, signed=True, signers=("targets/alice",))
-    two = TrustFact(checked=True, signed=True, signers=("targets/alice", "bob", "mallory"))
+    one = signed_by("targets/alice")
+    two = signed_by("targets/alice", "bob", "mallory")
     result = run([p], facts((), trust=one))
     assert result.action is Action.BLOCK
     assert "1 of the required signers" in result.reasons[0].message

@@ -11,7 +11,9 @@ import pytest
 from fixtures.policy import DIGEST, NOW, make_scan
 
 from trustkit.attest.model import Finding, Severity
-from trustkit.policy import ImageFacts, TrustFact, evaluate, load_policy_text
+from trustkit.errors import FailureKind
+from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.policy import ImageFacts, evaluate, load_policy_text
 from trustkit.report_formats import (
     github_annotations,
     render_json,
@@ -41,11 +43,26 @@ def verdicts(juice_shop: tuple[Finding, ...]) -> list[Verdict]:
     ]
     out = []
     for reference, findings, trust in (
-        (JUICE, juice_shop, TrustFact(checked=True, signed=False, error="no signature")),
+        (
+            JUICE,
+            juice_shop,
+            TrustEvidence(
+                EvidenceSource.TUF_COLLECTION,
+                checked=True,
+                verified=False,
+                failure=FailureKind.BAD_SIGNATURE,
+                message="no signature",
+            ),
+        ),
         (
             "localhost:5000/team/clean:1",
             (),
-            TrustFact(checked=True, signed=True, signers=("releases",)),
+            TrustEvidence(
+                EvidenceSource.TUF_COLLECTION,
+                checked=True,
+                verified=True,
+                signers=(SignerIdentity("releases"),),
+            ),
         ),
     ):
         facts = ImageFacts(reference, DIGEST, trust, (make_scan(findings),))

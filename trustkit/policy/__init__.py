@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from trustkit.policy.evaluate import Evaluation, ImageFacts, TrustFact, evaluate
+from trustkit.policy.evaluate import Evaluation, ImageFacts, evaluate
 from trustkit.policy.globs import ImageGlob
 from trustkit.policy.loader import (
     PolicyProblem,
@@ -48,7 +48,6 @@ __all__ = [
     "PolicyValidationError",
     "ScopeSubject",
     "SignedRequirement",
-    "TrustFact",
     "TrustedScanner",
     "check_policy_file",
     "check_policy_name",

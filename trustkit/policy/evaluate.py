@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from trustkit import refs
-from trustkit.errors import FailureKind
-from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.model import TrustEvidence
 from trustkit.model.findings import VerifiedScan
 from trustkit.policy.findings import FindingsView, Indexed
 from trustkit.policy.globs import DOCKER_RULE, ShortNames
@@ -28,27 +27,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
-class TrustFact:
-    """Transitional: the old boolean trust summary. ``ImageFacts`` turns it into evidence;
-    new code builds ``trustkit.model.TrustEvidence``."""
-
-    checked: bool = False
-    signed: bool = False
-    signers: tuple[str, ...] = ()
-    error: str | None = None
-
-    def evidence(self) -> TrustEvidence:
-        return TrustEvidence(
-            source=EvidenceSource.TUF_COLLECTION,
-            checked=self.checked,
-            verified=self.checked and self.signed,
-            signers=tuple(SignerIdentity(name) for name in self.signers),
-            failure=None if self.signed or not self.checked else FailureKind.UNTRUSTED,
-            message=self.error,
-        )
-
-
-@dataclass(frozen=True)
 class ImageFacts:
     reference: str  # normalised reference text
     digest: str | None
@@ -59,10 +37,6 @@ class ImageFacts:
     known_tags: tuple[str, ...] = ()
     #: where short-name globs resolve (the registries config); Docker's rule by default
     short_names: ShortNames = DOCKER_RULE
-
-    def __post_init__(self) -> None:
-        if isinstance(self.trust, TrustFact):
-            object.__setattr__(self, "trust", self.trust.evidence())
 
 
 class Evaluation(NamedTuple):

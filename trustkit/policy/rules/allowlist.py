@@ -148,7 +148,20 @@ class AllowlistRule(Rule):
 
     def prepare(self, config: Allowlist, view: FindingsView, subject: ScopeSubject) -> None:
         index, now = view.index, view.now
+        by_id = index.by_id
         for vid, entries in config.by_id.items():
+            if len(entries) == 1:  # the common case, kept cheap: one entry per id
+                entry = entries[0]
+                if entry.images and not entry.applies_to(subject):
+                    continue
+                hits = by_id.get(vid)
+                if now >= entry.expires:
+                    view.expired_entries.append(entry)
+                    for i in hits or ():
+                        view.expired_for.setdefault(i, entry)
+                elif hits:
+                    view.waived.update(hits)
+                continue
             applicable = [e for e in entries if e.applies_to(subject)]
             active = [e for e in applicable if not e.expired(now)]
             if applicable and not active:
