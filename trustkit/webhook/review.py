@@ -40,10 +40,10 @@ MalformedReview = MalformedAdmissionReviewError
 
 @dataclass(frozen=True, slots=True)
 class ImageSite:
-    """One container's image: where it is in the object and what it says."""
+    """One image a pod would run or mount: where it is in the object and what it says."""
 
-    pointer: str  # e.g. /spec/template/spec/containers/0/image
-    container: str
+    pointer: str  # e.g. /spec/template/spec/containers/0/image, .../volumes/1/image/reference
+    container: str  # the container's name, or "volume <name>" for an image volume
     image: str
 
 
@@ -103,12 +103,15 @@ def _resolve(doc: Any, pointer: str) -> Any:
 
 
 def _sites(obj: Mapping[str, Any] | None, kind: str, lists: tuple[str, ...]) -> Iterator[ImageSite]:
+    """Every image-bearing field of the pod spec: the container lists asked for and, unless only
+    ephemeral containers are being added, image volumes (``volumes[].image.reference``). A field
+    of the wrong shape is refused, never skipped: skipping is how an image gets in unchecked."""
     spec_path = POD_SPEC_PATHS.get(kind)
     if obj is None or spec_path is None:
         return
     spec = _resolve(obj, spec_path)
     if not isinstance(spec, dict):
-        return
+        raise MalformedReview(f"{kind} has no pod spec at {spec_path}")
     for list_name in lists:
         containers = spec.get(list_name)
         if containers is None:
@@ -118,17 +121,48 @@ def _sites(obj: Mapping[str, Any] | None, kind: str, lists: tuple[str, ...]) -> 
         for index, container in enumerate(containers):
             if not isinstance(container, dict):
                 raise MalformedReview(f"{spec_path}/{list_name}/{index} is not an object")
-            image = container.get("image")
-            if image is None or image == "":
+            site = _site(container.get("image"), f"{spec_path}/{list_name}/{index}/image")
+            if site is None:
                 continue  # the API server's own validation refuses a pod without an image
-            if not isinstance(image, str):
-                raise MalformedReview(f"{spec_path}/{list_name}/{index}/image is not a string")
             name = container.get("name")
             yield ImageSite(
-                pointer=f"{spec_path}/{list_name}/{index}/image",
+                pointer=site,
                 container=name if isinstance(name, str) else f"{list_name}[{index}]",
-                image=image,
+                image=container["image"],
             )
+    if lists != CONTAINER_LISTS:
+        return  # pods/ephemeralcontainers cannot change volumes
+    volumes = spec.get("volumes")
+    if volumes is None:
+        return
+    if not isinstance(volumes, list):
+        raise MalformedReview(f"{spec_path}/volumes is not a list")
+    for index, volume in enumerate(volumes):
+        if not isinstance(volume, dict):
+            raise MalformedReview(f"{spec_path}/volumes/{index} is not an object")
+        source = volume.get("image")
+        if source is None:
+            continue  # not an image volume
+        if not isinstance(source, dict):
+            raise MalformedReview(f"{spec_path}/volumes/{index}/image is not an object")
+        pointer = f"{spec_path}/volumes/{index}/image/reference"
+        if _site(source.get("reference"), pointer) is None:
+            continue  # as for containers: the API server refuses a pod whose volume has none
+        name = volume.get("name")
+        yield ImageSite(
+            pointer=pointer,
+            container=f"volume {name}" if isinstance(name, str) else f"volumes[{index}]",
+            image=source["reference"],
+        )
+
+
+def _site(image: Any, pointer: str) -> str | None:
+    """``pointer`` when ``image`` is a reference to check, None when absent; refuses non-strings."""
+    if image is None or image == "":
+        return None
+    if not isinstance(image, str):
+        raise MalformedReview(f"{pointer} is not a string")
+    return pointer
 
 
 def images_to_check(review: Review) -> list[ImageSite]:
