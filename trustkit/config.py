@@ -114,7 +114,8 @@ class Settings:
     def local_server_dir(self) -> Path:
         """The embedded trust server: a local directory that plays Notary's part."""
         if self.trust_server and self.trust_server.startswith("file://"):
-            return Path(self.trust_server[len("file://") :])
+            # a store option (file:///path?keep=N) is not part of the directory
+            return Path(self.trust_server[len("file://") :].partition("?")[0])
         return self.trust_dir / "server"
 
     @property

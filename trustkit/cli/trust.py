@@ -149,7 +149,7 @@ def signer_remove(
 
 # --- signatures ---------------------------------------------------------------------------
 @trust.command("sign")
-@click.argument("image", metavar="IMAGE:TAG", type=IMAGE)
+@click.argument("image", metavar="IMAGE:TAG | REPO", type=IMAGE)
 @click.option("--digest", default=None, help="Manifest digest to sign (sha256:<hex>).")
 @click.option("--size", type=click.IntRange(min=0), default=None, help="Manifest size in bytes.")
 @click.option(
@@ -158,17 +158,46 @@ def signer_remove(
     help="Without --digest: sign what the registry serves even when the tag is signed at "
     "another digest.",
 )
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default=None,
+    help="Sign every 'TAG sha256:<hex> SIZE' line of this file ('-': standard input) into "
+    "REPO in one publish; one malformed line refuses the whole file.",
+)
+@click.option(
+    "--all-tags",
+    is_flag=True,
+    help="Sign every tag the registry holds for REPO, at the digest it serves, in one publish.",
+)
 @click.pass_context
-def sign(ctx: click.Context, image: str, digest: str | None, size: int | None, force: bool) -> None:
+def sign(
+    ctx: click.Context,
+    image: str,
+    digest: str | None,
+    size: int | None,
+    force: bool,
+    from_file: Path | None,
+    all_tags: bool,
+) -> None:
     """Sign IMAGE:TAG: record its manifest digest in every role your keys can sign.
 
     Without --digest the registry's current manifest is signed: its digest and size are
     printed, and a tag already signed at another digest is refused unless --force.
 
+    With --from-file or --all-tags, REPO names a repository and many tags are signed in one
+    publish (also how tags are signed again after a signer key was lost and removed).
+
     When a role's threshold needs other signers' keys, nothing is published: the change waits
     as a pending change for them to approve (see `trust pending` and `trust approve`)."""
     from trustkit.collections import sign_or_propose
 
+    if from_file is not None or all_tags:
+        if digest is not None or size is not None:
+            raise BadInputError("--digest and --size sign one tag: not with --from-file/--all-tags")
+        _sign_many(ctx, image, from_file, all_tags)
+        return
     ref = _tagged(image)
     services = services_from(ctx)
     if digest is None or size is None:
@@ -186,6 +215,31 @@ def sign(ctx: click.Context, image: str, digest: str | None, size: int | None, f
         report_pending(ref.repository, outcome.pending)
         return
     click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(outcome.roles)})")
+
+
+def _sign_many(ctx: click.Context, repository: str, from_file: Path | None, all_tags: bool) -> None:
+    """``trust sign REPO --from-file FILE`` / ``--all-tags``: one publish for every tag."""
+    from trustkit.collections.bulk import read_sign_file, registry_entries, sign_many_or_propose
+
+    if from_file is not None and all_tags:
+        raise BadInputError("choose one of --from-file and --all-tags")
+    ref = _repository(repository)
+    # the file is checked whole before the store or the registry is touched
+    entries = read_sign_file(from_file) if from_file is not None else None
+    services = services_from(ctx)
+    if entries is None:
+        entries = registry_entries(services.registries, ref.repository)
+    click.echo(f"Signing {len(entries)} tag(s) of {ref.repository} in one publish...", err=True)
+    outcome = sign_many_or_propose(services, ref.gun, entries)
+    if outcome.pending is not None:
+        from trustkit.cli.trust_pending import report_pending
+
+        report_pending(ref.repository, outcome.pending)
+        return
+    click.echo(
+        f"Successfully signed {len(entries)} tag(s) of {ref.repository} "
+        f"({', '.join(outcome.roles)})"
+    )
 
 
 def _refuse_moving_signed_tag(services: Services, ref: ImageRef, digest: str) -> None:

@@ -10,6 +10,11 @@ Layout of ``<server_dir>/<escaped GUN>/``::
     pending/<id>.json                    co-signing: changes waiting for more signatures
     .lock                                writer lock (``writing``; ``publish`` takes it too)
 
+Old versions are pruned after each publish (``file:///path?keep=N``, default 4): every root is
+kept (clients walk the chain), and of every other role the newest ``keep`` versions, so a reader
+holding a slightly older timestamp still finds its snapshot and the roles it pins. The same
+``keep`` as the registry store's (``registry://?keep=N``).
+
 A publish first stages every file, then writes the manifest (the staged set is now complete and
 recoverable), copies the versioned files into place and finally rewrites ``current.json``
 atomically. Nothing a reader can see changes before that last rename, and a root newer than
@@ -31,9 +36,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from trustkit._fs import atomic_write, ensure_private_dir, file_lock, read_bounded
-from trustkit.errors import StorageError
+from trustkit.errors import BadInputError, StorageError
 from trustkit.stores.interface import (
     MAX_PENDING_LISTED,
     PENDING_ID_RE,
@@ -55,14 +61,37 @@ PENDING_DIR = "pending"
 MANIFEST_FILE = "manifest.json"
 _HEAD_LIMIT = 4096
 _MANIFEST_LIMIT = 1 << 20
+#: versions kept of each role other than root (the registry store's default too)
+DEFAULT_KEEP = 4
+MAX_KEEP = 1000
 
 
 class LocalDirStore(MetadataStore):
     """Trust metadata in a local directory (``SERVIN_CONTENT_TRUST_SERVER`` unset or file://)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keep: int = DEFAULT_KEEP) -> None:
+        if not 1 <= keep <= MAX_KEEP:
+            raise BadInputError(f"local trust store {root}: keep must be between 1 and {MAX_KEEP}")
         self.root = root
+        self.keep = keep
         self.description = f"local trust store {root}"
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalDirStore:
+        """``file:///path`` or ``file:///path?keep=N``."""
+        path, _, query = url[len("file://") :].partition("?")
+        values = parse_qs(query, keep_blank_values=True)
+        if set(values) - {"keep"}:
+            raise BadInputError(
+                f"trust server {url!r}: unknown option(s) "
+                f"{', '.join(sorted(set(values) - {'keep'}))}",
+                hint="e.g. file:///srv/trust?keep=4",
+            )
+        try:
+            keep = int(values["keep"][-1]) if "keep" in values else DEFAULT_KEEP
+        except ValueError:
+            raise BadInputError(f"trust server {url!r}: keep is a whole number") from None
+        return cls(Path(path), keep=keep)
 
     @property
     def capabilities(self) -> StoreCapabilities:
@@ -166,6 +195,27 @@ class LocalDirStore(MetadataStore):
             atomic_write(directory / name, data, mode=0o644)
         atomic_write(directory / HEAD_FILE, json.dumps(manifest["head"]).encode(), mode=0o644)
         shutil.rmtree(staged, ignore_errors=True)
+        self._prune(directory, manifest["files"])
+
+    def _prune(self, directory: Path, published: list[str]) -> None:
+        """Drop versions older than the newest ``keep`` of each role just published (never a
+        root). Versions of a role are consecutive, so walking down from ``version - keep``
+        until a file is missing also clears what an earlier, larger ``keep`` left behind;
+        roles not published keep their files (their current version is still referenced)."""
+        for name in published:
+            version_text, _, escaped = name.partition(".")
+            role = unquote(escaped[: -len(".json")])
+            if role == "root" or not version_text.isdigit():
+                continue
+            old = int(version_text) - self.keep
+            while old >= 1:
+                try:
+                    (directory / metadata_filename(role, old)).unlink()
+                except FileNotFoundError:
+                    break
+                except OSError:  # the publish is committed: the next one prunes again
+                    return
+                old -= 1
 
     def _recover(self, gun: str) -> None:
         """Finish a complete staged publish whose base is still current; drop anything else."""

@@ -5,7 +5,6 @@ too, so callers name a store by URL and never import a backend themselves."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trustkit.errors import BadInputError
@@ -36,7 +35,7 @@ def register_services_store(scheme: str, opener: ServicesStoreOpener) -> None:
 def _open_file(url: str) -> MetadataStore:
     from trustkit.stores.local import LocalDirStore
 
-    return LocalDirStore(Path(url[len("file://") :]))
+    return LocalDirStore.from_url(url)
 
 
 def _open_memory(url: str) -> MetadataStore:
@@ -57,10 +56,18 @@ def _open_oci(url: str, services: Services | None) -> MetadataStore:
     return open_oci_store(url, services)
 
 
+def _open_notary(url: str, services: Services | None) -> MetadataStore:
+    from trustkit.stores.notary import open_notary_store
+
+    return open_notary_store(url, services)
+
+
 register_store("file", _open_file)
 register_store("memory", _open_memory)
 register_services_store("registry", _open_registry)
 register_services_store("oci", _open_oci)
+register_services_store("https", _open_notary)  # a notary-server
+register_services_store("http", _open_notary)  # a notary-server on loopback
 
 
 def open_store(url: str, *, services: Services | None = None) -> MetadataStore:
