@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("trustkit: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # last resort: a bug is one line and exit 4, never 1 ("refused")
+        cause = exc.__cause__
+        if isinstance(cause, TrustkitError):  # ours, wrapped by a library (python-tuf's sign)
+            click.echo(f"trustkit: {cause.one_line()}", err=True)
+            sys.exit(cause.exit_code)
         click.echo(f"trustkit: {internal_error_line(exc)}", err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(rv if isinstance(rv, int) else 0)

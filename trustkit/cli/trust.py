@@ -381,13 +381,24 @@ def _print_pretty(reports: list[dict[str, Any]]) -> None:
     show_default=True,
     help="Which role's key to replace.",
 )
+@click.option(
+    "--key",
+    "key_name",
+    default=None,
+    metavar="NAME",
+    help="Move the role onto this key of the key store (e.g. an HSM or KMS key imported with "
+    "'trust key import-uri') instead of a new one.",
+)
 @click.pass_context
-def rotate(ctx: click.Context, repository: str, role: str) -> None:
+def rotate(ctx: click.Context, repository: str, role: str, key_name: str | None) -> None:
     """Replace a role's key of REPO with a new one (a new root is signed by old and new)."""
+    from trustkit.cli.trust_keys import named_key
     from trustkit.collections import rotate_key
 
     ref = _repository(repository)
-    record = rotate_key(services_from(ctx), ref.gun, role)
+    services = services_from(ctx)
+    chosen = named_key(services.keys, key_name, role) if key_name is not None else None
+    record = rotate_key(services, ref.gun, role, key=chosen)
     click.echo(f"Successfully rotated the {role} key of {ref.repository}", err=True)
     click.echo(record.keyid)
 

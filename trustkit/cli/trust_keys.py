@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from trustkit._fs import read_protected
 from trustkit.cli._common import echo_json, services_from, settings_from
 from trustkit.errors import BadInputError, KeyStoreError, StorageError
+
+if TYPE_CHECKING:
+    from trustkit.keys import KeyRecord, KeyStore
 
 # Spelled out rather than imported: trustkit.keys pulls in securesystemslib and cryptography
 # (~70 ms), which `trustkit trust --help` must not pay. tests/test_keys_cli.py checks they match.
@@ -120,6 +124,7 @@ def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
                     "keytype": r.keytype,
                     "created": r.created.isoformat(),
                     "private": store.has_private(r.keyid),
+                    "uri": r.uri,
                 }
                 for r in records
             ]
@@ -127,3 +132,48 @@ def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
         return
     for r in records:
         click.echo(f"{r.keyid[:12]}  {r.role:<10}  {r.keytype:<8}  {r.gun or '-'}  {r.name or '-'}")
+
+
+@key.command("import-uri")
+@click.argument("uri")
+@click.option("--name", required=True, help="Name of the key in the key store.")
+@click.option(
+    "--role",
+    type=click.Choice(KEY_ROLES),
+    required=True,
+    help="The role the key is for (a root, targets, snapshot or timestamp key is put to use "
+    "with 'trust key rotate REPO --role ROLE --key NAME').",
+)
+@click.pass_context
+def import_uri(ctx: click.Context, uri: str, name: str, role: str) -> None:
+    """Record an online key held by an HSM or a KMS, by its signer URI.
+
+    URI is hsm:ID[?label=TOKEN] (PKCS#11: module from PYKCS11LIB, PIN from SERVIN_HSM_PIN or
+    a prompt), awskms:KEY, gcpkms:RESOURCE, azurekms://VAULT.vault.azure.net/keys/NAME or
+    hv:NAME (Vault transit). The public key is read through the signer; no private key file
+    is written.
+    """
+    from trustkit.keys import check_name
+
+    check_name(name)
+    store = services_from(ctx).keys
+    if store.records(name=name, role=role):
+        raise KeyStoreError(f"there is already a {role} key named {name} in the key store")
+    record = store.import_uri(uri, role=role, name=name)
+    click.echo(f"Imported {role} key {name} ({record.keytype}) at {record.uri}", err=True)
+    click.echo(record.keyid)
+
+
+def named_key(store: KeyStore, name: str, role: str) -> KeyRecord:
+    """The one key called ``name`` for ``role`` in the key store (for ``rotate --key``)."""
+    found = store.records(name=name, role=role)
+    if not found:
+        others = sorted({r.role for r in store.records(name=name)})
+        hint = f"it is recorded as a {', '.join(others)} key" if others else None
+        raise KeyStoreError(f"no {role} key named {name} in the key store", hint=hint)
+    if len(found) > 1:
+        raise KeyStoreError(f"several {role} keys are named {name}: remove all but one")
+    record = found[0]
+    if not store.has_private(record.keyid):
+        raise KeyStoreError(f"the private half of the {role} key {name} is not in the key store")
+    return record

@@ -563,8 +563,10 @@ def rotate_key(
     *,
     keystore: KeyStore | None = None,
     expiries: Expiries | None = None,
+    key: KeyRecord | None = None,
 ) -> KeyRecord:
-    """Replace ``role``'s keys with a new one; the new root is signed by the old and new root."""
+    """Replace ``role``'s keys with a new one, or with ``key`` (a key already in the key store,
+    such as an HSM or KMS key); the new root is signed by the old and new root."""
     if role not in ROTATABLE_ROLES:
         raise BadInputError(f"cannot rotate {role!r}: choose one of {', '.join(ROTATABLE_ROLES)}")
     services = as_services(settings)
@@ -577,7 +579,7 @@ def rotate_key(
                 f"the root key of {gun} is not in this key store: only its owner can rotate keys"
             )
         if not generated:  # one new key, even when a conflict makes us re-apply the change
-            generated.append(keys.generate(role=role, gun=gun))
+            generated.append(key if key is not None else keys.generate(role=role, gun=gun))
         new = generated[0]
         root = collection.edit_root()
         for keyid in list(root.roles[role].keyids):

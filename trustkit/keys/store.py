@@ -28,6 +28,7 @@ from trustkit.config import Settings
 from trustkit.errors import BadInputError, KeyStoreError, PassphraseError, StorageError
 from trustkit.keys._sslib import CryptoSigner, Signer
 from trustkit.keys.model import KeyRecord, check_keyid, check_name, check_role
+from trustkit.keys.online import PinSource
 from trustkit.keys.passphrase import PassphraseSource
 from trustkit.keys.pem import MAX_KEY_FILE, load_private_pem, sslib_key
 
@@ -85,6 +86,7 @@ class KeyStore:
         self._settings = settings
         self._dir = settings.private_dir
         self.passphrases = passphrases or PassphraseSource(settings)
+        self.pins = PinSource(settings.hsm_pin)
         self._signers: dict[str, Signer] = {}
 
     @property
@@ -148,6 +150,35 @@ class KeyStore:
         self._signers[record.keyid] = CryptoSigner(private, public)
         return record
 
+    def import_uri(
+        self, uri: str, *, role: str, gun: str | None = None, name: str | None = None
+    ) -> KeyRecord:
+        """Record an online key (HSM or KMS) by its securesystemslib URI; its public half is
+        read through the signer, so what is recorded is what the device holds."""
+        from trustkit.keys.online import import_public_key
+
+        role = check_role(role)
+        if name is not None:
+            check_name(name)
+        canonical_uri, public = import_public_key(uri, self.pins)
+        record = KeyRecord(
+            keyid=public.keyid,
+            role=role,
+            gun=gun,
+            name=name,
+            public_key=public,
+            created=datetime.now(UTC).replace(microsecond=0),
+            uri=canonical_uri,
+        )
+        with self._locked():
+            if self._record_path(record.keyid).exists():
+                raise KeyStoreError(
+                    f"key {record.keyid[:12]} is already in the key store",
+                    hint="remove it first to import it again",
+                )
+            atomic_write(self._record_path(record.keyid), _dump(record))
+        return record
+
     def remove(self, keyid: str) -> None:
         self.get(keyid)
         with self._locked():
@@ -195,11 +226,15 @@ class KeyStore:
         if cached is not None:
             return cached
         record = self.get(keyid)
-        if record.uri is not None:  # KMS/HSM keys: securesystemslib resolves the URI
-            try:
-                signer = Signer.from_priv_key_uri(record.uri, record.public_key)
-            except (ValueError, ImportError) as exc:
-                raise KeyStoreError(f"cannot use key {keyid[:12]} at {record.uri}: {exc}") from None
+        if record.uri is not None:  # HSM/KMS keys: securesystemslib resolves the URI
+            from trustkit.keys.online import ONLINE_SCHEMES, online_signer
+
+            if record.uri.partition(":")[0] not in ONLINE_SCHEMES:
+                raise KeyStoreError(
+                    f"cannot use key {keyid[:12]}: its record names {record.uri[:80]!r}, "
+                    "not a supported signer URI"
+                )
+            signer = online_signer(record.uri, record.public_key, self.pins)
         else:
             signer = self._file_signer(record)
         self._signers[keyid] = signer
