@@ -13,7 +13,8 @@ export DEBIAN_FRONTEND=noninteractive
 # docker-registry and skopeo are the real peers of the tests and the demo; notary (server,
 # signer, CLI) is the peer of benchmarks/bench_trust.py and tests/test_notary_peer.py, and is
 # skipped where Debian lacks it
-apt_pkgs=(docker-registry skopeo curl ca-certificates openssl)
+# softhsm2 and opensc (pkcs11-tool) give the hsm: key tests a real PKCS#11 token
+apt_pkgs=(docker-registry skopeo curl ca-certificates openssl softhsm2 opensc)
 optional_pkgs=(notary)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
@@ -49,7 +50,7 @@ stamp=.venv/.trustkit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing trustkit and test tools into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  if ! .venv/bin/python -m pip install -q -e ".[test,webhook]" > .venv/pip-install.log 2>&1; then
+  if ! .venv/bin/python -m pip install -q -e ".[test,webhook,hsm,kms]" > .venv/pip-install.log 2>&1; then
     cat .venv/pip-install.log >&2
     echo "setup: pip install failed" >&2; exit 3
   fi
