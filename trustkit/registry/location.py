@@ -184,7 +184,10 @@ class RegistryLocation:
         return self.client.mount_blob(self.ref.path, desc.digest, source.ref.path)
 
     def list_tags(self) -> list[str]:
-        return self.client.list_tags(self.ref.path)
+        """The image tags: trust-data and signature tags (``is_reserved_tag``) are skipped."""
+        from trustkit.registry.reserved import is_reserved_tag
+
+        return [t for t in self.client.list_tags(self.ref.path) if not is_reserved_tag(t)]
 
     def referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor] | None:
         return self.client.referrers(self.ref.path, digest, artifact_type)

@@ -38,6 +38,7 @@ from trustkit.errors import (
     DigestMismatchError,
     InputTooLargeError,
     NotFoundError,
+    RegistryError,
     StorageError,
     TamperedMetadataError,
 )
@@ -72,6 +73,9 @@ MAX_FILES = 16_384
 MAX_CLAIM_BYTES = 64 * 1024
 _NAME_RE = re.compile(r"\A([1-9][0-9]{0,17})\.([A-Za-z0-9%._-]{1,400})\.json\Z")
 _CLAIM_KEYS = ("parent", "next", "nonce", "time")
+_TAG_READ_ATTEMPTS = 3
+#: the parent of a claim its writer completed
+RELEASED = "released"
 
 
 @dataclass(frozen=True)
@@ -192,18 +196,15 @@ class OciStore(MetadataStore):
     def _resolve(self, gun: str) -> _View | None:
         """Resolve ``trustkit-tuf`` now (from the registry itself, never a mirror)."""
         location = self.location(gun)
-        try:
-            blob = location.client.get_manifest(location.repo_path, HEAD_TAG)
-        except NotFoundError:
-            view = None
-        else:
-            view = _parse_view(blob.data, sha256_digest(blob.data), gun)
+        data = _get_tagged(location, HEAD_TAG)
+        view = None if data is None else _parse_view(data, sha256_digest(data), gun)
         with self._lock:
             self._views[gun] = view
         return view
 
     def _view(self, gun: str) -> _View | None:
-        """The set resolved at the start of this refresh (``exists``/``generation``)."""
+        """The set resolved at the start of this refresh (``exists``, ``generation`` or the
+        current timestamp's read)."""
         with self._lock:
             if gun in self._views:
                 return self._views[gun]
@@ -221,7 +222,9 @@ class OciStore(MetadataStore):
         return 0 if view is None else view.root
 
     def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
-        view = self._view(gun)
+        # the current timestamp starts a refresh: resolve the set it and the files it names
+        # (read next, by version) come from
+        view = self._resolve(gun) if version is None else self._view(gun)
         if view is None:
             raise MetadataNotFoundError(f"no trust data for {gun} in {self.description}")
         if version is None:
@@ -271,11 +274,12 @@ class OciStore(MetadataStore):
         blobs, manifest = self._prepare(gun, head, files)
         new_digest = sha256_digest(manifest)
         self._upload(location, blobs, head)
-        self._claim(gun, location, parent or "none", new_digest)
+        mine = self._claim(gun, location, parent or "none", new_digest)
         location.put_manifest(HEAD_TAG, manifest, OCI_MANIFEST)
         landed = self._resolve(gun)
         if landed is None or landed.digest != new_digest:
             raise _lost(gun, self.description)
+        self._release(location, mine)
         return new_digest
 
     def _prepare(
@@ -312,18 +316,32 @@ class OciStore(MetadataStore):
                 location.client.upload_blob(location.repo_path, data, digest)
 
     def _read_claim(self, location: RegistryLocation) -> _Claim | None:
-        try:
-            blob = location.client.get_manifest(location.repo_path, CLAIM_TAG)
-        except NotFoundError:
-            return None
-        return _parse_claim(blob.data)
+        data = _get_tagged(location, CLAIM_TAG)
+        return None if data is None else _parse_claim(data)
 
-    def _claim(self, gun: str, location: RegistryLocation, parent: str, new: str) -> None:
+    def _release(self, location: RegistryLocation, mine: _Claim) -> None:
+        """Mark a completed claim as released, so it blocks nobody even if the head is later
+        moved back to its parent (a restored registry). Best effort: a claim left behind
+        only blocks writers for ``claim_ttl`` seconds."""
+        with contextlib.suppress(RegistryError):
+            if self._read_claim(location) == mine:
+                released = _Claim(RELEASED, mine.next, mine.nonce, mine.time)
+                location.put_manifest(CLAIM_TAG, _claim_manifest(released), OCI_MANIFEST)
+
+    def _claim(self, gun: str, location: RegistryLocation, parent: str, new: str) -> _Claim:
         """Hold the claim on the version after ``parent`` for ``settle`` seconds, then make
         sure it is still ours and the head is still ``parent``; ConflictError otherwise."""
         now = self._clock()
         other = self._read_claim(location)
         if other is not None and other.parent == parent and self._live(other, now):
+            # another writer is publishing the version after ours: it wins. Wait (bounded)
+            # until it is done, so the caller's retry reloads its set instead of ours again.
+            deadline = time.monotonic() + 10 * self.options.settle + 2
+            while time.monotonic() < deadline:
+                time.sleep(max(self.options.settle / 2, 0.01))
+                again = self._read_claim(location)
+                if again != other:
+                    break
             raise ConflictError(
                 f"another writer is publishing {gun} in {self.description}",
                 hint="run the command again: it reloads the new trust data and re-applies "
@@ -337,6 +355,7 @@ class OciStore(MetadataStore):
         head = self._resolve(gun)
         if (head.digest if head is not None else "none") != parent:
             raise _lost(gun, self.description)
+        return mine
 
     def _live(self, claim: _Claim, now: float) -> bool:
         return abs(now - claim.time) < self.options.claim_ttl
@@ -606,6 +625,21 @@ def _parse_claim(data: bytes) -> _Claim | None:
         return _Claim(fields[0], fields[1], fields[2], float(fields[3]))
     except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
         return None
+
+
+def _get_tagged(location: RegistryLocation, tag: str) -> bytes | None:
+    """The manifest ``tag`` names (None when there is none). A registry's filesystem storage
+    may answer 500 while another writer moves the same tag: asked again, briefly."""
+    for attempt in range(_TAG_READ_ATTEMPTS):
+        try:
+            return location.client.get_manifest(location.repo_path, tag).data
+        except NotFoundError:
+            return None
+        except RegistryError as exc:
+            if type(exc) is not RegistryError or attempt == _TAG_READ_ATTEMPTS - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _lost(gun: str, description: str) -> ConflictError:
