@@ -48,6 +48,7 @@ from trustkit.registry.config import (
     load_registries_config,
 )
 from trustkit.registry.credentials import Credentials, lookup_credentials
+from trustkit.registry.deadline import DeadlineTransport
 from trustkit.registry.model import (
     MANIFEST_ACCEPT,
     MAX_MANIFEST_SIZE,
@@ -57,7 +58,12 @@ from trustkit.registry.model import (
     sha256_digest,
 )
 
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # per socket operation
+#: one request and the start of its answer, overall; a body then has to keep coming at a minimum
+#: rate (trustkit.registry.deadline), so a registry dripping bytes cannot hold a thread for ever
+DEFAULT_EXCHANGE_SECONDS = 30.0
+#: connections (so exchanges) to one registry host at once; others wait, within their deadline
+DEFAULT_MAX_CONNECTIONS = 8
 READ_CHUNK = 1024 * 1024
 #: blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks
 MONOLITHIC_UPLOAD_LIMIT = 256 * 1024 * 1024
@@ -105,6 +111,8 @@ class RegistryClient:
         registries: RegistriesConfig | None = None,
         scheme: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        exchange_seconds: float = DEFAULT_EXCHANGE_SECONDS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.settings = settings
         self.host = host
@@ -113,6 +121,8 @@ class RegistryClient:
         self.config: RegistryConfig = self.registries.for_host(host)
         self._forced_scheme = scheme
         self._timeout = timeout
+        self._exchange_seconds = exchange_seconds
+        self._max_connections = max_connections
         self._scheme: str | None = None
         self._http: httpx.Client | None = None
         self._challenge: Challenge | None = None
@@ -159,8 +169,16 @@ class RegistryClient:
         # identity: bodies are read raw and bounded before anything expands them (a 64 KiB gzip
         # chunk can inflate to 64 MiB), and a digest is always over the bytes as sent
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **self.config.headers}
+        transport = DeadlineTransport(
+            verify=ctx,
+            exchange_seconds=self._exchange_seconds,
+            max_connections=self._max_connections,
+        )
         return httpx.Client(
-            verify=ctx, timeout=self._timeout, headers=headers, follow_redirects=False
+            transport=transport,
+            timeout=self._timeout,
+            headers=headers,
+            follow_redirects=False,
         )
 
     @property
@@ -228,6 +246,17 @@ class RegistryClient:
     def _transport_error(self, exc: httpx.TransportError) -> TrustkitError:
         if _is_verify_failure(exc):
             return self._tls_error(exc)
+        if isinstance(exc, httpx.PoolTimeout):
+            return UnreachableError(
+                f"registry {self.host} is busy: all {self._max_connections} connections to it "
+                "stayed in use until the deadline",
+                hint="the registry is slow or hanging; retry later",
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return UnreachableError(
+                f"registry {self.host} did not answer in time: {exc or type(exc).__name__}",
+                hint="the registry is slow or hanging; retry later",
+            )
         return UnreachableError(
             f"registry {self.host} is unreachable: {exc or type(exc).__name__}",
             hint="check the address, that the registry is running, and any mirror settings",

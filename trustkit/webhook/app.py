@@ -52,7 +52,7 @@ class WebhookState:
         self.executor = ThreadPoolExecutor(
             max_workers=config.workers, thread_name_prefix="trustkit-verify"
         )
-        self.flights = SingleFlight(self.cache, self.executor)
+        self.flights = SingleFlight(self.cache, self.executor, per_lane=config.registry_concurrency)
         self.decider = Decider(config, checker, self.flights, self.cache, self.metrics)
         self.ready = not isinstance(checker, PreparedChecker)
         self.not_ready_reason = "" if self.ready else "loading trust data and policies"

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 
+from trustkit.errors import UnreachableError
+from trustkit.registry.deadline import deadline_at
 from trustkit.verdict import Context, Verdict
 
 CheckFn = Callable[[str, Context], Verdict]
@@ -64,14 +66,23 @@ class VerdictCache:
 class SingleFlight:
     """Start at most one verification per key; later callers share its future.
 
-    Futures are never cancelled by a waiter that gives up at its deadline: the verification goes on
-    in its thread and, when it finishes, fills the cache for the next request.
+    A waiter that gives up does not cancel the verification, but the verification itself ends at
+    the deadline of the review that started it: its registry exchanges run under that deadline
+    (``trustkit.registry.deadline``), so no thread stays busy for an answer nobody waits for.
+
+    Verifications are grouped in lanes (the registry host): at most ``per_lane`` of a lane run at
+    once, the others wait on the event loop (no thread held) until their deadline. A registry that
+    hangs or drips bytes then holds ``per_lane`` threads at most, never the whole pool.
     """
 
-    def __init__(self, cache: VerdictCache, executor: Executor) -> None:
+    def __init__(self, cache: VerdictCache, executor: Executor, *, per_lane: int = 4) -> None:
         self._cache = cache
         self._executor = executor
+        self._per_lane = per_lane
         self._inflight: dict[Hashable, asyncio.Future[Verdict]] = {}
+        # lane -> (its semaphore, verifications holding or waiting for it); dropped when unused,
+        # since lanes are named by what requests contain
+        self._lanes: dict[Hashable, tuple[asyncio.Semaphore, list[int]]] = {}
         self.started = 0
         self.joined = 0
 
@@ -81,14 +92,21 @@ class SingleFlight:
     def running(self, key: Hashable) -> bool:
         return key in self._inflight
 
-    def verify(self, key: Hashable, check: CheckFn, reference: str) -> asyncio.Future[Verdict]:
+    def verify(
+        self,
+        key: Hashable,
+        check: CheckFn,
+        reference: str,
+        *,
+        deadline: float | None = None,
+        lane: Hashable = None,
+    ) -> asyncio.Future[Verdict]:
         running = self._inflight.get(key)
         if running is not None:
             self.joined += 1
             return running
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Verdict] = loop.run_in_executor(
-            self._executor, check, reference, Context.ADMISSION
+        future: asyncio.Future[Verdict] = asyncio.ensure_future(
+            self._run(check, reference, deadline, lane)
         )
         self._inflight[key] = future
         self.started += 1
@@ -105,3 +123,44 @@ class SingleFlight:
 
         future.add_done_callback(finished)
         return future
+
+    async def _run(
+        self, check: CheckFn, reference: str, deadline: float | None, lane: Hashable
+    ) -> Verdict:
+        entry = self._lanes.get(lane)
+        if entry is None:
+            entry = self._lanes[lane] = (asyncio.Semaphore(self._per_lane), [0])
+        gate, users = entry
+        users[0] += 1
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(gate.acquire(), timeout)
+            except TimeoutError:
+                raise UnreachableError(
+                    f"{self._per_lane} verifications against {lane} were still running at the "
+                    "deadline; this one never started",
+                    hint="the registry is slow or hanging",
+                ) from None
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    self._executor, _under_deadline, check, reference, deadline
+                )
+            finally:
+                gate.release()
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._lanes.pop(lane, None)
+
+
+def _under_deadline(check: CheckFn, reference: str, deadline: float | None) -> Verdict:
+    """Run in a worker thread: nothing starts past the deadline, and every registry exchange of
+    the check ends by it."""
+    if deadline is None:
+        return check(reference, Context.ADMISSION)
+    if time.monotonic() >= deadline:
+        raise UnreachableError("the review was answered before this verification could start")
+    with deadline_at(deadline):
+        return check(reference, Context.ADMISSION)

@@ -38,6 +38,14 @@ class WebhookConfig:
     refusal_ttl_seconds: float = 10.0  # refusals expire sooner so a fix is seen quickly
     cache_max_entries: int = 4096
     workers: int = 16  # threads running verifications
+    #: verifications running at once against one registry host; the rest wait without a thread,
+    #: so one hanging or dripping registry cannot take every worker
+    registry_concurrency: int = 4
+    #: a request's headers must arrive within this long of its connection opening (or of the
+    #: previous answer on a kept-alive connection); its body within the review's deadline
+    request_start_seconds: float = 5.0
+    #: open connections at most; past it new ones are closed at once (descriptors stay for probes)
+    max_connections: int = 512
     #: digest of everything above: part of every cache key, so a new config never reuses verdicts
     generation: str = field(default="", compare=False)
 
@@ -53,6 +61,9 @@ class WebhookConfig:
         _positive("refusal_ttl_seconds", self.refusal_ttl_seconds, allow_zero=True)
         _positive("cache_max_entries", self.cache_max_entries, maximum=1_000_000)
         _positive("workers", self.workers, maximum=512)
+        _positive("registry_concurrency", self.registry_concurrency, maximum=512)
+        _positive("request_start_seconds", self.request_start_seconds, maximum=60.0)
+        _positive("max_connections", self.max_connections, maximum=100_000)
         exempt: list[ImageGlob] = []
         for text in self.exempt_images:
             try:
@@ -89,7 +100,8 @@ class WebhookConfig:
         known = {
             "mode", "fail_open", "deadline_seconds", "max_body_bytes", "max_images",
             "exempt_namespaces", "exempt_images", "policy_files", "cache_ttl_seconds",
-            "refusal_ttl_seconds", "cache_max_entries", "workers",
+            "refusal_ttl_seconds", "cache_max_entries", "workers", "registry_concurrency",
+            "request_start_seconds", "max_connections",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
@@ -100,13 +112,18 @@ class WebhookConfig:
                 values[key] = _typed(key, data[key], str)
         if "fail_open" in data:
             values["fail_open"] = _typed("fail_open", data["fail_open"], bool)
-        for key in ("deadline_seconds", "cache_ttl_seconds", "refusal_ttl_seconds"):
+        for key in (
+            "deadline_seconds", "cache_ttl_seconds", "refusal_ttl_seconds", "request_start_seconds",
+        ):  # fmt: skip
             if key in data:
                 raw = data[key]
                 if isinstance(raw, bool) or not isinstance(raw, int | float):
                     raise BadInputError(f"webhook config: {key} must be a number")
                 values[key] = float(raw)
-        for key in ("max_body_bytes", "max_images", "cache_max_entries", "workers"):
+        for key in (
+            "max_body_bytes", "max_images", "cache_max_entries", "workers",
+            "registry_concurrency", "max_connections",
+        ):  # fmt: skip
             if key in data:
                 values[key] = _typed(key, data[key], int)
         for key in ("exempt_namespaces", "exempt_images"):

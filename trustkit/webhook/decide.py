@@ -97,7 +97,11 @@ class Decider:
                 results[image] = Failure(f"over {MAX_IN_FLIGHT} verifications in flight")
                 continue
             before = self.flights.joined
-            pending[image] = self.flights.verify(key, self.checker, normalised)
+            # the lane is the registry host (normalised references always start with it)
+            lane = normalised.split("/", 1)[0]
+            pending[image] = self.flights.verify(
+                key, self.checker, normalised, deadline=deadline, lane=lane
+            )
             self.metrics.cache["shared" if self.flights.joined > before else "miss"] += 1
         if pending:
             timeout = max(0.0, deadline - time.monotonic())
