@@ -629,8 +629,16 @@ def verify_tag(
 ) -> TrustedTarget:
     """The digest the collection trusts for ``ref``'s tag, or an UntrustedError."""
     from trustkit.collections.client import verify_cached
+    from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
+    if is_notary_store(services.store):  # Notary's wire format: its own verifier
+        from trustkit.notary import reader
+
+        found = reader.verify_tag(services, ref.gun, _tag_of(ref), root_file=root_file)
+        return TrustedTarget(
+            ref.gun, found.tag, found.digest, found.size, found.role, found.signers
+        )
     return verify_cached(services, services.store, ref.gun, _tag_of(ref), root_file)
 
 
@@ -670,8 +678,13 @@ def trust_evidence(
     from trustkit.collections.client import session_for
     from trustkit.errors import FailureKind
     from trustkit.model import EvidenceSource, SignerIdentity
+    from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
+    if is_notary_store(services.store):  # Notary's wire format: its own verifier
+        from trustkit.notary import reader
+
+        return reader.evidence(services, ref, root_file=root_file)
     source = EvidenceSource.TUF_COLLECTION
     digest = ref.digest
     try:
@@ -740,8 +753,13 @@ def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
     """``docker trust inspect`` for one repository (one tag when ``ref.tag`` is set)."""
     from trustkit.collections.client import session_for
     from trustkit.errors import NotSignedError
+    from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
+    if is_notary_store(services.store):  # Notary's wire format: its own verifier
+        from trustkit.notary import reader
+
+        return reader.inspect(services, ref)
     session = session_for(services, services.store, ref.gun)
     if ref.tag is not None:
         try:

@@ -56,10 +56,18 @@ def _open_oci(url: str, services: Services | None) -> MetadataStore:
     return open_oci_store(url, services)
 
 
+def _open_notary(url: str, services: Services | None) -> MetadataStore:
+    from trustkit.stores.notary import open_notary_store
+
+    return open_notary_store(url, services)
+
+
 register_store("file", _open_file)
 register_store("memory", _open_memory)
 register_services_store("registry", _open_registry)
 register_services_store("oci", _open_oci)
+register_services_store("https", _open_notary)  # a notary-server
+register_services_store("http", _open_notary)  # a notary-server on loopback
 
 
 def open_store(url: str, *, services: Services | None = None) -> MetadataStore:

@@ -1,0 +1,148 @@
+"""What a notary-server's collection vouches for: tags, typed evidence and docker's inspect view,
+each from a collection verified whole by ``trustkit.notary.verifier``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trustkit.errors import (
+    BadInputError,
+    FailureKind,
+    NotSignedError,
+    UnknownRepositoryError,
+    UntrustedError,
+)
+from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.notary.verifier import REPO_ADMIN, SignedTag, VerifiedCollection, verify_collection
+from trustkit.refs import ImageRef
+from trustkit.services import Services
+from trustkit.stores.interface import MetadataReader
+
+ROOT_FILE_LIMIT = 512 * 1024
+
+
+def verified(
+    services: Services,
+    gun: str,
+    *,
+    store: MetadataReader | None = None,
+    root_file: Path | None = None,
+) -> VerifiedCollection:
+    """The whole collection of ``gun``, verified (raises UntrustedError subclasses)."""
+    pinned = None
+    if root_file is not None:
+        from trustkit._fs import read_bounded
+
+        pinned = read_bounded(root_file, ROOT_FILE_LIMIT, what="root file")
+    return verify_collection(
+        store if store is not None else services.store,
+        gun,
+        cache_dir=services.settings.client_cache_dir,
+        now=services.clock(),
+        pinned_root=pinned,
+    )
+
+
+def verify_tag(
+    services: Services, gun: str, tag: str, *, root_file: Path | None = None
+) -> SignedTag:
+    return verified(services, gun, root_file=root_file).find(tag)
+
+
+def evidence(services: Services, ref: ImageRef, *, root_file: Path | None = None) -> TrustEvidence:
+    """As the TUF engine's ``trust_evidence``, from a notary-server: refusals are evidence."""
+    source = EvidenceSource.NOTARY
+    digest = ref.digest
+    try:
+        collection = verified(services, ref.gun, root_file=root_file)
+        if ref.tag is not None:
+            found = collection.find(ref.tag)
+            if digest is not None and digest != found.digest:
+                return TrustEvidence(
+                    source=source,
+                    checked=True,
+                    verified=False,
+                    digest=digest,
+                    failure=FailureKind.TAG_MOVED,
+                    message=(
+                        f"{ref.familiar}: the requested digest {digest} is not the trusted "
+                        f"digest {found.digest} of tag {ref.tag}"
+                    ),
+                )
+            matching = [found, *(t for t in collection.tags_at(found.digest) if t != found)]
+        else:
+            if digest is None:
+                raise BadInputError("a reference names a tag, a digest or both")
+            matching = collection.tags_at(digest)
+            if not matching:
+                return TrustEvidence(
+                    source=source,
+                    checked=True,
+                    verified=False,
+                    digest=digest,
+                    failure=FailureKind.UNSIGNED,
+                    message=f"{digest} is not the signed digest of any tag of {ref.repository}",
+                )
+        identities: dict[str, SignerIdentity] = {}
+        for target in matching:
+            for name, role, keyids in target.signer_roles:
+                known = identities.get(name)
+                merged = keyids if known is None else (*known.keyids, *keyids)
+                identities[name] = SignerIdentity(name, tuple(sorted(set(merged))), role)
+        first = matching[0]
+        return TrustEvidence(
+            source=source,
+            checked=True,
+            verified=True,
+            digest=first.digest,
+            size=first.size,
+            signers=tuple(identities.values()),
+            tags=tuple(sorted({t.tag for t in matching})),
+            expires=min(t.expires for t in matching),
+        )
+    except UnknownRepositoryError as exc:
+        named = ref.with_tag(ref.tag) if ref.tag is not None else ref
+        return TrustEvidence(
+            source=source,
+            checked=True,
+            verified=False,
+            digest=digest,
+            failure=FailureKind.UNSIGNED,
+            message=f"{named.familiar} is not signed: {exc}",
+        )
+    except UntrustedError as exc:
+        return TrustEvidence.refused(source, exc, digest=digest)
+
+
+def inspect(services: Services, ref: ImageRef) -> dict[str, Any]:
+    """``docker trust inspect`` of a notary-server collection, key ids as docker shows them."""
+    collection = verified(services, ref.gun)
+    if ref.tag is not None:
+        try:
+            tags = [collection.find(ref.tag)]
+        except NotSignedError:
+            tags = []
+    else:
+        tags = collection.signed_tags()
+    signers = [
+        {"Name": name.rpartition("/")[2], "Keys": [{"ID": k} for k in role.keyids]}
+        for name, (role, _) in sorted(collection.delegations.items())
+        if name != "targets/releases"
+    ]
+    return {
+        "Name": ref.repository,
+        "SignedTags": [
+            {
+                "SignedTag": t.tag,
+                "Digest": t.digest.split(":", 1)[1],
+                "Signers": list(t.signers) or [REPO_ADMIN],
+            }
+            for t in tags
+        ],
+        "Signers": signers,
+        "AdministrativeKeys": [
+            {"Name": "Root", "Keys": [{"ID": k} for k in collection.roles["root"].keyids]},
+            {"Name": "Repository", "Keys": [{"ID": k} for k in collection.roles["targets"].keyids]},
+        ],
+    }
