@@ -54,8 +54,8 @@ def test_dct_writer_and_signer_records() -> None:
     both = _delegations(RELEASES, "targets/alice", "targets/bob")
     holds_alice = {"k-targets/alice", f"k-{RELEASES}"}
 
-    def can_sign(role: DelegatedRole) -> bool:
-        return bool(set(role.keyids) & holds_alice)
+    def can_sign(role: str) -> bool:
+        return bool(set(both.roles[role].keyids) & holds_alice)  # type: ignore[index]
 
     assert DCT.write_roles(both, "v1", can_sign) == [RELEASES, "targets/alice"]
     assert DCT.write_roles(None, "v1", can_sign) == [TARGETS]

@@ -29,6 +29,7 @@ from tuf.ngclient.updater import Updater
 
 from trustkit._fs import ensure_private_dir, read_bounded
 from trustkit.collections._tuf import Delegations, Metadata, Root, Signed, Targets
+from trustkit.collections.bins import BIN_INFIX, is_bin
 from trustkit.collections.forks import check_for_fork
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
@@ -253,7 +254,10 @@ class TrustSession:
                 return self._ng.load_targets(TARGETS, ROOT)
             if not self._ng.in_snapshot(name):
                 return None
-            return self._ng.load_targets(name, self.layout.delegator_of(name))
+            delegator = self.layout.delegator_of(name)
+            if delegator not in (ROOT, TARGETS) and self.role(delegator) is None:
+                return None  # a bin whose delegating role was never published
+            return self._ng.load_targets(name, delegator)
 
     def any_expired(self) -> bool:
         """Whether anything this session trusts has expired since it was verified."""
@@ -488,7 +492,8 @@ def _below_threshold(ng: _Ngclient | None, role: str, served: bytes | None) -> b
             return bool(failing) and all(r.signed for r in failing)
         delegator: Any = ng.root if role in (TIMESTAMP, SNAPSHOT, TARGETS) else None
         if delegator is None:
-            delegator = ng.trusted(TARGETS)
+            # a bin is delegated by its family's role, every other role by targets
+            delegator = ng.trusted(role.split(BIN_INFIX + "-", 1)[0] if is_bin(role) else TARGETS)
         if delegator is None:
             return False
         result = delegator.get_verification_result(role, md.signed_bytes, md.signatures)

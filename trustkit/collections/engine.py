@@ -122,8 +122,10 @@ def _write(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _holds_key(keystore: KeyStore) -> Callable[[Any], bool]:
-    return lambda role: bool(local_keyids(keystore, role.keyids))
+def _holds_key(collection: Collection, keystore: KeyStore) -> Callable[[str], bool]:
+    """Whether this key store holds a key of the named delegated role (a bin's keys are
+    found through the role delegating to it)."""
+    return lambda role: bool(local_keyids(keystore, collection.keyids_of(role)))
 
 
 def _layout(collection: Collection) -> DelegationLayout:
@@ -141,7 +143,9 @@ def signable_roles(collection: Collection, keystore: KeyStore, tag: str | None =
     """The roles a tag goes into, as the layout chooses them for the keys held here (DCT: the
     delegations we hold a key of, or targets when the collection has no delegations); every
     role a tag could go into when ``tag`` is None."""
-    roles = _layout(collection).write_roles(collection.delegations, tag, _holds_key(keystore))
+    roles = _layout(collection).write_roles(
+        collection.delegations, tag, _holds_key(collection, keystore)
+    )
     if roles == [TARGETS]:
         if not local_keyids(keystore, collection.keyids_of(TARGETS)):
             raise KeyStoreError(

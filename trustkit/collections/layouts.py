@@ -3,7 +3,7 @@
 The writer (which roles a tag is written into), the reader (which roles it looks in, in what
 order) and co-signing (which roles an approval signs) all ask the collection's layout instead of
 assuming role names. Docker Content Trust's layout is the only one today; hashed bins (TAP 15,
-``SuccinctRoles``) will be a second ``DelegationLayout`` chosen by ``layout_for`` from the
+``SuccinctRoles``, ``bins.py``) are a second ``DelegationLayout`` chosen by ``layout_for`` from the
 delegations themselves, so every caller keeps working unchanged.
 
 Every question takes the tag, because in a binned layout the role depends on the tag's hash.
@@ -22,9 +22,10 @@ from trustkit.errors import BadInputError
 if TYPE_CHECKING:
     from trustkit.keys import Key
 
-#: whether the local key store holds a key of a delegated role (below its threshold, a change
-#: becomes a pending change for co-signers)
-CanSign = Callable[[DelegatedRole], bool]
+#: whether the local key store holds a key of the delegated role so named (below its threshold, a
+#: change becomes a pending change for co-signers); by name, because a bin's keys live in the
+#: role that delegates to it, not in ``targets``
+CanSign = Callable[[str], bool]
 
 
 @dataclass
@@ -128,7 +129,7 @@ class DctLayout:
         if not roles:
             return [TARGETS]
         names = list(roles) if tag is None else [n for n, _ in _roles_for(delegations, tag)]
-        return [name for name in names if can_sign(roles[name])]
+        return [name for name in names if can_sign(name)]
 
     def add_signer(
         self, delegations: Delegations, name: str, keys: Iterable[Key], threshold: int | None
@@ -201,8 +202,10 @@ DCT = DctLayout()
 
 def layout_for(delegations: Delegations | None) -> DelegationLayout:
     """The layout a collection uses, read from its (verified) delegations."""
-    # hashed bins (issue 11) will be recognised here by ``delegations.succinct_roles``
-    return DCT
+    from trustkit.collections.bins import BinsLayout, binned_bits
+
+    bits = binned_bits(delegations)
+    return DCT if bits is None else BinsLayout(bits)
 
 
 def _delegated(delegations: Delegations | None) -> dict[str, DelegatedRole]:

@@ -21,6 +21,7 @@ from trustkit.collections._tuf import (
     Delegations,
     Metadata,
     MetaFile,
+    Role,
     Root,
     Signed,
     Snapshot,
@@ -28,6 +29,8 @@ from trustkit.collections._tuf import (
     Targets,
     Timestamp,
 )
+from trustkit.collections.bins import is_bin
+from trustkit.collections.layouts import layout_for
 from trustkit.collections.model import (
     ROOT,
     ROOT_MAX_BYTES,
@@ -157,14 +160,15 @@ class Collection:
 
     def _load_delegated(self, role: str) -> Metadata[Targets] | None:
         meta = self.snapshot.signed.meta.get(f"{role}.json")
-        delegations = self._published_delegations
-        if (
-            meta is None
-            or self._store is None
-            or delegations is None
-            or delegations.roles is None
-            or role not in delegations.roles
-        ):
+        delegator = layout_for(self._published_delegations).delegator_of(role)
+        if delegator == TARGETS:
+            delegations = self._published_delegations
+        else:  # a bin: verified against its delegating role as published
+            parent = self.delegated(delegator)
+            delegations = None if parent is None else parent.signed.delegations
+        if meta is None or self._store is None or delegations is None:
+            return None
+        if not _delegates(delegations, role):
             return None
         with _untrusted_on_failure(self.gun):
             raw = self._store.read(self.gun, role, meta.version, limit=TARGETS_MAX_BYTES)
@@ -191,12 +195,29 @@ class Collection:
     def keyids_of(self, role: str) -> list[str]:
         if role in TOP_LEVEL_ROLES:
             return list(self.root.signed.roles[role].keyids)
-        return list(self.delegated_roles()[role].keyids)
+        return list(self.delegation_of(role).keyids)
 
     def threshold_of(self, role: str) -> int:
         if role in TOP_LEVEL_ROLES:
             return self.root.signed.roles[role].threshold
-        return self.delegated_roles()[role].threshold
+        return self.delegation_of(role).threshold
+
+    def delegator_targets(self, role: str) -> Targets:
+        """The current (possibly edited) targets of the role that delegates to ``role``:
+        ``targets``, or for a bin its delegating role. KeyError when nothing delegates it."""
+        delegator = layout_for(self.delegations).delegator_of(role)
+        parent = self.current_targets(delegator)
+        if parent is None:
+            raise KeyError(role)
+        return parent
+
+    def delegation_of(self, role: str) -> Role:
+        """The current delegation of delegated ``role`` (its keys and threshold); KeyError
+        when nothing delegates it."""
+        try:
+            return self.delegator_targets(role).get_delegated_role(role)
+        except ValueError:
+            raise KeyError(role) from None
 
     def published_version(self, role: str) -> int:
         """The version of ``role`` in the published snapshot (0 when never published)."""
@@ -317,8 +338,12 @@ class Collection:
                 self._sign(role, md, keystore)
             data = md.to_bytes(_SERIALIZER)
             files.append(MetadataFile(role, md.signed.version, data))
-            self.snapshot.signed.meta[f"{role}.json"] = MetaFile.from_data(
-                md.signed.version, data, _HASH_ALGORITHMS
+            # a bin is pinned by version alone (TUF's consistent snapshot): hundreds of bins
+            # with hashes would make every client's snapshot several times larger
+            self.snapshot.signed.meta[f"{role}.json"] = (
+                MetaFile(md.signed.version)
+                if is_bin(role)
+                else MetaFile.from_data(md.signed.version, data, _HASH_ALGORITHMS)
             )
             changed.append(role)
         if ROOT in self._dirty:
@@ -362,7 +387,7 @@ class Collection:
                 f"the next one is {expected}"
             )
         try:
-            self.targets.signed.verify_delegate(role, md.signed_bytes, md.signatures)
+            self.delegator_targets(role).verify_delegate(role, md.signed_bytes, md.signatures)
         except tuf_exc.UnsignedMetadataError as exc:
             raise UntrustedError(f"{role} of {self.gun} is not signed enough: {exc}") from None
 
@@ -407,6 +432,13 @@ class Collection:
                 f"cannot sign root of {self.gun}: {exc} (the root key is not in this key store)",
                 hint="load the root key with 'trustkit trust key load'",
             ) from None
+
+
+def _delegates(delegations: Delegations, role: str) -> bool:
+    if delegations.roles is not None:
+        return role in delegations.roles
+    succinct = delegations.succinct_roles
+    return succinct is not None and succinct.is_delegated_role(role)
 
 
 def _local_signers(keystore: KeyStore, keyids: list[str]) -> list[Signer]:

@@ -1,0 +1,129 @@
+"""Hashed-bin delegations (TAP 15) with DCT semantics: releases first, per-signer records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fixtures.trust import TrustedRepo, digest_for
+
+from trustkit.collections import list_signed_tags, revoke, trust_evidence, verify_tag
+from trustkit.collections.bins import BinsLayout, bin_for, use_bins
+from trustkit.collections.client import forget_sessions
+from trustkit.collections.layouts import layout_for
+from trustkit.collections.model import RELEASES, TARGETS
+from trustkit.collections.repository import Collection
+from trustkit.config import Settings
+from trustkit.errors import BadInputError, NotSignedError
+from trustkit.stores import LocalDirStore, MetadataReader
+
+BITS = 4
+
+
+class CountingStore(LocalDirStore):
+    """A local store that counts the bytes and files a client reads."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.read_files: list[str] = []
+        self.read_bytes = 0
+
+    def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
+        data = super().read(gun, role, version, limit=limit)
+        self.read_files.append(role)
+        self.read_bytes += len(data)
+        return data
+
+
+@pytest.fixture
+def binned_repo(signed_repo: TrustedRepo) -> TrustedRepo:
+    for i in range(20):
+        signed_repo.sign(f"t{i}")
+    assert (
+        use_bins(signed_repo.settings, signed_repo.gun, bits=BITS, keystore=signed_repo.keystore)
+        == 2 * 21
+    )
+    return signed_repo
+
+
+def test_migration_keeps_every_tag_verifiable_by_a_client_with_dct_metadata_cached(
+    signed_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
+) -> None:
+    for i in range(20):
+        signed_repo.sign(f"t{i}")
+    old_client = fresh_trust_client("old")
+    before = {t.tag: t.digest for t in list_signed_tags(old_client, signed_repo.gun)}
+    assert len(before) == 21
+    use_bins(signed_repo.settings, signed_repo.gun, bits=BITS, keystore=signed_repo.keystore)
+    forget_sessions()  # a new process with the DCT-era metadata in its cache
+    for tag, digest in before.items():
+        found = verify_tag(old_client, signed_repo.tag(tag))
+        assert found.digest == digest
+        assert found.role == bin_for(RELEASES, BITS, tag)
+        assert found.signers == ("alice",)
+    assert {t.tag: t.digest for t in list_signed_tags(old_client, signed_repo.gun)} == before
+    new_client = fresh_trust_client("new")
+    assert verify_tag(new_client, signed_repo.tag("t7")).digest == digest_for("t7")
+
+
+def test_publishing_one_tag_rewrites_one_bin_per_role(binned_repo: TrustedRepo) -> None:
+    store = LocalDirStore(binned_repo.settings.local_server_dir)
+    collection = Collection.load(store, binned_repo.gun)
+    assert collection is not None
+    layout = layout_for(collection.delegations)
+    assert isinstance(layout, BinsLayout) and layout.bits == BITS
+    from trustkit.collections import sign_tag
+
+    roles = sign_tag(
+        binned_repo.settings,
+        binned_repo.tag("new"),
+        digest=digest_for("new"),
+        size=5,
+        keystore=binned_repo.keystore,
+    )
+    assert sorted(roles) == sorted(
+        [bin_for(RELEASES, BITS, "new"), bin_for("targets/alice", BITS, "new")]
+    )
+    after = Collection.load(store, binned_repo.gun)
+    assert after is not None
+    changed = {
+        name
+        for name, meta in after.snapshot.signed.meta.items()
+        if collection.snapshot.signed.meta.get(name) != meta
+    }
+    assert changed == {f"{r}.json" for r in roles}
+
+
+def test_cold_verify_reads_one_bin_not_the_collection(
+    binned_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
+) -> None:
+    from trustkit.collections.client import TrustSession
+
+    store = CountingStore(binned_repo.settings.local_server_dir)
+    session = TrustSession(fresh_trust_client("cold"), store, binned_repo.gun)
+    found = session.find("t3")
+    assert found.digest == digest_for("t3") and found.signers == ("alice",)
+    bins_read = [r for r in store.read_files if ".bin-" in r]
+    # the releases bin of the tag and alice's bin (who recorded it), nothing else
+    assert sorted(bins_read) == sorted(
+        [bin_for(RELEASES, BITS, "t3"), bin_for("targets/alice", BITS, "t3")]
+    )
+    with pytest.raises(NotSignedError):
+        session.find("never-signed")
+
+
+def test_binned_collection_keeps_dct_semantics(binned_repo: TrustedRepo) -> None:
+    settings = binned_repo.settings
+    evidence = trust_evidence(settings, binned_repo.tag("t5"))
+    assert evidence.verified and [s.name for s in evidence.signers] == ["alice"]
+    assert evidence.signers[0].keyids == (binned_repo.signer.keyid,)
+    revoke(settings, binned_repo.tag("t5"), keystore=binned_repo.keystore)
+    with pytest.raises(NotSignedError):
+        verify_tag(settings, binned_repo.tag("t5"))
+    assert verify_tag(settings, binned_repo.tag("t6")).role != TARGETS
+    with pytest.raises(BadInputError, match="already"):
+        use_bins(settings, binned_repo.gun, bits=BITS, keystore=binned_repo.keystore)
+
+
+def test_store_reader_type() -> None:
+    assert issubclass(CountingStore, MetadataReader)

@@ -1,0 +1,252 @@
+"""Hashed-bin delegations (TAP 15, python-tuf's ``SuccinctRoles``) with DCT semantics kept.
+
+``targets`` delegates, as in DCT, to ``targets/releases`` (what a pull trusts) and to one
+``targets/<signer>`` per signer (what each signer signed). In a binned collection those roles
+hold no tags: each delegates to its own ``2**bits`` succinct bins, ``<role>.bin-<hex>``, and a
+tag lives in the bin its name hashes to. The bins of ``targets/releases`` carry every signer's
+keys and the releases threshold; the bins of ``targets/<signer>`` that signer's keys. The
+delegating roles themselves are signed by the repository (targets) key, which can already
+re-delegate anything, so an admin adds or removes signers without their keys (see ADR 0009).
+
+``targets``' delegation to each binned role carries ``x-trustkit-bins: <bits>`` so a reader
+knows the layout, and the bin of a tag, from ``targets`` alone; the authoritative bins (keys,
+threshold, bit length) are the delegating role's ``succinct_roles``: a bin name that does not
+match them does not verify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from trustkit.collections._tuf import DelegatedRole, Delegations
+from trustkit.collections.layouts import CanSign, SignerRemoval
+from trustkit.collections.model import RELEASES, ROOT, SIGNER_PREFIX, TARGETS
+from trustkit.errors import BadInputError
+
+if TYPE_CHECKING:
+    from trustkit.config import Settings
+    from trustkit.keys import Key, KeyStore
+    from trustkit.services import Services
+
+#: the unrecognised field of a binned role's delegation in ``targets``: the bins' bit length
+BINS_FIELD = "x-trustkit-bins"
+#: bins after the delegating role's name: '.' is not allowed in signer names, so no signer's
+#: role can ever be mistaken for a bin
+BIN_INFIX = ".bin"
+#: 512 bins: at 100,000 tags a bin holds ~195 tags (~20 KB) and the snapshot lists 512 bins per
+#: binned role without hashes (~23 KB each); measured in docs/benchmarks.md
+DEFAULT_BITS = 9
+MIN_BITS, MAX_BITS = 1, 14
+
+
+def check_bits(bits: int) -> int:
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise BadInputError(f"bins: bits must be between {MIN_BITS} and {MAX_BITS}, not {bits}")
+    return bits
+
+
+def bins_prefix(role: str) -> str:
+    return f"{role}{BIN_INFIX}"
+
+
+def is_bin(role: str) -> bool:
+    return f"{BIN_INFIX}-" in role
+
+
+def binned_bits(delegations: Delegations | None) -> int | None:
+    """The bit length a ``targets`` delegation marks, or None for a DCT collection."""
+    if delegations is None or delegations.roles is None:
+        return None
+    for role in delegations.roles.values():
+        bits = role.unrecognized_fields.get(BINS_FIELD)
+        if isinstance(bits, int) and not isinstance(bits, bool):
+            return bits
+    return None
+
+
+def bin_for(role: str, bits: int, tag: str) -> str:
+    """The bin of ``role``'s family that holds ``tag`` (python-tuf's own hashing)."""
+    from trustkit.collections._tuf import SuccinctRoles
+
+    return SuccinctRoles([], 1, bits, bins_prefix(role)).get_role_for_target(tag)
+
+
+def all_bins(role: str, bits: int) -> list[str]:
+    from trustkit.collections._tuf import SuccinctRoles
+
+    return list(SuccinctRoles([], 1, bits, bins_prefix(role)).get_roles())
+
+
+class BinsLayout:
+    """DCT's roles, each spread over hashed bins (see the module docstring)."""
+
+    name = "bins"
+
+    def __init__(self, bits: int) -> None:
+        self.bits = check_bits(bits)
+
+    def _families(self, delegations: Delegations | None) -> list[str]:
+        if delegations is None or delegations.roles is None:
+            return []
+        return list(delegations.roles)
+
+    def lookup_roles(self, delegations: Delegations | None, tag: str) -> list[str]:
+        if RELEASES in self._families(delegations):
+            return [bin_for(RELEASES, self.bits, tag), TARGETS]
+        return [TARGETS]
+
+    def listing_roles(self, delegations: Delegations | None) -> list[str]:
+        if RELEASES in self._families(delegations):
+            return [*all_bins(RELEASES, self.bits), TARGETS]
+        return [TARGETS]
+
+    def release_roles(self, delegations: Delegations | None) -> list[str]:
+        if RELEASES in self._families(delegations):
+            return all_bins(RELEASES, self.bits)
+        return []
+
+    def signer_roles(self, delegations: Delegations | None) -> dict[str, str]:
+        # the signer's delegating role (its bins hang off it)
+        return {
+            name: role
+            for role in self._families(delegations)
+            if (name := self.signer_of(role)) is not None
+        }
+
+    def record_roles(self, delegations: Delegations | None, tag: str) -> dict[str, str]:
+        return {
+            name: bin_for(role, self.bits, tag)
+            for role in self._families(delegations)
+            if (name := self.signer_of(role)) is not None
+        }
+
+    def write_roles(
+        self, delegations: Delegations | None, tag: str | None, can_sign: CanSign
+    ) -> list[str]:
+        families = self._families(delegations)
+        if not families:
+            return [TARGETS]
+        roles: list[str] = []
+        for family in families:
+            names = (
+                all_bins(family, self.bits) if tag is None else [bin_for(family, self.bits, tag)]
+            )
+            roles.extend(name for name in names if can_sign(name))
+        return roles
+
+    def add_signer(
+        self, delegations: Delegations, name: str, keys: Iterable[Key], threshold: int | None
+    ) -> None:
+        raise BadInputError(
+            "add signers to a binned collection with 'trustkit trust layout' (not yet here)"
+        )
+
+    def remove_signer(self, delegations: Delegations, name: str, *, force: bool) -> SignerRemoval:
+        raise BadInputError("removing a signer of a binned collection is not supported yet")
+
+    def signer_of(self, role: str) -> str | None:
+        family = role.split(f"{BIN_INFIX}-", 1)[0]
+        if family == RELEASES or not family.startswith(SIGNER_PREFIX):
+            return None
+        return family[len(SIGNER_PREFIX) :]
+
+    def delegator_of(self, role: str) -> str:
+        if role == TARGETS:
+            return ROOT
+        if is_bin(role):
+            return role.split(f"{BIN_INFIX}-", 1)[0]
+        return TARGETS
+
+
+def binned_delegation(
+    name: str, targets_keyids: list[str], threshold: int, bits: int
+) -> DelegatedRole:
+    """``targets``' delegation to a binned role: signed by the repository key, marked."""
+    return DelegatedRole(
+        name,
+        list(targets_keyids),
+        threshold,
+        True,
+        paths=["*"],
+        unrecognized_fields={BINS_FIELD: check_bits(bits)},
+    )
+
+
+__all__ = [
+    "BINS_FIELD",
+    "DEFAULT_BITS",
+    "BinsLayout",
+    "all_bins",
+    "bin_for",
+    "binned_bits",
+    "binned_delegation",
+    "is_bin",
+]
+
+
+def use_bins(
+    settings: Settings | Services,
+    gun: str,
+    *,
+    bits: int = DEFAULT_BITS,
+    keystore: KeyStore | None = None,
+) -> int:
+    """Move a DCT collection onto hashed bins in one publish; returns how many tags moved.
+
+    Every DCT role (``targets/releases``, each ``targets/<signer>``) becomes a delegating role
+    signed by the repository key, and its tags move into its bins, signed by the keys that
+    signed the role: so this needs the repository key and, for each role, its threshold of
+    keys (refused, nothing published, otherwise). Versions continue, so a client that trusted
+    the DCT-era metadata walks forward to the binned set like any other update."""
+    from trustkit.collections._tuf import SuccinctRoles
+    from trustkit.collections.engine import _write
+    from trustkit.collections.repository import Collection
+    from trustkit.services import as_services
+
+    check_bits(bits)
+    services = as_services(settings)
+    keys = keystore if keystore is not None else services.keys
+
+    def edit(collection: Collection) -> int:
+        delegations = collection.delegations
+        if binned_bits(delegations) is not None:
+            raise BadInputError(f"{gun} already uses hashed bins")
+        if delegations is None or not delegations.roles:
+            raise BadInputError(
+                f"{gun} has no signers: add one first ('trustkit trust signer add')"
+            )
+        root = collection.root.signed
+        targets_role = root.roles[TARGETS]
+        published = {
+            family: dict(current.targets) if (current := collection.current_targets(family)) else {}
+            for family in delegations.roles
+        }
+        old_roles = dict(delegations.roles)
+        targets = collection.edit_targets()
+        assert targets.delegations is not None
+        new_roles = {}
+        for family, old in old_roles.items():
+            new_roles[family] = binned_delegation(
+                family, targets_role.keyids, targets_role.threshold, bits
+            )
+            for keyid in targets_role.keyids:
+                targets.delegations.keys[keyid] = root.keys[keyid]
+            delegating = collection.edit_role(family)
+            delegating.targets.clear()
+            delegating.delegations = Delegations(
+                keys={k: delegations.keys[k] for k in old.keyids},
+                roles=None,
+                succinct_roles=SuccinctRoles(
+                    list(old.keyids), old.threshold, bits, bins_prefix(family)
+                ),
+            )
+        targets.delegations.roles = new_roles
+        moved = 0
+        for family, tags in published.items():
+            for tag, entry in tags.items():
+                collection.edit_role(bin_for(family, bits, tag)).targets[tag] = entry
+                moved += 1
+        return moved
+
+    return _write(services, gun, edit, keystore=keys, create=False, expiries=None)
