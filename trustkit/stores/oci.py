@@ -131,6 +131,13 @@ class _View:
     root: int
     timestamp: str
 
+    @property
+    def generation(self) -> str:
+        """What writers compare: the current timestamp and root. Not the manifest digest, so
+        files served beside the set (an attacker's plants, pruning) are no publish."""
+        token = f"{self.root}|{self.files[self.timestamp].digest}"
+        return "gen-" + sha256_digest(token.encode()).removeprefix("sha256:")[:32]
+
 
 @dataclass(frozen=True)
 class _Claim:
@@ -215,7 +222,7 @@ class OciStore(MetadataStore):
 
     def generation(self, gun: str) -> str | None:
         view = self._resolve(gun)
-        return None if view is None else view.digest
+        return None if view is None else view.generation
 
     def root_version(self, gun: str) -> int:
         view = self._view(gun)
@@ -270,7 +277,7 @@ class OciStore(MetadataStore):
         location = self.location(gun)
         head = self._resolve(gun)
         parent = None if head is None else head.digest
-        check_expected(self.description, gun, expected, parent)
+        check_expected(self.description, gun, expected, head.generation if head else None)
         blobs, manifest = self._prepare(gun, head, files)
         new_digest = sha256_digest(manifest)
         self._upload(location, blobs, head)
@@ -280,7 +287,7 @@ class OciStore(MetadataStore):
         if landed is None or landed.digest != new_digest:
             raise _lost(gun, self.description)
         self._release(location, mine)
-        return new_digest
+        return landed.generation
 
     def _prepare(
         self, gun: str, head: _View | None, files: Sequence[MetadataFile]
