@@ -16,7 +16,7 @@ from fixtures.trust import TrustedRepo
 from trustkit.collections import add_signer
 from trustkit.errors import FailureKind
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
-from trustkit.pipeline.check import check_image
+from trustkit.pipeline.check import check_image, trust_once_signed
 from trustkit.policy import (
     RULES,
     ImageFacts,
@@ -247,3 +247,27 @@ def test_a_key_shared_by_two_signers_does_not_meet_a_threshold_of_two(
     assert not check_image(
         repo.settings, str(repo.tag("v2")), context=Context.PULL, policies=[stranger]
     ).allowed
+
+
+def test_the_push_gate_counts_the_keys_the_push_will_sign_with(trusted_repo: TrustedRepo) -> None:
+    repo = trusted_repo
+    digest = "sha256:" + "ee" * 32
+    granted = trust_once_signed(repo.settings, repo.tag("v9"), digest, 10)
+    assert granted.keyids == frozenset({repo.signer.keyid})
+    pinned = policy(f"  require_signed: {{keys: [{repo.signer.keyid}]}}")
+
+    def at_push(p: Policy) -> Action:
+        return check_image(
+            repo.settings,
+            f"{repo.tag('v9')}@{digest}",
+            context=Context.PUSH,
+            policies=[p],
+            require_trust=False,
+            trust=granted,
+        ).action
+
+    assert at_push(pinned) is Action.ALLOW
+    add_signer(repo.settings, repo.gun, "bob", [repo.signer.public_key], keystore=repo.keystore)
+    granted = trust_once_signed(repo.settings, repo.tag("v9"), digest, 10)
+    two = policy("  require_signed: {signers: [alice, bob], threshold: 2}", name="two")
+    assert at_push(two) is Action.BLOCK  # as the pull will: one key, two names

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from trustkit import refs
 from trustkit.config import Settings
-from trustkit.errors import PolicyRefusal
-from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.errors import FailureKind, PolicyRefusal
+from trustkit.model import EvidenceSource, TrustEvidence
 from trustkit.services import Services, as_services
 from trustkit.verdict import Action, Context, Reason, Verdict
 
@@ -52,16 +52,18 @@ def trust_once_signed(
     roles our keys sign the tag into, as ``sign_tag`` chooses them. Without a usable key the
     signing step would fail anyway; that error surfaces here, before anything is signed.
     """
-    from trustkit.collections import planned_signers
+    from trustkit.collections import planned_signer_identities
 
-    names = planned_signers(settings, ref.gun)
+    # the key ids our keys will sign with: a policy counting or pinning keys judges the push
+    # the way it will judge the pull
+    signers = planned_signer_identities(settings, ref.gun, tag=ref.tag)
     return TrustEvidence(
         source=EvidenceSource.TUF_COLLECTION,
         checked=True,
         verified=True,
         digest=digest,
         size=size,
-        signers=tuple(SignerIdentity(name=n, role=f"targets/{n}") for n in names),
+        signers=signers,
         tags=(ref.tag,) if ref.tag is not None else (),
     )
 
@@ -176,14 +178,13 @@ def _check_image(
             message = trust.message  # names the image and says it is not signed
         else:
             message = f"{ref.familiar} is not trusted: {trust.message or 'no valid signature'}"
-        reason = Reason(
-            rule="trust",
-            message=message,
-            remedy=(
-                f"sign it (SERVIN_CONTENT_TRUST=1 trustkit push ... or trustkit trust sign "
-                f"{ref.familiar}), or pull by a trusted digest"
-            ),
+        remedy = (
+            f"sign it (SERVIN_CONTENT_TRUST=1 trustkit push ... or trustkit trust sign "
+            f"{ref.familiar}), or pull by a trusted digest"
         )
+        if trust.failure is FailureKind.EXPIRED:  # signed, but nobody renewed its trust data
+            remedy = f"whoever holds its timestamp key renews it: trustkit trust renew {ref.gun}"
+        reason = Reason(rule="trust", message=message, remedy=remedy)
         return Verdict(
             reference=str(ref),
             context=context,
