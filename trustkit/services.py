@@ -74,7 +74,9 @@ class Services:
         from trustkit.stores.oci import with_registry_overrides
 
         return with_registry_overrides(
-            open_store(self.settings.trust_store_url, services=self), self
+            open_store(self.settings.trust_store_url, services=self),
+            self,
+            lambda url: open_store(url, services=self),
         )
 
     def store_at(self, url: str) -> MetadataStore:

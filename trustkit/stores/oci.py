@@ -447,13 +447,9 @@ def _pool_of(services: Services | None) -> RegistryPool:
     return RegistryPool(Settings.from_env())
 
 
-def _opener(services: Services | None) -> Callable[[str], MetadataStore]:
-    from trustkit.stores.registry import open_store
-
-    return lambda url: open_store(url, services=services)
-
-
-def open_registry_store(url: str, services: Services | None) -> MetadataStore:
+def open_registry_store(
+    url: str, services: Services | None, open_url: Callable[[str], MetadataStore]
+) -> MetadataStore:
     """``registry://[?options]``: each image's own registry."""
     parts = urlsplit(url)
     if parts.netloc or parts.path not in ("", "/"):
@@ -462,7 +458,7 @@ def open_registry_store(url: str, services: Services | None) -> MetadataStore:
             hint="use oci://HOST[:PORT]/PREFIX for one registry holding every collection",
         )
     options = OciOptions.from_query(parts.query, url)
-    return ImageRegistryStore(_pool_of(services), _opener(services), options=options)
+    return ImageRegistryStore(_pool_of(services), open_url, options=options)
 
 
 def open_oci_store(url: str, services: Services | None) -> MetadataStore:
@@ -480,7 +476,9 @@ def open_oci_store(url: str, services: Services | None) -> MetadataStore:
     return OciStore(_pool_of(services), host=parts.netloc, prefix=prefix, options=options)
 
 
-def with_registry_overrides(store: MetadataStore, services: Services) -> MetadataStore:
+def with_registry_overrides(
+    store: MetadataStore, services: Services, open_url: Callable[[str], MetadataStore]
+) -> MetadataStore:
     """``store``, unless ``registries.json`` names a trust server for some registry: then a
     store that routes those registries' collections there and the rest to ``store``."""
     if isinstance(store, ImageRegistryStore):
@@ -488,7 +486,7 @@ def with_registry_overrides(store: MetadataStore, services: Services) -> Metadat
     config = services.registries.config
     if not any(entry.trust_server for entry in config.registries.values()):
         return store
-    return ImageRegistryStore(services.registries, _opener(services), default=store)
+    return ImageRegistryStore(services.registries, open_url, default=store)
 
 
 # --- the manifest format ------------------------------------------------------------------

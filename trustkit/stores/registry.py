@@ -47,7 +47,7 @@ def _open_memory(url: str) -> MetadataStore:
 def _open_registry(url: str, services: Services | None) -> MetadataStore:
     from trustkit.stores.oci import open_registry_store
 
-    return open_registry_store(url, services)
+    return open_registry_store(url, services, lambda other: open_store(other, services=services))
 
 
 def _open_oci(url: str, services: Services | None) -> MetadataStore:
