@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fixtures.pipeline import PipelineWorld
 from fixtures.policy import DIGEST, NOW, make_scan
+from fixtures.webhook import WebhookServerFactory
 
 from trustkit import refs
 from trustkit.cli import main
@@ -19,6 +20,7 @@ from trustkit.pipeline.check import check_image
 from trustkit.policy import ImageFacts, Policy, evaluate, load_policy_text
 from trustkit.policy.globs import ShortNames
 from trustkit.verdict import Action, Context
+from trustkit.webhook import PipelineChecker
 
 HIGH = Finding(
     vulnerability_id="CVE-2024-0001",
@@ -288,3 +290,36 @@ def test_a_short_name_scope_reaches_the_registry_short_names_resolve_to(
     verdict = check_image(settings, juice, context=Context.PULL, policies=[p])
     assert verdict.action is Action.BLOCK, verdict.summary()
     assert [o.policy for o in verdict.policies] == ["juice-v1"]
+
+
+@pytest.mark.registry
+def test_admission_by_digest_does_not_escape_a_tag_scoped_policy(
+    webhook_server: WebhookServerFactory, pipeline_world: PipelineWorld, tmp_path: Path
+) -> None:
+    """The webhook variant of the attack: a pod naming ``repo@sha256:<d>`` where ``repo:v1``
+    (signed at <d>) is blocked by a tag-scoped policy; then the webhook's own pin of the tag."""
+    juice = pipeline_world.ref("juice")
+    checker = PipelineChecker(pipeline_world.settings, [scoped_policy(tmp_path, juice)])
+    served = webhook_server(checker)
+    by_digest = f"{juice.rsplit(':', 1)[0]}@{pipeline_world.digest('juice')}"
+    for image in (juice, by_digest, f"{juice}@{pipeline_world.digest('juice')}"):
+        review = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "0f6a4b1c-1111-2222-3333-444455556666",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": "default",
+                "operation": "CREATE",
+                "object": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "p", "namespace": "default"},
+                    "spec": {"containers": [{"name": "c", "image": image}]},
+                },
+            },
+        }
+        reply = served.client(timeout=30).post("/validate", json=review)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["response"]["allowed"] is False, image
