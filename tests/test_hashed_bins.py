@@ -127,3 +127,32 @@ def test_binned_collection_keeps_dct_semantics(binned_repo: TrustedRepo) -> None
 
 def test_store_reader_type() -> None:
     assert issubclass(CountingStore, MetadataReader)
+
+
+def test_signers_added_and_removed_in_a_binned_collection(
+    binned_repo: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
+) -> None:
+    from trustkit.collections import add_signer, inspect, remove_signer, sign_tag
+
+    settings, keys = binned_repo.settings, binned_repo.keystore
+    bob = keys.generate(role="delegation", name="bob")
+    add_signer(settings, binned_repo.gun, "bob", [bob.public_key], keystore=keys)
+    # alice's tags keep verifying: keys were only added to the releases bins
+    client = fresh_trust_client("reader")
+    assert verify_tag(client, binned_repo.tag("t1")).signers == ("alice",)
+    doc = inspect(settings, binned_repo.tag("t1"))
+    keys_of = {s["Name"]: [k["ID"] for k in s["Keys"]] for s in doc["Signers"]}
+    assert keys_of == {"alice": [binned_repo.signer.keyid], "bob": [bob.keyid]}
+    # both keys are here: a new tag is recorded by both signers
+    sign_tag(settings, binned_repo.tag("both"), digest=digest_for("both"), size=3, keystore=keys)
+    assert verify_tag(client, binned_repo.tag("both")).signers == ("alice", "bob")
+    # alice's key is stolen: removing her drops every tag only she vouched for
+    result = remove_signer(settings, binned_repo.gun, "alice", keystore=keys)
+    lost = {u.tag for u in result.untrusted}
+    assert "t1" in lost and "both" not in lost
+    forget_sessions()
+    with pytest.raises(NotSignedError):
+        verify_tag(client, binned_repo.tag("t1"))
+    assert verify_tag(client, binned_repo.tag("both")).signers == ("bob",)
+    with pytest.raises(BadInputError, match="last signer"):
+        remove_signer(settings, binned_repo.gun, "bob", keystore=keys)

@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from trustkit.collections._tuf import DelegatedRole, Delegations
+from trustkit.collections._tuf import DelegatedRole, Delegations, SuccinctRoles
 from trustkit.collections.layouts import CanSign, SignerRemoval
-from trustkit.collections.model import RELEASES, ROOT, SIGNER_PREFIX, TARGETS
-from trustkit.errors import BadInputError
+from trustkit.collections.model import RELEASES, ROOT, SIGNER_PREFIX, TARGETS, signer_role
+from trustkit.errors import BadInputError, UntrustedError
 
 if TYPE_CHECKING:
+    from trustkit.collections.repository import Collection
     from trustkit.config import Settings
     from trustkit.keys import Key, KeyStore
     from trustkit.services import Services
@@ -67,13 +68,11 @@ def binned_bits(delegations: Delegations | None) -> int | None:
 
 def bin_for(role: str, bits: int, tag: str) -> str:
     """The bin of ``role``'s family that holds ``tag`` (python-tuf's own hashing)."""
-    from trustkit.collections._tuf import SuccinctRoles
 
     return SuccinctRoles([], 1, bits, bins_prefix(role)).get_role_for_target(tag)
 
 
 def all_bins(role: str, bits: int) -> list[str]:
-    from trustkit.collections._tuf import SuccinctRoles
 
     return list(SuccinctRoles([], 1, bits, bins_prefix(role)).get_roles())
 
@@ -138,12 +137,11 @@ class BinsLayout:
     def add_signer(
         self, delegations: Delegations, name: str, keys: Iterable[Key], threshold: int | None
     ) -> None:
-        raise BadInputError(
-            "add signers to a binned collection with 'trustkit trust layout' (not yet here)"
-        )
+        # a binned signer change edits the delegating roles too: see add_signer_binned
+        raise BadInputError("a binned collection's signers change through add_signer_binned")
 
     def remove_signer(self, delegations: Delegations, name: str, *, force: bool) -> SignerRemoval:
-        raise BadInputError("removing a signer of a binned collection is not supported yet")
+        raise BadInputError("a binned collection's signers change through remove_signer_binned")
 
     def signer_of(self, role: str) -> str | None:
         family = role.split(f"{BIN_INFIX}-", 1)[0]
@@ -199,9 +197,7 @@ def use_bins(
     signed the role: so this needs the repository key and, for each role, its threshold of
     keys (refused, nothing published, otherwise). Versions continue, so a client that trusted
     the DCT-era metadata walks forward to the binned set like any other update."""
-    from trustkit.collections._tuf import SuccinctRoles
     from trustkit.collections.engine import _write
-    from trustkit.collections.repository import Collection
     from trustkit.services import as_services
 
     check_bits(bits)
@@ -250,3 +246,111 @@ def use_bins(
         return moved
 
     return _write(services, gun, edit, keystore=keys, create=False, expiries=None)
+
+
+def _succinct(collection: Collection, family: str) -> SuccinctRoles:
+    """The bins of ``family`` as currently (maybe edited) delegated."""
+    current = collection.current_targets(family)
+    if current is None or current.delegations is None or current.delegations.succinct_roles is None:
+        raise UntrustedError(f"{family} of {collection.gun} does not delegate to bins")
+    return current.delegations.succinct_roles
+
+
+def _edit_family(collection: Collection, family: str) -> Delegations:
+    """The delegations of ``family``'s delegating role, for editing (a new version)."""
+    delegations = collection.edit_role(family).delegations
+    assert delegations is not None and delegations.succinct_roles is not None
+    return delegations
+
+
+def add_signer_binned(
+    collection: Collection, bits: int, name: str, keys: Iterable[Key], threshold: int | None
+) -> None:
+    """DCT's add-signer in a binned collection: the keys join the releases bins and the
+    signer's own bins (a new delegating role for a new signer). Bins already published keep
+    verifying: keys are only added."""
+
+    keys = list(keys)
+    targets = collection.edit_targets()
+    assert targets.delegations is not None and targets.delegations.roles is not None
+    roles = targets.delegations.roles
+    repository = collection.root.signed.roles[TARGETS]
+    for keyid in repository.keyids:
+        targets.delegations.keys[keyid] = collection.root.signed.keys[keyid]
+    for family in (RELEASES, signer_role(name)):
+        if family not in roles:
+            roles[family] = binned_delegation(family, repository.keyids, repository.threshold, bits)
+            md = collection.edit_role(family)
+            md.targets.clear()
+            md.delegations = Delegations(
+                keys={}, roles=None, succinct_roles=SuccinctRoles([], 1, bits, bins_prefix(family))
+            )
+        delegations = _edit_family(collection, family)
+        succinct = delegations.succinct_roles
+        assert succinct is not None
+        for key in keys:
+            delegations.keys[key.keyid] = key
+            if key.keyid not in succinct.keyids:
+                succinct.keyids.append(key.keyid)
+    # releases first: it is the role a pull trusts
+    targets.delegations.roles = {RELEASES: roles[RELEASES]} | {
+        n: r for n, r in roles.items() if n != RELEASES
+    }
+    if threshold is not None:
+        releases = _succinct(collection, RELEASES)
+        if not 1 <= threshold <= len(releases.keyids):
+            raise BadInputError(
+                f"threshold {threshold} is impossible: releases has {len(releases.keyids)} key(s)"
+            )
+        releases.threshold = threshold
+
+
+def remove_signer_binned(
+    collection: Collection, bits: int, name: str, *, force: bool
+) -> SignerRemoval:
+    """DCT's remove-signer in a binned collection: the signer's delegation goes, and its keys
+    leave the releases bins (unless another signer holds them). The caller then keeps only
+    the release bins' tags a remaining signer vouched for, as for DCT."""
+    family = signer_role(name)
+    targets = collection.edit_targets()
+    assert targets.delegations is not None and targets.delegations.roles is not None
+    roles = dict(targets.delegations.roles)
+    if family not in roles:
+        raise BadInputError(f"{name} is not a signer")
+    others = {
+        k
+        for other in roles
+        if other not in (family, RELEASES)
+        for k in _succinct(collection, other).keyids
+    }
+    result = SignerRemoval(
+        leaving_keyids=[k for k in _succinct(collection, family).keyids if k not in others]
+    )
+    releases = _succinct(collection, RELEASES) if RELEASES in roles else None
+    remaining = [k for k in releases.keyids if k not in result.leaving_keyids] if releases else []
+    if releases is not None and not remaining and not force:
+        raise BadInputError(
+            f"{name} is the last signer: nobody could sign releases afterwards",
+            hint="use --force to remove it anyway",
+        )
+    del roles[family]
+    if releases is not None and len(remaining) != len(releases.keyids):
+        published = [b for b in all_bins(RELEASES, bits) if collection.published_version(b) > 0]
+        if remaining:
+            delegations = _edit_family(collection, RELEASES)
+            succinct = delegations.succinct_roles
+            assert succinct is not None
+            succinct.keyids = remaining
+            for keyid in list(delegations.keys):
+                if keyid not in remaining:
+                    del delegations.keys[keyid]
+            if succinct.threshold > len(remaining):
+                result.warnings.append(
+                    f"releases threshold lowered to {len(remaining)} (keys left)"
+                )
+                succinct.threshold = len(remaining)
+        else:
+            del roles[RELEASES]
+        result.release_roles.extend(published)
+    targets.delegations.roles = roles
+    return result

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from trustkit.collections._retry import MAX_WRITE_ATTEMPTS, back_off
 from trustkit.collections._tuf import Delegations, TargetFile
+from trustkit.collections.bins import BinsLayout, add_signer_binned, remove_signer_binned
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
     REPO_ADMIN,
@@ -392,7 +393,10 @@ def add_signer(
                         f"one key, not as a signature of both {other} and {name}"
                     )
         try:
-            layout.add_signer(targets.delegations, name, keys, threshold)
+            if isinstance(layout, BinsLayout):  # its delegating roles change too
+                add_signer_binned(collection, layout.bits, name, keys, threshold)
+            else:
+                layout.add_signer(targets.delegations, name, keys, threshold)
         except BadInputError as exc:
             raise BadInputError(f"{exc} ({gun})", hint=exc.hint) from None
         return change
@@ -466,7 +470,10 @@ def remove_signer(
         targets = collection.edit_targets()
         assert targets.delegations is not None
         try:
-            removal = layout.remove_signer(targets.delegations, name, force=force)
+            if isinstance(layout, BinsLayout):  # its delegating roles change too
+                removal = remove_signer_binned(collection, layout.bits, name, force=force)
+            else:
+                removal = layout.remove_signer(targets.delegations, name, force=force)
         except BadInputError as exc:
             raise BadInputError(f"{exc} ({gun})", hint=exc.hint) from None
         result = RemovalResult(warnings=list(removal.warnings))
@@ -493,7 +500,11 @@ def _drop_unvouched(
         return
     gun = collection.gun
     delegations = collection.delegations
-    still_delegated = role in collection.delegated_roles()
+    try:  # a bin is delegated by its family's role, not by targets
+        delegated = collection.delegation_of(role)
+        still_delegated = True
+    except KeyError:
+        still_delegated = False
     kept: dict[str, TargetFile] = {}
     dropped: dict[str, TargetFile] = {}
     for tag, entry in old.signed.targets.items():
@@ -506,10 +517,9 @@ def _drop_unvouched(
         result.untrusted.extend(_untrusted(kept, True) + _untrusted(dropped, False))
         return
     assert delegations is not None
-    still_valid = collection.targets.signed.get_verification_result(
+    still_valid = collection.delegator_targets(role).get_verification_result(
         role, old.signed_bytes, old.signatures
     )
-    delegated = collection.delegated_roles()[role]
     if len(local_keyids(keys, delegated.keyids)) >= delegated.threshold:
         if dropped or not still_valid.verified:
             edited = collection.edit_role(role)
@@ -753,6 +763,16 @@ def trust_evidence(
         return TrustEvidence.refused(source, exc, digest=digest)
 
 
+def _signer_keyids(session: Any, role: str, roles: Mapping[str, Any]) -> list[str]:
+    """A signer's keys: its role's, or in a binned collection those of its bins (its
+    delegating role carries the repository key)."""
+    if isinstance(session.layout, BinsLayout):
+        md = session.role(role)
+        if md is not None and md.delegations is not None and md.delegations.succinct_roles:
+            return list(md.delegations.succinct_roles.keyids)
+    return list(roles[role].keyids)
+
+
 def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
     """``docker trust inspect`` for one repository (one tag when ``ref.tag`` is set)."""
     from trustkit.collections.client import session_for
@@ -775,7 +795,7 @@ def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
     delegations = session.delegations
     roles = (delegations.roles or {}) if delegations is not None else {}
     signers = [
-        {"Name": signer, "Keys": [{"ID": k} for k in roles[role].keyids]}
+        {"Name": signer, "Keys": [{"ID": k} for k in _signer_keyids(session, role, roles)]}
         for signer, role in sorted(session.layout.signer_roles(delegations).items())
     ]
     root = session.root
