@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,34 @@ def cli(ctx: click.Context, trust_dir: Path | None) -> None:
     ctx.call_on_close(services.close)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """trustkit's own warnings (trust data about to expire...) as one line on stderr."""
+    if category.__module__.startswith("trustkit."):
+        click.echo(f"trustkit: warning: {' '.join(str(message).split())}", err=True)
+        return
+    _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn library errors into one line and an exit code."""
+    warnings.showwarning = _show_warning
+    try:
+        _run(argv)
+    finally:
+        warnings.showwarning = _default_show_warning
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         rv: Any = cli.main(args=argv, prog_name="trustkit", standalone_mode=False)
     except TrustkitError as exc:

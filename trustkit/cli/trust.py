@@ -369,6 +369,27 @@ def _print_pretty(reports: list[dict[str, Any]]) -> None:
             ids = ", ".join(k["ID"] for k in admin["Keys"])
             console.print(f"  {admin['Name']} Key:\t{ids}")
         console.print()
+        if report.get("Expires"):
+            _print_expiry(console, name, report["Expires"])
+
+
+def _print_expiry(console: Any, name: str, expires: dict[str, str]) -> None:
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    now = datetime.now(UTC)
+    console.print(f"Expiry dates for {name}")
+    console.print()
+    table = Table(box=None)
+    for column in ("ROLE", "EXPIRES", "IN"):
+        table.add_column(column, no_wrap=True)
+    for role, text in sorted(expires.items(), key=lambda item: item[1]):
+        left = datetime.fromisoformat(text.replace("Z", "+00:00")) - now
+        days = left.total_seconds() / 86_400
+        table.add_row(role, text, "expired" if days < 0 else f"{days:.1f} days")
+    console.print(table)
+    console.print()
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -404,7 +425,7 @@ def rotate(ctx: click.Context, repository: str, role: str, key_name: str | None)
 
 
 @trust.command("renew")
-@click.argument("repository", metavar="REPO", type=IMAGE)
+@click.argument("repositories", metavar="[REPO]...", nargs=-1, type=IMAGE)
 @click.option(
     "--role",
     "roles",
@@ -412,15 +433,49 @@ def rotate(ctx: click.Context, repository: str, role: str, key_name: str | None)
     type=click.Choice([*ROTATABLE, "releases"]),
     help="Also renew this role (repeatable). Snapshot and timestamp are always renewed.",
 )
+@click.option(
+    "--expiring-within",
+    "window",
+    metavar="DURATION",
+    default=None,
+    help="Only renew what expires within DURATION (30m, 12h, 3d, 2w): every role due, in each "
+    "REPO or, without REPO, in every collection this machine holds keys for or has verified.",
+)
 @click.pass_context
-def renew_cmd(ctx: click.Context, repository: str, roles: tuple[str, ...]) -> None:
+def renew_cmd(
+    ctx: click.Context, repositories: tuple[str, ...], roles: tuple[str, ...], window: str | None
+) -> None:
     """Re-sign REPO's metadata with fresh expiry dates (works on expired metadata too)."""
-    from trustkit.collections import RELEASES, renew
+    from trustkit.collections import RELEASES, parse_duration, renew, renew_expiring
+    from trustkit.errors import TrustkitError
 
-    ref = _repository(repository)
-    wanted = [RELEASES if r == "releases" else r for r in roles]
-    renewed = renew(services_from(ctx), ref.gun, wanted)
-    click.echo(f"Renewed {', '.join(renewed)} of {ref.repository}")
+    if not repositories and window is None:
+        raise BadInputError("name at least one REPO, or pass --expiring-within DURATION")
+    services = services_from(ctx)
+    guns = [_repository(r).gun for r in repositories]
+    failed: dict[str, TrustkitError] = {}
+    if window is not None:
+        report = renew_expiring(services, parse_duration(window), guns or None)
+        for gun, renewed in report.renewed.items():
+            click.echo(f"Renewed {', '.join(renewed)} of {gun}")
+        for gun in report.fresh:
+            click.echo(f"{gun}: nothing expires within {window}", err=True)
+        failed = report.failed
+    else:
+        wanted = [RELEASES if r == "releases" else r for r in roles]
+        for gun in guns:
+            try:
+                renewed = renew(services, gun, wanted)
+            except TrustkitError as exc:
+                if len(guns) == 1:
+                    raise
+                failed[gun] = exc
+                continue
+            click.echo(f"Renewed {', '.join(renewed)} of {gun}")
+    for gun, error in failed.items():
+        click.echo(f"trustkit: {gun}: {error.one_line()}", err=True)
+    if failed:
+        ctx.exit(max(error.exit_code for error in failed.values()))
 
 
 def _attach_key_group() -> None:

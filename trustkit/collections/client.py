@@ -30,6 +30,7 @@ from tuf.ngclient.updater import Updater
 from trustkit._fs import ensure_private_dir, read_bounded
 from trustkit.collections._tuf import Delegations, Metadata, Root, Signed, Targets
 from trustkit.collections.bins import BIN_INFIX, is_bin
+from trustkit.collections.expiry import renew_hint, warn_if_expiring
 from trustkit.collections.forks import check_for_fork
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
@@ -239,6 +240,10 @@ class TrustSession:
         targets = self.role(TARGETS)
         assert targets is not None
         self.layout: DelegationLayout = layout_for(targets.delegations)
+        # verified and about to expire: say so once per refresh, while there is time to renew
+        with self._lock:
+            trusted = {signed.type: signed.expires for signed in self._ng.all_trusted()}
+        warn_if_expiring(gun, trusted, self._clock())
 
     def _mapped(self, step: str) -> contextlib.AbstractContextManager[None]:
         self._fetcher.step = None  # what this step fetches, if anything, names the failed role
@@ -385,6 +390,23 @@ class TrustSession:
         self._vouching[role] = tuple(sorted(result.signed))
         return self._vouching[role]
 
+    def expiry_dates(self) -> dict[str, datetime]:
+        """Each verified role's expiry: the top-level roles and every signed delegated role."""
+        dates = {ROOT: self.root.expires}
+        for name in (TIMESTAMP, SNAPSHOT):
+            signed = self._ng.trusted(name)
+            if signed is not None:
+                dates[name] = signed.expires
+        targets = self.role(TARGETS)
+        assert targets is not None
+        dates[TARGETS] = targets.expires
+        delegations = targets.delegations
+        for name in sorted((delegations.roles or {}) if delegations is not None else {}):
+            md = self.role(name)
+            if md is not None:
+                dates[name] = md.expires
+        return dates
+
     def expires(self, role: str) -> datetime:
         """The earliest expiry among the metadata a tag in ``role`` depends on."""
         dates = [self.root.expires]
@@ -435,7 +457,8 @@ def _refusal(
     if isinstance(exc, tuf_exc.ExpiredMetadataError):
         role, when = _expired_role(ng, role)
         return ExpiredMetadataError(
-            f"{role} metadata of {gun} expired{when} (freeze attack or stale trust data)"
+            f"{role} metadata of {gun} expired{when} (freeze attack or stale trust data)",
+            hint=f"whoever holds its timestamp key renews it: {renew_hint(gun)}",
         )
     if isinstance(exc, tuf_exc.BadVersionNumberError):
         return RollbackError(

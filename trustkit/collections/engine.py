@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from trustkit.collections._retry import MAX_WRITE_ATTEMPTS, back_off
 from trustkit.collections._tuf import Delegations, TargetFile
 from trustkit.collections.bins import BinsLayout, add_signer_binned, remove_signer_binned
+from trustkit.collections.expiry import iso
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
     REPO_ADMIN,
@@ -815,3 +816,5 @@ def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
             {"Name": "Repository", "Keys": [{"ID": k} for k in root.roles[TARGETS].keyids]},
         ],
     }
+        # when each role's metadata expires (UTC): what 'trust renew' must refresh before then
+        "Expires": {role: iso(when) for role, when in session.expiry_dates().items()},

@@ -165,6 +165,9 @@ class Decider:
                 decision.refusals.append(text)
             return
         self.metrics.verdicts[outcome.action.name] += 1
+        evidence = outcome.evidence
+        if evidence is not None and evidence.verified and evidence.expires is not None:
+            self.metrics.trust_expires(_collection_of(outcome.reference), evidence.expires)
         if not outcome.allowed:
             why = _why(outcome)
             if config.mode == "warn":
@@ -240,3 +243,13 @@ def _named(policy: str | None, message: str) -> str:
     if not policy or message.startswith((f"policy {policy}:", f"{policy}:")):
         return message
     return f"{policy}: {message}"
+
+
+def _collection_of(reference: str) -> str:
+    """The trust collection (GUN) of a verdict's normalised reference."""
+    from trustkit.refs import parse
+
+    try:
+        return parse(reference).gun
+    except TrustkitError:
+        return reference

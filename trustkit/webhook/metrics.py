@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 
+#: collections whose expiry is exported at most: the label set stays bounded whatever is admitted
+MAX_EXPIRY_SERIES = 1000
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0, 10.0)
 
 
@@ -26,6 +31,19 @@ class Metrics:
         self._sum: dict[str, float] = {}
         self._count: Counter[str] = Counter()
         self.gauges: dict[str, Callable[[], float]] = {}
+        # collection -> expiry (epoch seconds) of the trust data last verified for it
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._expiry_lock = threading.Lock()
+        self.clock: Callable[[], float] = time.time
+
+    def trust_expires(self, collection: str, expires: datetime) -> None:
+        """Record when the trust data just verified for ``collection`` expires; the least
+        recently verified collection is dropped beyond MAX_EXPIRY_SERIES."""
+        with self._expiry_lock:
+            self._expiry[collection] = expires.timestamp()
+            self._expiry.move_to_end(collection)
+            while len(self._expiry) > MAX_EXPIRY_SERIES:
+                self._expiry.popitem(last=False)
 
     def observe(self, path: str, code: int, seconds: float) -> None:
         self.requests[(path, code)] += 1
@@ -80,6 +98,17 @@ class Metrics:
             lab = _labels(path=path)
             out.append(f"trustkit_webhook_request_duration_seconds_sum{lab} {self._sum[path]:.6f}")
             out.append(f"trustkit_webhook_request_duration_seconds_count{lab} {self._count[path]}")
+        out += [
+            "# HELP trustkit_trust_expiry_seconds Seconds until the trust data last verified for "
+            "a collection expires (negative: expired; renew with 'trustkit trust renew').",
+            "# TYPE trustkit_trust_expiry_seconds gauge",
+        ]
+        now = self.clock()
+        with self._expiry_lock:
+            expiries = sorted(self._expiry.items())
+        for collection, expires in expiries:
+            lab = _labels(collection=collection)
+            out.append(f"trustkit_trust_expiry_seconds{lab} {expires - now:.0f}")
         for name, read in sorted(self.gauges.items()):
             out += [f"# TYPE {name} gauge", f"{name} {read():g}"]
         return "\n".join(out) + "\n"
