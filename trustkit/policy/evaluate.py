@@ -79,8 +79,7 @@ def _select_scans(policy: Policy, facts: ImageFacts, now: datetime) -> ScanSelec
             if aside is not None:
                 break
         if aside is not None:
-            bucket, why = aside
-            getattr(selection, bucket).append(why)
+            selection.put_aside(*aside)
             continue
         if age < -CLOCK_SKEW:
             selection.other.append(f"{label} claims to have finished in the future")

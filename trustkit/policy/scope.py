@@ -19,6 +19,7 @@ an allowlist entry waives only when it applies to every name. Domains are compar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from trustkit import refs
 from trustkit.model import TrustEvidence
@@ -54,7 +55,7 @@ class ScopeSubject:
         repository = refs.ImageRef(ref.domain, ref.path)
         return cls(repository, digest or ref.digest, tuple(tags), ref, short_names)
 
-    @property
+    @cached_property  # every policy asks; the subject is immutable
     def names(self) -> tuple[refs.ImageRef, ...]:
         base = self.repository
         if not self.tags:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from trustkit.model import TrustEvidence
 from trustkit.model.findings import Finding, VerifiedScan
@@ -51,6 +51,9 @@ class Stage(IntEnum):
 
 
 _MAX_MESSAGE = 300
+
+#: why a scan was set aside: the ``ScanSelection`` list it goes to
+SetAside = Literal["untrusted", "stale", "other"]
 
 
 def where(path: Path_) -> str:
@@ -142,6 +145,9 @@ class ScanSelection:
     @property
     def set_aside(self) -> list[str]:
         return [*self.untrusted, *self.stale, *self.other]
+
+    def put_aside(self, bucket: SetAside, why: str) -> None:
+        {"untrusted": self.untrusted, "stale": self.stale, "other": self.other}[bucket].append(why)
 
 
 class PolicyRun:
@@ -241,8 +247,8 @@ class Rule:
     # --- SCAN_FILTER ---------------------------------------------------------------------
     def set_aside(
         self, config: Any, scan: VerifiedScan, age: timedelta, label: str
-    ) -> tuple[str, str] | None:
-        """``(bucket, why)`` to set ``scan`` aside ('untrusted', 'stale'), None to keep it."""
+    ) -> tuple[SetAside, str] | None:
+        """``(bucket, why)`` to set ``scan`` aside, None to keep it."""
         return None
 
     def explain_selection(self, config: Any, selection: ScanSelection, run: PolicyRun) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from trustkit.model.findings import VerifiedScan
-from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, Stage
+from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, SetAside, Stage
 
 _DURATION_RE = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -58,7 +58,7 @@ class MaxScanAge(Rule):
 
     def set_aside(
         self, config: timedelta, scan: VerifiedScan, age: timedelta, label: str
-    ) -> tuple[str, str] | None:
+    ) -> tuple[SetAside, str] | None:
         if age > config:
             why = (
                 f"{label} is {age_text(age)} old, older than max_scan_age {format_duration(config)}"

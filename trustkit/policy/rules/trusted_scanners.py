@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from trustkit.model.findings import VerifiedScan
 from trustkit.policy.rules._keys import KEY_REFERENCE_SCHEMA, NamedKey, load_keys
-from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, Stage
+from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, SetAside, Stage
 
 #: a trusted scanner key as a policy names it (kept under its historical name)
 TrustedScanner = NamedKey
@@ -41,7 +41,7 @@ class TrustedScannersRule(Rule):
 
     def set_aside(
         self, config: TrustedScanners, scan: VerifiedScan, age: timedelta, label: str
-    ) -> tuple[str, str] | None:
+    ) -> tuple[SetAside, str] | None:
         if config.keyids and scan.signer_keyid not in config.keyids:
             why = f"{label} is signed by key {scan.signer_keyid[:12]}, not a trusted scanner"
             return "untrusted", why
