@@ -815,6 +815,6 @@ def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
             {"Name": "Root", "Keys": [{"ID": k} for k in root.roles[ROOT].keyids]},
             {"Name": "Repository", "Keys": [{"ID": k} for k in root.roles[TARGETS].keyids]},
         ],
-    }
         # when each role's metadata expires (UTC): what 'trust renew' must refresh before then
         "Expires": {role: iso(when) for role, when in session.expiry_dates().items()},
+    }
