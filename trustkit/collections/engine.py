@@ -135,6 +135,12 @@ def _layout(collection: Collection) -> DelegationLayout:
 
 
 # --- tags ---------------------------------------------------------------------------------
+def _on_notary(services: Services) -> bool:
+    from trustkit.stores.notary import is_notary_store
+
+    return is_notary_store(services.store)
+
+
 def _tag_of(ref: ImageRef) -> str:
     if ref.tag is None:
         raise BadInputError(f"{ref} has no tag: name the tag to sign, e.g. {ref.repository}:v1")
@@ -275,6 +281,15 @@ def _sign_entries(
         for tag, (d, size) in tags.items()
     }
     keys = keystore if keystore is not None else services.keys
+    if _on_notary(services):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        return writer.sign_tags(
+            services,
+            gun,
+            keys,
+            {t: (f"sha256:{e.hashes['sha256']}", e.length) for t, e in entries.items()},
+        )
 
     def edit(collection: Collection) -> list[str]:
         signed: dict[str, None] = {}
@@ -322,6 +337,10 @@ def _revoke(
     outcome: SignOutcome | None,
 ) -> list[str]:
     keys = keystore if keystore is not None else services.keys
+    if _on_notary(services):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        return writer.revoke(services, ref.gun, keys, ref.tag)
 
     def edit(collection: Collection) -> list[str]:
         changed: list[str] = []
@@ -375,6 +394,10 @@ def add_signer(
         raise BadInputError("give at least one --key")
     store_keys = keystore if keystore is not None else services.keys
     _refuse_scanner_keys(store_keys, keys)
+    if _on_notary(services):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        return SignerChange(writer.add_signer(services, gun, store_keys, name, list(keys)))
 
     def edit(collection: Collection) -> SignerChange:
         change = SignerChange()
@@ -460,6 +483,11 @@ def remove_signer(
     services = as_services(settings)
     check_signer_name(name)
     keys = keystore if keystore is not None else services.keys
+    if _on_notary(services):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        warnings, lost = writer.remove_signer(services, gun, keys, name, force=force)
+        return RemovalResult(warnings, [UntrustedTag(t, d, n, False) for t, d, n in lost])
 
     def edit(collection: Collection) -> RemovalResult:
         layout = _layout(collection)

@@ -1,0 +1,423 @@
+"""Changing a Notary v1 collection on its notary-server, as the notary CLI does.
+
+A change starts from the whole collection verified (``reader.verified``), edits copies of the
+targets roles, signs each changed role with the keys this key store holds (Notary key ids,
+raw r||s ECDSA), signs snapshot only when this key store holds the snapshot key, and publishes
+in one multipart POST; the server checks everything against what it holds and signs a new
+timestamp (and snapshot, when it manages that key). A concurrent publish is retried from a fresh
+read. Keys are any securesystemslib ``Signer`` (files, HSM, KMS), so the key ids that count are
+Notary's: the sha256 of the key's Notary JSON (``notary_key``).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from trustkit.errors import BadInputError, ConflictError, KeyStoreError
+from trustkit.notary import codec
+from trustkit.notary.verifier import RELEASES, VerifiedCollection
+from trustkit.stores.interface import MetadataFile
+
+if TYPE_CHECKING:
+    from trustkit.keys import KeyRecord, KeyStore
+    from trustkit.keys._sslib import Key
+    from trustkit.services import Services
+
+T = TypeVar("T")
+ATTEMPTS = 3
+#: notary's defaults: targets and delegations three years, snapshot three years
+TARGETS_LIFETIME = timedelta(days=3 * 365)
+SNAPSHOT_LIFETIME = timedelta(days=3 * 365)
+_SIGNER_PREFIX = "targets/"
+
+
+def notary_key(key: Key) -> dict[str, Any]:
+    """A securesystemslib public key as Notary writes it (keytype ``ecdsa`` + base64 DER SPKI,
+    or ``ed25519`` + base64 raw bytes)."""
+    public = key.keyval.get("public")
+    if key.keytype == "ed25519" and isinstance(public, str):
+        raw = bytes.fromhex(public)
+        return {"keytype": "ed25519", "keyval": {"private": None, "public": _b64(raw)}}
+    if key.keytype == "ecdsa" and isinstance(public, str):
+        loaded = serialization.load_pem_public_key(public.encode())
+        der = loaded.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return {"keytype": "ecdsa", "keyval": {"private": None, "public": _b64(der)}}
+    raise BadInputError(f"a {key.keytype} key cannot sign Notary metadata (ecdsa or ed25519)")
+
+
+def notary_keyid(key: Key) -> str:
+    """The key id notary, ``docker trust inspect`` and ``notary delegation list`` show."""
+    doc = notary_key(key)
+    return codec.key_id(doc["keytype"], doc["keyval"]["public"])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _raw_signature(record: KeyRecord, hex_signature: str) -> bytes:
+    """securesystemslib's ECDSA signature is hex DER; Notary's is raw r||s."""
+    data = bytes.fromhex(hex_signature)
+    if record.keytype != "ecdsa":
+        return data
+    r, s = decode_dss_signature(data)
+    size = 32 if "256" in record.scheme else 48 if "384" in record.scheme else 66
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+@dataclass
+class HeldKeys:
+    """This key store's keys by their Notary key id."""
+
+    keys: KeyStore
+    by_notary_id: dict[str, KeyRecord] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, keys: KeyStore) -> HeldKeys:
+        held = cls(keys)
+        for record in keys.records():
+            try:
+                held.by_notary_id[notary_keyid(record.public_key)] = record
+            except BadInputError:
+                continue
+        return held
+
+    def holding(self, keyids: Iterable[str]) -> list[str]:
+        return [k for k in keyids if k in self.by_notary_id and self._has_private(k)]
+
+    def _has_private(self, notary_id: str) -> bool:
+        return self.keys.has_private(self.by_notary_id[notary_id].keyid)
+
+    def sign(self, notary_id: str, message: bytes) -> dict[str, str]:
+        record = self.by_notary_id[notary_id]
+        signature = self.keys.signer(record.keyid).sign(message)
+        method = "ecdsa" if record.keytype == "ecdsa" else "eddsa"
+        raw = _raw_signature(record, signature.signature)
+        return {"keyid": notary_id, "method": method, "sig": _b64(raw)}
+
+
+@dataclass
+class Draft:
+    """Editable copies of a verified collection's targets roles."""
+
+    collection: VerifiedCollection
+    now: datetime
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
+
+    @property
+    def gun(self) -> str:
+        return self.collection.gun
+
+    def current(self, role: str) -> dict[str, Any] | None:
+        if role in self.roles:
+            return self.roles[role]
+        published = self.collection.targets.get(role)
+        return None if published is None else published.signed
+
+    def edit(self, role: str) -> dict[str, Any]:
+        if role not in self.roles:
+            published = self.collection.targets.get(role)
+            if published is not None:
+                self.roles[role] = copy.deepcopy(published.signed)
+            else:  # delegated but never published: notary starts it at version 1
+                self.roles[role] = {
+                    "_type": "Targets",
+                    "delegations": {"keys": {}, "roles": []},
+                    "expires": "",
+                    "targets": {},
+                    "version": 0,
+                }
+        if role not in self.changed:
+            self.changed.append(role)
+        return self.roles[role]
+
+    def delegations(self) -> dict[str, Any]:
+        targets = self.edit("targets")
+        found = targets.setdefault("delegations", {"keys": {}, "roles": []})
+        found.setdefault("keys", {})
+        found.setdefault("roles", [])
+        assert isinstance(found, dict)
+        return found
+
+    def delegated_role(self, name: str) -> dict[str, Any] | None:
+        parent = self.current(name.rpartition("/")[0])
+        if parent is None:
+            return None
+        for role in (parent.get("delegations") or {}).get("roles", []):
+            if role.get("name") == name:
+                return dict(role)
+        return None
+
+    def signer_names(self) -> list[str]:
+        roles = (self.current("targets") or {}).get("delegations", {}).get("roles", [])
+        return [
+            r["name"][len(_SIGNER_PREFIX) :]
+            for r in roles
+            if r.get("name", "").count("/") == 1 and r["name"] != RELEASES
+        ]
+
+    # --- signing -------------------------------------------------------------------------
+    def _role_keys(self, role: str) -> tuple[list[str], int]:
+        if role == "targets":
+            top = self.collection.roles["targets"]
+            return list(top.keyids), top.threshold
+        delegated = self.delegated_role(role)
+        if delegated is None:
+            raise BadInputError(f"{role} is not delegated in {self.gun}")
+        return list(delegated["keyids"]), int(delegated["threshold"])
+
+    def signed_files(self, held: HeldKeys) -> list[MetadataFile]:
+        files: list[MetadataFile] = []
+        new_meta: dict[str, dict[str, Any]] = {}
+        # children before parents does not matter: the snapshot lists them all at once
+        for role in self.changed:
+            signed = self.roles[role]
+            signed["version"] = int(signed["version"]) + 1
+            signed["expires"] = codec.format_time(self.now + TARGETS_LIFETIME)
+            keyids, threshold = self._role_keys(role)
+            signing = held.holding(keyids)
+            if len(signing) < threshold:
+                holder = "repository (targets)" if role == "targets" else role
+                raise KeyStoreError(
+                    f"signing {role} of {self.gun} needs {threshold} of its keys; this key "
+                    f"store holds {len(signing)}",
+                    hint=f"import the {holder} key: trustkit trust key import FILE --role "
+                    f"{'targets' if role == 'targets' else 'delegation'}",
+                )
+            message = codec.canonical(signed)
+            data = serialise(signed, [held.sign(k, message) for k in signing])
+            files.append(MetadataFile(role, signed["version"], data))
+            new_meta[role] = _meta(data)
+        snapshot_keys = self.collection.roles["snapshot"]
+        signing = held.holding(snapshot_keys.keyids)
+        if len(signing) >= snapshot_keys.threshold:  # else notary-server signs it
+            snap = copy.deepcopy(self.collection.snapshot.signed)
+            snap["meta"].update(new_meta)
+            snap["version"] = int(snap["version"]) + 1
+            snap["expires"] = codec.format_time(self.now + SNAPSHOT_LIFETIME)
+            message = codec.canonical(snap)
+            data = serialise(snap, [held.sign(k, message) for k in signing])
+            files.append(MetadataFile("snapshot", snap["version"], data))
+        return files
+
+
+def serialise(signed: dict[str, Any], signatures: list[dict[str, str]]) -> bytes:
+    """The bytes notary-server would write itself: it hashes its own Go re-serialisation
+    (``signed`` before ``signatures``, struct order) when it generates the snapshot, so any
+    other layout leaves a snapshot that names other bytes than the ones it serves."""
+    return (
+        b'{"signed":'
+        + codec.canonical(signed)
+        + b',"signatures":'
+        + codec.canonical(signatures)
+        + b"}"
+    )
+
+
+def _meta(data: bytes) -> dict[str, Any]:
+    import hashlib
+
+    return {
+        "hashes": {
+            "sha256": _b64(hashlib.sha256(data).digest()),
+            "sha512": _b64(hashlib.sha512(data).digest()),
+        },
+        "length": len(data),
+    }
+
+
+def change(services: Services, gun: str, keys: KeyStore, edit: Callable[[Draft], T]) -> T:
+    """Apply ``edit`` to a freshly verified copy of ``gun`` and publish it; retried from a new
+    read when another writer got in first."""
+    from trustkit.notary.reader import verified
+
+    store = services.store
+    held = HeldKeys.of(keys)
+    for attempt in range(1, ATTEMPTS + 1):
+        generation = store.generation(gun)
+        collection = verified(services, gun)
+        draft = Draft(collection, services.clock().replace(microsecond=0))
+        result = edit(draft)
+        if not draft.changed:
+            return result
+        files = draft.signed_files(held)
+        try:
+            store.publish(gun, files, expected=generation)
+        except ConflictError:
+            if attempt == ATTEMPTS:
+                raise
+            continue
+        return result
+    raise AssertionError("unreachable")
+
+
+# --- the operations ---------------------------------------------------------------------
+def signable_roles(draft: Draft, held: HeldKeys) -> list[str]:
+    """Where a tag goes, as docker: the release role and this signer's own roles when the key
+    store holds one of their keys; the targets role only when there are no delegations."""
+    roles: list[str] = []
+    delegated = (draft.current("targets") or {}).get("delegations", {}).get("roles", [])
+    for role in delegated:
+        name = role.get("name", "")
+        if name.count("/") == 1 and held.holding(role.get("keyids", [])):
+            roles.append(name)
+    if not delegated and held.holding(draft.collection.roles["targets"].keyids):
+        roles.append("targets")
+    return sorted(roles, key=lambda r: (r != RELEASES, r))
+
+
+def sign_tags(
+    services: Services, gun: str, keys: KeyStore, tags: dict[str, tuple[str, int]]
+) -> list[str]:
+    held = HeldKeys.of(keys)
+
+    def edit(draft: Draft) -> list[str]:
+        roles = signable_roles(draft, held)
+        if not roles:
+            raise KeyStoreError(
+                f"no key in this key store may sign tags of {gun}",
+                hint=f"import your signer key (trustkit trust key import FILE) or ask the "
+                f"owner of {gun} to run: trustkit trust signer add --key KEY.pub NAME {gun}",
+            )
+        for tag, (digest, size) in tags.items():
+            hex_digest = digest.removeprefix("sha256:")
+            entry = {"hashes": {"sha256": _b64(bytes.fromhex(hex_digest))}, "length": size}
+            for role in roles:
+                draft.edit(role)["targets"][tag] = entry
+        return roles
+
+    return change(services, gun, keys, edit)
+
+
+def revoke(services: Services, gun: str, keys: KeyStore, tag: str | None) -> list[str]:
+    held = HeldKeys.of(keys)
+
+    def edit(draft: Draft) -> list[str]:
+        changed: list[str] = []
+        for role in signable_roles(draft, held):
+            current = draft.current(role)
+            recorded = (current or {}).get("targets", {})
+            names = list(recorded) if tag is None else [tag]
+            if any(t in recorded for t in names):
+                edited = draft.edit(role)
+                for name in names:
+                    edited["targets"].pop(name, None)
+                changed.append(role)
+        if not changed:
+            what = "no tags" if tag is None else f"tag {tag}"
+            raise BadInputError(f"{what} of {gun} signed by a role you can sign")
+        return changed
+
+    return change(services, gun, keys, edit)
+
+
+def add_signer(
+    services: Services, gun: str, keys: KeyStore, name: str, public_keys: list[Key]
+) -> list[str]:
+    """``docker trust signer add``: the signer's keys go into ``targets/<name>`` and
+    ``targets/releases`` (created with all paths and threshold 1 when missing)."""
+    docs = [notary_key(k) for k in public_keys]
+    ids = [codec.key_id(d["keytype"], d["keyval"]["public"]) for d in docs]
+
+    def edit(draft: Draft) -> list[str]:
+        warnings: list[str] = []
+        delegations = draft.delegations()
+        for keyid, doc in zip(ids, docs, strict=True):
+            delegations["keys"][keyid] = doc
+        for role_name in (RELEASES, f"{_SIGNER_PREFIX}{name}"):
+            role = next((r for r in delegations["roles"] if r["name"] == role_name), None)
+            if role is None:
+                delegations["roles"].append(
+                    {"keyids": list(ids), "name": role_name, "paths": [""], "threshold": 1}
+                )
+                continue
+            for keyid in ids:
+                if keyid in role["keyids"]:
+                    warnings.append(f"key {keyid[:12]} already belongs to {role_name}")
+                else:
+                    role["keyids"].append(keyid)
+        return warnings
+
+    return change(services, gun, keys, edit)
+
+
+def remove_signer(
+    services: Services, gun: str, keys: KeyStore, name: str, *, force: bool = False
+) -> tuple[list[str], list[tuple[str, str, int]]]:
+    """``docker trust signer remove``: drop ``targets/<name>`` and its keys from releases.
+
+    Releases is re-signed by a remaining key this store holds, keeping only the tags a
+    remaining signer's own role records; without such a key the removal is refused (the
+    release role would be left without valid signatures) unless ``force``.
+    Returns (warnings, the tags no longer trusted as (tag, digest, size))."""
+    role_name = f"{_SIGNER_PREFIX}{name}"
+    held = HeldKeys.of(keys)
+
+    def edit(draft: Draft) -> tuple[list[str], list[tuple[str, str, int]]]:
+        if name not in draft.signer_names():
+            raise BadInputError(f"{name} is not a signer of {gun}")
+        delegations = draft.delegations()
+        removed = next(r for r in delegations["roles"] if r["name"] == role_name)
+        delegations["roles"].remove(removed)
+        still_used = {k for r in delegations["roles"] if r["name"] != RELEASES for k in r["keyids"]}
+        gone = [k for k in removed["keyids"] if k not in still_used]
+        untrusted: list[tuple[str, str, int]] = []
+        releases = next((r for r in delegations["roles"] if r["name"] == RELEASES), None)
+        if releases is not None:
+            releases["keyids"] = [k for k in releases["keyids"] if k not in gone]
+            published = draft.current(RELEASES)
+            if not releases["keyids"]:
+                # the last signer: no key can sign releases any more, so it goes (its tags
+                # lose their trust), as the role would otherwise fail every client's check
+                delegations["roles"].remove(releases)
+                untrusted.extend(
+                    (tag, _digest_of(entry), int(entry.get("length", 0)))
+                    for tag, entry in ((published or {}).get("targets") or {}).items()
+                )
+            elif published is not None:
+                remaining = held.holding(releases["keyids"])
+                if not remaining and not force:
+                    raise BadInputError(
+                        f"removing {name} leaves {RELEASES} of {gun} without a valid signature "
+                        "this key store can make",
+                        hint="run it where a remaining signer's key is imported, or pass --force",
+                    )
+                vouched = {
+                    tag: entry
+                    for r in delegations["roles"]
+                    if r["name"] not in (RELEASES, role_name)
+                    for tag, entry in (
+                        (draft.current(r["name"]) or {}).get("targets") or {}
+                    ).items()
+                }
+                edited = draft.edit(RELEASES) if remaining else None
+                for tag, entry in list(published.get("targets", {}).items()):
+                    if vouched.get(tag) != entry:
+                        untrusted.append((tag, _digest_of(entry), int(entry.get("length", 0))))
+                        if edited is not None:
+                            edited["targets"].pop(tag, None)
+        for keyid in gone:
+            if not any(keyid in r["keyids"] for r in delegations["roles"]):
+                delegations["keys"].pop(keyid, None)
+        return [], untrusted
+
+    return change(services, gun, keys, edit)
+
+
+def _digest_of(entry: dict[str, Any]) -> str:
+    sha256 = (entry.get("hashes") or {}).get("sha256", "")
+    try:
+        return "sha256:" + base64.b64decode(sha256).hex()
+    except ValueError:
+        return "sha256:?"
