@@ -145,7 +145,7 @@ def _schema_problems(doc: LocatedDocument, error: Any) -> list[PolicyProblem]:
             inner = [e for e in error.context if list(e.relative_schema_path)[:1] == [1]]
             if inner:
                 return [p for e in inner for p in _schema_problems(doc, e)]
-        return [at(path, f"{where}: expected true, false or a mapping with signers and threshold")]
+        return [at(path, f"{where}: expected true, false or a mapping (signers, threshold, keys)")]
     if kind == "uniqueItems":
         return [at(path, f"{where}: contains duplicate entries")]
     return [at(path, f"{where}: {error.message}")]
