@@ -479,6 +479,7 @@ def renew_cmd(
 
 
 def _attach_key_group() -> None:
+    from trustkit.cli.trust_migrate import migrate_cmd
     from trustkit.cli.trust_pending import approve, pending
 
     if "rotate" not in key.commands:
@@ -486,6 +487,7 @@ def _attach_key_group() -> None:
     trust.add_command(key)
     trust.add_command(pending)
     trust.add_command(approve)
+    trust.add_command(migrate_cmd)
 
 
 _attach_key_group()

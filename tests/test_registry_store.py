@@ -1,0 +1,382 @@
+"""The registry store against real docker-registry processes: trust data in the image's own
+repository, read by clients that share nothing else, written by machines at the same moment,
+crashes mid-publish, authenticated and TLS registries, and tampering done on the registry's
+own storage directory. (The store contract suite runs against it too: tests/test_store_contract.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fixtures.registry import Registry, Rewrite, TamperingProxy, use_registry
+from fixtures.trust import digest_for
+
+from trustkit.collections import add_signer, list_signed_tags, sign_tag, verify_tag
+from trustkit.config import Settings
+from trustkit.errors import (
+    FailureKind,
+    StorageError,
+    TrustkitError,
+    UntrustedError,
+)
+from trustkit.keys import KeyStore
+from trustkit.refs import parse
+from trustkit.registry.location import open_registry_location
+from trustkit.registry.reserved import is_reserved_tag
+from trustkit.services import Services
+from trustkit.stores import LocalDirStore, open_store
+from trustkit.stores.oci import CLAIM_TAG, HEAD_TAG, OciOptions, OciStore
+
+pytestmark = pytest.mark.registry
+
+FAST = "registry://?settle=0.05&claim_ttl=2"
+
+
+def _writer(settings: Settings, registry: Registry, repo: str) -> tuple[Settings, KeyStore, str]:
+    """A machine holding keys, its trust data in ``registry``'s repository ``repo``."""
+    writer = settings.with_changes(trust_server=FAST)
+    use_registry(writer, registry)
+    keystore = KeyStore(writer)
+    alice = keystore.generate(role="delegation", name="alice")
+    gun = f"{registry.host}/{repo}"
+    add_signer(writer, gun, "alice", [alice.public_key], keystore=keystore)
+    return writer, keystore, gun
+
+
+def _sign(settings: Settings, keystore: KeyStore, gun: str, tag: str) -> None:
+    sign_tag(settings, parse(f"{gun}:{tag}"), digest=digest_for(tag), size=10, keystore=keystore)
+
+
+def _fresh_client(writer: Settings, tmp_path: Path, name: str) -> Settings:
+    """Another machine: its own trust dir, no keys; only the registry (and its login) shared."""
+    return writer.with_changes(trust_dir=tmp_path / name)
+
+
+def _repo_dir(registry: Registry, gun: str) -> Path:
+    path = gun.split("/", 1)[1]
+    return registry.root / "data" / "docker" / "registry" / "v2" / "repositories" / path
+
+
+def _blob_file(registry: Registry, digest: str) -> Path:
+    hex_digest = digest.split(":", 1)[1]
+    return (
+        registry.root
+        / "data/docker/registry/v2/blobs/sha256"
+        / hex_digest[:2]
+        / hex_digest
+        / "data"
+    )
+
+
+def _layer_digest(settings: Settings, gun: str, filename_suffix: str) -> str:
+    store = open_store(settings.trust_store_url, services=Services(settings))
+    assert isinstance(store, OciStore) or hasattr(store, "registry_store")
+    oci = store if isinstance(store, OciStore) else store.registry_store  # type: ignore[attr-defined]
+    location = oci.location(gun)
+    manifest = json.loads(location.client.get_manifest(location.repo_path, HEAD_TAG).data)
+    names = {
+        layer["annotations"]["tuf.io/filename"]: layer["digest"] for layer in manifest["layers"]
+    }
+    newest = max(
+        (n for n in names if n.endswith(filename_suffix)), key=lambda n: int(n.split(".")[0])
+    )
+    return str(names[newest])
+
+
+# --- honest use -------------------------------------------------------------------------------
+def test_trust_data_lives_in_the_image_repository(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, keystore, gun = _writer(settings, registry, repo_name)
+    _sign(writer, keystore, gun, "v1")
+    _sign(writer, keystore, gun, "v2")
+    # a fresh client on another trust dir, nothing shared but the registry
+    client = _fresh_client(writer, tmp_path, "elsewhere")
+    assert not (client.trust_dir / "private").exists()
+    assert verify_tag(client, parse(f"{gun}:v2")).digest == digest_for("v2")
+    assert [t.tag for t in list_signed_tags(client, gun)] == ["v1", "v2"]
+    # the registry holds it as an OCI artifact in the image's own repository, under a reserved
+    # tag that image tag listings skip; no local trust directory was written
+    location = open_registry_location(Services(writer).registries, parse(gun, default_tag=False))
+    raw_tags = location.client.list_tags(location.repo_path)
+    assert HEAD_TAG in raw_tags and CLAIM_TAG in raw_tags
+    assert location.list_tags() == []
+    manifest = json.loads(location.client.get_manifest(location.repo_path, HEAD_TAG).data)
+    assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {
+        "application/vnd.tuf.metadata+json"
+    }
+    assert not (writer.trust_dir / "server").exists()
+
+
+def test_default_store_is_each_images_registry(settings: Settings, tmp_path: Path) -> None:
+    unset = Settings(trust_dir=tmp_path / "t")
+    assert unset.trust_store_url == "registry://"
+    assert unset.with_changes(trust_server="registry").trust_store_url == "registry://"
+    assert unset.with_changes(trust_server="local").trust_store_url == (
+        f"file://{tmp_path / 't' / 'server'}"
+    )
+
+
+def test_registries_json_names_another_trust_server(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer = settings.with_changes(trust_server="registry://")
+    use_registry(writer, registry, extra={"trust_server": f"file://{tmp_path / 'elsewhere'}"})
+    keystore = KeyStore(writer)
+    alice = keystore.generate(role="delegation", name="alice")
+    gun = f"{registry.host}/{repo_name}"
+    add_signer(writer, gun, "alice", [alice.public_key], keystore=keystore)
+    assert LocalDirStore(tmp_path / "elsewhere").exists(gun)
+    location = open_registry_location(Services(writer).registries, parse(gun, default_tag=False))
+    assert HEAD_TAG not in location.client.list_tags(location.repo_path)
+
+
+def test_reserved_tags() -> None:
+    assert is_reserved_tag("trustkit-tuf") and is_reserved_tag("trustkit-tuf-claim")
+    assert is_reserved_tag("sha256-" + "a" * 64 + ".sig")
+    assert is_reserved_tag("sha256-" + "a" * 64)
+    assert not is_reserved_tag("v1") and not is_reserved_tag("latest")
+    assert not is_reserved_tag("sha256-short")
+
+
+def test_options_are_bounded() -> None:
+    assert OciOptions.from_query("keep=2&settle=0.1", "x") == OciOptions(2, 0.1, 30.0)
+    for bad in ("keep=0", "settle=-1", "claim_ttl=0.01", "nope=1", "keep=x"):
+        with pytest.raises(TrustkitError):
+            OciOptions.from_query(bad, "x")
+
+
+def test_old_versions_are_pruned_every_root_kept(
+    settings: Settings, registry: Registry, repo_name: str
+) -> None:
+    writer, keystore, gun = _writer(settings, registry, repo_name)
+    writer = writer.with_changes(trust_server=f"{FAST}&keep=2")
+    for n in range(5):
+        _sign(writer, keystore, gun, f"v{n}")
+    store = open_store(writer.trust_store_url, services=Services(writer))
+    oci = store.registry_store  # type: ignore[attr-defined]
+    location = oci.location(gun)
+    manifest = json.loads(location.client.get_manifest(location.repo_path, HEAD_TAG).data)
+    names = [layer["annotations"]["tuf.io/filename"] for layer in manifest["layers"]]
+    snapshots = [n for n in names if n.endswith(".snapshot.json")]
+    assert len(snapshots) == 2
+    assert len([n for n in names if n.endswith(".timestamp.json")]) == 1
+    assert "1.root.json" in names
+
+
+@pytest.mark.timeout(300)
+def test_two_machines_signing_at_the_same_moment_lose_nothing(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, _, gun = _writer(settings, registry, repo_name)
+    # the second machine: another trust dir holding the same keys
+    other = writer.with_changes(trust_dir=tmp_path / "machine-b")
+    shutil.copytree(writer.trust_dir / "private", other.trust_dir / "private")
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def sign_ten(machine: Settings, name: str) -> None:
+        keystore = KeyStore(machine)
+        start.wait()
+        try:
+            for i in range(10):
+                _sign(machine, keystore, gun, f"{name}-{i}")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=sign_ten, args=(writer, "a")),
+        threading.Thread(target=sign_ten, args=(other, "b")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=280)
+    assert failures == []
+    signed = {t.tag for t in list_signed_tags(_fresh_client(writer, tmp_path, "c"), gun)}
+    assert signed == {f"{m}-{i}" for m in "ab" for i in range(10)}
+
+
+_CRASHING_WRITER = """
+import os, signal, sys
+from trustkit.registry import client as registry_client
+from trustkit.collections import sign_tag
+from trustkit.config import Settings
+from trustkit.keys import KeyStore
+from trustkit.refs import parse
+
+crash_at, sent = int(sys.argv[1]), [0]
+original = registry_client.RegistryClient._send
+
+def send(self, method, *args, **kwargs):
+    if method in ("PUT", "POST", "PATCH"):
+        sent[0] += 1
+        if sent[0] == crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, method, *args, **kwargs)
+
+registry_client.RegistryClient._send = send
+settings = Settings.from_env()
+sign_tag(settings, parse(sys.argv[2]), digest=sys.argv[3], size=10, keystore=KeyStore(settings))
+print("published")
+"""
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_at_each_step_of_a_publish_leaves_the_last_good_set(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, keystore, gun = _writer(settings, registry, repo_name)
+    _sign(writer, keystore, gun, "v1")
+    script = tmp_path / "writer.py"
+    script.write_text(_CRASHING_WRITER)
+    env = {
+        **os.environ,
+        "SERVIN_TRUST_DIR": str(writer.trust_dir),
+        "SERVIN_CONFIG": str(writer.effective_config_dir),
+        "SERVIN_CONTENT_TRUST_SERVER": FAST,
+        "SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE": str(writer.repository_passphrase),
+        "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE": str(writer.root_passphrase),
+    }
+    crashed_at = []
+    for step in range(1, 30):
+        done = subprocess.run(
+            [sys.executable, str(script), str(step), f"{gun}:v2", digest_for("v2")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode == 0:
+            assert "published" in done.stdout
+            break
+        assert done.returncode == -9, done.stderr
+        crashed_at.append(step)
+        # the last good set is readable by a fresh client, with or without v2 (the head moves
+        # in one PUT), and never half of one
+        client = _fresh_client(writer, tmp_path, f"after-{step}")
+        assert verify_tag(client, parse(f"{gun}:v1")).digest == digest_for("v1")
+    else:
+        pytest.fail("the writer never got through")
+    assert len(crashed_at) >= 5  # blob uploads, the claim, the head, the release
+    client = _fresh_client(writer, tmp_path, "final")
+    assert verify_tag(client, parse(f"{gun}:v2")).digest == digest_for("v2")
+
+
+@pytest.mark.parametrize("kind", ["basic_registry", "token_registry", "tls_registry"])
+def test_authenticated_and_tls_registries(
+    kind: str,
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    reg: Registry = request.getfixturevalue(kind)
+    writer, keystore, gun = _writer(settings, reg, repo_name)
+    _sign(writer, keystore, gun, "v1")
+    client = _fresh_client(writer, tmp_path, "reader")
+    assert verify_tag(client, parse(f"{gun}:v1")).digest == digest_for("v1")
+    if reg.username:
+        # without the login, the registry refuses: trust data has the image's access scope
+        anonymous = client.with_changes(config_dir=tmp_path / "no-login")
+        if reg.ca_file is None:
+            with pytest.raises(TrustkitError):
+                verify_tag(anonymous, parse(f"{gun}:v1"))
+
+
+# --- tampering with the registry's storage ------------------------------------------------
+def _storage_case(
+    settings: Settings, registry: Registry, repo_name: str
+) -> tuple[Settings, KeyStore, str]:
+    writer, keystore, gun = _writer(settings, registry, repo_name)
+    _sign(writer, keystore, gun, "v1")
+    return writer, keystore, gun
+
+
+def _refused(client: Settings, gun: str, tag: str = "v1") -> TrustkitError:
+    with pytest.raises(TrustkitError) as caught:
+        verify_tag(client, parse(f"{gun}:{tag}"))
+    line = caught.value.one_line()
+    assert "\n" not in line and gun in line
+    return caught.value
+
+
+def test_rollback_by_restoring_old_registry_storage(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, keystore, gun = _storage_case(settings, registry, repo_name)
+    saved = tmp_path / "saved-repository"
+    shutil.copytree(_repo_dir(registry, gun), saved)
+    _sign(writer, keystore, gun, "v2")
+    client = _fresh_client(writer, tmp_path, "warm")
+    verify_tag(client, parse(f"{gun}:v2"))  # this client saw the newer set
+    shutil.rmtree(_repo_dir(registry, gun))
+    shutil.copytree(saved, _repo_dir(registry, gun))
+    error = _refused(client, gun)
+    assert isinstance(error, UntrustedError) and error.kind is FailureKind.ROLLED_BACK
+
+
+def test_swapped_blob_in_storage(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, _, gun = _storage_case(settings, registry, repo_name)
+    blob = _blob_file(registry, _layer_digest(writer, gun, ".targets%2Freleases.json"))
+    data = blob.read_bytes()
+    hex_digest = digest_for("v1").split(":")[1].encode()
+    blob.write_bytes(data.replace(hex_digest, b"f" * 64))
+    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
+    assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
+    assert "hash or length" in error.one_line()
+
+
+def test_deleted_metadata_in_storage(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, _, gun = _storage_case(settings, registry, repo_name)
+    blob = _blob_file(registry, _layer_digest(writer, gun, ".snapshot.json"))
+    blob.unlink()
+    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
+    assert isinstance(error, StorageError | UntrustedError)
+    assert not isinstance(error, UntrustedError) or error.kind is not FailureKind.UNTRUSTED
+
+
+def test_endless_metadata_manifest_through_a_tampering_proxy(
+    settings: Settings,
+    registry: Registry,
+    repo_name: str,
+    tmp_path: Path,
+    tampering_proxy: Callable[[str, Rewrite], TamperingProxy],
+) -> None:
+    # docker-registry hashes manifests it serves, so a proxy pads the metadata manifest
+    writer = settings.with_changes(trust_server=f"oci://{registry.host}/central?settle=0.05")
+    keystore = KeyStore(writer)
+    alice = keystore.generate(role="delegation", name="alice")
+    gun = f"registry.example/{repo_name}"
+    add_signer(writer, gun, "alice", [alice.public_key], keystore=keystore)
+    _sign(writer, keystore, gun, "v1")
+
+    def pad(method: str, path: str, body: bytes) -> bytes | None:
+        if method == "GET" and path.endswith(f"/manifests/{HEAD_TAG}"):
+            return body + b" " * (5 * 1024 * 1024)
+        return None
+
+    proxy = tampering_proxy(registry.url, pad)
+    client = _fresh_client(writer, tmp_path, "fresh").with_changes(
+        trust_server=f"oci://{proxy.host}/central"
+    )
+    error = _refused(client, gun)
+    assert "larger than" in error.one_line()
+    # honest, through the same proxy without padding, the same data verifies
+    honest = tampering_proxy(registry.url, lambda m, p, b: None)
+    reader = client.with_changes(trust_server=f"oci://{honest.host}/central")
+    assert verify_tag(reader, parse(f"{gun}:v1")).digest == digest_for("v1")
