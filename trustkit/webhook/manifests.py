@@ -1,4 +1,11 @@
-"""Ready-to-apply Kubernetes manifests for the webhook."""
+"""Ready-to-apply Kubernetes manifests for the webhook.
+
+Trust data comes from the registries (each image's collection lives next to it): no trust
+directory is mounted, the client's cache of verified metadata is a writable ``emptyDir``, and the
+registries' credentials come from a ``kubernetes.io/dockerconfigjson`` Secret (optional: public
+registries need none). Only the TLS Secret must exist before the Deployment starts
+(docs/webhook.md says how to create it).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,13 @@ from typing import Any
 NAME = "trustkit-webhook"
 PORT = 8443
 TLS_SECRET = "trustkit-webhook-tls"
-TRUST_SECRET = "trustkit-trust"
+#: a kubernetes.io/dockerconfigjson Secret: read-only credentials for the registries checked
+REGISTRY_SECRET = "trustkit-registry-credentials"
+REGISTRY_CONFIG_DIR = "/etc/trustkit-registry"  # SERVIN_CONFIG: config.json lives here
+TRUST_CACHE = "/var/lib/trustkit/trust"  # SERVIN_TRUST_DIR: the client cache, an emptyDir
 POD_ADDRESS = "0.0.0.0"  # noqa: S104 - inside its own pod, reached through the Service
 SCRATCH = "/tmp"  # noqa: S108 - an emptyDir of the pod, the root file system is read-only
+RUN_AS = 65532  # the Containerfile's USER: no name needed, never root
 WORKLOAD_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": [""],
@@ -47,7 +58,10 @@ def _deployment(namespace: str, image: str) -> dict[str, Any]:
         ],
         "env": [
             {"name": "SERVIN_CONTENT_TRUST", "value": "1"},
-            {"name": "SERVIN_TRUST_DIR", "value": "/var/lib/trustkit/trust"},
+            # each image's trust data in its own registry (the default, said explicitly)
+            {"name": "SERVIN_CONTENT_TRUST_SERVER", "value": "registry"},
+            {"name": "SERVIN_TRUST_DIR", "value": TRUST_CACHE},
+            {"name": "SERVIN_CONFIG", "value": REGISTRY_CONFIG_DIR},
             {"name": "HOME", "value": SCRATCH},
         ],
         "ports": [{"name": "https", "containerPort": PORT}],
@@ -67,7 +81,8 @@ def _deployment(namespace: str, image: str) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "tls", "mountPath": "/tls", "readOnly": True},
             {"name": "config", "mountPath": "/etc/trustkit", "readOnly": True},
-            {"name": "trust", "mountPath": "/var/lib/trustkit/trust"},
+            {"name": "registry-credentials", "mountPath": REGISTRY_CONFIG_DIR, "readOnly": True},
+            {"name": "trust-cache", "mountPath": TRUST_CACHE},
             {"name": "tmp", "mountPath": SCRATCH},
         ],
     }
@@ -82,15 +97,70 @@ def _deployment(namespace: str, image: str) -> dict[str, Any]:
                 "metadata": {"labels": _labels()},
                 "spec": {
                     "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,  # the emptyDirs and Secret files are the group's
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    # spread the replicas: one node going away must not take both
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+                        }
+                    ],
                     "containers": [container],
                     "volumes": [
                         {"name": "tls", "secret": {"secretName": TLS_SECRET}},
                         {"name": "config", "configMap": {"name": NAME}},
-                        {"name": "trust", "secret": {"secretName": TRUST_SECRET}},
-                        {"name": "tmp", "emptyDir": {}},
+                        {
+                            "name": "registry-credentials",
+                            "secret": {
+                                "secretName": REGISTRY_SECRET,
+                                "optional": True,  # public registries need no credentials
+                                "defaultMode": 0o440,
+                                "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
+                            },
+                        },
+                        # verified metadata cached per pod; lost on restart, re-verified then
+                        {"name": "trust-cache", "emptyDir": {"sizeLimit": "256Mi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                     ],
                 },
             },
+        },
+    }
+
+
+def _namespace(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "labels": {
+                **_labels(),
+                # the webhook's pods meet the "restricted" Pod Security Standard
+                "pod-security.kubernetes.io/enforce": "restricted",
+            },
+        },
+    }
+
+
+def _disruption_budget(namespace: str) -> dict[str, Any]:
+    """Voluntary evictions (node drains) keep one replica answering: with failurePolicy Fail,
+    no replica means no pod can be created anywhere the webhook applies."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": _labels()},
+        "spec": {
+            "minAvailable": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
         },
     }
 
@@ -168,8 +238,10 @@ def manifests(
     *, namespace: str = "trustkit", image: str = "trustkit:latest", ca_bundle: bytes | None = None
 ) -> list[dict[str, Any]]:
     return [
+        _namespace(namespace),
         _config_map(namespace),
         _deployment(namespace, image),
+        _disruption_budget(namespace),
         _service(namespace),
         _webhook(
             "ValidatingWebhookConfiguration",
