@@ -452,14 +452,16 @@ def renew_cmd(
     if not repositories and window is None:
         raise BadInputError("name at least one REPO, or pass --expiring-within DURATION")
     services = services_from(ctx)
-    guns = [_repository(r).gun for r in repositories]
+    # each collection as the user named it (as before: the repository, not its GUN)
+    named = {ref.gun: ref.repository for ref in map(_repository, repositories)}
+    guns = list(named)
     failed: dict[str, TrustkitError] = {}
     if window is not None:
         report = renew_expiring(services, parse_duration(window), guns or None)
         for gun, renewed in report.renewed.items():
-            click.echo(f"Renewed {', '.join(renewed)} of {gun}")
+            click.echo(f"Renewed {', '.join(renewed)} of {named.get(gun, gun)}")
         for gun in report.fresh:
-            click.echo(f"{gun}: nothing expires within {window}", err=True)
+            click.echo(f"{named.get(gun, gun)}: nothing expires within {window}", err=True)
         failed = report.failed
     else:
         wanted = [RELEASES if r == "releases" else r for r in roles]
@@ -471,9 +473,9 @@ def renew_cmd(
                     raise
                 failed[gun] = exc
                 continue
-            click.echo(f"Renewed {', '.join(renewed)} of {gun}")
+            click.echo(f"Renewed {', '.join(renewed)} of {named[gun]}")
     for gun, error in failed.items():
-        click.echo(f"trustkit: {gun}: {error.one_line()}", err=True)
+        click.echo(f"trustkit: {named.get(gun, gun)}: {error.one_line()}", err=True)
     if failed:
         ctx.exit(max(error.exit_code for error in failed.values()))
 
