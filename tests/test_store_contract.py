@@ -30,6 +30,7 @@ from trustkit.collections import (
     verify_tag,
 )
 from trustkit.collections._tuf import Metadata, MetaFile, Snapshot, Timestamp
+from trustkit.collections.bins import bin_for, use_bins
 from trustkit.collections.model import TARGETS_MAX_BYTES, TIMESTAMP_MAX_BYTES
 from trustkit.config import Settings
 from trustkit.errors import (
@@ -60,6 +61,7 @@ from trustkit.stores.memory import MemoryCollection, MemoryStore
 
 GUN = "localhost:5000/contract/app"
 RELEASES = "targets/releases"
+BITS = 4  # 16 bins: small collections, the same code paths as 512
 TOP_LEVEL = {"root", "targets", "snapshot", "timestamp"}
 
 
@@ -318,6 +320,16 @@ def test_roles_the_server_signs_are_left_to_it(settings: Settings, tmp_path: Pat
 class Repo:
     case: StoreCase
     ref: ImageRef
+    layout: str = "dct"  # or "bins": the same collection on hashed-bin delegations
+
+    def release_role(self, tag: str) -> str:
+        """The role a pull trusts for ``tag``: releases, or the releases bin of the tag."""
+        return RELEASES if self.layout == "dct" else bin_for(RELEASES, BITS, tag)
+
+    def tag_beside(self, tag: str) -> str:
+        """Another tag written into the same release role as ``tag``."""
+        candidates = (f"v2-{n}" for n in range(10_000))
+        return next(t for t in candidates if self.release_role(t) == self.release_role(tag))
 
     @property
     def settings(self) -> Settings:
@@ -346,15 +358,18 @@ class Repo:
         return self.adversary.save(self.ref.gun)
 
 
-@pytest.fixture
-def repo(store_case: StoreCase) -> Repo:
-    """A collection with signer alice and tag v1 signed, in the case's store."""
+@pytest.fixture(params=["dct", "bins"])
+def repo(store_case: StoreCase, request: pytest.FixtureRequest) -> Repo:
+    """A collection with signer alice and tag v1 signed, in the case's store: DCT's layout,
+    and the same on hashed bins."""
     alice = store_case.keystore.generate(role="delegation", name="alice")
     ref = parse(GUN, default_tag=False)
     add_signer(
         store_case.settings, ref.gun, "alice", [alice.public_key], keystore=store_case.keystore
     )
-    signed = Repo(store_case, ref)
+    if request.param == "bins":
+        use_bins(store_case.settings, ref.gun, bits=BITS, keystore=store_case.keystore)
+    signed = Repo(store_case, ref, request.param)
     signed.sign("v1")
     return signed
 
@@ -419,6 +434,9 @@ class Attack:
     refused_as: FailureKind | type[TrustkitError]
     message: str  # a regular expression the one-line message matches
     writer_refuses: bool = False  # a writer must not build on it either
+    #: on hashed bins, where it differs: a bin is pinned by version and length, not hash, so
+    #: bytes swapped in place fail its signature instead
+    refused_as_binned: FailureKind | None = None
 
 
 def _rollback(repo: Repo) -> tuple[Settings, str]:
@@ -459,13 +477,13 @@ def _fork_under_a_new_timestamp(repo: Repo) -> tuple[Settings, str]:
 
 def _swap_digest(repo: Repo) -> tuple[Settings, str]:
     hex_digest = digest_for("v1").split(":")[1].encode()
-    repo.adversary.swap_bytes(repo.ref.gun, RELEASES, hex_digest, b"f" * 64)
+    repo.adversary.swap_bytes(repo.ref.gun, repo.release_role("v1"), hex_digest, b"f" * 64)
     return repo.case.client("fresh"), "v1"
 
 
 def _drop(role: str) -> Callable[[Repo], tuple[Settings, str]]:
     def stage(repo: Repo) -> tuple[Settings, str]:
-        repo.adversary.drop(repo.ref.gun, role)
+        repo.adversary.drop(repo.ref.gun, repo.release_role("v1") if role == RELEASES else role)
         return repo.case.client("fresh"), "v1"
 
     return stage
@@ -473,7 +491,7 @@ def _drop(role: str) -> Callable[[Repo], tuple[Settings, str]]:
 
 def _truncate(role: str) -> Callable[[Repo], tuple[Settings, str]]:
     def stage(repo: Repo) -> tuple[Settings, str]:
-        repo.adversary.truncate(repo.ref.gun, role)
+        repo.adversary.truncate(repo.ref.gun, repo.release_role("v1") if role == RELEASES else role)
         return repo.case.client("fresh"), "v1"
 
     return stage
@@ -481,7 +499,8 @@ def _truncate(role: str) -> Callable[[Repo], tuple[Settings, str]]:
 
 def _endless(role: str, size: int) -> Callable[[Repo], tuple[Settings, str]]:
     def stage(repo: Repo) -> tuple[Settings, str]:
-        repo.adversary.serve_endless(repo.ref.gun, role, size)
+        target = repo.release_role("v1") if role == RELEASES else role
+        repo.adversary.serve_endless(repo.ref.gun, target, size)
         return repo.case.client("fresh"), "v1"
 
     return stage
@@ -498,8 +517,9 @@ def _freeze(repo: Repo) -> tuple[Settings, str]:
 def _mix(role: str) -> Callable[[Repo], tuple[Settings, str]]:
     def stage(repo: Repo) -> tuple[Settings, str]:
         other = repo.save()
-        repo.sign("v2")
-        repo.adversary.mix_and_match(repo.ref.gun, role, other)
+        repo.sign(repo.tag_beside("v1"))  # a new version of v1's release role
+        target = repo.release_role("v1") if role == RELEASES else role
+        repo.adversary.mix_and_match(repo.ref.gun, target, other)
         return repo.case.client("fresh"), "v1"
 
     return stage
@@ -509,7 +529,14 @@ ATTACKS = [
     Attack("rollback", _rollback, FailureKind.ROLLED_BACK, "rollback"),
     Attack("fork", _fork, FailureKind.FORK, "forked: .* different timestamp"),
     Attack("fork-snapshot", _fork_under_a_new_timestamp, FailureKind.FORK, "forked: .* snapshot"),
-    Attack("swap-bytes", _swap_digest, FailureKind.TAMPERED, "hash or length", True),
+    Attack(
+        "swap-bytes",
+        _swap_digest,
+        FailureKind.TAMPERED,
+        "hash or length|not validly signed",
+        True,
+        refused_as_binned=FailureKind.BAD_SIGNATURE,
+    ),
     Attack("drop-snapshot", _drop("snapshot"), StorageError, "missing|cannot fetch", True),
     Attack("drop-releases", _drop(RELEASES), StorageError, "missing|cannot fetch", True),
     Attack("truncate-snapshot", _truncate("snapshot"), FailureKind.TAMPERED, "hash or length"),
@@ -543,14 +570,17 @@ def test_attack_is_refused(repo: Repo, attack: Attack) -> None:
     line = error.one_line()
     assert "\n" not in str(error).strip(), "a refusal is one line"
     assert repo.ref.gun in line
-    if isinstance(attack.refused_as, FailureKind):
+    expected = attack.refused_as
+    if repo.layout == "bins" and attack.refused_as_binned is not None:
+        expected = attack.refused_as_binned
+    if isinstance(expected, FailureKind):
         assert isinstance(error, UntrustedError), line
-        assert error.kind is attack.refused_as, line
+        assert error.kind is expected, line
     else:
-        assert isinstance(error, attack.refused_as), line
+        assert isinstance(error, expected), line
         assert not isinstance(error, UntrustedError)
     assert re.search(attack.message, line), line
     if attack.writer_refuses:
         with pytest.raises(TrustkitError) as writer:
-            repo.sign("after-attack")
+            repo.sign(repo.tag_beside("v1"))  # a writer that must rewrite v1's role
         assert isinstance(writer.value, UntrustedError | StorageError), writer.value.one_line()

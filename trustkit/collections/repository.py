@@ -48,6 +48,7 @@ from trustkit.errors import (
     InputTooLargeError,
     KeyStoreError,
     StorageError,
+    TamperedMetadataError,
     UntrustedError,
 )
 from trustkit.keys import Signer
@@ -176,12 +177,17 @@ class Collection:
             md = _parse(raw, Targets)
             _check_version(meta.version, md, role)
         holder = Targets(delegations=delegations)
-        try:
-            holder.verify_delegate(role, md.signed_bytes, md.signatures)
-        except tuf_exc.UnsignedMetadataError:
-            # e.g. its only signer was removed: its tags no longer count and must be re-signed
-            return None
-        return md
+        result = holder.get_verification_result(role, md.signed_bytes, md.signatures)
+        if result.verified:
+            return md
+        if set(md.signatures) & set(result.unsigned):
+            # a signature by a key the role still lists that does not verify: these bytes are
+            # not what was signed (a bin is pinned by version and length, not by hash)
+            raise TamperedMetadataError(
+                f"refusing to write to {self.gun}: {role} does not match its signatures"
+            )
+        # e.g. its only signer was removed: its tags no longer count and must be re-signed
+        return None
 
     # --- reading the current (possibly edited) state ---------------------------------------
     @property
@@ -338,10 +344,10 @@ class Collection:
                 self._sign(role, md, keystore)
             data = md.to_bytes(_SERIALIZER)
             files.append(MetadataFile(role, md.signed.version, data))
-            # a bin is pinned by version alone (TUF's consistent snapshot): hundreds of bins
-            # with hashes would make every client's snapshot several times larger
+            # a bin is pinned by version and length (its signature does the rest): hundreds
+            # of bins with hashes would make every client's snapshot twice as large
             self.snapshot.signed.meta[f"{role}.json"] = (
-                MetaFile(md.signed.version)
+                MetaFile(md.signed.version, length=len(data))
                 if is_bin(role)
                 else MetaFile.from_data(md.signed.version, data, _HASH_ALGORITHMS)
             )
