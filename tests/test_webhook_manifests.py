@@ -110,3 +110,14 @@ def test_containerfile_runs_the_webhook_as_non_root() -> None:
     assert int(user) == deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     assert re.search(r'^ENTRYPOINT \["trustkit"\]', text, re.MULTILINE)
     assert "8443" in text
+
+
+@pytest.mark.parametrize("page", ["operations.md"])
+def test_yaml_in_the_docs_validates(page: str) -> None:
+    """The renewal CronJob of docs/operations.md is a manifest someone will apply as is."""
+    text = (REPO_ROOT / "docs" / page).read_text()
+    blocks = re.findall(r"^```yaml\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    docs = [d for block in blocks for d in yaml.safe_load_all(block) if d and "kind" in d]
+    assert any(d["kind"] == "CronJob" for d in docs)
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
