@@ -156,3 +156,31 @@ def test_signers_added_and_removed_in_a_binned_collection(
     assert verify_tag(client, binned_repo.tag("both")).signers == ("bob",)
     with pytest.raises(BadInputError, match="last signer"):
         remove_signer(settings, binned_repo.gun, "bob", keystore=keys)
+
+
+def test_cli_layout_moves_a_collection_onto_bins(passphrase_env: object, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from trustkit.cli import cli
+
+    assert isinstance(tmp_path, Path)
+    repo = "localhost:5000/cli/bins"
+    runner = CliRunner()
+    pub = tmp_path / "pub"
+    assert (
+        runner.invoke(cli, ["trust", "key", "generate", "alice", "--dir", str(pub)]).exit_code == 0
+    )
+    add = ["trust", "signer", "add", "--key", str(pub / "alice.pub"), "alice", repo]
+    assert runner.invoke(cli, add).exit_code == 0
+    sign = ["trust", "sign", f"{repo}:v1", "--digest", digest_for("v1"), "--size", "3"]
+    assert runner.invoke(cli, sign).exit_code == 0
+    moved = runner.invoke(cli, ["trust", "layout", repo, "bins", "--bits", "3"])
+    assert moved.exit_code == 0, moved.output
+    assert "2 signed tag record(s) moved" in moved.output
+    verified = runner.invoke(cli, ["trust", "verify", f"{repo}:v1"])
+    assert verified.exit_code == 0 and verified.output.strip() == digest_for("v1")
+    sign2 = ["trust", "sign", f"{repo}:v2", "--digest", digest_for("v2"), "--size", "3"]
+    signed = runner.invoke(cli, sign2)
+    assert signed.exit_code == 0 and ".bin-" in signed.output

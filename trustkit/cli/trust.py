@@ -493,3 +493,26 @@ def _attach_key_group() -> None:
 
 
 _attach_key_group()
+
+
+@trust.command("layout")
+@click.argument("repository", metavar="REPO", type=IMAGE)
+@click.argument("layout", type=click.Choice(["bins"]))
+@click.option(
+    "--bits",
+    type=click.IntRange(min=1, max=14),
+    default=None,
+    help="2**BITS bins per role (default 9: 512 bins, sized for 100,000 tags).",
+)
+@click.pass_context
+def layout_cmd(ctx: click.Context, repository: str, layout: str, bits: int | None) -> None:
+    """Move REPO's signed tags onto hashed-bin delegations (TAP 15), in one publish.
+
+    Needs the repository key and each signer role's threshold of keys (its tags are re-signed
+    into its bins). Clients keep verifying every tag: they walk to the new version as to any
+    other. A collection never moves back."""
+    from trustkit.collections.bins import DEFAULT_BITS, use_bins
+
+    ref = _repository(repository)
+    moved = use_bins(services_from(ctx), ref.gun, bits=bits or DEFAULT_BITS)
+    click.echo(f"{ref.repository} now uses hashed bins: {moved} signed tag record(s) moved")
