@@ -61,6 +61,7 @@ def compile_globs(values: list[str], at: ParseContext) -> tuple[ImageGlob, ...]:
 
 class AllowlistRule(Rule):
     key = "allowlist"
+    order = 43
     stage = Stage.FINDINGS
     schema: ClassVar[Mapping[str, Any]] = {
         "type": "array",
@@ -202,3 +203,6 @@ class AllowlistRule(Rule):
                     for e in view.expired_entries[:MESSAGE_IDS]
                 )
             run.passed(self.key, detail)
+
+
+PLUGINS: tuple[Rule, ...] = (AllowlistRule(),)

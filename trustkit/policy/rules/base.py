@@ -207,10 +207,13 @@ class PolicyRun:
 
 class Rule:
     """Base of every rule plugin. Subclasses set the class attributes and override the hooks
-    of their stage; the defaults do nothing."""
+    of their stage; the defaults do nothing. A rule module exposes its instances as
+    ``PLUGINS``; ``trustkit.policy.rules`` finds every module that does."""
 
     key: ClassVar[str]
     stage: ClassVar[Stage]
+    #: evaluation (and --explain) order among all rules; stages must not interleave
+    order: ClassVar[int]
     #: JSON-schema fragment for ``rules.<key>`` and the ``$defs`` it refers to
     schema: ClassVar[Mapping[str, Any]]
     defs: ClassVar[Mapping[str, Mapping[str, Any]]] = {}

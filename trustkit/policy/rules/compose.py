@@ -81,6 +81,7 @@ class _Compose(Rule):
 
 class AnyOf(_Compose):
     key = "any_of"
+    order = 11
     describe = "Met when at least one of these signature rules is met."
 
     def verify(self, config: Composition, ctx: SignatureContext) -> Check:
@@ -95,6 +96,7 @@ class AnyOf(_Compose):
 
 class AllOf(_Compose):
     key = "all_of"
+    order = 12
     describe = "Met when every one of these signature rules is met."
 
     def verify(self, config: Composition, ctx: SignatureContext) -> Check:
@@ -105,3 +107,6 @@ class AllOf(_Compose):
         why = "; ".join(f"({i}) {c.message or c.detail}" for i, _, c in failed)
         message = f"{len(failed)} of {len(results)} required rules not met: {why}"
         return Check(False, message, message, remedy=failed[0][2].remedy)
+
+
+PLUGINS: tuple[Rule, ...] = (AnyOf(), AllOf())

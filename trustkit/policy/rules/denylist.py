@@ -25,6 +25,7 @@ class Denylist:
 
 class DenylistRule(Rule):
     key = "denylist"
+    order = 40
     stage = Stage.FINDINGS
     schema: ClassVar[Mapping[str, Any]] = {
         "type": "array",
@@ -72,3 +73,6 @@ class DenylistRule(Rule):
             affected=affected,
             remedy=remedy,
         )
+
+
+PLUGINS: tuple[Rule, ...] = (DenylistRule(),)

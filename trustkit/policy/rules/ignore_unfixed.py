@@ -12,6 +12,7 @@ from trustkit.policy.scope import ScopeSubject
 
 class IgnoreUnfixed(Rule):
     key = "ignore_unfixed"
+    order = 42
     stage = Stage.FINDINGS
     schema: ClassVar[Mapping[str, Any]] = {
         "type": "boolean",
@@ -28,3 +29,6 @@ class IgnoreUnfixed(Rule):
         self, config: bool, view: FindingsView, run: PolicyRun, subject: ScopeSubject
     ) -> None:
         run.passed(self.key, "findings without a fixed version do not count")
+
+
+PLUGINS: tuple[Rule, ...] = (IgnoreUnfixed(),)

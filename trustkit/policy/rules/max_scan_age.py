@@ -40,6 +40,7 @@ def age_text(age: timedelta) -> str:
 
 class MaxScanAge(Rule):
     key = "max_scan_age"
+    order = 21
     stage = Stage.SCAN_FILTER
     schema: ClassVar[Mapping[str, Any]] = {
         "$ref": "#/$defs/duration",
@@ -73,3 +74,6 @@ class MaxScanAge(Rule):
             run.noted_failure(self.key, "; ".join(selection.stale))
         else:
             run.passed(self.key, f"usable scans are at most {format_duration(config)} old")
+
+
+PLUGINS: tuple[Rule, ...] = (MaxScanAge(),)

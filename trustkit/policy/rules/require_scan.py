@@ -19,6 +19,7 @@ from trustkit.verdict import Action
 
 class RequireScan(Rule):
     key = "require_scan"
+    order = 30
     stage = Stage.SCAN_PRESENCE
     schema: ClassVar[Mapping[str, Any]] = {
         "type": "boolean",
@@ -56,3 +57,6 @@ class RequireScan(Rule):
         else:
             run.passed(self.key, f"not required; {detail}; vulnerability rules skipped")
         return False
+
+
+PLUGINS: tuple[Rule, ...] = (RequireScan(),)

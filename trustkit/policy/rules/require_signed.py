@@ -59,6 +59,7 @@ def distinct_key_matching(candidates: dict[str, frozenset[str]]) -> dict[str, st
 
 class RequireSigned(Rule):
     key = "require_signed"
+    order = 10
     stage = Stage.SIGNATURE
     composable = True
     schema: ClassVar[Mapping[str, Any]] = {
@@ -207,3 +208,6 @@ class RequireSigned(Rule):
                 ),
             )
         return Check(True, f"signed by {len(signed)} pinned key(s) ({config.threshold} needed)")
+
+
+PLUGINS: tuple[Rule, ...] = (RequireSigned(),)

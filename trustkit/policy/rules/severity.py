@@ -14,6 +14,7 @@ from trustkit.policy.scope import ScopeSubject
 
 class SeverityRule(Rule):
     key = "severity"
+    order = 41
     stage = Stage.FINDINGS
     schema: ClassVar[Mapping[str, Any]] = {
         "$ref": "#/$defs/severity",
@@ -68,3 +69,6 @@ class SeverityRule(Rule):
             affected=affected,
             remedy=remedy,
         )
+
+
+PLUGINS: tuple[Rule, ...] = (SeverityRule(),)

@@ -23,6 +23,7 @@ class TrustedScanners:
 
 class TrustedScannersRule(Rule):
     key = "trusted_scanners"
+    order = 20
     stage = Stage.SCAN_FILTER
     schema: ClassVar[Mapping[str, Any]] = {
         "type": "array",
@@ -54,3 +55,6 @@ class TrustedScannersRule(Rule):
         if selection.untrusted:
             detail += f"; not counted: {'; '.join(selection.untrusted)}"
         run.passed(self.key, detail)
+
+
+PLUGINS: tuple[Rule, ...] = (TrustedScannersRule(),)
