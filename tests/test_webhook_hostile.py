@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -396,3 +397,208 @@ def test_a_dripping_registry_neither_keeps_threads_nor_starves_other_reviews(
     while served.state.flights.in_flight() and time.monotonic() < until:
         time.sleep(0.05)
     assert served.state.flights.in_flight() == 0
+
+
+# --- half-open connections (slowloris) ----------------------------------------------------------
+def _port(served: ServedWebhook) -> int:
+    return int(served.url.rsplit(":", 1)[1])
+
+
+def _closed_within(sock: socket.socket | ssl.SSLSocket, seconds: float) -> float | None:
+    """Seconds until the server closed ``sock`` (reading only), or None if it stayed open."""
+    started = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - started < seconds:
+        try:
+            if sock.recv(4096) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except (OSError, ssl.SSLError):
+            return time.monotonic() - started
+    return None
+
+
+def _tls(served: ServedWebhook) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", _port(served)), timeout=5)
+    return served.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+@pytest.mark.timeout(30)
+def test_a_connection_that_never_starts_tls_is_closed(webhook_server: WebhookServerFactory) -> None:
+    served = webhook_server(TableChecker(allowed_table()), WebhookConfig(request_start_seconds=1))
+    silent = socket.create_connection(("127.0.0.1", _port(served)), timeout=5)
+    took = _closed_within(silent, 10)  # asyncio's own TLS handshake timeout is 60 s
+    assert took is not None and took < 2.5, took
+    silent.close()
+
+
+@pytest.mark.timeout(30)
+def test_headers_dripped_a_byte_at_a_time_are_cut_off(webhook_server: WebhookServerFactory) -> None:
+    served = webhook_server(TableChecker(allowed_table()), WebhookConfig(request_start_seconds=1))
+    sock = _tls(served)
+    sock.sendall(b"POST /validate HTTP/1.1\r\nHost: webhook\r\n")
+    started = time.monotonic()
+    closed = False
+    while time.monotonic() - started < 10:
+        try:
+            sock.sendall(b"X")  # one more header byte every 0.2 s: no read ever waits long
+        except OSError:
+            closed = True
+            break
+        if _closed_within(sock, 0.2) is not None:
+            closed = True
+            break
+    took = time.monotonic() - started
+    assert closed and took < 2.5, took
+    sock.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_dripped_body_is_answered_408_at_the_deadline(
+    webhook_server: WebhookServerFactory,
+) -> None:
+    config = WebhookConfig(request_start_seconds=1, deadline_seconds=1.5)
+    served = webhook_server(TableChecker(allowed_table()), config)
+    sock = _tls(served)
+    sock.sendall(
+        b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n{"
+    )
+    started = time.monotonic()
+    answer = b""
+    sock.settimeout(0.2)
+    while time.monotonic() - started < 10 and b"\r\n\r\n" not in answer:
+        try:
+            sock.sendall(b" ")
+            answer += sock.recv(4096)
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert 1.2 <= took < 2.5, took
+    assert _closed_within(sock, 3) is not None  # and the connection is not kept
+    sock.close()
+
+
+@pytest.mark.timeout(30)
+def test_an_idle_kept_alive_connection_is_not_mistaken_for_a_slow_one(
+    webhook_server: WebhookServerFactory,
+) -> None:
+    served = webhook_server(TableChecker(allowed_table()), WebhookConfig(request_start_seconds=1))
+    sock = _tls(served)
+    request = b"GET /healthz HTTP/1.1\r\nHost: webhook\r\n\r\n"
+    try:
+        for _ in range(2):
+            sock.sendall(request)
+            sock.settimeout(5)
+            answer = b""
+            while not answer.endswith(b'{"ok":true}'):
+                chunk = sock.recv(4096)
+                assert chunk, "the server closed a kept-alive connection"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200")
+            time.sleep(1.5)  # idle longer than request_start_seconds, well within keep-alive
+    finally:
+        sock.close()
+
+
+@pytest.mark.timeout(60)
+def test_two_hundred_half_open_connections_are_reaped_and_healthz_answers(
+    webhook_server: WebhookServerFactory,
+) -> None:
+    served = webhook_server(TableChecker(allowed_table()), WebhookConfig(request_start_seconds=1))
+    port = _port(served)
+    half_open: list[socket.socket] = []
+    try:
+        for i in range(200):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if i % 2:  # half of them complete TLS and start a request they never finish
+                sock = served.ssl_context().wrap_socket(sock, server_hostname="127.0.0.1")
+                sock.sendall(b"POST /validate HTTP/1.1\r\nHost: w\r\n")
+            half_open.append(sock)
+        assert served.client(timeout=5).get("/healthz").status_code == 200
+        # every one of them is closed by the server soon after request_start_seconds
+        until = time.monotonic() + 6
+        still_open = list(half_open)
+        while still_open and time.monotonic() < until:
+            still_open = [s for s in still_open if _closed_within(s, 0.01) is None]
+        assert not still_open, f"{len(still_open)} of 200 half-open connections still open"
+    finally:
+        for sock in half_open:
+            sock.close()
+
+
+@pytest.mark.timeout(90)
+def test_healthz_answers_under_slowloris_with_a_low_descriptor_limit(
+    webhook_ca: Any, tmp_path: Path
+) -> None:
+    """The reported attack: a webhook limited to 128 descriptors, 200 half-open connections. Past
+    the descriptor limit the server cannot even accept a probe, until connections are reaped."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    import httpx
+    from fixtures.registry import free_port
+
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    webhook_ca.issue(cert, key)
+    config = tmp_path / "webhook.yaml"
+    config.write_text("request_start_seconds: 1\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "SERVIN_TRUST_DIR": str(tmp_path / "trust"),
+        "SERVIN_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    env.pop("SERVIN_POLICY_DIR", None)
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    command = [sys.executable, "-m", "trustkit", "webhook", "serve", "--cert", str(cert)]
+    command += ["--key", str(key), "--port", str(port), "--config", str(config)]
+    server = subprocess.Popen(
+        command,
+        env=env,
+        preexec_fn=low_limit,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ca = ssl.create_default_context(cafile=str(webhook_ca.ca_path))
+    half_open: list[socket.socket] = []
+    try:
+        until = time.monotonic() + 30
+        while True:
+            try:
+                with httpx.Client(verify=ca, timeout=2) as probe:
+                    if probe.get(f"https://127.0.0.1:{port}/healthz").status_code == 200:
+                        break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < until, "did not start"
+            time.sleep(0.2)
+        for _ in range(200):
+            half_open.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        started = time.monotonic()
+        answered = None
+        while time.monotonic() - started < 20:
+            try:
+                with httpx.Client(verify=ca, timeout=2) as probe:
+                    if probe.get(f"https://127.0.0.1:{port}/healthz").status_code == 200:
+                        answered = time.monotonic() - started
+                        break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        # before: unreachable until asyncio's 60 s TLS handshake timeout closed them
+        assert answered is not None and answered < 10, answered
+    finally:
+        for sock in half_open:
+            sock.close()
+        server.terminate()
+        server.wait(10)

@@ -79,12 +79,21 @@ class WebhookState:
             return
 
 
-def _json(data: Any, status: int = 200) -> Response:
+def _json(data: Any, status: int = 200, *, headers: dict[str, str] | None = None) -> Response:
     from starlette.responses import Response
 
     return Response(
-        json.dumps(data, separators=(",", ":")), status_code=status, media_type="application/json"
+        json.dumps(data, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
+
+
+def _loop_time(monotonic_at: float) -> float:
+    """A ``time.monotonic()`` instant on the running loop's clock (uvloop's is its own)."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_at - time.monotonic())
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:
@@ -148,16 +157,24 @@ def create_app(
     def admission(mutate: bool) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             started = time.monotonic()
+            deadline = _deadline(config, request, started)
             try:
-                body = await _read_bounded(request, config.max_body_bytes)
+                # a body dripped a byte at a time must not hold the connection past the deadline
+                async with asyncio.timeout_at(_loop_time(deadline)):
+                    body = await _read_bounded(request, config.max_body_bytes)
             except _TooLarge:
                 return _json({"error": f"body larger than {config.max_body_bytes} bytes"}, 413)
+            except TimeoutError:
+                return _json(
+                    {"error": "the request body did not arrive before the deadline"},
+                    408,
+                    headers={"Connection": "close"},
+                )
             try:
                 review = parse_review(json.loads(body))
             except (ValueError, RecursionError, MalformedReview) as exc:  # JSONDecodeError too
                 what = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
                 return _json({"error": f"bad AdmissionReview: {what}"}, 400)
-            deadline = _deadline(config, request, started)
             try:
                 decision, _ = await state.decider.decide(
                     review, mutate=mutate, deadline=deadline, budget=deadline - started
