@@ -602,3 +602,58 @@ def test_healthz_answers_under_slowloris_with_a_low_descriptor_limit(
             sock.close()
         server.terminate()
         server.wait(10)
+
+
+# --- the NetworkPolicy in the generated manifests -----------------------------------------------
+def _network_policy(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    return policy
+
+
+def test_manifests_carry_a_network_policy_that_validates() -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from trustkit.cli import cli
+
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    result = CliRunner().invoke(cli, ["webhook", "manifests", "--namespace", "trust-system"])
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.output))
+    policy = _network_policy(docs)
+    kubernetes_validate.validate(policy, "1.33.0", strict=True)
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    # it selects the webhook's pods, in their namespace, both directions
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+    assert policy["metadata"]["namespace"] == "trust-system"
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # in: the HTTPS port only; out: DNS and the registries' port only
+    [ingress] = policy["spec"]["ingress"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": container["ports"][0]["containerPort"]}]
+    out_ports = {
+        (p["protocol"], p["port"]) for rule in policy["spec"]["egress"] for p in rule["ports"]
+    }
+    assert out_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+
+
+def test_network_policy_admits_only_the_api_server_when_its_addresses_are_given() -> None:
+    from trustkit.webhook.manifests import manifests
+
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    policy = _network_policy(
+        manifests(api_server_cidrs=["10.0.0.10/32", "10.0.0.11/32"], registry_ports=[443, 5000])
+    )
+    kubernetes_validate.validate(policy, "1.37.0", strict=True)
+    [ingress] = policy["spec"]["ingress"]
+    assert ingress["from"] == [
+        {"ipBlock": {"cidr": "10.0.0.10/32"}},
+        {"ipBlock": {"cidr": "10.0.0.11/32"}},
+    ]
+    assert {"protocol": "TCP", "port": 5000} in policy["spec"]["egress"][1]["ports"]
+    # the validator would notice a broken policy: the check above can fail
+    policy["spec"]["ingress"][0]["ports"][0]["port"] = {"not": "a port"}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(policy, "1.37.0", strict=True)

@@ -10,6 +10,7 @@ registries need none). Only the TLS Secret must exist before the Deployment star
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 NAME = "trustkit-webhook"
@@ -193,6 +194,30 @@ def _service(namespace: str) -> dict[str, Any]:
     }
 
 
+def _network_policy(
+    namespace: str, api_server_cidrs: Sequence[str], registry_ports: Sequence[int]
+) -> dict[str, Any]:
+    """Who may reach the webhook's pods, and what they may reach: the HTTPS port in (from the API
+    server's addresses when given: nobody else then holds connections open on it), DNS and the
+    registries' ports out. Probes come from the node's kubelet, which NetworkPolicy leaves alone."""
+    ingress: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": PORT}]}
+    if api_server_cidrs:
+        ingress["from"] = [{"ipBlock": {"cidr": cidr}} for cidr in api_server_cidrs]
+    dns = [{"protocol": protocol, "port": 53} for protocol in ("UDP", "TCP")]
+    registries = [{"protocol": "TCP", "port": port} for port in registry_ports]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": _labels()},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [ingress],
+            "egress": [{"ports": dns}, {"ports": registries}],
+        },
+    }
+
+
 def _webhook(
     kind: str, name: str, path: str, namespace: str, ca_bundle: bytes | None
 ) -> dict[str, Any]:
@@ -235,7 +260,12 @@ def _webhook(
 
 
 def manifests(
-    *, namespace: str = "trustkit", image: str = "trustkit:latest", ca_bundle: bytes | None = None
+    *,
+    namespace: str = "trustkit",
+    image: str = "trustkit:latest",
+    ca_bundle: bytes | None = None,
+    api_server_cidrs: Sequence[str] = (),
+    registry_ports: Sequence[int] = (443,),
 ) -> list[dict[str, Any]]:
     return [
         _namespace(namespace),
@@ -243,6 +273,7 @@ def manifests(
         _deployment(namespace, image),
         _disruption_budget(namespace),
         _service(namespace),
+        _network_policy(namespace, api_server_cidrs, registry_ports),
         _webhook(
             "ValidatingWebhookConfiguration",
             "validate.trustkit.servin.io",
