@@ -1,192 +1,343 @@
-"""Trust engine numbers (in-process), against the real notary CLI doing the same work.
+"""Trust engine numbers at 1,000 / 10,000 / 100,000 tags, against notary 0.7 at the same N.
 
-    python benchmarks/bench_trust.py [--tags 1000 10000] [--verify-runs 200]
+    python benchmarks/bench_trust.py [--tags 1000 10000 100000] [--runs 5] [--no-notary]
 
-- `trust sign` of one tag into a collection already holding N tags (signer alice: two roles).
-- `trust verify` of one tag with a warm cache (goal ≤ 5 ms): the same process again, and a new
-  client session over the on-disk cache (full ngclient refresh).
-- The peer: `notary addhash` + `notary publish` and `notary lookup` against an in-memory
-  notary-server on loopback, one tag into a fresh collection (whole-process, as notary is used).
+For each N, interleaved (one trustkit run, one notary run, again), medians of ``--runs``:
+
+- sign one tag into a collection of N tags, in-process (trustkit, DCT layout and hashed bins;
+  signer alice: releases plus alice's own record) and whole-process ``notary addhash -p``
+  (stage + publish; notary 0.7 CLI against an in-memory notary-server on loopback);
+- cold verify of one tag: a client with an empty cache, in-process (trustkit), bytes read from
+  the store; whole-process ``notary lookup`` with an empty trust dir, bytes of metadata it
+  cached;
+- for bins at the largest N: the local store's size after 100 signs, against one version set
+  (the files the current snapshot names, plus every root and the current timestamp);
+- the share of a cold verify spent in canonical JSON (securesystemslib's encode_canonical).
+
+The notary collection holds the N tags in ``targets`` (its CLI cannot sign into a delegation
+without importing a delegation key; the metadata sizes are the same as releases'); it is built
+by writing N changelist entries and one ``notary publish``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import cProfile
 import hashlib
 import json
 import os
+import pstats
 import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from trustkit.collections import add_signer, sign_tag, sign_tags, verify_tag
+from trustkit.collections.bins import use_bins
 from trustkit.collections.client import forget_sessions
 from trustkit.config import Settings
 from trustkit.keys import KeyStore
-from trustkit.refs import parse
+from trustkit.refs import ImageRef, parse
+from trustkit.services import Services
+from trustkit.stores import LocalDirStore, escape_gun
+
+GUN = "localhost:5000/bench/app"
+PASS = "bench-pass"
 
 
 def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _ms(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1000:.2f}"
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
 
 
-def bench_collection(tags: int, verify_runs: int) -> dict[str, str]:
-    work = Path(tempfile.mkdtemp(prefix="bench-trust-"))
-    try:
+class CountingStore(LocalDirStore):
+    """The local store, counting what a client reads from it."""
+
+    bytes_read = 0
+
+    def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
+        data = super().read(gun, role, version, limit=limit)
+        self.bytes_read += len(data)
+        return data
+
+
+@dataclass
+class TrustkitCase:
+    work: Path
+    settings: Settings
+    keystore: KeyStore
+    repo: ImageRef
+    layout: str
+    signed: int = 0
+
+    @classmethod
+    def build(cls, work: Path, tags: int, layout: str) -> TrustkitCase:
         settings = Settings(
             trust_dir=work / "trust",
             content_trust=True,
-            root_passphrase="bench-root-pass",
-            repository_passphrase="bench-repo-pass",
+            trust_server="local",
+            root_passphrase=PASS,
+            repository_passphrase=PASS,
         )
-        store = KeyStore(settings)
-        alice = store.generate(role="delegation", name="alice")
-        repo = parse("localhost:5000/bench/app", default_tag=False)
-        add_signer(settings, repo.gun, "alice", [alice.public_key], keystore=store)
-        sign_tags(
-            settings,
-            repo.gun,
-            {f"t{i}": (_digest(f"t{i}"), 1000 + i) for i in range(tags)},
-            keystore=store,
+        keystore = KeyStore(settings)
+        alice = keystore.generate(role="delegation", name="alice")
+        repo = parse(GUN, default_tag=False)
+        add_signer(settings, repo.gun, "alice", [alice.public_key], keystore=keystore)
+        if layout == "bins":
+            use_bins(settings, repo.gun, keystore=keystore)
+        entries = {f"t{i}": (_digest(f"t{i}"), 1000 + i) for i in range(tags)}
+        sign_tags(settings, repo.gun, entries, keystore=keystore)
+        case = cls(work, settings, keystore, repo, layout)
+        case.sign_once()  # keys unlocked once, as a process signing many tags does
+        return case
+
+    def sign_once(self) -> float:
+        self.signed += 1
+        tag = f"new{self.signed}"
+        start = time.perf_counter()
+        sign_tag(
+            self.settings,
+            self.repo.with_tag(tag),
+            digest=_digest(tag),
+            size=1,
+            keystore=self.keystore,
         )
-        signs = []
-        for i in range(5):
-            start = time.perf_counter()
-            sign_tag(
-                settings, repo.with_tag(f"new{i}"), digest=_digest(f"n{i}"), size=1, keystore=store
-            )
-            signs.append(time.perf_counter() - start)
-        ref = repo.with_tag("t1")
-        verify_tag(settings, ref)  # warm
-        warm = []
-        for _ in range(verify_runs):
-            start = time.perf_counter()
-            verify_tag(settings, ref)
-            warm.append(time.perf_counter() - start)
-        cold_session = []
-        for _ in range(5):
-            forget_sessions()
-            start = time.perf_counter()
-            verify_tag(settings, ref)
-            cold_session.append(time.perf_counter() - start)
-        env = dict(
-            os.environ,
-            SERVIN_TRUST_DIR=str(settings.trust_dir),
-            SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE="bench-root-pass",
+        return time.perf_counter() - start
+
+    def cold_verify(self, run: int) -> tuple[float, int]:
+        client = self.settings.with_changes(trust_dir=self.work / f"client-{run}")
+        store = CountingStore(self.settings.local_server_dir)
+        services = Services(client, store=store, keys=KeyStore(client))
+        forget_sessions()
+        start = time.perf_counter()
+        verify_tag(services, self.repo.with_tag("t1"))
+        return time.perf_counter() - start, store.bytes_read
+
+    def canonical_share(self) -> float:
+        profile = cProfile.Profile()
+        profile.enable()
+        self.cold_verify(999)
+        profile.disable()
+        stats = pstats.Stats(profile)
+        total = stats.total_tt  # type: ignore[attr-defined]
+        canonical = sum(
+            row[3]  # cumulative time
+            for func, row in stats.stats.items()  # type: ignore[attr-defined]
+            if func[2] == "encode_canonical"
         )
-        process = []
-        for _ in range(5):
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "trustkit", "trust", "verify", str(ref)],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            process.append(time.perf_counter() - start)
-        return {
-            "process": _ms(process),
-            "tags": f"{tags:,}",
-            "sign": _ms(signs),
-            "verify_warm": _ms(warm),
-            "verify_refresh": _ms(cold_session),
+        return canonical / total if total else 0.0
+
+    def store_bytes(self) -> tuple[int, int]:
+        """(bytes in the store's collection directory, bytes of one version set)."""
+        directory = self.settings.local_server_dir / escape_gun(self.repo.gun)
+        on_disk = sum(p.stat().st_size for p in directory.glob("*.json"))
+        store = LocalDirStore(self.settings.local_server_dir)
+        gun = self.repo.gun
+        one_set = sum(
+            len(store.read(gun, "root", v, limit=1 << 20))
+            for v in range(1, store.root_version(gun) + 1)
+        )
+        timestamp = json.loads(store.read(gun, "timestamp", None, limit=1 << 16))
+        one_set += len(store.read(gun, "timestamp", None, limit=1 << 16))
+        snap_version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+        snapshot_raw = store.read(gun, "snapshot", snap_version, limit=1 << 26)
+        one_set += len(snapshot_raw)
+        for name, meta in json.loads(snapshot_raw)["signed"]["meta"].items():
+            one_set += len(store.read(gun, name[: -len(".json")], meta["version"], limit=1 << 28))
+        return on_disk, one_set
+
+
+@dataclass
+class NotaryCase:
+    work: Path
+    server: subprocess.Popen[bytes]
+    url: str
+    env: dict[str, str]
+    signed: int = 0
+
+    def cli(self, trust_dir: Path, *args: str) -> None:
+        subprocess.run(
+            ["notary", "-s", self.url, "-d", str(trust_dir), *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
+    @classmethod
+    def build(cls, work: Path, tags: int) -> NotaryCase:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = {
+            "server": {"http_addr": f"127.0.0.1:{port}"},
+            "trust_service": {"type": "local"},
+            "storage": {"backend": "memory"},
+            "logging": {"level": "error"},
         }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def bench_notary() -> dict[str, str] | None:
-    if shutil.which("notary-server") is None or shutil.which("notary") is None:
-        return None
-    work = Path(tempfile.mkdtemp(prefix="bench-notary-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (work / "server.json").write_text(
-        json.dumps(
-            {
-                "server": {"http_addr": f"127.0.0.1:{port}"},
-                "trust_service": {"type": "local"},
-                "storage": {"backend": "memory"},
-                "logging": {"level": "error"},
-            }
+        (work / "server.json").write_text(json.dumps(config))
+        server = subprocess.Popen(
+            ["notary-server", "-config", str(work / "server.json")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    )
-    server = subprocess.Popen(
-        ["notary-server", "-config", str(work / "server.json")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+        url = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_notary_server/health", timeout=1)
+                urllib.request.urlopen(f"{url}/_notary_server/health", timeout=1)
                 break
             except OSError:
                 time.sleep(0.05)
         env = dict(
             os.environ,
-            NOTARY_ROOT_PASSPHRASE="bench-root-pass",
-            NOTARY_TARGETS_PASSPHRASE="bench-repo-pass",
-            NOTARY_SNAPSHOT_PASSPHRASE="bench-repo-pass",
+            NOTARY_ROOT_PASSPHRASE=PASS,
+            NOTARY_TARGETS_PASSPHRASE=PASS,
+            NOTARY_SNAPSHOT_PASSPHRASE=PASS,
         )
-        base = ["notary", "-s", f"http://127.0.0.1:{port}", "-d", str(work / "trust")]
-        gun = "localhost:5000/bench/app"
-        subprocess.run([*base, "init", "-p", gun], env=env, check=True, capture_output=True)
-        signs, lookups = [], []
-        for i in range(5):
-            start = time.perf_counter()
-            subprocess.run(
-                [*base, "addhash", "-p", gun, f"v{i}", "16", "--sha256", _digest(f"v{i}")[7:]],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            signs.append(time.perf_counter() - start)
-        for _ in range(10):
-            start = time.perf_counter()
-            subprocess.run([*base, "lookup", gun, "v1"], env=env, check=True, capture_output=True)
-            lookups.append(time.perf_counter() - start)
-        return {"sign": _ms(signs), "lookup": _ms(lookups)}
+        case = cls(work, server, url, env)
+        case.cli(work / "trust", "init", "-p", GUN)
+        # N staged additions, exactly as `notary addhash` writes them, then one publish
+        changelist = work / "trust" / "tuf" / GUN / "changelist"
+        changelist.mkdir(parents=True, exist_ok=True)
+        stamp = time.time_ns()
+        for i in range(tags):
+            meta = {
+                "length": 1000 + i,
+                "hashes": {"sha256": base64.b64encode(hashlib.sha256(f"t{i}".encode()).digest())},
+            }
+            meta["hashes"]["sha256"] = meta["hashes"]["sha256"].decode()  # type: ignore[index]
+            change = {
+                "action": "create",
+                "role": "targets",
+                "type": "target",
+                "path": f"t{i}",
+                "data": base64.b64encode(json.dumps(meta).encode()).decode(),
+            }
+            name = f"{stamp + i:020d}_{uuid.uuid4()}.change"
+            (changelist / name).write_text(json.dumps(change))
+        case.cli(work / "trust", "publish", GUN)
+        return case
+
+    def sign_once(self) -> float:
+        self.signed += 1
+        tag = f"new{self.signed}"
+        start = time.perf_counter()
+        self.cli(self.work / "trust", "addhash", "-p", GUN, tag, "1", "--sha256", _digest(tag)[7:])
+        return time.perf_counter() - start
+
+    def cold_verify(self, run: int) -> tuple[float, int]:
+        fresh = self.work / f"client-{run}"
+        start = time.perf_counter()
+        self.cli(fresh, "lookup", GUN, "t1")
+        elapsed = time.perf_counter() - start
+        cached = sum(p.stat().st_size for p in fresh.rglob("*.json"))
+        return elapsed, cached
+
+    def close(self) -> None:
+        self.server.terminate()
+        self.server.wait(timeout=10)
+
+
+def _interleaved(runs: int, *steps: Callable[[int], float]) -> list[list[float]]:
+    results: list[list[float]] = [[] for _ in steps]
+    for run in range(runs):
+        for index, step in enumerate(steps):
+            results[index].append(step(run))
+    return results
+
+
+def bench(tags: int, runs: int, with_notary: bool, store_signs: int) -> dict[str, str]:
+    work = Path(tempfile.mkdtemp(prefix="bench-trust-"))
+    row: dict[str, str] = {"tags": f"{tags:,}"}
+    notary: NotaryCase | None = None
+    try:
+        dct = TrustkitCase.build(work / "dct", tags, "dct")
+        bins = TrustkitCase.build(work / "bins", tags, "bins")
+        if with_notary and shutil.which("notary") and shutil.which("notary-server"):
+            (work / "notary").mkdir()
+            notary = NotaryCase.build(work / "notary", tags)
+        verify_bytes: dict[str, list[int]] = {"dct": [], "bins": [], "notary": []}
+
+        def verifier(name: str, case: TrustkitCase | NotaryCase) -> Callable[[int], float]:
+            def step(run: int) -> float:
+                elapsed, read = case.cold_verify(run)
+                verify_bytes[name].append(read)
+                return elapsed
+
+            return step
+
+        steps: list[Callable[[int], float]] = [
+            lambda _: dct.sign_once(),
+            lambda _: bins.sign_once(),
+            verifier("dct", dct),
+            verifier("bins", bins),
+        ]
+        if notary is not None:
+            steps += [lambda _: notary.sign_once(), verifier("notary", notary)]
+        results = _interleaved(runs, *steps)
+        row["sign_dct"] = f"{_median_ms(results[0]):.1f}"
+        row["sign_bins"] = f"{_median_ms(results[1]):.1f}"
+        row["verify_dct"] = f"{_median_ms(results[2]):.1f}"
+        row["verify_bins"] = f"{_median_ms(results[3]):.1f}"
+        row["read_dct"] = f"{statistics.median(verify_bytes['dct']) / 1000:.1f}"
+        row["read_bins"] = f"{statistics.median(verify_bytes['bins']) / 1000:.1f}"
+        if notary is not None:
+            row["sign_notary"] = f"{_median_ms(results[4]):.0f}"
+            row["verify_notary"] = f"{_median_ms(results[5]):.0f}"
+            row["read_notary"] = f"{statistics.median(verify_bytes['notary']) / 1000:.1f}"
+        row["canonical_dct"] = f"{dct.canonical_share() * 100:.0f} %"
+        row["canonical_bins"] = f"{bins.canonical_share() * 100:.0f} %"
+        if store_signs:
+            for _ in range(store_signs - bins.signed):
+                bins.sign_once()
+            on_disk, one_set = bins.store_bytes()
+            row["store"] = f"{on_disk / 1e6:.2f} MB / {one_set / 1e6:.2f} MB"
+        return row
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        if notary is not None:
+            notary.close()
         shutil.rmtree(work, ignore_errors=True)
-
-
-COLUMNS = ("tags", "sign", "verify_warm", "verify_refresh", "process")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tags", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--verify-runs", type=int, default=200)
+    parser.add_argument("--tags", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-notary", action="store_true")
+    parser.add_argument("--store-signs", type=int, default=100, help="0: skip the store size")
     ns = parser.parse_args()
-    print(
-        "| tags in collection | sign one tag (ms) | verify, warm (ms) "
-        "| verify, new session over disk cache (ms) | `trustkit trust verify`, whole process (ms) |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    rows = []
     for n in ns.tags:
-        row = bench_collection(n, ns.verify_runs)
-        print("| " + " | ".join(row[k] for k in COLUMNS) + " |")
-    peer = bench_notary()
-    if peer:
-        print()
-        print("| peer: notary 0.7 CLI + in-memory notary-server, whole process | ms |")
-        print("| --- | ---: |")
-        print(f"| `notary addhash -p` (sign + publish one tag) | {peer['sign']} |")
-        print(f"| `notary lookup` (verify one tag, fresh process) | {peer['lookup']} |")
+        signs = ns.store_signs if n == max(ns.tags) else 0
+        rows.append(bench(n, ns.runs, not ns.no_notary, signs))
+        print(json.dumps(rows[-1]), flush=True)
+    print()
+    print(
+        "| tags | sign one tag, DCT / bins (ms) | notary addhash -p (ms) | cold verify, DCT / "
+        "bins (ms) | notary lookup, cold (ms) | read, DCT / bins / notary (KB) "
+        "| canonical JSON share, DCT / bins |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['tags']} | {r['sign_dct']} / {r['sign_bins']} | {r.get('sign_notary', '-')} "
+            f"| {r['verify_dct']} / {r['verify_bins']} | {r.get('verify_notary', '-')} "
+            f"| {r['read_dct']} / {r['read_bins']} / {r.get('read_notary', '-')} "
+            f"| {r['canonical_dct']} / {r['canonical_bins']} |"
+        )
+    for r in rows:
+        if "store" in r:
+            print(f"\nstore after {ns.store_signs} signs at {r['tags']} tags (bins): {r['store']}")
 
 
 if __name__ == "__main__":
