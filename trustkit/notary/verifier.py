@@ -69,11 +69,17 @@ class VerifiedCollection:
     signed_by: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: role -> effective path prefixes (restricted by every delegator on the way)
     paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _parsed: dict[str, dict[str, MetaEntry]] = field(default_factory=dict, repr=False)
 
     def _entries(self, role: str) -> dict[str, MetaEntry]:
-        entries = codec.targets_of(self.targets[role])
-        prefixes = self.paths.get(role, ("",))
-        return {t: e for t, e in entries.items() if any(t.startswith(p) for p in prefixes)}
+        """The tags ``role`` records within its delegated paths (parsed once per role)."""
+        cached = self._parsed.get(role)
+        if cached is None:
+            entries = codec.targets_of(self.targets[role])
+            prefixes = self.paths.get(role, ("",))
+            cached = {t: e for t, e in entries.items() if any(t.startswith(p) for p in prefixes)}
+            self._parsed[role] = cached
+        return cached
 
     def lookup_order(self) -> Iterator[str]:
         """As docker: targets/releases first, then targets, then the other delegations."""
@@ -107,9 +113,11 @@ class VerifiedCollection:
         signers: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         if role == "targets":
             signers[REPO_ADMIN] = (REPO_ADMIN, "targets", self.signed_by["targets"])
-        # named signers: delegations recording the same entry, and (as docker trust inspect)
-        # those whose keys signed targets/releases when the tag was found there
+        # named signers: the delegations whose own role records the same entry (docker trust
+        # sign writes the tag into releases and the signer's role); a tag only in releases is
+        # attributed, as docker trust inspect does, to the signers whose keys signed releases
         release_keys = set(self.signed_by.get(RELEASES, ())) if role == RELEASES else set()
+        by_release_keys: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         for name, (delegated, _) in self.delegations.items():
             if name == RELEASES:
                 continue
@@ -119,7 +127,9 @@ class VerifiedCollection:
                 signers[short] = (short, name, self.signed_by[name])
             elif release_keys & set(delegated.keyids):
                 keys = tuple(sorted(release_keys & set(delegated.keyids)))
-                signers.setdefault(short, (short, RELEASES, keys))
+                by_release_keys[short] = (short, RELEASES, keys)
+        if not signers:
+            signers = by_release_keys
         return SignedTag(
             tag=tag,
             digest=f"sha256:{sha256.hex()}",

@@ -1,0 +1,99 @@
+"""Leaving Notary: a collection with 1,000 tags and two signers on a real notary-server moves
+into a TUF store; a fresh client verifies every tag there; migrating again changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fixtures.notary import NOTARY_ENV, NotaryCLI, NotaryServer, needs_notary
+
+from trustkit.collections import list_signed_tags
+from trustkit.config import Settings
+from trustkit.keys import KeyStore
+from trustkit.notary import writer
+from trustkit.pipeline.migrate_notary import _OnlyKeys, migrate_from_notary
+from trustkit.services import Services
+from trustkit.stores import open_store
+
+pytestmark = [pytest.mark.peer, needs_notary]
+
+TAGS = 1000
+
+
+def _digest(i: int) -> str:
+    return "sha256:" + hashlib.sha256(f"image {i}".encode()).hexdigest()
+
+
+def _notary_private_key(cli: NotaryCLI, role: str) -> bytes:
+    for path in (cli.trust_dir / "private").glob("*.key"):
+        if f"role: {role}".encode() in path.read_bytes():
+            return path.read_bytes()
+    raise AssertionError(f"no {role} key")
+
+
+def test_migrate_1000_tags_two_signers_to_a_tuf_store(
+    notary_server: NotaryServer,
+    tmp_path: Path,
+    passphrase_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gun = "localhost:5000/migrate/app"
+    cli = NotaryCLI(notary_server.url, tmp_path / "notary")
+    cli.run("init", "-p", gun)
+    cli.run("key", "rotate", gun, "snapshot", "-r")
+    cli.run("addhash", "-p", gun, "admin-only", "7", "--sha256", "ab" * 32)
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", notary_server.url)
+    settings = Settings.from_env()
+    keys = KeyStore(settings)
+    keys.import_private_pem(
+        _notary_private_key(cli, "targets"),
+        role="targets",
+        gun=gun,
+        pem_passphrase=NOTARY_ENV["NOTARY_TARGETS_PASSPHRASE"],
+    )
+    alice = keys.generate(role="delegation", name="alice")
+    bob = keys.generate(role="delegation", name="bob")
+    with Services(settings, keys=keys) as services:
+        writer.add_signer(services, gun, keys, "alice", [alice.public_key])
+        writer.add_signer(services, gun, keys, "bob", [bob.public_key])
+        # alice signs every tag, bob the even ones: two signers, as in a real team
+        everything = {f"t{i}": (_digest(i), 100 + i) for i in range(TAGS)}
+        writer.sign_tags(services, gun, _OnlyKeys(keys, [alice.keyid]), everything)
+        evens = {t: v for t, v in everything.items() if int(t[1:]) % 2 == 0}
+        writer.sign_tags(services, gun, _OnlyKeys(keys, [bob.keyid]), evens)
+    assert "t999" in cli.run("list", gun)  # the notary CLI agrees the collection is sound
+
+    dest = f"file://{tmp_path / 'tuf-store'}"
+    with Services(Settings.from_env(), keys=keys) as services:
+        dry = migrate_from_notary(services, gun, notary_server.url, dest, dry_run=True)
+        assert dry.action == "would copy" and len(dry.carried) == TAGS
+        assert not (tmp_path / "tuf-store").exists() or not any((tmp_path / "tuf-store").iterdir())
+
+        report = migrate_from_notary(services, gun, notary_server.url, dest, dry_run=False)
+    assert report.action == "copied"
+    assert len(report.carried) == TAGS
+    assert report.not_carried == {
+        "admin-only": "signed only by the repository key (no signer to carry it)"
+    }
+    assert report.signers["alice"]["keyids"] == [alice.keyid]
+    assert report.signers["alice"]["notary_keyids"] == [writer.notary_keyid(alice.public_key)]
+    assert report.carried["t2"]["by"] == ["alice", "bob"]
+    assert report.carried["t3"]["by"] == ["alice"]
+
+    # a fresh client (another trust dir) verifies every tag from the new store
+    fresh_settings = Settings.from_env(trust_dir=tmp_path / "fresh").with_changes(trust_server=dest)
+    with Services(fresh_settings) as fresh:
+        tags = {t.tag: t for t in list_signed_tags(fresh, gun)}
+    assert len(tags) == TAGS
+    for i in range(TAGS):
+        tag = tags[f"t{i}"]
+        assert (tag.digest, tag.size) == (_digest(i), 100 + i)
+    assert set(tags["t2"].signers) == {"alice", "bob"} and tags["t3"].signers == ("alice",)
+
+    # idempotent: a second run finds everything there
+    with Services(Settings.from_env(), keys=keys) as services:
+        again = migrate_from_notary(services, gun, notary_server.url, dest, dry_run=False)
+    assert again.action == "unchanged" and len(again.carried) == TAGS
+    assert open_store(dest).root_version(gun) == 1
