@@ -31,6 +31,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import os
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
@@ -176,25 +177,34 @@ class LocalDirStore(MetadataStore):
             "timestamp": next(f.version for f in files if f.role == "timestamp"),
         }
         staged = directory / STAGED_DIR
-        if staged.exists():
-            shutil.rmtree(staged)
+        _clear(staged, keep_dir=True)  # anything left there was never published
         ensure_private_dir(staged)
         names = []
         for item in files:
             name = _disk_name(item)
-            atomic_write(staged / name, item.data)
+            _write_synced(staged / name, item.data)
             names.append(name)
         manifest = {"base": head, "head": new_head, "files": names}
+        # one directory sync (inside atomic_write) makes every staged entry durable
         atomic_write(staged / MANIFEST_FILE, json.dumps(manifest).encode())
         self._apply(directory, manifest)
 
     def _apply(self, directory: Path, manifest: dict[str, Any]) -> None:
+        """Move the staged files into place (renames: their bytes were synced when staged),
+        sync the directory once, then move the head: the commit point."""
         staged = directory / STAGED_DIR
-        for name in manifest["files"]:
-            data = read_bounded(staged / name, 1 << 30, what="staged metadata")
-            atomic_write(directory / name, data, mode=0o644)
+        try:
+            for name in manifest["files"]:
+                if (staged / name).exists():
+                    os.chmod(staged / name, 0o644)
+                    os.replace(staged / name, directory / name)
+                # else: moved by an earlier, interrupted apply of this same manifest
+            _sync_dir(directory)
+        except OSError as exc:
+            raise StorageError(f"cannot publish into {directory}: {exc.strerror}") from None
         atomic_write(directory / HEAD_FILE, json.dumps(manifest["head"]).encode(), mode=0o644)
-        shutil.rmtree(staged, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (staged / MANIFEST_FILE).unlink()
         self._prune(directory, manifest["files"])
 
     def _prune(self, directory: Path, published: list[str]) -> None:
@@ -221,13 +231,16 @@ class LocalDirStore(MetadataStore):
         """Finish a complete staged publish whose base is still current; drop anything else."""
         directory = self._dir(gun)
         staged = directory / STAGED_DIR
-        if not staged.exists():
+        if not (staged / MANIFEST_FILE).exists():
+            _clear(staged, keep_dir=True)  # an incomplete staging: never published
             return
         try:
             raw = read_bounded(staged / MANIFEST_FILE, _MANIFEST_LIMIT, what="staged manifest")
             manifest = json.loads(raw)
             usable = manifest["base"] == self._head(gun) and all(
-                isinstance(n, str) and "/" not in n and (staged / n).is_file()
+                isinstance(n, str)
+                and "/" not in n
+                and ((staged / n).is_file() or (directory / n).is_file())
                 for n in manifest["files"]
             )
         except (FileNotFoundError, ValueError, KeyError, TypeError):
@@ -235,7 +248,7 @@ class LocalDirStore(MetadataStore):
         if usable:
             self._apply(directory, manifest)
         else:
-            shutil.rmtree(staged, ignore_errors=True)
+            _clear(staged)
 
 
 class _LocalPending(PendingChanges):
@@ -295,6 +308,38 @@ def _is_pending_id(name: str) -> bool:
 
 def _root_of(head: dict[str, int] | None) -> int:
     return 0 if head is None else head["root"]
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """A staged file, its bytes on disk (its directory entry is synced with the manifest)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clear(staged: Path, *, keep_dir: bool = False) -> None:
+    """Empty the staging directory (files only: it never holds directories)."""
+    if not staged.exists():
+        return
+    if not keep_dir:
+        shutil.rmtree(staged, ignore_errors=True)
+        return
+    for entry in staged.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
 
 
 def _disk_name(item: MetadataFile) -> str:
