@@ -271,3 +271,47 @@ def test_the_push_gate_counts_the_keys_the_push_will_sign_with(trusted_repo: Tru
     granted = trust_once_signed(repo.settings, repo.tag("v9"), digest, 10)
     two = policy("  require_signed: {signers: [alice, bob], threshold: 2}", name="two")
     assert at_push(two) is Action.BLOCK  # as the pull will: one key, two names
+
+
+def test_a_scanner_key_one_policy_names_does_not_count_for_another() -> None:
+    """Issue 14: one policy's trusted_scanners made its key count for every other policy."""
+    from fixtures.policy import SCANNER_KEYID, make_scan
+
+    outsider = "d4" * 32
+
+    def scan_policy(name: str, extra: str = "") -> Policy:
+        return load_policy_text(
+            f"apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: {name}\naction: BLOCK\n"
+            f"rules:\n  severity: HIGH\n{extra}"
+        )
+
+    names_it = scan_policy("names-it", f"  trusted_scanners: [{outsider}]\n")
+    store_only = scan_policy("store-only")
+    facts = ImageFacts(
+        reference=IMAGE,
+        digest=DIGEST,
+        trust=evidence(),
+        scans=(make_scan((), keyid=outsider),),
+        store_scanner_keyids=frozenset({SCANNER_KEYID}),
+    )
+    result = evaluate([names_it, store_only], facts, context=Context.CI, now=NOW)
+    assert [(o.policy, o.action) for o in result.outcomes] == [
+        ("names-it", Action.ALLOW),
+        ("store-only", Action.BLOCK),
+    ]
+    (reason,) = result.reasons
+    assert reason.rule == "require_scan" and "not a trusted scanner" in reason.message
+    # the key store's scanner key still counts for a policy that names none
+    stored = ImageFacts(
+        reference=IMAGE,
+        digest=DIGEST,
+        trust=evidence(),
+        scans=(make_scan((), keyid=SCANNER_KEYID),),
+        store_scanner_keyids=frozenset({SCANNER_KEYID}),
+    )
+    assert evaluate([store_only], stored, context=Context.CI, now=NOW).action is Action.ALLOW
+    explained = [
+        r
+        for r, _, _ in evaluate([store_only], stored, context=Context.CI, now=NOW).outcomes[0].rules
+    ]
+    assert "trusted_scanners" not in explained  # nothing written, no line

@@ -76,25 +76,36 @@ def _resolve_untrusted_digest(services: Services, ref: refs.ImageRef) -> str:
     return resolve_digest(services.registries, ref).digest
 
 
-def _scanner_keys(settings: Settings | Services, policies: Sequence[Policy]) -> list[Key]:
-    """Keys whose scan attestations may count: local scanner keys and the policies' keys."""
+def _store_scanner_keys(settings: Settings | Services) -> list[Key]:
     from trustkit.attest.service import default_trusted_keys
 
-    keys: dict[str, Key] = {key.keyid: key for key in default_trusted_keys(settings)}
+    return default_trusted_keys(settings)
+
+
+def _fetch_scans(
+    settings: Settings | Services,
+    ref: refs.ImageRef,
+    digest: str,
+    policies: Sequence[Policy],
+    store_keys: Sequence[Key],
+) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
+    """Scans verified against the key store's scanner keys and every policy's keys; which of
+    them count for which policy is the policy's business (``trusted_scanners``)."""
+    from trustkit.attest.service import verified_scans
+
+    keys: dict[str, Key] = {key.keyid: key for key in store_keys}
     for policy in policies:
         for key in policy.scanner_keys():
             keys[key.keyid] = key
-    return list(keys.values())
+    reference = str(ref.with_digest(digest))
+    scans, unverified = verified_scans(settings, reference, trusted_keys=list(keys.values()))
+    return tuple(scans), tuple(unverified)
 
 
 def fetch_scans(
     settings: Settings | Services, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
 ) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
-    from trustkit.attest.service import verified_scans
-
-    keys = _scanner_keys(settings, policies)
-    scans, unverified = verified_scans(settings, str(ref.with_digest(digest)), trusted_keys=keys)
-    return tuple(scans), tuple(unverified)
+    return _fetch_scans(settings, ref, digest, policies, _store_scanner_keys(settings))
 
 
 def check_image(
@@ -207,8 +218,12 @@ def _check_image(
 
     scans: tuple[VerifiedScan, ...] = ()
     unverified: tuple[str, ...] = ()
+    store_keyids: frozenset[str] | None = None
     if digest is not None and any(p.needs_scans for p in matching):
-        scans, unverified = fetch_scans(services, ref, digest, matching)
+        store_keys = _store_scanner_keys(services)
+        # a key one policy names counts for that policy only (issue 14)
+        store_keyids = frozenset(k.keyid for k in store_keys)
+        scans, unverified = _fetch_scans(services, ref, digest, matching, store_keys)
 
     facts = ImageFacts(
         reference=str(ref),
@@ -218,6 +233,7 @@ def _check_image(
         unverified_scans=unverified,
         known_tags=known_tags,
         short_names=short_names,
+        store_scanner_keyids=store_keyids,
     )
     return evaluate(matching, facts, context=context, now=clock).verdict(facts, context=context)
 

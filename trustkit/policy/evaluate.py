@@ -37,6 +37,9 @@ class ImageFacts:
     known_tags: tuple[str, ...] = ()
     #: where short-name globs resolve (the registries config); Docker's rule by default
     short_names: ShortNames = DOCKER_RULE
+    #: the key store's scanner keys, trusted by policies without trusted_scanners (None: every
+    #: verified scan counts for them, as when scans were verified against those keys alone)
+    store_scanner_keyids: frozenset[str] | None = None
 
 
 class Evaluation(NamedTuple):
@@ -61,7 +64,9 @@ class Evaluation(NamedTuple):
 
 def _select_scans(policy: Policy, facts: ImageFacts, now: datetime) -> ScanSelection:
     """Scans this policy accepts, and why the others were set aside."""
-    selection = ScanSelection(usable=(), unverified=facts.unverified_scans)
+    selection = ScanSelection(
+        usable=(), unverified=facts.unverified_scans, store_keyids=facts.store_scanner_keyids
+    )
     usable: list[VerifiedScan] = []
     filters = policy.plan.scan_filters
     for scan in facts.scans:
@@ -75,7 +80,7 @@ def _select_scans(policy: Policy, facts: ImageFacts, now: datetime) -> ScanSelec
         age = now - finished
         aside = None
         for rule, config in filters:
-            aside = rule.set_aside(config, scan, age, label)
+            aside = rule.set_aside(config, scan, age, label, selection)
             if aside is not None:
                 break
         if aside is not None:

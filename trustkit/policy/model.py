@@ -177,6 +177,7 @@ class Policy:
 
     @property
     def trusted_scanners(self) -> tuple[TrustedScanner, ...]:
+        """The scanner keys the policy names (empty: the key store's scanner keys)."""
         config = self.rules.get("trusted_scanners")
         return config.scanners if config is not None else ()
 

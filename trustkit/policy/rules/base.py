@@ -141,6 +141,9 @@ class ScanSelection:
     stale: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     unverified: tuple[str, ...] = ()
+    #: the key store's scanner keys: what a policy without trusted_scanners trusts (None: any
+    #: verified scan, for callers that verified against exactly those keys)
+    store_keyids: frozenset[str] | None = None
 
     @property
     def set_aside(self) -> list[str]:
@@ -249,7 +252,12 @@ class Rule:
 
     # --- SCAN_FILTER ---------------------------------------------------------------------
     def set_aside(
-        self, config: Any, scan: VerifiedScan, age: timedelta, label: str
+        self,
+        config: Any,
+        scan: VerifiedScan,
+        age: timedelta,
+        label: str,
+        selection: ScanSelection,
     ) -> tuple[SetAside, str] | None:
         """``(bucket, why)`` to set ``scan`` aside, None to keep it."""
         return None

@@ -58,7 +58,12 @@ class MaxScanAge(Rule):
             return None
 
     def set_aside(
-        self, config: timedelta, scan: VerifiedScan, age: timedelta, label: str
+        self,
+        config: timedelta,
+        scan: VerifiedScan,
+        age: timedelta,
+        label: str,
+        selection: ScanSelection,
     ) -> tuple[SetAside, str] | None:
         if age > config:
             why = (

@@ -1,4 +1,7 @@
-"""``trusted_scanners``: only scan attestations signed by these keys count for the policy."""
+"""``trusted_scanners``: only scan attestations signed by these keys count for the policy.
+
+Without it a policy trusts the key store's scanner keys, and only those: a key another policy
+names never counts for this one."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ TrustedScanner = NamedKey
 class TrustedScanners:
     scanners: tuple[TrustedScanner, ...]
     keyids: frozenset[str]
+    implicit: bool = False  # not written: the key store's scanner keys
 
 
 class TrustedScannersRule(Rule):
@@ -40,10 +44,19 @@ class TrustedScannersRule(Rule):
         scanners = tuple(load_keys(list(value), at, "scanner key"))
         return TrustedScanners(scanners, frozenset(s.keyid for s in scanners))
 
+    def default(self, at: ParseContext) -> TrustedScanners:
+        return TrustedScanners((), frozenset(), implicit=True)
+
     def set_aside(
-        self, config: TrustedScanners, scan: VerifiedScan, age: timedelta, label: str
+        self,
+        config: TrustedScanners,
+        scan: VerifiedScan,
+        age: timedelta,
+        label: str,
+        selection: ScanSelection,
     ) -> tuple[SetAside, str] | None:
-        if config.keyids and scan.signer_keyid not in config.keyids:
+        keyids = selection.store_keyids if config.implicit else config.keyids
+        if keyids is not None and scan.signer_keyid not in keyids:
             why = f"{label} is signed by key {scan.signer_keyid[:12]}, not a trusted scanner"
             return "untrusted", why
         return None
@@ -51,6 +64,8 @@ class TrustedScannersRule(Rule):
     def explain_selection(
         self, config: TrustedScanners, selection: ScanSelection, run: PolicyRun
     ) -> None:
+        if config.implicit:
+            return  # nothing written, nothing to explain beyond require_scan's reasons
         detail = f"{len(config.scanners)} trusted scanner key(s)"
         if selection.untrusted:
             detail += f"; not counted: {'; '.join(selection.untrusted)}"
