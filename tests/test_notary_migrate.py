@@ -97,3 +97,81 @@ def test_migrate_1000_tags_two_signers_to_a_tuf_store(
         again = migrate_from_notary(services, gun, notary_server.url, dest, dry_run=False)
     assert again.action == "unchanged" and len(again.carried) == TAGS
     assert open_store(dest).root_version(gun) == 1
+
+
+def _keyid_of_pem(pem: Path) -> str:
+    import json
+
+    body = "".join(
+        line
+        for line in pem.read_text().splitlines()
+        if line and not line.startswith("-----") and ":" not in line
+    )
+    doc = {"keytype": "ecdsa", "keyval": {"private": None, "public": body}}
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def test_leaving_dct_from_the_command_line(
+    notary_server: NotaryServer,
+    tmp_path: Path,
+    passphrase_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/dct-migration.md, step by step: import the signer's docker/notary key with its own
+    passphrase, migrate, switch the environment, verify from a fresh client."""
+    import json
+
+    from trustkit.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exited:
+            main(list(argv))
+        out = capsys.readouterr()
+        return int(exited.value.code or 0), out.out, out.err
+
+    gun = "localhost:5000/dct/app"
+    digest = hashlib.sha256(b"dct app v1").hexdigest()
+    cli = NotaryCLI(notary_server.url, tmp_path / "docker-trust")
+    cli.run("init", "-p", gun)
+    cli.run("key", "generate", "ecdsa", "--role", "alice", "-o", str(tmp_path / "alice"))
+    alice_id = _keyid_of_pem(tmp_path / "alice.pem")
+    with_path = tmp_path / "alice-key-path.pem"  # notary imports a key file with a path header
+    lines = (tmp_path / "alice-key.pem").read_text().splitlines(keepends=True)
+    with_path.write_text(lines[0] + f"path: {alice_id}\n" + "".join(lines[1:]))
+    cli.run("key", "import", str(with_path))
+    for role in ("targets/releases", "targets/alice"):
+        cli.run("delegation", "add", "-p", gun, role, str(tmp_path / "alice.pem"), "--all-paths")
+    cli.run("addhash", "-p", gun, "v1", "9", "--sha256", digest, "-r", "targets/releases",
+            "-r", "targets/alice")  # fmt: skip
+
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", notary_server.url)
+    # the key file keeps notary's passphrase; the key store keeps trustkit's
+    monkeypatch.setenv(
+        "SERVIN_CONTENT_TRUST_IMPORT_PASSPHRASE", NOTARY_ENV["NOTARY_DELEGATION_PASSPHRASE"]
+    )
+    code, out, err = run("trust", "key", "load", str(tmp_path / "alice-key.pem"))
+    assert code == 0, err
+    assert out.strip() == alice_id  # the id notary and docker show
+    assert "as delegation key alice" in err  # named by the file's own role header
+
+    dest = f"file://{tmp_path / 'tuf'}"
+    code, out, err = run("trust", "migrate", gun, "--from", notary_server.url, "--to", dest,
+                         "--json")  # fmt: skip
+    assert code == 0, err
+    [report] = json.loads(out)
+    assert report["action"] == "copied"
+    assert report["carried"] == {"v1": {"digest": f"sha256:{digest}", "size": 9, "by": ["alice"]}}
+    assert report["signers"]["alice"]["notary_keyids"] == [alice_id]
+    saved = passphrase_env / "migrations" / "localhost%3A5000%2Fdct%2Fapp.json"
+    assert json.loads(saved.read_bytes())["carried"] == report["carried"]
+
+    # switch the environment; a fresh client trusts the new root on first use
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", dest)
+    monkeypatch.setenv("SERVIN_TRUST_DIR", str(tmp_path / "fresh-client"))
+    code, out, err = run("trust", "verify", f"{gun}:v1")
+    assert (code, out.strip()) == (0, f"sha256:{digest}"), err
+    # idempotent
+    code, out, err = run("trust", "migrate", gun, "--from", notary_server.url, "--to", dest)
+    assert code == 0 and out.startswith(f"{gun}: unchanged 1 signed tags"), err

@@ -16,6 +16,9 @@ ENV_CONTENT_TRUST = "SERVIN_CONTENT_TRUST"
 ENV_TRUST_SERVER = "SERVIN_CONTENT_TRUST_SERVER"
 ENV_ROOT_PASSPHRASE = "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE"
 ENV_REPOSITORY_PASSPHRASE = "SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE"
+#: the passphrase of a key FILE being imported (a docker/notary key keeps its own passphrase;
+#: the key store re-encrypts it under the root or repository passphrase)
+ENV_IMPORT_PASSPHRASE = "SERVIN_CONTENT_TRUST_IMPORT_PASSPHRASE"
 ENV_TRUST_DIR = "SERVIN_TRUST_DIR"
 ENV_CONFIG_DIR = "SERVIN_CONFIG"  # like DOCKER_CONFIG: where config.json (credentials) lives
 ENV_REGISTRIES_CONFIG = "SERVIN_REGISTRIES_CONFIG"
@@ -70,6 +73,7 @@ class Settings:
     github_actions: bool = False  # GITHUB_ACTIONS=true: the gate also prints annotations
     trust_expiry: str | None = None  # role=duration,... overriding Notary's default expiries
     hsm_pin: str | None = field(default=None, repr=False)
+    import_passphrase: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(
@@ -94,6 +98,7 @@ class Settings:
             github_actions=env.get("GITHUB_ACTIONS", "").lower() == "true",
             trust_expiry=env.get(ENV_TRUST_EXPIRY) or None,
             hsm_pin=env.get(ENV_HSM_PIN) or None,
+            import_passphrase=env.get(ENV_IMPORT_PASSPHRASE) or None,
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -73,26 +73,78 @@ def generate(ctx: click.Context, name: str, directory: Path, keytype: str, role:
 @key.command("load")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--name", default=None, help="Signer name for the key (default: the file's stem).")
-@_role_option
+@click.option(
+    "--role",
+    type=click.Choice((*SIGNER_ROLES, "targets", "root")),
+    default=None,
+    help="delegation (default): signs tags; scanner: signs scan attestations; targets, root: "
+    "a repository's keys, e.g. from ~/.docker/trust/private (default: the file's own "
+    "'role:' header when it has one).",
+)
 @click.pass_context
-def load(ctx: click.Context, file: Path, name: str | None, role: str) -> None:
-    """Import a PEM private key FILE (plain or encrypted) as a signer key."""
+def load(ctx: click.Context, file: Path, name: str | None, role: str | None) -> None:
+    """Import a PEM private key FILE (plain or encrypted; docker/notary key files too).
+
+    An encrypted file is opened with its own passphrase (SERVIN_CONTENT_TRUST_IMPORT_PASSPHRASE,
+    else the repository passphrase variable as docker does, else a prompt); the key store keeps
+    it under the root or repository passphrase."""
     from trustkit.keys import KeyStore, PassphraseSource, check_name, is_encrypted_pem
 
-    name = check_name(name if name is not None else file.stem)
     pem = _read_private_file(file)
+    header_role, header_gun = _notary_headers(pem)
+    if role is None and header_role in ("snapshot", "timestamp"):
+        raise BadInputError(
+            f"{file} is a Notary {header_role} key: trustkit makes its own (or the "
+            "notary-server signs that role)",
+            hint="import the root, targets and signer keys: trustkit trust key load FILE",
+        )
+    delegated = header_role is not None and header_role not in ("root", "targets")
+    # `notary key generate --role alice` writes "role: alice"; DCT writes "targets/releases"
+    signer_name = header_role if delegated and "/" not in str(header_role) else None
+    role = role or ("delegation" if delegated else header_role) or "delegation"
+    name = check_name(name if name is not None else signer_name or file.stem)
     settings = settings_from(ctx)
     passphrases = PassphraseSource(settings)
     file_passphrase = None
     if is_encrypted_pem(pem):
-        # as docker: the repository passphrase variable unlocks the file too, else we ask
-        file_passphrase = settings.repository_passphrase or passphrases.ask_once(
-            f"encrypted key file {file}"
+        file_passphrase = (
+            settings.import_passphrase
+            or settings.repository_passphrase
+            or passphrases.ask_once(f"encrypted key file {file}")
         )
     store = KeyStore(settings, passphrases)
-    record = store.import_private_pem(pem, role=role, name=name, pem_passphrase=file_passphrase)
+    record = store.import_private_pem(
+        pem, role=role, name=name, gun=header_gun, pem_passphrase=file_passphrase
+    )
     click.echo(f"Successfully imported key from {file} as {role} key {name}", err=True)
-    click.echo(record.keyid)
+    click.echo(_shown_keyid(settings, record))
+
+
+def _notary_headers(pem: bytes) -> tuple[str | None, str | None]:
+    """The ``role:`` and ``gun:`` headers notary and docker write into their key files
+    (``role: alice`` for signer alice's key, ``role: targets`` with ``gun: REPO``...)."""
+    role = gun = None
+    for line in pem.decode("ascii", "replace").splitlines()[:8]:
+        key, _, value = line.partition(":")
+        if key.strip() == "role" and value.strip():
+            role = value.strip()
+        elif key.strip() == "gun" and value.strip():
+            gun = value.strip()
+    return role, gun
+
+
+def _shown_keyid(settings: object, record: KeyRecord) -> str:
+    """Key ids as docker shows them: on a notary-server, notary's ids (``notary key list``,
+    ``docker trust inspect``); elsewhere the TUF key id."""
+    from trustkit.config import Settings
+
+    if isinstance(settings, Settings) and settings.trust_store_url.startswith(
+        ("https://", "http://")
+    ):
+        from trustkit.notary.writer import notary_keyid
+
+        return notary_keyid(record.public_key)
+    return record.keyid
 
 
 def _read_private_file(file: Path) -> bytes:

@@ -15,8 +15,8 @@ from trustkit.refs import parse
     "source",
     required=True,
     metavar="SOURCE",
-    help="Where the trust data is now: local (the trust dir's directory), registry, or a "
-    "store URL (file:///path, oci://host/prefix).",
+    help="Where the trust data is now: local (the trust dir's directory), registry, a "
+    "store URL (file:///path, oci://host/prefix), or a Notary v1 server (https://host:port).",
 )
 @click.option(
     "--to",
@@ -51,6 +51,15 @@ def migrate_cmd(
         echo_json([r.to_json() for r in reports])
         return
     for report in reports:
+        not_carried = getattr(report, "not_carried", None)  # a Notary source: rebuilt
+        if not_carried is not None:
+            click.echo(
+                f"{report.gun}: {report.action} {len(report.tags)} signed tags from "
+                f"{report.source} to {report.destination}"
+            )
+            for what, why in sorted(not_carried.items()):
+                click.echo(f"  not carried: {what}: {why}")
+            continue
         click.echo(
             f"{report.gun}: {report.action} ({len(report.tags)} signed tags, "
             f"root v{report.root_version}, timestamp v{report.timestamp_version}, "

@@ -17,7 +17,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuf.api import exceptions as tuf_exc
 
@@ -33,6 +33,9 @@ from trustkit.errors import BadInputError, ConflictError, TamperedMetadataError,
 from trustkit.services import Services
 from trustkit.stores.interface import MetadataFile, MetadataReader, MetadataStore
 from trustkit.stores.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from trustkit.pipeline.migrate_notary import NotaryMigrationReport
 
 
 @dataclass
@@ -71,13 +74,18 @@ def store_url(services: Services, spec: str) -> str:
 
 def migrate(
     services: Services, gun: str, source_spec: str, dest_spec: str | None, *, dry_run: bool
-) -> MigrationReport:
+) -> MigrationReport | NotaryMigrationReport:
     """Copy ``gun``'s current set from ``source_spec`` to ``dest_spec`` (None: the configured
-    store). See the module docstring."""
+    store). See the module docstring. A Notary v1 source (``https://notary:4443``) is rebuilt
+    in the destination instead: ``trustkit.pipeline.migrate_notary``."""
     source_url = store_url(services, source_spec)
     dest_url = store_url(services, dest_spec) if dest_spec else services.settings.trust_store_url
     if source_url == dest_url:
         raise BadInputError(f"source and destination are the same store ({source_url})")
+    if source_url.startswith(("https://", "http://")):  # a notary-server: rebuilt, not copied
+        from trustkit.pipeline.migrate_notary import migrate_from_notary
+
+        return migrate_from_notary(services, gun, source_url, dest_url, dry_run=dry_run)
     source = services.store_at(source_url)
     dest = services.store_at(dest_url) if dest_spec else services.store
     files = read_current_set(source, gun)

@@ -171,6 +171,7 @@ def migrate_from_notary(
         return report
     if not todo:
         report.action = "unchanged"
+        _write_report(services, report)
         return report
 
     if not existing:
@@ -198,7 +199,21 @@ def migrate_from_notary(
             report.carried.setdefault(tag.tag, _carried(tag, []))["by"].append(name)
     _check_fresh_client(services, dest, gun, report)
     report.action = "copied"
+    _write_report(services, report)
     return report
+
+
+def _write_report(services: Services, report: NotaryMigrationReport) -> None:
+    """Kept beside the key store: what was carried, what not and why (``trust migrate``
+    prints it too)."""
+    import json
+
+    from trustkit._fs import atomic_write, make_private_dirs
+    from trustkit.stores.interface import escape_gun
+
+    directory = make_private_dirs(services.settings.trust_dir / "migrations")
+    data = json.dumps(report.to_json(), indent=2, sort_keys=True).encode()
+    atomic_write(directory / f"{escape_gun(report.gun)}.json", data)
 
 
 def _carried(tag: SignedTag, names: list[str]) -> dict[str, Any]:
