@@ -67,6 +67,16 @@ class Decider:
         base = normalised if self._keyed is None else self._keyed.cache_key(normalised)
         return (base, self.config.generation)
 
+    async def _key_by(self, normalised: str, deadline: float) -> Hashable:
+        """The cache key, off the event loop and within the review's deadline: a keyed checker
+        reads the trust data's version, from the image's registry when trust data lives there."""
+        if self._keyed is None:
+            return self._key(normalised)
+        from trustkit.registry.deadline import deadline_at
+
+        with deadline_at(deadline):
+            return await asyncio.to_thread(self._key, normalised)
+
     async def outcomes(
         self, images: list[str], deadline: float, *, budget: float | None = None
     ) -> dict[str, Outcome]:
@@ -86,7 +96,7 @@ class Decider:
             if self.config.image_exempt(image, normalised):
                 results[image] = None
                 continue
-            key = self._key(normalised)
+            key = await self._key_by(normalised, deadline)
             cached = self.cache.get(key)
             if cached is not None:
                 self.metrics.cache["hit"] += 1
