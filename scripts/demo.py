@@ -1,8 +1,9 @@
 """The trustkit demo: sign on push, verify on pull, attest a scan, block by policy.
 
-Runs against the embedded defaults: a local trust store (a directory standing in for the trust
-server) and a local registry (Debian's docker-registry on 127.0.0.1, an ephemeral port). Every
-step is a real `trustkit` command, printed before it runs.
+Runs against the defaults: a local registry (Debian's docker-registry on 127.0.0.1, an ephemeral
+port) that is also the trust server: with SERVIN_CONTENT_TRUST_SERVER unset, each image's TUF
+metadata lives in its own repository (the `trustkit-tuf` tag, ADR 0010), so a fresh client needs
+nothing but the registry. Every step is a real `trustkit` command, printed before it runs.
 """
 
 from __future__ import annotations
@@ -86,20 +87,24 @@ def main() -> int:
     registry, host = start_registry(work)
     try:
         env = dict(os.environ)
+        env.pop("SERVIN_CONTENT_TRUST_SERVER", None)  # the default: the registry itself
         env.update(
             SERVIN_TRUST_DIR=str(work / "alice-trust"),
-            SERVIN_CONTENT_TRUST_SERVER=f"file://{work / 'trust-server'}",
             SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE="demo-root-passphrase",
             SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE="demo-repository-passphrase",
             SERVIN_CONFIG=str(work / "servin"),
             SERVIN_POLICY_DIR=str(work / "policies"),
         )
+        (work / "policies").mkdir()  # `policy create` adds to it in step 6
         repo = f"{host}/demo/app"
         layout = work / "images"
         build_image(layout, "v1", "app v1\n")
         build_image(layout, "v2", "app v2\n")
         build_image(layout, "evil", "not what was signed\n")
-        print(f"demo workspace: {work}\nlocal registry: http://{host}\ntrust server: file://{work / 'trust-server'}")
+        print(
+            f"demo workspace: {work}\nlocal registry: http://{host}\n"
+            f"trust server: the registry itself ({repo}:trustkit-tuf)"
+        )
 
         step("1. A signer key, and a trusted collection with alice as signer")
         run(["trust", "key", "generate", "alice", "--dir", str(work)], env)
@@ -111,7 +116,7 @@ def main() -> int:
         run(["push", f"oci:{layout}:v2", f"{repo}:v2"], signed)
         run(["trust", "inspect", "--pretty", repo], env)
 
-        step("3. Rotate the snapshot key, then verify from a fresh client (trust on first use)")
+        step("3. Rotate the snapshot key, then verify from a fresh client sharing only the registry")
         run(["trust", "key", "rotate", repo, "--role", "snapshot"], env)
         fresh = dict(env, SERVIN_TRUST_DIR=str(work / "fresh-client"))
         run(["trust", "verify", f"{repo}:v1"], fresh)
