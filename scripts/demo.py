@@ -2,7 +2,7 @@
 
 Runs against the defaults: a local registry (Debian's docker-registry on 127.0.0.1, an ephemeral
 port) that is also the trust server: with SERVIN_CONTENT_TRUST_SERVER unset, each image's TUF
-metadata lives in its own repository (the `trustkit-tuf` tag, ADR 0010), so a fresh client needs
+metadata lives in its own repository (the `trustkit-tuf` tag, ADR 0011), so a fresh client needs
 nothing but the registry. Every step is a real `trustkit` command, printed before it runs.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-#: trustkit's TUF metadata tags (``trustkit-tuf``, ``trustkit-tuf-claim``; ADR 0010)
+#: trustkit's TUF metadata tags (``trustkit-tuf``, ``trustkit-tuf-claim``; ADR 0011)
 TRUST_TAG_PREFIX = "trustkit-tuf"
 # cosign's signature/attestation/SBOM tags and the OCI referrers fallback: sha256-<hex>[.suffix]
 _DIGEST_TAG_RE = re.compile(r"\Asha256-[0-9a-f]{64}(?:\.[A-Za-z0-9_.-]*)?\Z")

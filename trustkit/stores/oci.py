@@ -1,5 +1,5 @@
 """The registry store: a collection's TUF metadata kept as an OCI artifact in the image's own
-repository (ADR 0010), so trust data travels with the image and needs no other server.
+repository (ADR 0011), so trust data travels with the image and needs no other server.
 
 Layout, per repository: the tag ``trustkit-tuf`` names one OCI image manifest (OCI empty
 config) whose layers are the metadata files, ``application/vnd.tuf.metadata+json``, each named
