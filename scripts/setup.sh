@@ -14,8 +14,10 @@ export DEBIAN_FRONTEND=noninteractive
 # signer, CLI) is the peer of benchmarks/bench_trust.py and tests/test_notary_peer.py, and is
 # skipped where Debian lacks it
 # softhsm2 and opensc (pkcs11-tool) give the hsm: key tests a real PKCS#11 token
+# postgresql backs notary-server and notary-signer in tests/test_notary_postgres.py (a throw-away
+# cluster on a loopback port; the schema comes from notary v0.7.0's migrations, in the test)
 apt_pkgs=(docker-registry skopeo curl ca-certificates openssl softhsm2 opensc)
-optional_pkgs=(notary)
+optional_pkgs=(notary postgresql)
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${apt_pkgs[@]}" "${optional_pkgs[@]}"; do installed "$p" || missing+=("$p"); done
