@@ -20,6 +20,12 @@ from tuf.api.metadata import (  # type: ignore[attr-defined]
     Timestamp,
 )
 
+from trustkit.collections._canonical import install as _install_canonical
+
+# python-tuf signs and verifies canonical JSON: trustkit's encoder makes the same bytes at C
+# speed (most of a cold verify otherwise; property-tested in tests/test_canonical.py)
+_install_canonical()
+
 __all__ = [
     "DelegatedRole",
     "Delegations",

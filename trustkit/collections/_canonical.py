@@ -1,0 +1,91 @@
+"""OLPC canonical JSON (what TUF signs) at C speed, byte for byte securesystemslib's.
+
+securesystemslib's ``encode_canonical`` is pure Python and most of a cold verify (issue 11).
+For the metadata TUF handles, the standard library's C encoder with sorted keys, no spaces and
+no ASCII escaping produces the same bytes, except where the two disagree; each such input is
+handed to securesystemslib itself:
+
+- control characters: json escapes them, canonical JSON does not, so json's escapes of them
+  are undone in the output (``\\"`` and ``\\\\`` are the same in both);
+- anything but exact str/int/bool/None leaves, lists, tuples and dicts with string keys:
+  floats (canonical JSON refuses them), non-string keys (json would quote them), subclasses
+  (whose ``str`` and ``repr`` may differ).
+
+``tests/test_canonical.py`` checks byte identity on generated JSON values, the TUF metadata
+trustkit writes and every fallback case. ``install()`` points python-tuf's serializer at it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from securesystemslib.formats import encode_canonical as _slow
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+_LEAVES = frozenset({str, int, bool, type(None)})
+_MAX_NODES = 50_000_000
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only exact str/int/bool/None leaves, lists, tuples and dicts
+    with string keys: the values on which both encoders agree (no floats, no subclasses
+    whose ``str`` and ``repr`` differ). A walk that builds no strings."""
+    stack = [value]
+    budget = _MAX_NODES  # a structure with a cycle never ends: securesystemslib refuses it
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, child in item.items():
+                if type(key) is not str:
+                    return False
+                stack.append(child)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind not in _LEAVES:
+            return False
+    return True
+
+
+def encode_canonical(value: Any) -> str:
+    """``securesystemslib.formats.encode_canonical(value)``, faster for metadata."""
+    if not _plain(value):
+        return str(_slow(value))
+    try:
+        text = _ENCODER.encode(value)
+    except (TypeError, ValueError):  # e.g. a reference cycle: let securesystemslib say so
+        return str(_slow(value))
+    if "\\" in text:
+        # json escapes control characters, canonical JSON writes them as they are; both
+        # escape '"' and '\\' alike. Escapes are read left to right, so "\\\\n" stays.
+        text = _ESCAPE.sub(_canonical_escape, text)
+    return text
+
+
+_ESCAPE = re.compile(r'\\(?:(["\\])|([bfnrt])|u([0-9a-f]{4}))')
+_CONTROL = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _canonical_escape(match: re.Match[str]) -> str:
+    kept, control, code = match.groups()
+    if kept is not None:
+        return match.group(0)
+    if control is not None:
+        return _CONTROL[control]
+    return chr(int(code, 16))
+
+
+def install() -> None:
+    """Make python-tuf sign and verify with this encoder (idempotent)."""
+    import tuf.api.serialization.json as tuf_json
+
+    tuf_json.encode_canonical = encode_canonical  # type: ignore[attr-defined,assignment]
