@@ -69,11 +69,11 @@ class NotaryServerStore(MetadataStore):
             return self.client._send(method, path, scopes=scopes, stream=True, **kwargs)  # type: ignore[arg-type]
         except TLSVerificationError:
             raise
-        except (UnreachableError, RegistryError, AuthenticationError) as exc:
-            raise type(exc)(
-                str(exc).replace(f"registry {self.client.host}", self.description),
-                hint=exc.hint,
-            ) from exc
+        except (UnreachableError, RegistryError) as exc:  # AuthenticationError included
+            message = str(exc).replace(f"registry {self.client.host}", self.description)
+            if self.description not in message:
+                message = f"{self.description}: {message}"
+            raise type(exc)(message, hint=exc.hint) from exc
 
     def _failure(self, response: httpx.Response, what: str) -> TrustEnvironmentError:
         from trustkit.registry.client import _read_prefix
