@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.trust import TrustedRepo, digest_for
@@ -193,3 +194,42 @@ def test_metrics_expiry_series_are_bounded() -> None:
     lines = [x for x in metrics.render().splitlines() if x.startswith("trustkit_trust_expiry")]
     assert len(lines) == MAX_EXPIRY_SERIES
     assert not any('"r/app0"' in x for x in lines)  # the least recently verified went first
+
+
+def test_webhook_metrics_show_expiry_of_admitted_images(webhook_server: Any) -> None:
+    """An admitted image's verified trust data: its collection's seconds until expiry."""
+    from fixtures.webhook import TableChecker
+
+    from trustkit.model import EvidenceSource, TrustEvidence
+    from trustkit.verdict import Action, Context, Verdict
+
+    image = "docker.io/library/busybox:1.32"
+    expires = datetime.now(UTC) + timedelta(days=2)
+    evidence = TrustEvidence(
+        source=EvidenceSource.TUF_COLLECTION,
+        checked=True,
+        verified=True,
+        digest="sha256:" + "a" * 64,
+        expires=expires,
+    )
+    verdict = Verdict(image, Context.ADMISSION, True, Action.ALLOW, evidence.digest,
+                      evidence=evidence)  # fmt: skip
+    served = webhook_server(TableChecker({image: verdict}))
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "default",
+            "object": {"spec": {"containers": [{"name": "c", "image": "busybox:1.32"}]}},
+        },
+    }
+    reply = served.client().post("/validate", json=review)
+    assert reply.status_code == 200 and reply.json()["response"]["allowed"] is True, reply.text
+    metrics = served.client().get("/metrics").text
+    [line] = [x for x in metrics.splitlines() if x.startswith("trustkit_trust_expiry_seconds{")]
+    assert line.startswith('trustkit_trust_expiry_seconds{collection="docker.io/library/busybox"} ')
+    seconds = float(line.rsplit(" ", 1)[1])
+    assert 2 * 86400 - 120 < seconds <= 2 * 86400

@@ -255,3 +255,15 @@ def test_unsupported_uris_are_refused(passphrase_env: Path) -> None:
     for uri in ("file:/etc/passwd", "pkcs11:token=x", "awskms:", "hsm:abc", "x" * 2000):
         with pytest.raises(BadInputError):
             import_public_key(uri, PinSource(None, interactive=False))
+
+
+def test_hsm_pin_from_settings_prompt_or_a_clear_error() -> None:
+    assert PinSource("4321")("pin") == "4321"
+    asked: list[str] = []
+    prompted = PinSource(None, interactive=True, prompt=lambda text: asked.append(text) or "9")
+    assert prompted("pin") == "9"
+    assert asked == ["Enter the pin of the HSM token: "]
+    with pytest.raises(PassphraseError, match="SERVIN_HSM_PIN"):
+        PinSource(None, interactive=False)("pin")
+    # the environment variable reaches the key store through Settings
+    assert Settings.from_env({"HOME": "/tmp", "SERVIN_HSM_PIN": "77"}).hsm_pin == "77"
