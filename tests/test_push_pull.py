@@ -217,3 +217,40 @@ def test_cli_pull_unsigned_exit_codes(
     with pytest.raises(SystemExit) as exit_info:
         main(["push", image.oci, "oci:/nonexistent-dir-for-test:v1"])
     assert exit_info.value.code == 2  # content trust cannot sign an OCI layout destination
+
+
+def test_pull_fetches_exactly_the_digest_the_verdict_judged(
+    settings: Settings,
+    registry: Registry,
+    oci_image: Callable[..., BuiltImage],
+    repo_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Content trust off, a policy in force: the tag moves between the verdict and the fetch
+    (a race, or a registry that answers the second request differently). The pull must deliver
+    the content the policy judged, never the tag's new content."""
+    from trustkit.pipeline import flows
+    from trustkit.services import Services
+
+    judged, swapped = oci_image(name="judged"), oci_image(name="swapped")
+    dest = registry.ref(repo_name)
+    push_image(settings, judged.oci, dest, sign=False)
+    policy = tmp_path / "audit.yaml"
+    policy.write_text(
+        "apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: audit\naction: AUDIT\n"
+        "rules:\n  severity: CRITICAL\n"
+    )
+    real_check = flows.check_image
+
+    def check_then_move_the_tag(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        verdict = real_check(*args, **kwargs)  # type: ignore[arg-type]
+        skopeo_copy(f"oci:{swapped.layout}:v1", f"docker://{dest}")
+        return verdict
+
+    monkeypatch.setattr(flows, "check_image", check_then_move_the_tag)
+    verdict, result = flows.pull_checked(
+        Services(settings), dest, verify=False, policy_files=[policy]
+    )
+    assert verdict is not None and verdict.digest == judged.digest
+    assert result.descriptor.digest == judged.digest != swapped.digest

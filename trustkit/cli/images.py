@@ -135,22 +135,15 @@ def pull(
 
     The pipeline decides first (trust, attestations, policy); a refused image is not fetched.
     """
-    from trustkit.pipeline.check import check_image, require_allowed
-    from trustkit.pipeline.flows import pull_image
-    from trustkit.verdict import Context
+    from trustkit.pipeline.flows import pull_checked
 
     services = services_from(ctx)
-    settings = services.settings
-    verify = settings.content_trust and not disable_content_trust
-    verdict: Verdict | None = None
-    if not ref.startswith("oci:"):
-        verdict = require_allowed(
-            check_image(
-                services, ref, context=Context.PULL, policy_files=policy_files, require_trust=verify
-            )
-        )
+    verify = services.settings.content_trust and not disable_content_trust
+    verdict, result = pull_checked(
+        services, ref, dest=dest, verify=verify, policy_files=policy_files
+    )
+    if verdict is not None:
         _print_warnings(verdict)
-    result = pull_image(services, ref, dest=dest, verify=verify)
     if as_json:
         out = result.to_dict()
         if verdict is not None:

@@ -21,6 +21,7 @@ from trustkit.config import Settings
 from trustkit.errors import (
     AuthenticationError,
     BadInputError,
+    DigestMismatchError,
     NotFoundError,
     NotSignedError,
     TagMovedError,
@@ -340,16 +341,43 @@ def _check_tag_not_moved(source: RegistryLocation, trusted: TrustedTarget) -> Ma
     return fetched
 
 
+def pull_checked(
+    services: Services,
+    ref: str,
+    *,
+    dest: str | None = None,
+    verify: bool,
+    policy_files: Sequence[Path] = (),
+) -> tuple[Verdict | None, PullResult]:
+    """The pull flow: the pipeline decides, then exactly the digest it judged is fetched.
+
+    Fetching the tag again after the verdict would let a tag moved in between (or a registry
+    answering differently the second time) deliver content no policy looked at.
+    """
+    verdict: Verdict | None = None
+    if not ref.startswith("oci:"):
+        verdict = require_allowed(
+            check_image(
+                services, ref, context=Context.PULL, policy_files=policy_files, require_trust=verify
+            )
+        )
+    judged = verdict.digest if verdict is not None else None
+    return verdict, pull_image(services, ref, dest=dest, verify=verify, judged_digest=judged)
+
+
 def pull_image(
     services: Services | Settings,
     ref: str | refs.ImageRef,
     *,
     dest: str | None = None,
     verify: bool,
+    judged_digest: str | None = None,
 ) -> PullResult:
     """Fetch ``ref``; with ``verify`` its tag is resolved through verified trust data first.
 
     A reference with a digest skips the tag lookup, but every byte is still checked against it.
+    ``judged_digest`` is the digest a verdict was given for: exactly that content is fetched, and
+    trust data that now resolves the tag to anything else is refused.
     """
     from trustkit.registry import RegistryLocation, fetch_image, open_image_location
 
@@ -361,6 +389,14 @@ def pull_image(
     if expected_digest is None and verify:
         trusted = _verified_target(services, image)
         expected_digest, expected_size = trusted.digest, trusted.size
+    if judged_digest is not None:
+        if expected_digest is not None and expected_digest != judged_digest:
+            raise DigestMismatchError(
+                f"{image.familiar} now resolves to {expected_digest}, but the verdict was "
+                f"given for {judged_digest}: refusing to fetch content no policy judged",
+                hint="pull again",
+            )
+        expected_digest = judged_digest
     source = open_image_location(services.registries, str(image))
     prefetched: ManifestBlob | None = None
     if trusted is not None and isinstance(source, RegistryLocation):
