@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.hsm import SoftHSM
@@ -267,3 +268,36 @@ def test_hsm_pin_from_settings_prompt_or_a_clear_error() -> None:
         PinSource(None, interactive=False)("pin")
     # the environment variable reaches the key store through Settings
     assert Settings.from_env({"HOME": "/tmp", "SERVIN_HSM_PIN": "77"}).hsm_pin == "77"
+
+
+@pytest.mark.registry
+def test_online_keys_sign_into_the_registry_store(
+    aws_kms: AwsKms, softhsm: SoftHSM, settings: Settings, registry: Any, tmp_path: Path
+) -> None:
+    """A CI runner holding no key file: its signer key and the timestamp key in KMS, the
+    snapshot key on the HSM; the trust data in the image's own registry; a client sharing
+    nothing but the registry verifies the tag and sees the KMS key vouch for it."""
+    from fixtures.registry import use_registry
+
+    from trustkit.collections import rotate_key, sign_tag, trust_evidence
+
+    writer = settings.with_changes(
+        trust_server="registry://?settle=0.05&claim_ttl=2", hsm_pin=softhsm.pin
+    )
+    use_registry(writer, registry)
+    keys = KeyStore(writer)
+    ci = keys.import_uri(f"awskms:{aws_kms.create_key()}", role="delegation", name="ci")
+    gun = f"{registry.host}/online/app"
+    add_signer(writer, gun, "ci", [ci.public_key], keystore=keys)
+    snapshot = keys.import_uri(softhsm.uri(softhsm.new_key()), role="snapshot", name="snap")
+    timestamp = keys.import_uri(f"awskms:{aws_kms.create_key()}", role="timestamp", name="ts")
+    rotate_key(writer, gun, "snapshot", keystore=keys, key=snapshot)
+    rotate_key(writer, gun, "timestamp", keystore=keys, key=timestamp)
+    digest = digest_for("registry-v1")
+    sign_tag(writer, parse(f"{gun}:v1"), digest=digest, size=10, keystore=keys)
+    online = (ci, snapshot, timestamp)
+    assert not any((keys.directory / f"{k.keyid}.key").exists() for k in online)
+    client = writer.with_changes(trust_dir=tmp_path / "client")
+    assert verify_tag(client, parse(f"{gun}:v1")).digest == digest
+    evidence = trust_evidence(client, parse(f"{gun}:v1"))
+    assert evidence.verified and ci.keyid in evidence.keyids
