@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.notary import NOTARY_ENV, NotaryCLI, NotaryServer, needs_notary
+from fixtures.registry import Registry, use_registry
 
 from trustkit.collections import list_signed_tags
 from trustkit.config import Settings
@@ -15,11 +16,11 @@ from trustkit.keys import KeyStore
 from trustkit.notary import writer
 from trustkit.pipeline.migrate_notary import _OnlyKeys, migrate_from_notary
 from trustkit.services import Services
-from trustkit.stores import open_store
 
 pytestmark = [pytest.mark.peer, needs_notary]
 
 TAGS = 1000
+REGISTRY_STORE = "registry://?settle=0.05"
 
 
 def _digest(i: int) -> str:
@@ -33,13 +34,17 @@ def _notary_private_key(cli: NotaryCLI, role: str) -> bytes:
     raise AssertionError(f"no {role} key")
 
 
-def test_migrate_1000_tags_two_signers_to_a_tuf_store(
+@pytest.mark.registry
+def test_migrate_1000_tags_two_signers_to_the_registry_store(
     notary_server: NotaryServer,
+    registry: Registry,
+    repo_name: str,
     tmp_path: Path,
     passphrase_env: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    gun = "localhost:5000/migrate/app"
+    """The usual way off DCT: into the image's own registry (the registry store)."""
+    gun = f"{registry.host}/{repo_name}"
     cli = NotaryCLI(notary_server.url, tmp_path / "notary")
     cli.run("init", "-p", gun)
     cli.run("key", "rotate", gun, "snapshot", "-r")
@@ -65,11 +70,12 @@ def test_migrate_1000_tags_two_signers_to_a_tuf_store(
         writer.sign_tags(services, gun, _OnlyKeys(keys, [bob.keyid]), evens)
     assert "t999" in cli.run("list", gun)  # the notary CLI agrees the collection is sound
 
-    dest = f"file://{tmp_path / 'tuf-store'}"
+    use_registry(settings, registry)
+    dest = REGISTRY_STORE
     with Services(Settings.from_env(), keys=keys) as services:
         dry = migrate_from_notary(services, gun, notary_server.url, dest, dry_run=True)
         assert dry.action == "would copy" and len(dry.carried) == TAGS
-        assert not (tmp_path / "tuf-store").exists() or not any((tmp_path / "tuf-store").iterdir())
+        assert not services.store_at(dest).exists(gun)  # a dry run writes nothing
 
         report = migrate_from_notary(services, gun, notary_server.url, dest, dry_run=False)
     assert report.action == "copied"
@@ -83,6 +89,7 @@ def test_migrate_1000_tags_two_signers_to_a_tuf_store(
     assert report.carried["t3"]["by"] == ["alice"]
 
     # a fresh client (another trust dir) verifies every tag from the new store
+    # a fresh client shares only the registry with the migrating machine
     fresh_settings = Settings.from_env(trust_dir=tmp_path / "fresh").with_changes(trust_server=dest)
     with Services(fresh_settings) as fresh:
         tags = {t.tag: t for t in list_signed_tags(fresh, gun)}
@@ -96,7 +103,8 @@ def test_migrate_1000_tags_two_signers_to_a_tuf_store(
     with Services(Settings.from_env(), keys=keys) as services:
         again = migrate_from_notary(services, gun, notary_server.url, dest, dry_run=False)
     assert again.action == "unchanged" and len(again.carried) == TAGS
-    assert open_store(dest).root_version(gun) == 1
+    with Services(Settings.from_env()) as services:
+        assert services.store_at(dest).root_version(gun) == 1
 
 
 def _keyid_of_pem(pem: Path) -> str:

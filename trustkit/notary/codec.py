@@ -129,7 +129,11 @@ class NotaryKey:
     def certificate_cn(self) -> str | None:
         if self.certificate is None:
             return None
-        names = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        import warnings
+
+        with warnings.catch_warnings():  # notary writes CNs over X.520's 64 characters (long GUNs)
+            warnings.simplefilter("ignore", UserWarning)
+            names = self.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         return str(names[0].value) if names else None
 
 
