@@ -233,3 +233,25 @@ def test_webhook_metrics_show_expiry_of_admitted_images(webhook_server: Any) -> 
     assert line.startswith('trustkit_trust_expiry_seconds{collection="docker.io/library/busybox"} ')
     seconds = float(line.rsplit(" ", 1)[1])
     assert 2 * 86400 - 120 < seconds <= 2 * 86400
+
+
+def test_expiring_within_leaves_collections_it_only_verifies(
+    cli_repo: TrustedRepo,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A machine that verified a due collection but holds none of its keys: not a failure."""
+    sign(cli_repo, "v1", SHORT)
+    monkeypatch.setenv("SERVIN_TRUST_DIR", str(tmp_path / "verifier"))
+    monkeypatch.setenv(
+        "SERVIN_CONTENT_TRUST_SERVER", f"file://{cli_repo.settings.local_server_dir}"
+    )
+    code, _, err = run(capsys, "trust", "verify", f"{cli_repo.ref}:v1")
+    assert code == 0 and "warning" in err
+    code, out, err = run(capsys, "trust", "renew", "--expiring-within", "3d")
+    assert code == 0 and out == "", err
+    assert f"{cli_repo.gun}: due, but not renewable here" in err
+    # named explicitly, the same is a failure (exit 2): the user asked for it
+    code, _, err = run(capsys, "trust", "renew", "--expiring-within", "3d", str(cli_repo.ref))
+    assert code == 2 and "cannot sign" in err

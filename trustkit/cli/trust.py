@@ -462,6 +462,8 @@ def renew_cmd(
             click.echo(f"Renewed {', '.join(renewed)} of {named.get(gun, gun)}")
         for gun in report.fresh:
             click.echo(f"{named.get(gun, gun)}: nothing expires within {window}", err=True)
+        for gun, why in report.not_ours.items():
+            click.echo(f"{gun}: due, but not renewable here: {why.one_line()}", err=True)
         failed = report.failed
     else:
         wanted = [RELEASES if r == "releases" else r for r in roles]

@@ -24,7 +24,7 @@ from trustkit.collections.expiry import (
 from trustkit.collections.model import ROOT, SNAPSHOT, TARGETS, TIMESTAMP
 from trustkit.collections.repository import Collection, local_keyids
 from trustkit.config import Settings
-from trustkit.errors import TrustkitError, UnknownRepositoryError
+from trustkit.errors import KeyStoreError, TrustkitError, UnknownRepositoryError
 from trustkit.services import Services, as_services
 
 #: collections one ``renew --expiring-within`` run considers at most (each is read and verified)
@@ -86,6 +86,8 @@ def known_collections(settings: Settings | Services) -> list[str]:
 class RenewalReport:
     renewed: dict[str, list[str]] = field(default_factory=dict)  # gun -> roles renewed
     fresh: list[str] = field(default_factory=list)  # nothing expires within the window
+    #: found, not named, and not renewable with this key store (someone else's collection)
+    not_ours: dict[str, KeyStoreError] = field(default_factory=dict)
     failed: dict[str, TrustkitError] = field(default_factory=dict)
 
 
@@ -95,11 +97,13 @@ def renew_expiring(
     guns: Iterable[str] | None = None,
 ) -> RenewalReport:
     """Renew every role that expires within ``within`` in each collection of ``guns`` (default:
-    ``known_collections``). Roles whose keys this key store lacks are left alone; snapshot and
-    timestamp are renewed with any change. One collection's failure does not stop the others."""
+    ``known_collections``, where one whose keys are not here is reported in ``not_ours``, not as
+    a failure). Roles whose keys this key store lacks are left alone; snapshot and timestamp are
+    renewed with any change. One collection's failure does not stop the others."""
     services = as_services(settings)
     now = services.clock()
     report = RenewalReport()
+    named = guns is not None
     for gun in guns if guns is not None else known_collections(services):
         try:
             collection = Collection.load(services.store, gun)
@@ -116,6 +120,12 @@ def renew_expiring(
                 and local_keyids(services.keys, collection.keyids_of(role))
             ]
             report.renewed[gun] = renew(services, gun, extra)
+        except KeyStoreError as exc:
+            # a collection this machine only verifies is not its to renew, unless named
+            if named:
+                report.failed[gun] = exc
+            else:
+                report.not_ours[gun] = exc
         except TrustkitError as exc:
             report.failed[gun] = exc
     return report
