@@ -184,3 +184,77 @@ def test_cli_layout_moves_a_collection_onto_bins(passphrase_env: object, tmp_pat
     sign2 = ["trust", "sign", f"{repo}:v2", "--digest", digest_for("v2"), "--size", "3"]
     signed = runner.invoke(cli, sign2)
     assert signed.exit_code == 0 and ".bin-" in signed.output
+
+
+# --- a compromised server (holding snapshot and timestamp keys) forging a bin ----------------
+def _forge_bin(repo: TrustedRepo, tag: str, signer_ids: list[str]) -> None:
+    """Publish the releases bin of ``tag`` with ``tag`` -> an evil digest, signed only by
+    ``signer_ids``, under a valid snapshot and timestamp."""
+    from trustkit.collections._tuf import Metadata, MetaFile, TargetFile, Targets
+    from trustkit.collections.model import DEFAULT_EXPIRIES
+    from trustkit.stores import MetadataFile, open_store
+
+    store = open_store(repo.settings.trust_store_url)
+    collection = Collection.load(store, repo.gun)
+    assert collection is not None
+    role = bin_for(RELEASES, BITS, tag)
+    published = collection.delegated(role)
+    md = (
+        Metadata.from_bytes(published.to_bytes())
+        if published is not None
+        else Metadata(Targets(version=collection.published_version(role)))
+    )
+    md.signed.version += 1
+    md.signed.targets[tag] = TargetFile(1, {"sha256": "e" * 64}, tag)
+    md.signatures.clear()
+    for keyid in signer_ids:
+        md.sign(repo.keystore.signer(keyid), append=True)
+    data = md.to_bytes()
+    collection.snapshot.signed.meta[f"{role}.json"] = MetaFile(md.signed.version, length=len(data))
+
+    class Injecting(LocalDirStore):
+        def publish(self, gun: str, files: object, *, expected: str | None) -> str:
+            extra = [MetadataFile(role, md.signed.version, data)]
+            return super().publish(gun, [*extra, *files], expected=expected)  # type: ignore[misc]
+
+    collection.publish(repo.keystore, DEFAULT_EXPIRIES, Injecting(repo.settings.local_server_dir))
+
+
+def test_forged_bin_signed_by_an_unknown_key(binned_repo: TrustedRepo) -> None:
+    from trustkit.errors import SignatureError
+
+    mallory = binned_repo.keystore.generate(role="delegation", name="mallory")
+    _forge_bin(binned_repo, "evil", [mallory.keyid])
+    with pytest.raises(SignatureError, match="unknown key, or fewer signatures"):
+        verify_tag(binned_repo.settings, binned_repo.tag("evil"))
+
+
+def test_bin_signed_below_the_releases_threshold(binned_repo: TrustedRepo) -> None:
+    from trustkit.collections import add_signer
+    from trustkit.errors import BelowThresholdError
+
+    keys = binned_repo.keystore
+    bob = keys.generate(role="delegation", name="bob")
+    add_signer(
+        binned_repo.settings, binned_repo.gun, "bob", [bob.public_key], threshold=2, keystore=keys
+    )
+    binned_repo.sign("v2")
+    assert verify_tag(binned_repo.settings, binned_repo.tag("v2")).signers == ("alice", "bob")
+    _forge_bin(binned_repo, "v2", [binned_repo.signer.keyid])
+    with pytest.raises(BelowThresholdError, match="1/2 keys"):
+        verify_tag(binned_repo.settings, binned_repo.tag("v2"))
+
+
+def test_removed_signers_key_no_longer_signs_a_bin(binned_repo: TrustedRepo) -> None:
+    from trustkit.collections import add_signer, remove_signer
+    from trustkit.errors import SignatureError
+
+    keys = binned_repo.keystore
+    bob = keys.generate(role="delegation", name="bob")
+    add_signer(binned_repo.settings, binned_repo.gun, "bob", [bob.public_key], keystore=keys)
+    binned_repo.sign("v2")
+    remove_signer(binned_repo.settings, binned_repo.gun, "alice", keystore=keys)
+    assert verify_tag(binned_repo.settings, binned_repo.tag("v2")).signers == ("bob",)
+    _forge_bin(binned_repo, "evil", [binned_repo.signer.keyid])
+    with pytest.raises(SignatureError):
+        verify_tag(binned_repo.settings, binned_repo.tag("evil"))
