@@ -36,6 +36,7 @@ class Collection:
     server: NotaryServer
     cli: NotaryCLI
     alice_keyid: str
+    first_targets: bytes  # targets.json as served after the first tag: real, validly signed
 
 
 def _keyid_of_pem(pem: Path) -> str:
@@ -59,6 +60,7 @@ def collection(notary_server: NotaryServer, tmp_path_factory: pytest.TempPathFac
     gun = "localhost:5000/library/app"
     cli.run("init", "-p", gun)
     cli.run("addhash", "-p", gun, "v1", "11", "--sha256", V1)
+    first_targets = urllib_get(f"{notary_server.url}/v2/{gun}/_trust/tuf/targets.json")
     cli.run("key", "generate", "ecdsa", "--role", "alice", "-o", str(work / "alice"))
     keyid = _keyid_of_pem(work / "alice.pem")
     cli.run("delegation", "add", gun, "targets/releases", str(work / "alice.pem"), "--all-paths")
@@ -73,7 +75,7 @@ def collection(notary_server: NotaryServer, tmp_path_factory: pytest.TempPathFac
     cli.run("key", "rotate", gun, "snapshot", "-r")
     cli.run("key", "rotate", gun, "root", stdin="yes\n")
     cli.run("remove", "-p", gun, "gone")
-    return Collection(gun, notary_server, cli, keyid)
+    return Collection(gun, notary_server, cli, keyid, first_targets)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -217,20 +219,27 @@ def urllib_get(url: str) -> bytes:
         return data
 
 
-def test_mix_and_match_snapshot_of_another_root_is_refused(
+def test_mix_and_match_is_refused(
     collection: Collection,
     notary_adversary: NotaryAdversary,
     capsys: pytest.CaptureFixture[str],
     use_server: Callable[[str], None],
 ) -> None:
-    # a real older root (validly self-signed) with the current timestamp and snapshot
-    old_root = urllib_get(f"{collection.server.url}/v2/{collection.gun}/_trust/tuf/1.root.json")
-    notary_adversary.overrides["/root.json"] = old_root
+    """Real, validly signed files of different moments: an older targets with the current
+    snapshot is tampering; an older root handed to a fresh client does not sign the rest."""
+    base = f"{collection.server.url}/v2/{collection.gun}/_trust/tuf"
+    notary_adversary.overrides["/tuf/targets.json"] = collection.first_targets
     code, err = _verify_through(notary_adversary, collection.gun, capsys, use_server)
     assert code == 1
     _one_line(err)
-    kind = _kind(collection.gun)
-    assert kind in (FailureKind.TAMPERED, FailureKind.BAD_SIGNATURE)
+    assert _kind(collection.gun) is FailureKind.TAMPERED
+    notary_adversary.overrides.clear()
+    # root v1 still lists the snapshot key the client held before `key rotate snapshot -r`
+    notary_adversary.overrides["/tuf/root.json"] = urllib_get(f"{base}/1.root.json")
+    code, err = _verify_through(notary_adversary, collection.gun, capsys, use_server)
+    assert code == 1
+    _one_line(err)
+    assert _kind(collection.gun) is FailureKind.BAD_SIGNATURE
 
 
 def test_signature_by_a_key_not_in_root_is_refused(
