@@ -188,9 +188,12 @@ class DripRegistry:
 
     ``open`` counts connections the client has not given up; ``peak`` the most at once."""
 
-    def __init__(self, *, interval: float = 0.2, body: bool = False) -> None:
+    def __init__(
+        self, *, interval: float = 0.2, body: bool = False, steady: bytes | None = None
+    ) -> None:
         self.interval = interval
         self.body = body
+        self.steady = steady  # instead of dripping: this body, 16 KiB every ``interval``
         self.open = 0
         self.peak = 0
         self.requests: list[str] = []
@@ -225,6 +228,14 @@ class DripRegistry:
                 self.requests.append(line)
                 if line.split(" ")[1] == "/v2/":
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    continue
+                if self.steady is not None:
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.steady)
+                    )
+                    for start in range(0, len(self.steady), 16 * 1024):
+                        time.sleep(self.interval)
+                        conn.sendall(self.steady[start : start + 16 * 1024])
                     continue
                 if self.body:
                     conn.sendall(
@@ -292,6 +303,28 @@ def test_a_dripping_registry_times_out_on_the_overall_deadline(
     took = time.monotonic() - started
     assert 1.4 <= took < 2.5, took
     assert drip.wait_all_closed(2.0), "the connection to the dripping registry was kept"
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_slow_but_steady_body_is_not_cut_at_the_exchange_allowance(
+    drip_registry: Any, tmp_path: Path
+) -> None:
+    """The deadline is not a blunt total: a body arriving at a sane rate (160 KiB/s here, over
+    the 64 KiB/s floor) may take longer than the allowance to start answering."""
+    import hashlib
+
+    from trustkit.config import Settings
+    from trustkit.registry import RegistryClient
+
+    payload = bytes(range(256)) * 1200  # 300 KiB: about 2 s at 16 KiB per 0.1 s
+    drip = drip_registry(interval=0.1, steady=payload)
+    settings = Settings(trust_dir=tmp_path / "trust", config_dir=tmp_path / "config")
+    client = RegistryClient(settings, drip.host, exchange_seconds=1.0)
+    digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+    started = time.monotonic()
+    assert client.get_blob("t/app", digest, max_size=len(payload)) == payload
+    assert time.monotonic() - started > 1.5  # longer than the 1 s allowance, and still fine
     client.close()
 
 

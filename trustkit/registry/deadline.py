@@ -6,9 +6,10 @@ as it likes. Here every socket operation of a registry connection (connect, TLS,
 the wait for a free pooled connection) is given only what is left of the exchange's overall
 deadline:
 
-- an exchange (one request and its body) must start answering within ``exchange_seconds`` and then
-  deliver its body at ``MIN_BYTES_PER_SECOND`` on average: large blobs on a slow but honest link
-  still arrive, a drip does not;
+- an exchange (one request and its answer) must start answering within ``exchange_seconds`` (plus
+  the time its request body takes at ``MIN_BYTES_PER_SECOND``) and then deliver its body at
+  ``MIN_BYTES_PER_SECOND`` on average: large blobs on a slow but honest link still arrive, in
+  either direction; a drip does not;
 - ``deadline_at(t)`` sets an ambient deadline for every exchange in the block (the webhook's answer
   is due at ``t``): work whose result nobody waits for any more stops at ``t`` instead of holding a
   worker thread.
@@ -170,7 +171,11 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         started = time.monotonic()
-        with deadline_at(started + self.exchange_seconds):
+        # an upload is allowed the same minimum rate as a download (a 256 MiB monolithic blob)
+        length = request.headers.get("Content-Length", "")
+        sending = int(length) / MIN_BYTES_PER_SECOND if length.isdigit() else 0.0
+        allowance = self.exchange_seconds + sending
+        with deadline_at(started + allowance):
             # the wait for a free connection is no socket operation: cap it here
             timeouts = dict(request.extensions.get("timeout") or {})
             try:
@@ -180,7 +185,7 @@ class DeadlineTransport(httpx.BaseTransport):
             request.extensions = {**request.extensions, "timeout": timeouts}
             response = self._inner.handle_request(request)
         assert isinstance(response.stream, httpx.SyncByteStream)
-        body = _DeadlineBody(response.stream, started, self.exchange_seconds)
+        body = _DeadlineBody(response.stream, started, allowance)
         return httpx.Response(
             response.status_code,
             headers=response.headers,
