@@ -35,7 +35,8 @@ _MAX_NODES = 50_000_000
 def _plain(value: Any) -> bool:
     """Whether ``value`` holds only exact str/int/bool/None leaves, lists, tuples and dicts
     with string keys: the values on which both encoders agree (no floats, no subclasses
-    whose ``str`` and ``repr`` differ). A walk that builds no strings."""
+    whose ``str`` and ``repr`` differ). A walk that builds no strings; str and int leaves,
+    nearly all of metadata, are passed over without being stacked."""
     stack = [value]
     budget = _MAX_NODES  # a structure with a cycle never ends: securesystemslib refuses it
     while stack:
@@ -48,9 +49,14 @@ def _plain(value: Any) -> bool:
             for key, child in item.items():
                 if type(key) is not str:
                     return False
-                stack.append(child)
+                child_kind = type(child)
+                if child_kind is not str and child_kind is not int:
+                    stack.append(child)
         elif kind is list or kind is tuple:
-            stack.extend(item)
+            for child in item:
+                child_kind = type(child)
+                if child_kind is not str and child_kind is not int:
+                    stack.append(child)
         elif kind not in _LEAVES:
             return False
     return True
