@@ -26,6 +26,9 @@ ENV_POLICY_DIR = "SERVIN_POLICY_DIR"
 ENV_SCANNER = "SERVIN_SCANNER"  # command run by `push --scan`, e.g. "trivy image --format json"
 ENV_TRUST_EXPIRY = "SERVIN_TRUST_EXPIRY"  # e.g. "timestamp=7d,snapshot=1y" (Notary's defaults)
 ENV_HSM_PIN = "SERVIN_HSM_PIN"  # the user PIN of a PKCS#11 token holding an `hsm:` key
+#: which signature formats a content-trust push writes, e.g. "tuf,cosign" (docs/signatures.md)
+ENV_SIGNATURE_FORMATS = "SERVIN_SIGNATURE_FORMATS"
+SIGNATURE_FORMATS = ("tuf", "cosign")
 
 #: the spellings of "off"; any other non-empty value is on, as Docker treats an unparsable
 #: DOCKER_CONTENT_TRUST: a value meant as on ("enabled", "required", "2") never disables checks
@@ -43,6 +46,24 @@ def parse_content_trust(value: str | None) -> bool:
     if not value:
         return False
     return value.strip().lower() not in _CONTENT_TRUST_OFF
+
+
+def parse_signature_formats(value: str | None) -> tuple[str, ...]:
+    """``SERVIN_SIGNATURE_FORMATS``: a comma list of ``tuf`` and ``cosign``; unset means both.
+    The TUF collection is what content trust verifies, so it cannot be left out."""
+    if value is None or not value.strip():
+        return SIGNATURE_FORMATS
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in value.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in SIGNATURE_FORMATS]
+    if unknown or "tuf" not in formats:
+        from trustkit.errors import BadInputError
+
+        raise BadInputError(
+            f"{ENV_SIGNATURE_FORMATS}={value!r}: expected a comma list of "
+            f"{', '.join(SIGNATURE_FORMATS)} including tuf",
+            hint=f"{ENV_SIGNATURE_FORMATS}=tuf,cosign (the default) or tuf",
+        )
+    return formats
 
 
 def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -74,6 +95,8 @@ class Settings:
     trust_expiry: str | None = None  # role=duration,... overriding Notary's default expiries
     hsm_pin: str | None = field(default=None, repr=False)
     import_passphrase: str | None = field(default=None, repr=False)
+    #: formats a content-trust push writes: the TUF collection always, cosign .sig by default
+    signature_formats: tuple[str, ...] = SIGNATURE_FORMATS
 
     @classmethod
     def from_env(
@@ -99,6 +122,7 @@ class Settings:
             trust_expiry=env.get(ENV_TRUST_EXPIRY) or None,
             hsm_pin=env.get(ENV_HSM_PIN) or None,
             import_passphrase=env.get(ENV_IMPORT_PASSPHRASE) or None,
+            signature_formats=parse_signature_formats(env.get(ENV_SIGNATURE_FORMATS)),
         )
 
     def with_changes(self, **changes: object) -> Settings:

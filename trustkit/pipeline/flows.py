@@ -10,6 +10,7 @@ on the source's digest before ``copy_image``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from trustkit.collections.cosigning import PendingView
     from trustkit.collections.engine import SignOutcome
     from trustkit.registry import Descriptor, ImageLocation, ManifestBlob, RegistryLocation
+
+_log = logging.getLogger(__name__)
 
 #: runs after the upload and before signing; raises (``PolicyRefusal``) to refuse
 PushGate = Callable[["Descriptor"], Verdict]
@@ -210,7 +213,22 @@ def sign_unless_blocked(
     outcome = sign_or_propose(
         services, ref.with_tag(ref.tag), digest=descriptor.digest, size=descriptor.size
     )
+    if outcome.published and "cosign" in services.settings.signature_formats:
+        write_cosign_signatures(services, ref.with_tag(ref.tag), descriptor)
     return verdict, outcome
+
+
+def write_cosign_signatures(
+    services: Services, ref: refs.ImageRef, descriptor: Descriptor
+) -> list[str]:
+    """After the tag is signed in its collection: the same keys sign it the way cosign and
+    skopeo verify (``trustkit.sources.cosign``); returns one notice per key that cannot."""
+    from trustkit.sources.cosign import sign_pushed, signing_keyids
+
+    written = sign_pushed(services, ref, descriptor, signing_keyids(services, ref))
+    for notice in written.notices:
+        _log.warning("%s", notice)
+    return written.notices
 
 
 def push_image(

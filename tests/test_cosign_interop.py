@@ -1,0 +1,290 @@
+"""cosign signatures both ways, against the real peers (cosign 2.5, skopeo 1.18 with sigstore):
+
+* a content-trust push writes ``.sig`` signatures that ``cosign verify --key`` and skopeo's
+  ``sigstoreSigned`` policy accept (single image and every instance of a multi-arch index), and
+  refuse under another key or once the tag was moved to unsigned content; ``trust revoke``
+  removes them;
+* trustkit's cosign source accepts images signed by cosign and by skopeo under their keys and
+  refuses another key or a signature of another digest.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from fixtures.base import REPO_PASS
+from fixtures.cosign import Cosign, _peer_env
+from fixtures.registry import BuiltImage, Registry
+
+from trustkit import refs
+from trustkit.config import Settings
+from trustkit.errors import FailureKind
+from trustkit.keys import KeyStore, public_key_pem
+from trustkit.pipeline.flows import push_image
+from trustkit.registry.location import open_registry_location
+from trustkit.services import Services
+from trustkit.sources.cosign import (
+    load_cosign_key,
+    read_material,
+    remove_signatures,
+    signature_tag,
+    verify_with_keys,
+)
+
+pytestmark = pytest.mark.peer
+
+
+def _skopeo() -> str:
+    path = _peer_env().get("SKOPEO_SIGSTORE")
+    if not path or not Path(path).exists():
+        pytest.skip("skopeo with sigstore support is not installed (scripts/install-peers.sh)")
+    return path
+
+
+@pytest.fixture
+def signer_pub(settings: Settings, tmp_path: Path) -> Path:
+    """A generated ECDSA P-256 targets key: the key content trust signs with."""
+    return tmp_path / "unused.pub"
+
+
+def _trustkit_pub(settings: Settings, gun: str, tmp_path: Path) -> Path:
+    from trustkit.sources.cosign import signing_keyids
+
+    keyids = set(signing_keyids(Services(settings), refs.parse(f"{gun}:v1")))
+    assert keyids, "content trust signed without a key of its own"
+    record = KeyStore(settings).get(sorted(keyids)[0])
+    pub = tmp_path / "trustkit.pub"
+    pub.write_bytes(public_key_pem(record.public_key))
+    return pub
+
+
+def _other_pub(tmp_path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pub = tmp_path / "other.pub"
+    pub.write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return pub
+
+
+def cosign_verify(cosign: Cosign, pub: Path, image: str) -> tuple[int, str]:
+    done = cosign.run(
+        "verify", "--key", str(pub), "--insecure-ignore-tlog=true", "--allow-http-registry", image
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def skopeo_pull(
+    skopeo: str, tmp_path: Path, host: str, pub: Path, image: str, *, all_instances: bool = False
+) -> tuple[int, str]:
+    policy = tmp_path / f"policy-{pub.stem}.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "default": [{"type": "reject"}],
+                "transports": {
+                    "docker": {
+                        host: [
+                            {
+                                "type": "sigstoreSigned",
+                                "keyPath": str(pub),
+                                "signedIdentity": {"type": "matchRepoDigestOrExact"},
+                            }
+                        ]
+                    },
+                    "dir": {"": [{"type": "insecureAcceptAnything"}]},
+                },
+            }
+        )
+    )
+    regd = tmp_path / "registries.d"
+    regd.mkdir(exist_ok=True)
+    (regd / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
+    out = tmp_path / "skopeo-out"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    args = [skopeo, "--policy", str(policy), "--registries.d", str(regd), "copy", "-q"]
+    if all_instances:
+        args.append("--all")
+    args += ["--src-tls-verify=false", f"docker://{image}", f"dir:{out}"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _push(settings: Settings, image: BuiltImage, dest: str, *, sign: bool = True) -> str:
+    return push_image(settings, image.oci, dest, sign=sign).descriptor.digest
+
+
+def test_cosign_and_skopeo_accept_trustkit_signature_and_refuse_other_key_and_moved_tag(
+    settings: Settings,
+    registry: Registry,
+    oci_image: object,
+    cosign: Cosign,
+    tmp_path: Path,
+) -> None:
+    skopeo = _skopeo()
+    build = oci_image  # factory
+    first = build(tag="v1", name="first")  # type: ignore[operator]
+    repo = f"{registry.host}/cosign/single"
+    digest = _push(settings, first, f"{repo}:v1")
+    pub = _trustkit_pub(settings, repo, tmp_path)
+    other = _other_pub(tmp_path)
+
+    # the .sig tag holds one simple-signing layer whose payload names host/repo:tag
+    location = open_registry_location(settings, refs.parse(f"{repo}:v1"))
+    try:
+        material = read_material(location, digest)
+    finally:
+        location.close()
+    assert len(material.layers) == 1
+    payload = json.loads(material.layers[0].payload)
+    assert payload["critical"]["identity"]["docker-reference"] == f"{repo}:v1"
+    assert set(payload["critical"]) == {"identity", "image", "type"}
+
+    code, out = cosign_verify(cosign, pub, f"{repo}:v1")
+    assert code == 0, out
+    code, out = cosign_verify(cosign, other, f"{repo}:v1")
+    assert code != 0 and "no matching signatures" in out, out
+    code, out = skopeo_pull(skopeo, tmp_path, registry.host, pub, f"{repo}:v1")
+    assert code == 0, out
+    code, out = skopeo_pull(skopeo, tmp_path, registry.host, other, f"{repo}:v1")
+    assert code != 0, out
+
+    # the tag moved to unsigned content: both refuse it by tag
+    second = build(tag="v1", name="second", seed=b"second")  # type: ignore[operator]
+    _push(settings, second, f"{repo}:v1", sign=False)
+    code, out = cosign_verify(cosign, pub, f"{repo}:v1")
+    assert code != 0, out
+    code, out = skopeo_pull(skopeo, tmp_path, registry.host, pub, f"{repo}:v1")
+    assert code != 0, out
+    # the signed digest still verifies by digest
+    code, out = cosign_verify(cosign, pub, f"{repo}@{digest}")
+    assert code == 0, out
+
+
+def test_multi_arch_index_and_each_instance_verify(
+    settings: Settings,
+    registry: Registry,
+    oci_index: object,
+    cosign: Cosign,
+    tmp_path: Path,
+) -> None:
+    skopeo = _skopeo()
+    index = oci_index(tag="v1", name="multi")  # type: ignore[operator]
+    repo = f"{registry.host}/cosign/multi"
+    digest = _push(settings, index, f"{repo}:v1")
+    assert digest == index.digest and len(index.children) == 2
+    pub = _trustkit_pub(settings, repo, tmp_path)
+    code, out = cosign_verify(cosign, pub, f"{repo}:v1")
+    assert code == 0, out
+    for child in index.children:
+        code, out = cosign_verify(cosign, pub, f"{repo}@{child}")
+        assert code == 0, out
+    code, out = skopeo_pull(skopeo, tmp_path, registry.host, pub, f"{repo}:v1", all_instances=True)
+    assert code == 0, out
+    code, out = skopeo_pull(
+        skopeo, tmp_path, registry.host, _other_pub(tmp_path), f"{repo}:v1", all_instances=True
+    )
+    assert code != 0, out
+
+
+def test_revoke_removes_the_tags_cosign_signature(
+    settings: Settings, registry: Registry, oci_image: object, cosign: Cosign, tmp_path: Path
+) -> None:
+    image = oci_image(tag="v1", name="revoked")  # type: ignore[operator]
+    repo = f"{registry.host}/cosign/revoked"
+    digest = _push(settings, image, f"{repo}:v1")
+    pub = _trustkit_pub(settings, repo, tmp_path)
+    assert cosign_verify(cosign, pub, f"{repo}:v1")[0] == 0
+    removed = remove_signatures(Services(settings), refs.parse(f"{repo}:v1"), digest)
+    assert removed == 1
+    code, out = cosign_verify(cosign, pub, f"{repo}:v1")
+    assert code != 0, out
+
+
+def test_formats_setting_turns_cosign_off(
+    settings: Settings, registry: Registry, oci_image: object
+) -> None:
+    image = oci_image(tag="v1", name="tuf-only")  # type: ignore[operator]
+    repo = f"{registry.host}/cosign/tuf-only"
+    tuf_only = settings.with_changes(signature_formats=("tuf",))
+    digest = _push(tuf_only, image, f"{repo}:v1")
+    location = open_registry_location(settings, refs.parse(f"{repo}:v1"))
+    try:
+        assert signature_tag(digest) not in location.list_tags()
+    finally:
+        location.close()
+
+
+def test_trustkit_accepts_cosign_and_skopeo_signatures_and_refuses_another_key(
+    settings: Settings,
+    registry: Registry,
+    oci_image: object,
+    cosign: Cosign,
+    tmp_path: Path,
+) -> None:
+    skopeo = _skopeo()
+    repo = f"{registry.host}/cosign/peers"
+    by_cosign = _push(settings, oci_image(tag="c", name="c"), f"{repo}:c", sign=False)  # type: ignore[operator]
+    key, pub = cosign.key_pair(tmp_path / "cosign-keys")
+    done = cosign.run(
+        "sign", "--key", str(key), "--tlog-upload=false", "--allow-http-registry", "-y",
+        f"{repo}@{by_cosign}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    # skopeo signs while copying (its own sigstore key pair)
+    passphrase = tmp_path / "skopeo-pass"
+    passphrase.write_text(REPO_PASS)
+    prefix = tmp_path / "skopeo-key"
+    subprocess.run(
+        [skopeo, "generate-sigstore-key", "--output-prefix", str(prefix),
+         "--passphrase-file", str(passphrase)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    source = oci_image(tag="s", name="s")  # type: ignore[operator]
+    regd = tmp_path / "registries.d"
+    regd.mkdir()
+    (regd / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
+    done_s = subprocess.run(
+        [skopeo, "--registries.d", str(regd), "copy", "-q", "--dest-tls-verify=false",
+         "--sign-by-sigstore-private-key", f"{prefix}.private",
+         "--sign-passphrase-file", str(passphrase),
+         f"oci:{source.layout}:s", f"docker://{repo}:s"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done_s.returncode == 0, done_s.stderr
+    location = open_registry_location(settings, refs.parse(f"{repo}:s"))
+    try:
+        by_skopeo = location.get_manifest("s").digest  # skopeo may re-encode the manifest
+    finally:
+        location.close()
+
+    cosign_key = load_cosign_key(str(pub))
+    skopeo_key = load_cosign_key(f"file://{prefix}.pub")
+    other_key = load_cosign_key(str(_other_pub(tmp_path)))
+    location = open_registry_location(settings, refs.parse(f"{repo}:c"))
+    try:
+        for digest, right in ((by_cosign, cosign_key), (by_skopeo, skopeo_key)):
+            material = read_material(location, digest)
+            good = verify_with_keys(material, [right])
+            assert good.verified and good.signers[0].keyids == (right.keyid,), good
+            bad = verify_with_keys(material, [other_key])
+            assert not bad.verified and bad.failure is FailureKind.BAD_SIGNATURE
+            assert "none verifies" in (bad.message or "")
+        # cosign's signature of one image does not vouch for the other
+        swapped = read_material(location, by_cosign)
+        moved = type(swapped)(by_skopeo, swapped.layers)
+        refused = verify_with_keys(moved, [cosign_key])
+        assert not refused.verified and refused.failure is FailureKind.DIGEST_MISMATCH
+        unsigned = verify_with_keys(read_material(location, "sha256:" + "0" * 64), [cosign_key])
+        assert unsigned.failure is FailureKind.UNSIGNED
+    finally:
+        location.close()

@@ -1,0 +1,610 @@
+"""cosign key-based signatures: written on push, read from any tool (cosign, skopeo, trustkit).
+
+The format, as cosign 2.5 and skopeo 1.18 both accept it (``../shared/recipes/cosign-interop.sh``):
+
+* tag ``sha256-<hex>.sig`` in the image's repository holds an OCI image manifest with one layer
+  per signature, media type ``application/vnd.dev.cosign.simplesigning.v1+json``; the layer's
+  blob is the simple-signing payload (its exact bytes are what is signed) and its annotation
+  ``dev.cosignproject.cosign/signature`` the base64 signature (DER ECDSA-P256-SHA256);
+* the payload's ``critical`` holds exactly ``identity.docker-reference``,
+  ``image.docker-manifest-digest`` and ``type`` (skopeo refuses anything else). The identity we
+  write is ``host/repo:tag``, which skopeo's ``matchRepoDigestOrExact`` needs (cosign ignores it);
+* on a registry with the OCI 1.1 referrers API, the same signature is also written as a referrer
+  (``artifactType`` ``application/vnd.dev.cosign.artifact.sig.v1+json``), as cosign's
+  ``--registry-referrers-mode=oci-1-1`` does.
+
+Verification reads the ``.sig`` tag and the referrers (API or tag fallback index) and counts a
+signature when its payload names the digest and it verifies under a trusted public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from trustkit import refs
+from trustkit.errors import (
+    BadInputError,
+    FailureKind,
+    NotFoundError,
+    RegistryError,
+    TrustkitError,
+)
+from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.registry.model import (
+    OCI_EMPTY_JSON,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    ManifestBlob,
+    sha256_digest,
+)
+from trustkit.sources.model import BundleArtifact, SignatureMaterial, SimpleSigningLayer
+
+if TYPE_CHECKING:
+    from trustkit.registry.location import ImageLocation
+    from trustkit.services import Services
+
+SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+SIG_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+#: Sigstore bundle media types (v0.1 .. v0.3), as layers or as a referrer's artifactType
+BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
+COSIGN_TYPE = "cosign container image signature"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+MAX_SIGNATURES = 256  # layers per .sig manifest / referrers we read
+MAX_PAYLOAD = 64 * 1024  # a simple-signing payload is a few hundred bytes
+MAX_BUNDLE = 256 * 1024
+MAX_KEY_FILE = 64 * 1024
+#: the key schemes a cosign signature can be made with here (what cosign and skopeo verify)
+COSIGN_SCHEMES = frozenset({"ecdsa-sha2-nistp256"})
+
+
+def signature_tag(digest: str) -> str:
+    """cosign's signature tag: ``sha256:<hex>`` -> ``sha256-<hex>.sig``."""
+    algorithm, _, hex_digest = digest.partition(":")
+    if algorithm != "sha256" or len(hex_digest) != 64:
+        raise BadInputError(f"not a sha256 digest: {digest!r}")
+    return f"sha256-{hex_digest}.sig"
+
+
+def identity_of(ref: refs.ImageRef) -> str:
+    """The ``docker-reference`` we sign: ``host/repo:tag`` (skopeo's exact-match form)."""
+    if ref.tag is None:
+        raise BadInputError(f"a cosign signature identity needs a tag: {ref}")
+    return f"{ref.repository}:{ref.tag}"
+
+
+def simple_signing_payload(identity: str, digest: str) -> bytes:
+    """The payload cosign and skopeo verify: ``critical`` with exactly the three members."""
+    doc = {
+        "critical": {
+            "identity": {"docker-reference": identity},
+            "image": {"docker-manifest-digest": digest},
+            "type": COSIGN_TYPE,
+        },
+        "optional": {"creator": "trustkit"},
+    }
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+# --- keys -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CosignKey:
+    """A public key cosign signatures are verified with; ``keyid`` is trustkit's (TUF) key id,
+    so a key pinned in ``require_signed`` and here is the same key."""
+
+    name: str
+    keyid: str
+    public: Any  # a cryptography public key
+
+    def verifies(self, payload: bytes, signature: bytes) -> bool:
+        public = self.public
+        try:
+            if isinstance(public, ec.EllipticCurvePublicKey):
+                algorithm = _ec_hash(public)
+                try:
+                    public.verify(signature, payload, ec.ECDSA(algorithm))
+                    return True
+                except (InvalidSignature, ValueError):
+                    size = (public.curve.key_size + 7) // 8
+                    if len(signature) != 2 * size:
+                        return False
+                    # IEEE P1363 r||s, which cosign and skopeo accept too
+                    r = int.from_bytes(signature[:size], "big")
+                    s = int.from_bytes(signature[size:], "big")
+                    public.verify(encode_dss_signature(r, s), payload, ec.ECDSA(algorithm))
+                    return True
+            if isinstance(public, ed25519.Ed25519PublicKey):
+                public.verify(signature, payload)
+                return True
+            if isinstance(public, rsa.RSAPublicKey):
+                try:
+                    public.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
+                except InvalidSignature:
+                    pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.AUTO)
+                    public.verify(signature, payload, pss, hashes.SHA256())
+                return True
+        except (InvalidSignature, ValueError):
+            return False
+        return False
+
+
+def _ec_hash(public: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
+    return {256: hashes.SHA256(), 384: hashes.SHA384(), 521: hashes.SHA512()}.get(
+        public.curve.key_size, hashes.SHA256()
+    )
+
+
+def cosign_key_from_pem(data: bytes, name: str) -> CosignKey:
+    """A PEM ``PUBLIC KEY`` (cosign.pub) or a certificate's subject key."""
+    from trustkit.keys.pem import load_public_key
+
+    key = load_public_key(data, what=name)  # bounded, typed errors, the TUF key id
+    from trustkit.keys.pem import public_key_pem
+
+    public = serialization.load_pem_public_key(public_key_pem(key))
+    return CosignKey(name=name, keyid=key.keyid, public=public)
+
+
+def load_cosign_key(reference: str, *, base: Path | None = None) -> CosignKey:
+    """A key reference as cosign spells them, offline only: a PEM file path, ``file://PATH``
+    or ``env://VAR`` (the PEM in an environment variable). KMS and ``k8s://`` references
+    need a network this verifier never uses: export the public key to a file instead."""
+    from trustkit._fs import read_protected
+
+    scheme, sep, rest = reference.partition("://")
+    if sep and scheme == "env":
+        value = os.environ.get(rest)
+        if not value:
+            raise BadInputError(f"cosign key {reference}: environment variable {rest} is not set")
+        return cosign_key_from_pem(value.encode("utf-8"), reference)
+    if sep and scheme != "file":
+        raise BadInputError(
+            f"cosign key {reference}: {scheme}:// keys are not read (no network); "
+            "export the public key (cosign public-key --key ...) and name the file"
+        )
+    path = Path(rest if sep else reference).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    try:
+        data = read_protected(path, MAX_KEY_FILE, what="cosign public key")
+    except FileNotFoundError:
+        raise BadInputError(f"cosign key {reference}: no such file {path}") from None
+    return cosign_key_from_pem(data, reference)
+
+
+# --- writing --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WrittenSignature:
+    digest: str  # the signed manifest
+    keyid: str
+    sig_tag: str
+    referrer: str | None  # the referrer manifest's digest, when the registry has the API
+
+
+@dataclass
+class CosignWrite:
+    """What writing cosign signatures for one push did."""
+
+    written: list[WrittenSignature] = field(default_factory=list)
+    #: one line per key that cannot make a cosign signature (and so was skipped)
+    notices: list[str] = field(default_factory=list)
+
+
+def _get_optional(location: ImageLocation, reference: str) -> ManifestBlob | None:
+    try:
+        return location.get_manifest(reference)
+    except NotFoundError:
+        return None
+
+
+def _upload(location: ImageLocation, data: bytes, media_type: str) -> Descriptor:
+    desc = Descriptor(media_type, sha256_digest(data), len(data))
+    if not location.blob_exists(desc.digest):
+        location.upload_blob(desc, data)
+    return desc
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def _signature_manifest(location: ImageLocation, layers: list[Descriptor]) -> bytes:
+    """An image manifest like cosign's: a config whose diff_ids are the layer digests."""
+    config = {
+        "architecture": "",
+        "created": ZERO_TIME,
+        "history": [{"created": ZERO_TIME} for _ in layers],
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+        "config": {},
+    }
+    config_desc = _upload(location, _json_bytes(config), OCI_CONFIG)
+    return _json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config_desc.to_dict(),
+            "layers": [layer.to_dict() for layer in layers],
+        }
+    )
+
+
+def _sig_layers(blob: ManifestBlob | None, where: str) -> list[Descriptor]:
+    if blob is None or blob.is_index:
+        return []
+    try:
+        layers = blob.blobs()[1:]
+    except BadInputError as exc:
+        raise RegistryError(f"{where} is malformed; refusing to overwrite it: {exc}") from None
+    if len(layers) >= MAX_SIGNATURES:
+        raise RegistryError(f"{where} already holds {len(layers)} signatures")
+    return layers
+
+
+def _payload_of(location: ImageLocation, layer: Descriptor) -> dict[str, Any] | None:
+    if layer.media_type != SIMPLE_SIGNING or layer.size > MAX_PAYLOAD:
+        return None
+    try:
+        doc = json.loads(location.get_blob(layer.digest, max_size=MAX_PAYLOAD))
+    except (NotFoundError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _identity_in(doc: dict[str, Any] | None) -> str | None:
+    try:
+        identity = doc["critical"]["identity"]["docker-reference"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+    return identity if isinstance(identity, str) else None
+
+
+def attach_signature(
+    location: ImageLocation,
+    subject: Descriptor,
+    payload: bytes,
+    signature: bytes,
+    *,
+    key: CosignKey,
+) -> tuple[str, str | None]:
+    """Add one signature of ``subject`` to its ``.sig`` tag (and a referrer where the registry
+    has the API). An older signature by the same key for the same identity is replaced, so
+    pushing a tag again does not pile up layers. Returns (``.sig`` manifest digest, referrer)."""
+    layer = _upload(location, payload, SIMPLE_SIGNING)
+    layer = Descriptor(
+        SIMPLE_SIGNING,
+        layer.digest,
+        layer.size,
+        {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode("ascii")},
+    )
+    tag = signature_tag(subject.digest)
+    kept: list[Descriptor] = []
+    for existing in _sig_layers(_get_optional(location, tag), f"signature manifest {tag}"):
+        if existing.digest == layer.digest and _signed_by(existing, payload, key):
+            continue  # our own earlier signature of these exact bytes: replaced
+        kept.append(existing)
+    kept.append(layer)
+    sig_digest = location.put_manifest(tag, _signature_manifest(location, kept), OCI_MANIFEST)
+
+    referrer_digest = None
+    if location.referrers(subject.digest) is not None:  # the registry has the referrers API
+        config = _upload(location, b"{}", OCI_EMPTY_JSON)
+        referrer = _json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": SIG_ARTIFACT,
+                "config": config.to_dict(),
+                "layers": [layer.to_dict()],
+                "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_dict(),
+            }
+        )
+        referrer_digest = location.put_manifest(
+            sha256_digest(referrer), referrer, OCI_MANIFEST, top_level=False
+        )
+    return sig_digest, referrer_digest
+
+
+def _signed_by(layer: Descriptor, payload: bytes, key: CosignKey) -> bool:
+    encoded = (layer.annotations or {}).get(SIGNATURE_ANNOTATION, "")
+    try:
+        signature = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return key.verifies(payload, signature)
+
+
+def _signed_manifests(location: ImageLocation, descriptor: Descriptor) -> list[Descriptor]:
+    """The pushed manifest, and for an index every platform manifest it lists (skopeo verifies
+    each instance on its own, so each needs its own signature)."""
+    out = [descriptor]
+    top = location.get_manifest(descriptor.digest, expected_digest=descriptor.digest)
+    if top.is_index:
+        for child in top.children()[:MAX_SIGNATURES]:
+            if child.media_type in (OCI_INDEX,) or child.artifact_type is not None:
+                continue
+            out.append(child)
+    return out
+
+
+def signing_keyids(services: Services, ref: refs.ImageRef) -> list[str]:
+    """The keys held here that sign ``ref``'s tag in its collection (every role we sign it
+    into, named signer or not): the same keys make its cosign signatures."""
+    from trustkit.collections.engine import signable_roles
+    from trustkit.collections.repository import Collection, local_keyids
+
+    collection = Collection.load(services.store, ref.gun)
+    if collection is None:
+        return []
+    out: list[str] = []
+    for role in signable_roles(collection, services.keys, ref.tag):
+        out.extend(sorted(local_keyids(services.keys, collection.keyids_of(role))))
+    return list(dict.fromkeys(out))
+
+
+def sign_pushed(
+    services: Services, ref: refs.ImageRef, descriptor: Descriptor, keyids: Iterable[str]
+) -> CosignWrite:
+    """Write a cosign signature of the pushed manifest (and of each platform manifest of an
+    index) for every key in ``keyids`` that can make one; other key types get a notice."""
+    from trustkit.keys.pem import public_key_pem
+    from trustkit.registry.location import open_registry_location
+
+    identity = identity_of(ref)
+    result = CosignWrite()
+    usable: list[tuple[str, CosignKey]] = []
+    for keyid in dict.fromkeys(keyids):
+        record = services.keys.get(keyid)
+        if record.scheme not in COSIGN_SCHEMES:
+            result.notices.append(
+                f"key {keyid[:12]} ({record.scheme}) cannot make a cosign signature that cosign "
+                "and skopeo verify (ECDSA P-256 only): skipped"
+            )
+            continue
+        public = serialization.load_pem_public_key(public_key_pem(record.public_key))
+        name = record.name or keyid[:12]
+        usable.append((keyid, CosignKey(name=name, keyid=keyid, public=public)))
+    if not usable:
+        return result
+    location = open_registry_location(services.registries, ref)
+    try:
+        for subject in _signed_manifests(location, descriptor):
+            payload = simple_signing_payload(identity, subject.digest)
+            for keyid, key in usable:
+                signed = services.keys.signer(keyid).sign(payload)
+                signature = bytes.fromhex(signed.signature)
+                if not key.verifies(payload, signature):  # never publish a signature we can't
+                    raise TrustkitError(f"key {keyid[:12]} made a cosign signature that fails")
+                _, referrer = attach_signature(location, subject, payload, signature, key=key)
+                result.written.append(
+                    WrittenSignature(subject.digest, keyid, signature_tag(subject.digest), referrer)
+                )
+    finally:
+        location.close()
+    return result
+
+
+def remove_signatures(services: Services, ref: refs.ImageRef, digest: str) -> int:
+    """Drop the cosign signatures whose identity is ``ref``'s ``host/repo:tag`` from the ``.sig``
+    tags of ``digest`` and, for an index, of its platform manifests (``trust revoke``).
+    Signatures of other tags and by other tools' identities stay. Returns how many went."""
+    from trustkit.registry.location import open_registry_location
+
+    identity = identity_of(ref)
+    location = open_registry_location(services.registries, ref)
+    removed = 0
+    try:
+        try:
+            top = location.get_manifest(digest, expected_digest=digest)
+            digests = [digest, *(c.digest for c in top.children()[:MAX_SIGNATURES])]
+        except NotFoundError:
+            digests = [digest]
+        for each in digests:
+            tag = signature_tag(each)
+            blob = _get_optional(location, tag)
+            layers = _sig_layers(blob, f"signature manifest {tag}")
+            kept = [
+                layer for layer in layers if _identity_in(_payload_of(location, layer)) != identity
+            ]
+            if len(kept) == len(layers):
+                continue
+            removed += len(layers) - len(kept)
+            # no DELETE needed: a .sig manifest without layers verifies nothing for anyone
+            location.put_manifest(tag, _signature_manifest(location, kept), OCI_MANIFEST)
+    finally:
+        location.close()
+    return removed
+
+
+# --- reading --------------------------------------------------------------------------------
+def _read_layers(
+    location: ImageLocation,
+    layers: Sequence[Descriptor],
+    where: str,
+    out_layers: list[SimpleSigningLayer],
+    out_bundles: list[BundleArtifact],
+    problems: list[str],
+) -> None:
+    for layer in layers[:MAX_SIGNATURES]:
+        annotations = layer.annotations or {}
+        if layer.media_type.startswith(BUNDLE_MEDIA_PREFIX):
+            if layer.size > MAX_BUNDLE:
+                problems.append(f"{where}: a bundle of {layer.size} bytes is too large")
+                continue
+            try:
+                data = location.get_blob(layer.digest, max_size=MAX_BUNDLE)
+            except NotFoundError:
+                problems.append(f"{where}: bundle blob {layer.digest} is missing")
+                continue
+            out_bundles.append(BundleArtifact(data, where))
+            continue
+        if layer.media_type != SIMPLE_SIGNING:
+            continue
+        if layer.size > MAX_PAYLOAD:
+            problems.append(f"{where}: a payload of {layer.size} bytes is too large")
+            continue
+        try:
+            signature = base64.b64decode(annotations.get(SIGNATURE_ANNOTATION, ""), validate=True)
+            payload = location.get_blob(layer.digest, max_size=MAX_PAYLOAD)
+        except (binascii.Error, ValueError):
+            problems.append(f"{where}: a signature annotation is not base64")
+            continue
+        except NotFoundError:
+            problems.append(f"{where}: payload blob {layer.digest} is missing")
+            continue
+        cert = annotations.get(CERTIFICATE_ANNOTATION)
+        out_layers.append(
+            SimpleSigningLayer(
+                payload=payload,
+                signature=signature,
+                found_in=where,
+                certificate=cert.encode("utf-8") if cert else None,
+            )
+        )
+
+
+def read_material(location: ImageLocation, digest: str) -> SignatureMaterial:
+    """Every signature artifact attached to ``digest``, unverified: the ``.sig`` tag, the
+    ``.att`` tag's bundles, and the referrers (the API, or the ``sha256-<hex>`` fallback index)
+    whose artifact type is a cosign signature or a Sigstore bundle."""
+    layers: list[SimpleSigningLayer] = []
+    bundles: list[BundleArtifact] = []
+    problems: list[str] = []
+    hex_digest = signature_tag(digest)[: -len(".sig")]
+    for suffix in (".sig", ".att"):
+        tag = hex_digest + suffix
+        try:
+            blob = _get_optional(location, tag)
+            if blob is not None and not blob.is_index:
+                _read_layers(location, blob.blobs()[1:], f"tag {tag}", layers, bundles, problems)
+        except (BadInputError, RegistryError) as exc:
+            problems.append(f"tag {tag} is unreadable: {exc}")
+    try:
+        referrers = location.referrers(digest)
+        if referrers is None:
+            index = _get_optional(location, hex_digest)
+            referrers = index.children() if index is not None and index.is_index else []
+    except (BadInputError, RegistryError) as exc:
+        problems.append(f"the referrers of {digest} are unreadable: {exc}")
+        referrers = []
+    for desc in referrers[:MAX_SIGNATURES]:
+        kind = desc.artifact_type or ""
+        if kind != SIG_ARTIFACT and not kind.startswith(BUNDLE_MEDIA_PREFIX) and kind:
+            continue
+        try:
+            manifest = location.get_manifest(desc.digest, expected_digest=desc.digest)
+            if manifest.is_index:
+                continue
+            subject = manifest.subject()
+            if subject is None or subject.digest != digest:
+                continue  # only manifests about this image count
+            where = f"referrer {desc.digest}"
+            _read_layers(location, manifest.blobs()[1:], where, layers, bundles, problems)
+        except NotFoundError:
+            continue
+        except (BadInputError, RegistryError) as exc:
+            problems.append(f"referrer {desc.digest} is unreadable: {exc}")
+    return SignatureMaterial(digest, tuple(layers), tuple(bundles), tuple(problems))
+
+
+def fetch_material(services: Services, ref: refs.ImageRef, digest: str) -> SignatureMaterial:
+    """``read_material`` in ``ref``'s repository; an unreachable registry is a problem noted in
+    the material (the sources then refuse: fail closed), not an exception."""
+    from trustkit.registry.location import open_registry_location
+
+    try:
+        location = open_registry_location(services.registries, ref)
+    except TrustkitError as exc:
+        return SignatureMaterial.empty(digest, f"signatures unreadable: {exc}")
+    try:
+        return read_material(location, digest)
+    except TrustkitError as exc:
+        return SignatureMaterial.empty(digest, f"signatures unreadable: {exc}")
+    finally:
+        location.close()
+
+
+# --- verifying ------------------------------------------------------------------------------
+def _check_payload(payload: bytes, digest: str) -> str | None:
+    """Why this payload does not vouch for ``digest``; None when it does."""
+    try:
+        doc = json.loads(payload)
+        critical = doc["critical"]
+        signed_digest = critical["image"]["docker-manifest-digest"]
+        kind = critical["type"]
+    except (ValueError, KeyError, TypeError):
+        return "a payload is not a simple-signing document"
+    if kind != COSIGN_TYPE:
+        return f"a payload has type {str(kind)[:60]!r}"
+    if signed_digest != digest:
+        return f"a signature is for {str(signed_digest)[:80]}, not {digest}"
+    return None
+
+
+def verify_with_keys(
+    material: SignatureMaterial, keys: Sequence[CosignKey], *, image: str | None = None
+) -> TrustEvidence:
+    """Evidence from cosign signatures of ``material.digest`` made by any of ``keys``.
+
+    Verified when at least one signature verifies; ``signers`` lists each key that signed
+    (its name and trustkit key id) once. Otherwise the failure says why, in one line."""
+    digest = material.digest
+    name = image or digest
+    signed: dict[str, SignerIdentity] = {}
+    other_digest = 0
+    other_key = 0
+    for layer in material.layers:
+        problem = _check_payload(layer.payload, digest)
+        matched = [k for k in keys if k.verifies(layer.payload, layer.signature)]
+        if problem is not None:
+            if matched and "not " + digest in problem:
+                other_digest += 1
+            continue
+        if not matched:
+            other_key += 1
+        for key in matched:
+            signed.setdefault(key.keyid, SignerIdentity(name=key.name, keyids=(key.keyid,)))
+    if signed:
+        return TrustEvidence(
+            source=EvidenceSource.COSIGN,
+            checked=True,
+            verified=True,
+            digest=digest,
+            signers=tuple(signed.values()),
+        )
+    names = ", ".join(k.name for k in keys) or "no key"
+    if not material.layers:
+        why = "; ".join(material.problems[:2])
+        message = f"{name} has no cosign signature" + (f" ({why})" if why else "")
+        kind = FailureKind.UNSIGNED
+    elif other_digest and not other_key:
+        message = f"{name}: the cosign signature by {names} is for another digest"
+        kind = FailureKind.DIGEST_MISMATCH
+    else:
+        count = len(material.layers)
+        message = f"{name}: {count} cosign signature(s), none verifies with {names}"
+        kind = FailureKind.BAD_SIGNATURE
+    return TrustEvidence(
+        source=EvidenceSource.COSIGN,
+        checked=True,
+        verified=False,
+        digest=digest,
+        failure=kind,
+        message=message,
+    )
