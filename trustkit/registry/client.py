@@ -544,6 +544,20 @@ class RegistryClient:
         response.close()
         return digest
 
+    def delete_manifest(self, repo_path: str, digest: str) -> bool:
+        """Delete a manifest by digest (and so every tag naming it); False when the registry
+        does not allow deletes (405, or no delete permission)."""
+        validate_digest(digest)
+        response = self._send(
+            "DELETE",
+            f"/v2/{repo_path}/manifests/{digest}",
+            scopes=[repository_scope(repo_path, "pull", "push", "delete")],
+        )
+        if response.status_code not in (200, 202, 404, 401, 403, 405):
+            raise self._error(response, f"delete of manifest {repo_path}@{digest}")
+        response.close()
+        return response.status_code in (200, 202, 404)
+
     def blob_exists(self, repo_path: str, digest: str) -> bool:
         response = self._send(
             "HEAD",

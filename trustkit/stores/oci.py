@@ -21,6 +21,7 @@ blocking others after ``claim_ttl`` seconds.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import re
@@ -46,11 +47,16 @@ from trustkit.refs import ImageRef, parse
 from trustkit.registry.model import OCI_EMPTY_JSON, OCI_MANIFEST, sha256_digest
 from trustkit.registry.reserved import TRUST_TAG_PREFIX
 from trustkit.stores.interface import (
+    MAX_PENDING_LISTED,
+    PENDING_ID_RE,
     MetadataFile,
     MetadataNotFoundError,
     MetadataStore,
+    PendingChanges,
+    PendingNotFoundError,
     StoreCapabilities,
     check_expected,
+    check_pending_id,
     metadata_filename,
 )
 
@@ -63,7 +69,11 @@ TUF_MEDIA_TYPE = "application/vnd.tuf.metadata+json"
 ARTIFACT_TYPE = "application/vnd.trustkit.tuf.collection.v1"
 CLAIM_ARTIFACT_TYPE = "application/vnd.trustkit.tuf.claim.v1"
 FILENAME_ANNOTATION = "tuf.io/filename"
+PENDING_MEDIA_TYPE = "application/vnd.trustkit.tuf.pending.v1+json"
+PENDING_ARTIFACT_TYPE = "application/vnd.trustkit.tuf.pending.v1"
+TOMBSTONE_ARTIFACT_TYPE = "application/vnd.trustkit.tuf.removed.v1"
 HEAD_TAG = TRUST_TAG_PREFIX
+PENDING_TAG_PREFIX = f"{TRUST_TAG_PREFIX}-pending-"
 CLAIM_TAG = f"{TRUST_TAG_PREFIX}-claim"
 EMPTY_CONFIG = b"{}"
 EMPTY_DIGEST = sha256_digest(EMPTY_CONFIG)
@@ -267,7 +277,11 @@ class OciStore(MetadataStore):
     # --- publishing -----------------------------------------------------------------------
     @property
     def capabilities(self) -> StoreCapabilities:
-        return StoreCapabilities(server_signed_roles=frozenset(), pending_changes=False)
+        return StoreCapabilities(server_signed_roles=frozenset(), pending_changes=True)
+
+    @property
+    def pending(self) -> PendingChanges:
+        return _OciPending(self)
 
     def writing(self, gun: str) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # no lock to take: publish claims the next version
@@ -316,8 +330,7 @@ class OciStore(MetadataStore):
         self, location: RegistryLocation, blobs: dict[str, bytes], head: _View | None
     ) -> None:
         known = {b.digest for b in head.files.values()} if head is not None else set()
-        if not location.client.blob_exists(location.repo_path, EMPTY_DIGEST):
-            location.client.upload_blob(location.repo_path, EMPTY_CONFIG, EMPTY_DIGEST)
+        _ensure_empty_config(location)
         for digest, data in blobs.items():
             if digest not in known:
                 location.client.upload_blob(location.repo_path, data, digest)
@@ -368,6 +381,115 @@ class OciStore(MetadataStore):
         return abs(now - claim.time) < self.options.claim_ttl
 
 
+class _OciPending(PendingChanges):
+    """Co-signed changes waiting for signatures, one tag each in the collection's repository:
+    ``trustkit-tuf-pending-<id>`` names a manifest with one layer, the change's bytes (untrusted:
+    writers verify them before counting a signature). Removing deletes the manifest, or, where
+    the registry forbids deletes, tags a tombstone in its place."""
+
+    def __init__(self, store: OciStore) -> None:
+        self.store = store
+
+    def _tag(self, pending_id: str) -> str:
+        return PENDING_TAG_PREFIX + check_pending_id(pending_id)
+
+    def _manifest(self, location: RegistryLocation, pending_id: str) -> dict[str, Any] | None:
+        data = _get_tagged(location, self._tag(pending_id))
+        if data is None or len(data) > MAX_CLAIM_BYTES:
+            return None
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(doc, dict) or doc.get("artifactType") != PENDING_ARTIFACT_TYPE:
+            return None  # a tombstone, or not ours
+        return doc
+
+    def list(self, gun: str) -> builtins.list[str]:
+        location = self.store.location(gun)
+        ids = sorted(
+            tag[len(PENDING_TAG_PREFIX) :]
+            for tag in location.client.list_tags(location.repo_path)
+            if tag.startswith(PENDING_TAG_PREFIX)
+            and PENDING_ID_RE.match(tag[len(PENDING_TAG_PREFIX) :])
+        )
+        return [i for i in ids[:MAX_PENDING_LISTED] if self._manifest(location, i) is not None]
+
+    def read(self, gun: str, pending_id: str, *, limit: int) -> bytes:
+        location = self.store.location(gun)
+        doc = self._manifest(location, pending_id)
+        layers = doc.get("layers") if doc is not None else None
+        if not isinstance(layers, builtins.list) or len(layers) != 1:
+            raise PendingNotFoundError(f"no pending change {pending_id} for {gun}")
+        layer = layers[0]
+        digest, size = layer.get("digest"), layer.get("size")
+        if not isinstance(digest, str) or not isinstance(size, int) or size < 0:
+            raise PendingNotFoundError(f"pending change {pending_id} of {gun} is malformed")
+        if size > limit:
+            raise InputTooLargeError(
+                f"pending change {pending_id} of {gun} is larger than the {limit}-byte limit"
+            )
+        return location.get_blob(digest, max_size=size)
+
+    def write(self, gun: str, pending_id: str, data: bytes) -> None:
+        location = self.store.location(gun)
+        tag = self._tag(pending_id)
+        digest = sha256_digest(data)
+        _ensure_empty_config(location)
+        location.client.upload_blob(location.repo_path, data, digest)
+        layer = {"mediaType": PENDING_MEDIA_TYPE, "digest": digest, "size": len(data)}
+        location.put_manifest(
+            tag, _artifact(PENDING_ARTIFACT_TYPE, [layer], pending_id), OCI_MANIFEST
+        )
+
+    def remove(self, gun: str, pending_id: str) -> None:
+        location = self.store.location(gun)
+        tag = self._tag(pending_id)
+        data = _get_tagged(location, tag)
+        if data is None:
+            return
+        if not location.client.delete_manifest(location.repo_path, sha256_digest(data)):
+            tombstone = _artifact(TOMBSTONE_ARTIFACT_TYPE, [_empty_descriptor()], pending_id)
+            location.put_manifest(tag, tombstone, OCI_MANIFEST)
+
+
+class _RoutedPending(PendingChanges):
+    """Each collection's pending changes in the store that holds the collection."""
+
+    def __init__(self, store: ImageRegistryStore) -> None:
+        self.store = store
+
+    def list(self, gun: str) -> builtins.list[str]:
+        return self.store.store_for(gun).pending.list(gun)
+
+    def read(self, gun: str, pending_id: str, *, limit: int) -> bytes:
+        return self.store.store_for(gun).pending.read(gun, pending_id, limit=limit)
+
+    def write(self, gun: str, pending_id: str, data: bytes) -> None:
+        self.store.store_for(gun).pending.write(gun, pending_id, data)
+
+    def remove(self, gun: str, pending_id: str) -> None:
+        self.store.store_for(gun).pending.remove(gun, pending_id)
+
+
+def _ensure_empty_config(location: RegistryLocation) -> None:
+    if not location.client.blob_exists(location.repo_path, EMPTY_DIGEST):
+        location.client.upload_blob(location.repo_path, EMPTY_CONFIG, EMPTY_DIGEST)
+
+
+def _artifact(artifact_type: str, layers: builtins.list[dict[str, Any]], pending_id: str) -> bytes:
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": _empty_descriptor(),
+        "layers": layers,
+        # the id makes every pending manifest distinct: deleting one by digest never drops another
+        "annotations": {"io.trustkit.tuf.pending": pending_id},
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
 class ImageRegistryStore(MetadataStore):
     """``registry://``: each image's trust data in its own registry, unless ``registries.json``
     names another trust server for that registry (``"trust_server": "file:///..."``).
@@ -410,8 +532,8 @@ class ImageRegistryStore(MetadataStore):
         return self.default.capabilities
 
     @property
-    def pending(self) -> Any:
-        return self.default.pending
+    def pending(self) -> PendingChanges:
+        return _RoutedPending(self)
 
     def exists(self, gun: str) -> bool:
         return self.store_for(gun).exists(gun)
