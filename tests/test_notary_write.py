@@ -49,6 +49,8 @@ def test_both_directions_with_the_notary_cli(
     cli.run("key", "rotate", gun, "snapshot", "-r")  # as docker: the server signs snapshot
     cli.run("addhash", "-p", gun, "cli-tag", "3", "--sha256", D1)
     monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", notary_server.url)
+    # Notary signatures only: no registry runs here for cosign's .sig tags
+    monkeypatch.setenv("SERVIN_SIGNATURE_FORMATS", "tuf")
 
     # the repository owner moves its targets key into trustkit (migration) ...
     store = KeyStore(Settings.from_env(trust_dir=passphrase_env))
@@ -96,3 +98,29 @@ def test_both_directions_with_the_notary_cli(
     assert "targets/carol" not in cli.run("delegation", "list", gun)
     code, out, err = _run(capsys, "trust", "verify", f"{gun}:cli-tag")
     assert (code, out.strip()) == (0, f"sha256:{D1}"), err
+
+    # key rotate: the docker root key moves into trustkit, which rotates the repository key;
+    # notary clients (the one that cached the old root, and a fresh one) follow the new root
+    store.import_private_pem(
+        _notary_private_key(cli, "root"),
+        role="root",
+        pem_passphrase=NOTARY_ENV["NOTARY_ROOT_PASSPHRASE"],
+    )
+    code, out, err = _run(capsys, "trust", "key", "rotate", gun)
+    assert code == 0, err
+    new_targets = out.strip()
+    fresh = NotaryCLI(notary_server.url, tmp_path / "fresh-notary")
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{notary_server.url}/v2/{gun}/_trust/tuf/root.json") as got:
+        root = json.loads(got.read())["signed"]
+    assert root["roles"]["targets"]["keyids"] == [new_targets]  # notary's id for the new key
+    assert D1 in fresh.run("lookup", gun, "cli-tag")
+    assert D1 in cli.run("lookup", gun, "cli-tag")
+    code, _, err = _run(capsys, "trust", "sign", f"{gun}:after-rotate", "--digest",
+                        f"sha256:{D3}", "--size", "5")  # fmt: skip
+    assert code == 0, err
+    assert D3 in fresh.run("lookup", gun, "after-rotate")
+    code, out, err = _run(capsys, "trust", "verify", f"{gun}:after-rotate")
+    assert (code, out.strip()) == (0, f"sha256:{D3}"), err

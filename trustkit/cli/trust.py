@@ -421,7 +421,9 @@ def rotate(ctx: click.Context, repository: str, role: str, key_name: str | None)
     chosen = named_key(services.keys, key_name, role) if key_name is not None else None
     record = rotate_key(services, ref.gun, role, key=chosen)
     click.echo(f"Successfully rotated the {role} key of {ref.repository}", err=True)
-    click.echo(record.keyid)
+    from trustkit.cli.trust_keys import _shown_keyid
+
+    click.echo(_shown_keyid(services.settings, record))  # notary's id on a notary-server
 
 
 @trust.command("renew")

@@ -614,6 +614,17 @@ def rotate_key(
         raise BadInputError(f"cannot rotate {role!r}: choose one of {', '.join(ROTATABLE_ROLES)}")
     services = as_services(settings)
     keys = keystore if keystore is not None else services.keys
+    if _on_notary(services):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        if role != TARGETS:  # the server holds snapshot and timestamp keys
+            raise BadInputError(
+                f"the {role} key of a notary-server collection is the server's to rotate",
+                hint=f"use: notary key rotate {gun} {role} -r",
+            )
+        rotated = writer.rotate_key(services, gun, keys, role, key=key)
+        assert rotated is not None
+        return rotated
     generated: list[KeyRecord] = []
 
     def edit(collection: Collection) -> KeyRecord:

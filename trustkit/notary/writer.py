@@ -95,6 +95,19 @@ class HeldKeys:
     def holding(self, keyids: Iterable[str]) -> list[str]:
         return [k for k in keyids if k in self.by_notary_id and self._has_private(k)]
 
+    def learn_certificates(self, keys: Iterable[codec.NotaryKey]) -> None:
+        """Root keys are certificates (``ecdsa-x509``): a held key signs for the certificate
+        of its public key (notary's "canonical" root key id is the plain key's)."""
+        for key in keys:
+            if key.certificate is None or key.keyid in self.by_notary_id:
+                continue
+            plain = key.certificate.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            record = self.by_notary_id.get(codec.key_id("ecdsa", _b64(plain)))
+            if record is not None:
+                self.by_notary_id[key.keyid] = record
+
     def _has_private(self, notary_id: str) -> bool:
         return self.keys.has_private(self.by_notary_id[notary_id].keyid)
 
@@ -114,6 +127,8 @@ class Draft:
     now: datetime
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
+    #: a new root (key rotation): signed by the current root keys, published with the rest
+    root: dict[str, Any] | None = None
 
     @property
     def gun(self) -> str:
@@ -168,10 +183,18 @@ class Draft:
         ]
 
     # --- signing -------------------------------------------------------------------------
+    def edit_root(self) -> dict[str, Any]:
+        if self.root is None:
+            self.root = copy.deepcopy(self.collection.root.signed)
+        return self.root
+
     def _role_keys(self, role: str) -> tuple[list[str], int]:
         if role == "targets":
-            top = self.collection.roles["targets"]
-            return list(top.keyids), top.threshold
+            if self.root is not None:
+                top = self.root["roles"]["targets"]
+                return list(top["keyids"]), int(top["threshold"])
+            targets = self.collection.roles["targets"]
+            return list(targets.keyids), targets.threshold
         delegated = self.delegated_role(role)
         if delegated is None:
             raise BadInputError(f"{role} is not delegated in {self.gun}")
@@ -180,6 +203,22 @@ class Draft:
     def signed_files(self, held: HeldKeys) -> list[MetadataFile]:
         files: list[MetadataFile] = []
         new_meta: dict[str, dict[str, Any]] = {}
+        if self.root is not None:
+            root_role = self.collection.roles["root"]
+            held.learn_certificates(self.collection.root.keys.values())
+            signing = held.holding(root_role.keyids)
+            if len(signing) < root_role.threshold:
+                raise KeyStoreError(
+                    f"changing the root of {self.gun} needs {root_role.threshold} of its root "
+                    f"keys; this key store holds {len(signing)}",
+                    hint="import the root key: trustkit trust key load "
+                    "~/.docker/trust/private/<root key>.key",
+                )
+            self.root["version"] = int(self.root["version"]) + 1
+            message = codec.canonical(self.root)
+            data = serialise(self.root, [held.sign(k, message) for k in signing])
+            files.append(MetadataFile("root", self.root["version"], data))
+            new_meta["root"] = _meta(data)
         # children before parents does not matter: the snapshot lists them all at once
         for role in self.changed:
             signed = self.roles[role]
@@ -201,7 +240,9 @@ class Draft:
             new_meta[role] = _meta(data)
         snapshot_keys = self.collection.roles["snapshot"]
         signing = held.holding(snapshot_keys.keyids)
-        if len(signing) >= snapshot_keys.threshold:  # else notary-server signs it
+        if len(signing) >= snapshot_keys.threshold and (
+            self.root is None or self.root["roles"]["snapshot"]["keyids"] == snapshot_keys.keyids
+        ):  # else notary-server signs it
             snap = copy.deepcopy(self.collection.snapshot.signed)
             snap["meta"].update(new_meta)
             snap["version"] = int(snap["version"]) + 1
@@ -421,3 +462,53 @@ def _digest_of(entry: dict[str, Any]) -> str:
         return "sha256:" + base64.b64decode(sha256).hex()
     except ValueError:
         return "sha256:?"
+
+
+def rotate_key(
+    services: Services, gun: str, keys: KeyStore, role: str, *, key: KeyRecord | None = None
+) -> KeyRecord | None:
+    """``notary key rotate GUN targets`` (a new key from this key store, or ``key``) and
+    ``notary key rotate GUN snapshot -r`` (the server's key): a new root signed by the current
+    root key, which must be in this key store (``trust key load`` of the docker root key).
+    Returns the new key, or None when the server holds it."""
+    if role not in ("targets", "snapshot"):
+        raise BadInputError(
+            f"rotating the {role} key of a notary-server collection is not supported here",
+            hint=f"use: notary key rotate {gun} {role}",
+        )
+    store = services.store
+    from trustkit.stores.notary import NotaryServerStore
+
+    if role == "snapshot":
+        if not isinstance(store, NotaryServerStore):
+            raise BadInputError("snapshot keys are rotated on a notary-server")
+        doc = json_key(store.server_key(gun, "snapshot"))
+    else:
+        new = key if key is not None else keys.generate(role="targets", gun=gun)
+        doc = notary_key(new.public_key)
+    keyid = codec.key_id(doc["keytype"], doc["keyval"]["public"])
+
+    def edit(draft: Draft) -> None:
+        root = draft.edit_root()
+        for old in root["roles"][role]["keyids"]:
+            if not any(old in r["keyids"] for n, r in root["roles"].items() if n != role):
+                root["keys"].pop(old, None)
+        root["keys"][keyid] = doc
+        root["roles"][role] = {"keyids": [keyid], "threshold": 1}
+        if role == "targets":
+            draft.edit("targets")  # re-signed with the new key
+
+    change(services, gun, keys, edit)
+    return None if role == "snapshot" else new
+
+
+def json_key(data: bytes) -> dict[str, Any]:
+    """A key as the server hands it out (``GET .../snapshot.key``)."""
+    from trustkit._json import decode_untrusted_json
+
+    doc = decode_untrusted_json(data, what="the server's key")
+    keytype = doc.get("keytype") if isinstance(doc, dict) else None
+    public = (doc.get("keyval") or {}).get("public") if isinstance(doc, dict) else None
+    if keytype not in codec.KEY_TYPES or not isinstance(public, str):
+        raise BadInputError("the notary-server sent a malformed key")
+    return {"keytype": keytype, "keyval": {"private": None, "public": public}}
