@@ -283,7 +283,16 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
         click.confirm(
             f"Revoke the signatures of every tag of {ref.repository}?", abort=True, err=True
         )
-    outcome = revoke_or_propose(services_from(ctx), ref)
+    services = services_from(ctx)
+    cosign = ref.tag is not None and "cosign" in services.settings.signature_formats
+    if cosign:  # looked up while the collection still names the tag's digest
+        from trustkit.sources.cosign import remove_signatures, revocation_digests
+
+        cosign_digests = revocation_digests(services, ref)
+    outcome = revoke_or_propose(services, ref)
+    if cosign and outcome.pending is None:
+        for digest in cosign_digests:
+            remove_signatures(services, ref, digest)
     if outcome.pending is not None:
         from trustkit.cli.trust_pending import report_pending
 

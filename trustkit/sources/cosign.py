@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -398,6 +399,28 @@ def sign_pushed(
     finally:
         location.close()
     return result
+
+
+def revocation_digests(services: Services, ref: refs.ImageRef) -> list[str]:
+    """The digests whose cosign signatures ``trust revoke IMAGE:TAG`` must remove, looked up
+    before the collection forgets them: the tag's signed digest and what the registry's tag
+    names now (when they differ, both may carry a signature with the tag's identity)."""
+    from trustkit.collections import verify_tag
+    from trustkit.registry.location import open_registry_location
+
+    digests: list[str] = []
+    # not signed in the collection: the registry's tag may still carry cosign signatures
+    with contextlib.suppress(TrustkitError):
+        digests.append(verify_tag(services, ref).digest)
+    try:
+        location = open_registry_location(services.registries, ref)
+        try:
+            digests.append(location.get_manifest(ref.tag).digest)
+        finally:
+            location.close()
+    except TrustkitError:
+        pass
+    return list(dict.fromkeys(digests))
 
 
 def remove_signatures(services: Services, ref: refs.ImageRef, digest: str) -> int:
