@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fixtures.trust import TrustedRepo, digest_for
@@ -258,3 +259,50 @@ def test_removed_signers_key_no_longer_signs_a_bin(binned_repo: TrustedRepo) -> 
     _forge_bin(binned_repo, "evil", [binned_repo.signer.keyid])
     with pytest.raises(SignatureError):
         verify_tag(binned_repo.settings, binned_repo.tag("evil"))
+
+
+def test_cosigning_a_binned_release(
+    binned_repo: TrustedRepo,
+    settings: Settings,
+    tmp_path: Path,
+    fresh_trust_client: Callable[[str], Settings],
+) -> None:
+    """releases threshold 2 with bob's key on another machine: alice's sign waits as a pending
+    change of the tag's bins until bob approves."""
+    import shutil
+
+    from trustkit.collections import add_signer, sign_or_propose
+    from trustkit.collections.cosigning import approve
+    from trustkit.keys import KeyStore
+
+    bob_settings = settings.with_changes(
+        trust_dir=tmp_path / "bob", trust_server=f"file://{settings.local_server_dir}"
+    )
+    bob_keys = KeyStore(bob_settings)
+    bob = bob_keys.generate(role="delegation", name="bob")
+    alice_keys = binned_repo.keystore
+    add_signer(settings, binned_repo.gun, "bob", [bob.public_key], threshold=2, keystore=alice_keys)
+    outcome = sign_or_propose(
+        settings, binned_repo.tag("v9"), digest=digest_for("v9"), size=9, keystore=alice_keys
+    )
+    assert outcome.pending is not None and not outcome.pending.ready
+    release = outcome.pending.roles[0]
+    assert (release.role, release.signatures, release.threshold) == (
+        bin_for(RELEASES, BITS, "v9"),
+        1,
+        2,
+    )
+    assert release.signers == ("alice",)
+    with pytest.raises(NotSignedError):
+        verify_tag(fresh_trust_client("before"), binned_repo.tag("v9"))
+    # bob can publish: hand him the snapshot and timestamp keys, as an operator would
+    bob_keys.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for role in ("snapshot", "timestamp"):
+        for record in alice_keys.records(role=role, gun=binned_repo.gun):
+            for suffix in (".key", ".json"):
+                name = f"{record.keyid}{suffix}"
+                shutil.copy2(alice_keys.directory / name, bob_keys.directory / name)
+    approval = approve(bob_settings, binned_repo.gun, outcome.pending.id, keystore=bob_keys)
+    assert approval.published
+    trusted = verify_tag(fresh_trust_client("after"), binned_repo.tag("v9"))
+    assert trusted.digest == digest_for("v9") and trusted.signers == ("alice", "bob")

@@ -23,6 +23,7 @@ from securesystemslib.exceptions import UnverifiedSignatureError
 
 from trustkit.collections._retry import MAX_WRITE_ATTEMPTS, back_off
 from trustkit.collections._tuf import Metadata, TargetFile, Targets
+from trustkit.collections.bins import BinsLayout, bin_for, is_bin
 from trustkit.collections.layouts import layout_for
 from trustkit.collections.model import (
     MAX_DELEGATIONS,
@@ -391,7 +392,7 @@ def examine(
         )
     now = now or utcnow()
     for role, md in change.roles.items():
-        if role not in delegated:
+        if role not in delegated and not _is_bin_of(collection, role):
             raise StalePendingError(f"pending change {pid}: {gun} no longer delegates to {role}")
         published = collection.published_version(role)
         if change.base[role] != published or md.signed.version != published + 1:
@@ -412,7 +413,8 @@ def examine(
 
 
 def _verify_signatures(collection: Collection, pid: str, role: str, md: Metadata[Targets]) -> None:
-    delegations = collection.delegations
+    # a bin's keys are listed by its delegating role, every other role's by targets
+    delegations = collection.delegator_targets(role).delegations
     assert delegations is not None
     listed = set(collection.keyids_of(role))
     if not md.signatures:
@@ -515,7 +517,6 @@ def _add_own_roles(
     ``sign`` does, so the published tag names every signer who vouched for it. Which roles
     those are is the layout's decision."""
     layout = layout_for(collection.delegations)
-    delegated = collection.delegated_roles()
     # record role -> tag -> the entry to record (None: the tag is revoked)
     records: dict[str, dict[str, TargetFile | None]] = {}
     for release in layout.release_roles(collection.delegations):
@@ -527,7 +528,9 @@ def _add_own_roles(
             for role in layout.record_roles(collection.delegations, tag_change.tag).values():
                 if role in change.roles:
                     continue
-                if len(local_keyids(keys, delegated[role].keyids)) < delegated[role].threshold:
+                if len(local_keyids(keys, collection.keyids_of(role))) < collection.threshold_of(
+                    role
+                ):
                     continue
                 records.setdefault(role, {})[tag_change.tag] = entry
     added = []
@@ -582,18 +585,36 @@ def _targets_of(collection: Collection, role: str) -> dict[str, TargetFile]:
 
 
 def _local_signer_names(collection: Collection, keys: KeyStore) -> tuple[str, ...]:
-    delegated = collection.delegated_roles()
     signers = layout_for(collection.delegations).signer_roles(collection.delegations)
     return tuple(
-        name for name, role in signers.items() if local_keyids(keys, delegated[role].keyids)
+        name
+        for name, role in signers.items()
+        if local_keyids(keys, _signer_keyids(collection, role))
     )
 
 
 def _who(collection: Collection, keyid: str) -> str:
-    delegated = collection.delegated_roles()
     signers = layout_for(collection.delegations).signer_roles(collection.delegations)
-    names = [name for name, role in signers.items() if keyid in delegated[role].keyids]
+    names = [name for name, role in signers.items() if keyid in _signer_keyids(collection, role)]
     return "/".join(names) if names else keyid[:12]
+
+
+def _signer_keyids(collection: Collection, role: str) -> list[str]:
+    """A signer's keys: its role's, or in a binned collection its bins' (the delegating role
+    itself carries the repository key)."""
+    layout = layout_for(collection.delegations)
+    if isinstance(layout, BinsLayout):
+        return collection.keyids_of(bin_for(role, layout.bits, ""))
+    return list(collection.delegated_roles()[role].keyids)
+
+
+def _is_bin_of(collection: Collection, role: str) -> bool:
+    """Whether ``role`` is a bin its delegating role (as now edited) still delegates to."""
+    try:
+        collection.delegation_of(role)
+    except KeyError:
+        return False
+    return is_bin(role)
 
 
 def _digest(target: TargetFile | None) -> str | None:

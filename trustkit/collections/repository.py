@@ -268,8 +268,12 @@ class Collection:
     def set_presigned(self, role: str, md: Metadata[Targets]) -> None:
         """Publish ``md`` as the next version of delegated ``role`` exactly as signed; publish
         refuses it unless its signatures meet the role's threshold."""
-        if role in TOP_LEVEL_ROLES or role not in self.delegated_roles():
+        if role in TOP_LEVEL_ROLES:
             raise ValueError(f"{role} is not a delegated role")
+        try:
+            self.delegation_of(role)  # a bin is delegated by its delegating role
+        except KeyError:
+            raise ValueError(f"{role} is not a delegated role") from None
         self._delegated[role] = md
         self._dirty.add(role)
         self._presigned.add(role)
