@@ -101,7 +101,7 @@ def _notary(url: str, trust_dir: Path, *args: str) -> str:
 def _collection(url: str, work: Path, gun: str, tags: int) -> Settings:
     """gun with ``tags`` tags signed by alice (releases + targets/alice); returns settings whose
     key store holds the targets key and alice's key."""
-    cli_dir = work / f"notary-{tags}"
+    cli_dir = work / f"notary-{gun.rpartition('/')[2]}"
     _notary(url, cli_dir, "init", "-p", gun)
     _notary(url, cli_dir, "key", "rotate", gun, "snapshot", "-r")
     os.environ.update(
@@ -109,7 +109,7 @@ def _collection(url: str, work: Path, gun: str, tags: int) -> Settings:
         SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=PASS,
         SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=PASS,
     )
-    settings = Settings.from_env(trust_dir=work / f"trustkit-{tags}")
+    settings = Settings.from_env(trust_dir=work / f"trustkit-{gun.rpartition('/')[2]}")
     keys = KeyStore(settings)
     for path in (cli_dir / "private").glob("*.key"):
         if b"role: targets" in path.read_bytes():

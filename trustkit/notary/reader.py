@@ -3,23 +3,40 @@ each from a collection verified whole by ``trustkit.notary.verifier``."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from trustkit.errors import (
     BadInputError,
     FailureKind,
+    MetadataNotFoundError,
     NotSignedError,
     UnknownRepositoryError,
     UntrustedError,
 )
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
-from trustkit.notary.verifier import REPO_ADMIN, SignedTag, VerifiedCollection, verify_collection
+from trustkit.notary.verifier import (
+    REPO_ADMIN,
+    TIMESTAMP_LIMIT,
+    SignedTag,
+    VerifiedCollection,
+    verify_collection,
+)
 from trustkit.refs import ImageRef
 from trustkit.services import Services
 from trustkit.stores.interface import MetadataReader
 
 ROOT_FILE_LIMIT = 512 * 1024
+
+
+#: collections verified in this process, reused while the server's timestamp is byte-for-byte
+#: the one they were verified with and nothing in them has expired (the webhook and hook server
+#: ask about the same repositories over and over): one timestamp read instead of a full walk
+_VERIFIED: OrderedDict[tuple[str, str, str], tuple[bytes, VerifiedCollection]] = OrderedDict()
+_VERIFIED_LOCK = threading.Lock()
+_MAX_VERIFIED = 64
 
 
 def verified(
@@ -30,18 +47,37 @@ def verified(
     root_file: Path | None = None,
 ) -> VerifiedCollection:
     """The whole collection of ``gun``, verified (raises UntrustedError subclasses)."""
-    pinned = None
+    reader = store if store is not None else services.store
+    cache_dir = services.settings.client_cache_dir
+    now = services.clock()
     if root_file is not None:
         from trustkit._fs import read_bounded
 
         pinned = read_bounded(root_file, ROOT_FILE_LIMIT, what="root file")
-    return verify_collection(
-        store if store is not None else services.store,
-        gun,
-        cache_dir=services.settings.client_cache_dir,
-        now=services.clock(),
-        pinned_root=pinned,
-    )
+        return verify_collection(reader, gun, cache_dir=cache_dir, now=now, pinned_root=pinned)
+    key = (str(cache_dir), reader.description, gun)
+    try:
+        timestamp = reader.read(gun, "timestamp", None, limit=TIMESTAMP_LIMIT)
+    except MetadataNotFoundError:
+        timestamp = b""
+    with _VERIFIED_LOCK:
+        found = _VERIFIED.get(key)
+        if found is not None and found[0] == timestamp and now < found[1].earliest_expiry():
+            _VERIFIED.move_to_end(key)
+            return found[1]
+    collection = verify_collection(reader, gun, cache_dir=cache_dir, now=now)
+    if collection.timestamp.raw == timestamp:  # unchanged while it was verified
+        with _VERIFIED_LOCK:
+            _VERIFIED[key] = (timestamp, collection)
+            while len(_VERIFIED) > _MAX_VERIFIED:
+                _VERIFIED.popitem(last=False)
+    return collection
+
+
+def forget_verified() -> None:
+    """Drop this process's verified collections (tests, and after a local write)."""
+    with _VERIFIED_LOCK:
+        _VERIFIED.clear()
 
 
 def verify_tag(

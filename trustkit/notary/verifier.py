@@ -140,6 +140,13 @@ class VerifiedCollection:
             expires=self.expires(role),
         )
 
+    def earliest_expiry(self) -> datetime:
+        """When the first file of this collection expires (a reused verification ends then)."""
+        return min(
+            [self.root.expires, self.timestamp.expires, self.snapshot.expires]
+            + [t.expires for t in self.targets.values()]
+        )
+
     def expires(self, role: str) -> datetime:
         dates = [self.root.expires, self.timestamp.expires, self.snapshot.expires]
         name = role
