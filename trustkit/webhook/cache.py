@@ -7,16 +7,19 @@ result is stored by a callback on the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
+from typing import TypeVar
 
 from trustkit.errors import UnreachableError
 from trustkit.registry.deadline import deadline_at
 from trustkit.verdict import Context, Verdict
 
 CheckFn = Callable[[str, Context], Verdict]
+T = TypeVar("T")
 
 
 class VerdictCache:
@@ -127,6 +130,13 @@ class SingleFlight:
     async def _run(
         self, check: CheckFn, reference: str, deadline: float | None, lane: Hashable
     ) -> Verdict:
+        return await self.in_lane(
+            lane, deadline, functools.partial(check, reference, Context.ADMISSION)
+        )
+
+    async def in_lane(self, lane: Hashable, deadline: float | None, work: Callable[[], T]) -> T:
+        """Run ``work`` in a worker thread once ``lane`` has room, under ``deadline``; waiting
+        for room holds no thread and ends at the deadline."""
         entry = self._lanes.get(lane)
         if entry is None:
             entry = self._lanes[lane] = (asyncio.Semaphore(self._per_lane), [0])
@@ -138,15 +148,13 @@ class SingleFlight:
                 await asyncio.wait_for(gate.acquire(), timeout)
             except TimeoutError:
                 raise UnreachableError(
-                    f"{self._per_lane} verifications against {lane} were still running at the "
+                    f"{self._per_lane} checks against {lane} were still running at the "
                     "deadline; this one never started",
                     hint="the registry is slow or hanging",
                 ) from None
             try:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(
-                    self._executor, _under_deadline, check, reference, deadline
-                )
+                return await loop.run_in_executor(self._executor, _under_deadline, work, deadline)
             finally:
                 gate.release()
         finally:
@@ -155,12 +163,12 @@ class SingleFlight:
                 self._lanes.pop(lane, None)
 
 
-def _under_deadline(check: CheckFn, reference: str, deadline: float | None) -> Verdict:
+def _under_deadline(work: Callable[[], T], deadline: float | None) -> T:
     """Run in a worker thread: nothing starts past the deadline, and every registry exchange of
-    the check ends by it."""
+    the work ends by it."""
     if deadline is None:
-        return check(reference, Context.ADMISSION)
+        return work()
     if time.monotonic() >= deadline:
         raise UnreachableError("the review was answered before this verification could start")
     with deadline_at(deadline):
-        return check(reference, Context.ADMISSION)
+        return work()

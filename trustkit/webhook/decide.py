@@ -67,15 +67,12 @@ class Decider:
         base = normalised if self._keyed is None else self._keyed.cache_key(normalised)
         return (base, self.config.generation)
 
-    async def _key_by(self, normalised: str, deadline: float) -> Hashable:
-        """The cache key, off the event loop and within the review's deadline: a keyed checker
-        reads the trust data's version, from the image's registry when trust data lives there."""
-        if self._keyed is None:
-            return self._key(normalised)
-        from trustkit.registry.deadline import deadline_at
-
-        with deadline_at(deadline):
-            return await asyncio.to_thread(self._key, normalised)
+    async def _key_by(self, normalised: str, lane: str, deadline: float) -> Hashable:
+        """The cache key of a keyed checker, which reads the trust data's version (from the
+        image's registry when trust data lives there): in a worker thread, in the image's registry
+        lane and under the review's deadline, like a verification, so a dripping registry holds
+        no more threads for its keys than for its checks."""
+        return await self.flights.in_lane(lane, deadline, functools.partial(self._key, normalised))
 
     async def outcomes(
         self, images: list[str], deadline: float, *, budget: float | None = None
@@ -86,7 +83,7 @@ class Decider:
         shorter than the configured deadline when the API server's ``?timeout=`` is).
         """
         results: dict[str, Outcome] = {}
-        pending: dict[str, asyncio.Future[Verdict]] = {}
+        checked: dict[str, str] = {}  # image -> normalised
         for image in dict.fromkeys(images):
             try:
                 normalised = _normalise(image)
@@ -96,7 +93,10 @@ class Decider:
             if self.config.image_exempt(image, normalised):
                 results[image] = None
                 continue
-            key = await self._key_by(normalised, deadline)
+            checked[image] = normalised
+        keys = await self._keys(checked, deadline, budget, results)
+        pending: dict[str, asyncio.Future[Verdict]] = {}
+        for image, key in keys.items():
             cached = self.cache.get(key)
             if cached is not None:
                 self.metrics.cache["hit"] += 1
@@ -107,10 +107,9 @@ class Decider:
                 results[image] = Failure(f"over {MAX_IN_FLIGHT} verifications in flight")
                 continue
             before = self.flights.joined
-            # the lane is the registry host (normalised references always start with it)
-            lane = normalised.split("/", 1)[0]
+            normalised = checked[image]
             pending[image] = self.flights.verify(
-                key, self.checker, normalised, deadline=deadline, lane=lane
+                key, self.checker, normalised, deadline=deadline, lane=_lane(normalised)
             )
             self.metrics.cache["shared" if self.flights.joined > before else "miss"] += 1
         if pending:
@@ -120,8 +119,33 @@ class Decider:
             results[image] = self._outcome_of(image, future, budget)
         return results
 
+    async def _keys(
+        self,
+        checked: dict[str, str],
+        deadline: float,
+        budget: float | None,
+        results: dict[str, Outcome],
+    ) -> dict[str, Hashable]:
+        """Cache keys of ``checked`` images, all at once; an image whose key could not be had by
+        the deadline gets its failure in ``results`` instead."""
+        if self._keyed is None:
+            return {image: self._key(normalised) for image, normalised in checked.items()}
+        tasks = {
+            image: asyncio.ensure_future(self._key_by(normalised, _lane(normalised), deadline))
+            for image, normalised in checked.items()
+        }
+        if tasks:
+            await asyncio.wait(set(tasks.values()), timeout=max(0.0, deadline - time.monotonic()))
+        keys: dict[str, Hashable] = {}
+        for image, task in tasks.items():
+            if task.done() and task.exception() is None:
+                keys[image] = task.result()
+            else:
+                results[image] = self._outcome_of(image, task, budget)
+        return keys
+
     def _outcome_of(
-        self, image: str, future: asyncio.Future[Verdict], budget: float | None = None
+        self, image: str, future: asyncio.Future[Any], budget: float | None = None
     ) -> Outcome:
         if not future.done():
             self.metrics.errors["timeout"] += 1
@@ -129,7 +153,8 @@ class Decider:
             return Failure(f"verification did not finish within the {seconds:g} s deadline")
         error = future.exception()
         if error is None:
-            return future.result()
+            result: Verdict = future.result()
+            return result
         self.metrics.errors["error"] += 1
         if isinstance(error, BadInputError):
             return Failure(error.one_line(), bad_input=True)
@@ -228,6 +253,11 @@ class Decider:
             audit=decision.audit,
             patch=decision.patch,
         )
+
+
+def _lane(normalised: str) -> str:
+    """The registry host an image is verified against (a normalised reference starts with it)."""
+    return normalised.split("/", 1)[0]
 
 
 @functools.lru_cache(maxsize=2048)
