@@ -1,14 +1,15 @@
 """The local key store: encrypted private keys plus a JSON record per key, under trust_dir/private.
 
-Layout: ``<keyid>.key`` (the private key in a PKCS#12 file: PBES2 with AES-256-CBC and PBKDF2-
-HMAC-SHA256 at ``KDF_ROUNDS`` iterations, under the role's passphrase) and ``<keyid>.json`` (role,
+Layout: ``<keyid>.key`` (the private key sealed with AES-256-GCM under a key-encryption key
+derived from the role's passphrase with PBKDF2-HMAC-SHA256 at ``KDF_ROUNDS`` iterations and the
+store's salt in ``kdf.salt``; see trustkit.keys.wrap and ADR 0012) and ``<keyid>.json`` (role,
 gun, name, public key, created, uri). The record is written last, so a key is listed only once its
-private half is safely on disk. Key files written as encrypted PKCS#8 PEM (older stores, the demo
-keys) still load.
+private half is safely on disk.
 
-Why PKCS#12: ``cryptography`` writes encrypted PKCS#8 with only 2,048 PBKDF2 iterations and no way
-to ask for more; its PKCS#12 writer takes a work factor, so a stolen key file costs an attacker
-what OWASP recommends (600,000 iterations) per passphrase guess, and ``openssl pkcs12`` reads it.
+Why a shared salt: every key under one passphrase then opens with one derivation per process, so a
+publish signing with three keys pays the 600,000 iterations (OWASP's figure) once, while a guess at
+a stolen file still costs all of them. Key files of older stores still load: PKCS#12 (PBES2,
+AES-256-CBC, PBKDF2 per file) and encrypted PKCS#8 PEM (the demo keys); they cost one KDF each.
 """
 
 from __future__ import annotations
@@ -31,15 +32,18 @@ from trustkit.keys.model import KeyRecord, check_keyid, check_name, check_role
 from trustkit.keys.online import PinSource
 from trustkit.keys.passphrase import PassphraseSource
 from trustkit.keys.pem import MAX_KEY_FILE, load_private_pem, sslib_key
+from trustkit.keys.wrap import KdfParams, KekCache, WrappedKey, is_wrapped, new_salt, wrap
 
 KEY_TYPES = ("ecdsa", "ed25519")
 #: PBKDF2-HMAC-SHA256 iterations protecting key files (OWASP's 2023 figure): ~0.1 s per unlock
 KDF_ROUNDS = 600_000
 _RECORD_SUFFIX = ".json"
 _KEY_SUFFIX = ".key"
+_SALT_FILE = "kdf.salt"  # hex; not *.json, which are key records
 
 
-def _encrypt(private: PrivateKeyTypes, passphrase: str) -> bytes:
+def _encrypt_pkcs12(private: PrivateKeyTypes, passphrase: str) -> bytes:
+    """The format of older stores (one PBKDF2 per file); kept so tests can write such files."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -88,6 +92,7 @@ class KeyStore:
         self.passphrases = passphrases or PassphraseSource(settings)
         self.pins = PinSource(settings.hsm_pin)
         self._signers: dict[str, Signer] = {}
+        self.keks = KekCache()
 
     @property
     def directory(self) -> Path:
@@ -138,7 +143,8 @@ class KeyStore:
         )
         label = f"new {role} key {record.keyid[:7]}" + (f" ({name})" if name else "")
         passphrase = self.passphrases.get(role, purpose=f"encrypt the {label}", confirm=True)
-        encrypted = _encrypt(private, passphrase)
+        params = KdfParams(self._store_salt(), KDF_ROUNDS)
+        encrypted = wrap(private, self.keks.kek(passphrase, params), params)
         with self._locked():
             if self._record_path(record.keyid).exists():
                 raise KeyStoreError(
@@ -253,11 +259,19 @@ class KeyStore:
         label = f"{record.role} key {record.keyid[:7]}" + (
             f" ({record.name})" if record.name else ""
         )
+        wrapped = WrappedKey.parse(pem, what=f"the {label}") if is_wrapped(pem) else None
         passphrase = self.passphrases.get(record.role, purpose=f"unlock the {label}")
         try:
-            private = _decrypt(pem, passphrase, what=f"the {label}")
+            if wrapped is not None:
+                private = wrapped.unwrap(
+                    self.keks.kek(passphrase, wrapped.params), what=f"the {label}"
+                )
+            else:
+                private = _decrypt(pem, passphrase, what=f"the {label}")
         except PassphraseError:
             self.passphrases.forget(record.role)
+            if wrapped is not None:
+                self.keks.forget(passphrase, wrapped.params)
             raise
         try:
             return CryptoSigner(private, record.public_key)  # type: ignore[arg-type]
@@ -265,6 +279,26 @@ class KeyStore:
             raise KeyStoreError(f"private key file {path} does not match its record") from exc
 
     # --- files ------------------------------------------------------------------------------
+    def _store_salt(self) -> bytes:
+        """The store's KDF salt (not secret), created with the first key written."""
+        path = self._dir / _SALT_FILE
+        with self._locked():
+            try:
+                raw = read_protected(path, 1024, what="key store salt", error=KeyStoreError)
+            except FileNotFoundError:
+                salt = new_salt()
+                atomic_write(path, (salt.hex() + "\n").encode("ascii"))
+                return salt
+        try:
+            salt = bytes.fromhex(raw.decode("ascii").strip())
+        except (ValueError, UnicodeDecodeError):
+            raise KeyStoreError(
+                f"{path} is malformed", hint="remove it; keys keep their salt"
+            ) from None
+        if len(salt) != len(new_salt()):
+            raise KeyStoreError(f"{path} is malformed", hint="remove it; keys keep their salt")
+        return salt
+
     def _record_path(self, keyid: str) -> Path:
         return self._dir / f"{check_keyid(keyid)}{_RECORD_SUFFIX}"
 

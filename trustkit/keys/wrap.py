@@ -1,0 +1,157 @@
+"""Key files wrapped under one key-encryption key (KEK) per passphrase (ADR 0012).
+
+A key file is a small JSON document: the PBKDF2-HMAC-SHA256 parameters (iterations and the key
+store's salt), and the private key's PKCS#8 DER sealed with AES-256-GCM under the KEK derived from
+the passphrase with those parameters. Every key in one store shares the store's salt, so the KEK
+for a passphrase is derived once per process and then opens every key under that passphrase: a
+publish that signs with three keys pays one KDF, not three. A guess at a stolen file still costs
+the full iteration count, and salts differ between stores.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from trustkit.errors import KeyStoreError, PassphraseError
+
+FORMAT = "trustkit-key/1"
+KDF_NAME = "pbkdf2-hmac-sha256"
+CIPHER = "aes-256-gcm"
+SALT_BYTES = 16
+NONCE_BYTES = 12
+#: a file asking for fewer rounds was not written by us (tests lower the work factor to 1,000);
+#: more than the maximum would stall every unlock, so both are refused
+MIN_ROUNDS = 1_000
+MAX_ROUNDS = 10_000_000
+_SALT_HEX = 2 * SALT_BYTES
+
+
+def is_wrapped(data: bytes) -> bool:
+    return data.lstrip().startswith(b"{")
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    salt: bytes
+    rounds: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": KDF_NAME, "iterations": self.rounds, "salt": self.salt.hex()}
+
+    @classmethod
+    def from_json(cls, data: Any, *, what: str) -> KdfParams:
+        if not isinstance(data, dict) or data.get("name") != KDF_NAME:
+            raise KeyStoreError(f"{what}: unsupported key derivation (expected {KDF_NAME})")
+        rounds, salt = data.get("iterations"), data.get("salt")
+        if type(rounds) is not int or not MIN_ROUNDS <= rounds <= MAX_ROUNDS:
+            raise KeyStoreError(f"{what}: PBKDF2 iterations out of range")
+        if not isinstance(salt, str) or len(salt) != _SALT_HEX:
+            raise KeyStoreError(f"{what}: malformed salt")
+        try:
+            return cls(bytes.fromhex(salt), rounds)
+        except ValueError:
+            raise KeyStoreError(f"{what}: malformed salt") from None
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(SALT_BYTES)
+
+
+class KekCache:
+    """KEKs derived in this process, by (passphrase digest, salt, rounds); memory only.
+
+    Holding a KEK is no more than holding the unlocked signers the key store already caches.
+    """
+
+    def __init__(self) -> None:
+        self._keks: dict[tuple[bytes, bytes, int], bytes] = {}
+        self.derivations = 0  # how many times the KDF ran (tests and benchmarks read it)
+
+    def kek(self, passphrase: str, params: KdfParams) -> bytes:
+        secret = passphrase.encode("utf-8")
+        slot = (hashlib.sha256(secret).digest(), params.salt, params.rounds)
+        cached = self._keks.get(slot)
+        if cached is None:
+            cached = hashlib.pbkdf2_hmac("sha256", secret, params.salt, params.rounds, dklen=32)
+            self.derivations += 1
+            self._keks[slot] = cached
+        return cached
+
+    def forget(self, passphrase: str, params: KdfParams) -> None:
+        digest = hashlib.sha256(passphrase.encode("utf-8")).digest()
+        self._keks.pop((digest, params.salt, params.rounds), None)
+
+
+def _aad(params: KdfParams) -> bytes:
+    # binds the header to the ciphertext: a file whose parameters were edited does not open
+    return f"{FORMAT}|{CIPHER}|{params.rounds}|{params.salt.hex()}".encode("ascii")
+
+
+def wrap(private: PrivateKeyTypes, kek: bytes, params: KdfParams) -> bytes:
+    der = private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(kek).encrypt(nonce, der, _aad(params))
+    document = {
+        "format": FORMAT,
+        "kdf": params.to_json(),
+        "cipher": CIPHER,
+        "nonce": nonce.hex(),
+        "ciphertext": base64.b64encode(sealed).decode("ascii"),
+    }
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("ascii")
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    params: KdfParams
+    nonce: bytes
+    sealed: bytes
+
+    @classmethod
+    def parse(cls, data: bytes, *, what: str) -> WrappedKey:
+        try:
+            document = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise KeyStoreError(f"{what}: the key file is not valid JSON") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise KeyStoreError(f"{what}: unknown key file format (expected {FORMAT})")
+        if document.get("cipher") != CIPHER:
+            raise KeyStoreError(f"{what}: unsupported cipher (expected {CIPHER})")
+        params = KdfParams.from_json(document.get("kdf"), what=what)
+        nonce, sealed = document.get("nonce"), document.get("ciphertext")
+        if not isinstance(nonce, str) or not isinstance(sealed, str):
+            raise KeyStoreError(f"{what}: malformed key file")
+        try:
+            nonce_bytes = bytes.fromhex(nonce)
+            sealed_bytes = base64.b64decode(sealed, validate=True)
+        except (ValueError, binascii.Error):
+            raise KeyStoreError(f"{what}: malformed key file") from None
+        if len(nonce_bytes) != NONCE_BYTES:
+            raise KeyStoreError(f"{what}: malformed nonce")
+        return cls(params, nonce_bytes, sealed_bytes)
+
+    def unwrap(self, kek: bytes, *, what: str) -> PrivateKeyTypes:
+        try:
+            der = AESGCM(kek).decrypt(self.nonce, self.sealed, _aad(self.params))
+        except InvalidTag:  # the wrong passphrase (or a damaged or edited file)
+            raise PassphraseError(f"wrong passphrase for {what}") from None
+        try:
+            return serialization.load_der_private_key(der, None)
+        except ValueError:
+            raise KeyStoreError(f"{what}: the key file holds no readable private key") from None
