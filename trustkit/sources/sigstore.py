@@ -197,10 +197,11 @@ def verify_bundle(
     from sigstore.models import Bundle
     from sigstore_models.common.v1 import HashAlgorithm
 
+    _precheck(data)
     try:
         bundle = Bundle.from_json(data)
     except Exception as exc:  # malformed JSON, missing proof: all "not a usable bundle"
-        raise BundleRefused(f"unusable bundle: {_one_line(exc)}") from None
+        raise BundleRefused(f"unusable bundle: {_one_line(exc)[:120]}") from None
     algorithm, _, hex_digest = digest.partition(":")
     if algorithm != "sha256" or len(hex_digest) != 64:
         raise BundleRefused(f"not a sha256 digest: {digest}")
@@ -221,6 +222,24 @@ def verify_bundle(
         assert policy.matched is not None
         return policy.matched
     raise BundleRefused(reasons[0] if len(set(reasons)) == 1 else "; ".join(reasons))
+
+
+def _precheck(data: bytes) -> None:
+    """Say plainly what the package would say in a page of validation errors."""
+    try:
+        doc = json.loads(data)
+        entries = doc["verificationMaterial"]["tlogEntries"]
+    except (ValueError, KeyError, TypeError):
+        raise BundleRefused("unusable bundle: not a Sigstore bundle document") from None
+    if not isinstance(entries, list) or not entries:
+        raise BundleRefused("the bundle has no transparency-log entry")
+    for entry in entries:
+        proof = entry.get("inclusionProof") if isinstance(entry, dict) else None
+        if not isinstance(proof, dict) or not proof.get("checkpoint"):
+            raise BundleRefused(
+                "the log entry has no inclusion proof with a checkpoint (an older bundle "
+                "format: sign again with a current cosign)"
+            )
 
 
 def _check_statement(payload_type: str, payload: bytes, hex_digest: str) -> None:
