@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from trustkit.keys import Key
     from trustkit.model.findings import VerifiedScan
     from trustkit.policy import Policy
+    from trustkit.sources.model import SignatureMaterial
 
 
 def check_trust(settings: Settings | Services, ref: refs.ImageRef) -> TrustEvidence:
@@ -157,6 +158,7 @@ def _check_image(
     trust: TrustEvidence | None,
 ) -> Verdict:
     from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
+    from trustkit.policy.rules import Evidence
     from trustkit.policy.globs import DOCKER_RULE, ShortNames
 
     ref = refs.parse(reference)
@@ -225,10 +227,18 @@ def _check_image(
         store_keyids = frozenset(k.keyid for k in store_keys)
         scans, unverified = _fetch_scans(services, ref, digest, matching, store_keys)
 
+    signatures: SignatureMaterial | None = None
+    if digest is not None and any(Evidence.SIGNATURES in p.needs for p in matching):
+        # cosign signatures and Sigstore bundles, read once; each rule verifies them itself
+        from trustkit.sources.cosign import fetch_material
+
+        signatures = fetch_material(services, ref, digest)
+
     facts = ImageFacts(
         reference=str(ref),
         digest=digest,
         trust=trust,
+        signatures=signatures,
         scans=scans,
         unverified_scans=unverified,
         known_tags=known_tags,

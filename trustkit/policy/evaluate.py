@@ -20,6 +20,7 @@ from trustkit.policy.globs import DOCKER_RULE, ShortNames
 from trustkit.policy.model import Policy
 from trustkit.policy.rules import PolicyRun, ScanSelection, SignatureContext
 from trustkit.policy.scope import ScopeSubject
+from trustkit.sources.model import SignatureMaterial
 from trustkit.verdict import Action, Context, PolicyOutcome, Reason, Verdict
 
 #: a scan that claims to have finished further in the future than this is not believed
@@ -40,6 +41,9 @@ class ImageFacts:
     #: the key store's scanner keys, trusted by policies without trusted_scanners (None: every
     #: verified scan counts for them, as when scans were verified against those keys alone)
     store_scanner_keyids: frozenset[str] | None = None
+    #: cosign signatures and Sigstore bundles attached to the digest (read when a rule needs
+    #: them; the signature rules verify them against their own keys and identities)
+    signatures: SignatureMaterial | None = None
 
 
 class Evaluation(NamedTuple):
@@ -106,7 +110,9 @@ def _evaluate_policy(
     run = PolicyRun(policy, image)
     run.passed("scope", f"{image} is in scope")
     if plan.signature:
-        ctx = SignatureContext(trust=facts.trust, image=image, policy=policy.name)
+        ctx = SignatureContext(
+            trust=facts.trust, image=image, policy=policy.name, signatures=facts.signatures
+        )
         for rule, config in plan.signature:
             run.record(rule.key, rule.verify(config, ctx))
     if not policy.needs_scans:

@@ -32,6 +32,7 @@ from trustkit.verdict import Action, PolicyOutcome, Reason
 
 if TYPE_CHECKING:
     from trustkit.policy.findings import FindingsView
+    from trustkit.sources.model import SignatureMaterial
     from trustkit.policy.model import Policy
     from trustkit.policy.scope import ScopeSubject
 
@@ -41,6 +42,8 @@ class Evidence(StrEnum):
 
     TRUST = "trust"  # the trust evidence (signatures) of the image
     SCANS = "scans"  # verified scan attestations of the image's digest
+    #: cosign signatures and Sigstore bundles attached to the digest (verified by the rules)
+    SIGNATURES = "signatures"
 
 
 class Stage(IntEnum):
@@ -132,6 +135,8 @@ class SignatureContext:
     trust: TrustEvidence
     image: str
     policy: str
+    #: signature artifacts attached to the digest, unverified (None: not read, no digest)
+    signatures: SignatureMaterial | None = None
 
 
 @dataclass
