@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from trustkit.errors import BadInputError, ConflictError, KeyStoreError
+from trustkit.errors import BadInputError, ConflictError, KeyStoreError, UnknownRepositoryError
 from trustkit.notary import codec
 from trustkit.notary.verifier import RELEASES, VerifiedCollection
 from trustkit.stores.interface import MetadataFile
@@ -231,7 +231,7 @@ class Draft:
                 raise KeyStoreError(
                     f"signing {role} of {self.gun} needs {threshold} of its keys; this key "
                     f"store holds {len(signing)}",
-                    hint=f"import the {holder} key: trustkit trust key import FILE --role "
+                    hint=f"import the {holder} key: trustkit trust key load FILE --role "
                     f"{'targets' if role == 'targets' else 'delegation'}",
                 )
             message = codec.canonical(signed)
@@ -287,7 +287,15 @@ def change(services: Services, gun: str, keys: KeyStore, edit: Callable[[Draft],
     held = HeldKeys.of(keys)
     for attempt in range(1, ATTEMPTS + 1):
         generation = store.generation(gun)
-        collection = verified(services, gun)
+        try:
+            collection = verified(services, gun)
+        except UnknownRepositoryError as exc:
+            raise UnknownRepositoryError(
+                str(exc),
+                hint="trustkit changes existing Notary collections; create it with "
+                f"'notary -s {getattr(store, 'url', 'URL')} init {gun}' "
+                "or 'docker trust signer add'",
+            ) from None
         draft = Draft(collection, services.clock().replace(microsecond=0))
         result = edit(draft)
         if not draft.changed:
@@ -328,7 +336,7 @@ def sign_tags(
         if not roles:
             raise KeyStoreError(
                 f"no key in this key store may sign tags of {gun}",
-                hint=f"import your signer key (trustkit trust key import FILE) or ask the "
+                hint=f"import your signer key (trustkit trust key load FILE) or ask the "
                 f"owner of {gun} to run: trustkit trust signer add --key KEY.pub NAME {gun}",
             )
         for tag, (digest, size) in tags.items():
