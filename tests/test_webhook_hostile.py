@@ -383,11 +383,13 @@ def test_connections_to_one_registry_host_are_bounded(drip_registry: Any, tmp_pa
 
 @pytest.mark.registry
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("content_trust", [False, True], ids=["scan-rule", "content-trust"])
 def test_a_dripping_registry_neither_keeps_threads_nor_starves_other_reviews(
     webhook_server: WebhookServerFactory,
     pipeline_world: PipelineWorld,
     drip_registry: Any,
     tmp_path: Path,
+    content_trust: bool,
 ) -> None:
     from fixtures.pipeline import policy_yaml
 
@@ -396,31 +398,37 @@ def test_a_dripping_registry_neither_keeps_threads_nor_starves_other_reviews(
     policy.write_text(policy_yaml("scanned", "BLOCK", require_scan=True))
     deadline = 2.0
     config = WebhookConfig(deadline_seconds=deadline, workers=4, registry_concurrency=2)
-    # content trust off: the unsigned flood is not refused before the registry is asked; the scan
-    # rule makes every check fetch from the image's registry
-    settings = pipeline_world.settings.with_changes(content_trust=False)
+    # content trust on: each image's trust data is read from its own registry (the cache key's
+    # trust-data version, then the check); off: the scan rule makes every check fetch from it
+    settings = pipeline_world.settings.with_changes(content_trust=content_trust)
     served = webhook_server(PipelineChecker(settings, [policy]), config)
     honest = review("Pod", workload("Pod", {"containers": [
         {"name": "app", "image": pipeline_world.ref("clean")}]}))  # fmt: skip
     assert post(served, "/validate", honest)["allowed"] is True  # warm: trust data, policies
     served.state.cache.clear()
 
-    slow = [{"name": f"c{i}", "image": f"{drip.host}/t/slow{i}:v1"} for i in range(8)]
-    flood = review("Pod", workload("Pod", {"containers": slow}))
+    # the flood: eight reviews at once (more than asyncio's default thread pool holds), each
+    # with two images on the dripping registry
     flood_answers: list[dict[str, Any]] = []
-    flood_thread = threading.Thread(
-        target=lambda: flood_answers.append(post(served, "/validate", flood))
-    )
-    flood_thread.start()
-    time.sleep(0.3)  # the flood's verifications are running against the dripping registry
+
+    def flood(n: int) -> None:
+        slow = [{"name": f"c{i}", "image": f"{drip.host}/t/slow{n}-{i}:v1"} for i in range(2)]
+        flood_answers.append(post(served, "/validate", review("Pod", workload("Pod", {
+            "containers": slow}))))  # fmt: skip
+
+    flood_threads = [threading.Thread(target=flood, args=(n,)) for n in range(8)]
+    for thread in flood_threads:
+        thread.start()
+    time.sleep(0.3)  # the flood's checks are running against the dripping registry
 
     # another review, meanwhile: its image is verified at once, not queued behind the drip
     started = time.monotonic()
     answer = post(served, "/validate", honest)
     assert answer["allowed"] is True, answer
     assert time.monotonic() - started < deadline
-    flood_thread.join(10)
-    assert flood_answers and flood_answers[0]["allowed"] is False
+    for thread in flood_threads:
+        thread.join(10)
+    assert len(flood_answers) == 8 and not any(a["allowed"] for a in flood_answers)
     # registry_concurrency: two verifications against the host at once; the others never started
     assert 1 <= len(drip.exchanges()) <= 2, drip.requests
 
