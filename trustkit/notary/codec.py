@@ -137,6 +137,17 @@ class NotaryKey:
         return str(names[0].value) if names else None
 
 
+def canonical_key_id(key: NotaryKey) -> str:
+    """notary's "canonical" id: a certificate key (``ecdsa-x509``) named by its plain public
+    key, as ``notary key list``, ``notary delegation list`` and key file names show it."""
+    if key.certificate is None:
+        return key.keyid
+    der = key.certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return key_id(key.keytype.removesuffix("-x509"), base64.b64encode(der).decode())
+
+
 def key_id(keytype: str, public: str) -> str:
     return hashlib.sha256(
         canonical({"keytype": keytype, "keyval": {"private": None, "public": public}})

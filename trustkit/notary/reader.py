@@ -12,12 +12,12 @@ from trustkit.errors import (
     BadInputError,
     FailureKind,
     MetadataNotFoundError,
-    NotSignedError,
     UnknownRepositoryError,
     UntrustedError,
 )
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
 from trustkit.notary.verifier import (
+    RELEASES,
     REPO_ADMIN,
     TIMESTAMP_LIMIT,
     SignedTag,
@@ -152,31 +152,41 @@ def evidence(services: Services, ref: ImageRef, *, root_file: Path | None = None
 
 
 def inspect(services: Services, ref: ImageRef) -> dict[str, Any]:
-    """``docker trust inspect`` of a notary-server collection, key ids as docker shows them."""
+    """``docker trust inspect`` of a notary-server collection, as docker computes it: the
+    released tags (in targets or targets/releases), each signed by the named signers whose own
+    role records the same digest ("Repo Admin" when none does); signer keys by notary's
+    canonical ids; root and repository keys as root.json lists them."""
+    from trustkit.notary.codec import canonical_key_id, targets_of
+
     collection = verified(services, ref.gun)
-    if ref.tag is not None:
-        try:
-            tags = [collection.find(ref.tag)]
-        except NotSignedError:
-            tags = []
-    else:
-        tags = collection.signed_tags()
-    signers = [
-        {"Name": name.rpartition("/")[2], "Keys": [{"ID": k} for k in role.keyids]}
-        for name, (role, _) in sorted(collection.delegations.items())
-        if name != "targets/releases"
-    ]
+    released: dict[tuple[str, str], list[str]] = {}
+    named: dict[str, dict[str, str]] = {}
+    for role, signed in collection.targets.items():
+        entries = {t: e.hashes.get("sha256", b"").hex() for t, e in targets_of(signed).items()}
+        if role in ("targets", RELEASES):
+            for tag, digest in entries.items():
+                if ref.tag is None or tag == ref.tag:
+                    released.setdefault((tag, digest), [])
+        else:
+            named[role] = entries
+    for (tag, digest), signers in released.items():
+        signers.extend(
+            role.rpartition("/")[2] for role, entries in named.items() if entries.get(tag) == digest
+        )
+    signers_of = {
+        name.rpartition("/")[2]: [
+            {"ID": canonical_key_id(keys[k]) if k in keys else k} for k in role.keyids
+        ]
+        for name, (role, keys) in sorted(collection.delegations.items())
+        if name != RELEASES
+    }
     return {
         "Name": ref.repository,
         "SignedTags": [
-            {
-                "SignedTag": t.tag,
-                "Digest": t.digest.split(":", 1)[1],
-                "Signers": list(t.signers) or [REPO_ADMIN],
-            }
-            for t in tags
+            {"SignedTag": tag, "Digest": digest, "Signers": sorted(names) or [REPO_ADMIN]}
+            for (tag, digest), names in sorted(released.items())
         ],
-        "Signers": signers,
+        "Signers": [{"Name": n, "Keys": keys} for n, keys in sorted(signers_of.items())],
         "AdministrativeKeys": [
             {"Name": "Root", "Keys": [{"ID": k} for k in collection.roles["root"].keyids]},
             {"Name": "Repository", "Keys": [{"ID": k} for k in collection.roles["targets"].keyids]},
