@@ -5,6 +5,7 @@ The library is importable without the CLI; heavy modules are imported lazily by 
 
 from __future__ import annotations
 
+from trustkit import _signer_backends
 from trustkit.config import Settings
 from trustkit.errors import (
     BadInputError,
@@ -15,6 +16,9 @@ from trustkit.errors import (
 from trustkit.refs import ImageRef, parse
 
 __version__ = "0.1.0"
+
+# before anything imports securesystemslib.signer: its cloud/HSM SDKs load only when used
+_signer_backends.install()
 
 __all__ = [
     "BadInputError",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib import parse
 
+from trustkit import _signer_backends
 from trustkit.errors import (
     BadInputError,
     KeyStoreError,
@@ -82,6 +83,7 @@ def import_public_key(uri: str, pins: PinSource) -> tuple[str, SSlibKey]:
     (key id, ARN or ``alias/NAME``), ``gcpkms:projects/.../cryptoKeyVersions/N``,
     ``azurekms://VAULT.vault.azure.net/keys/NAME[/VERSION]``, ``hv:NAME[/VERSION]``."""
     scheme = scheme_of(uri)
+    _signer_backends.enable()
     with backend_errors(uri):
         return _import(scheme, uri, pins)
 
@@ -126,6 +128,7 @@ def _need_path(
 def online_signer(uri: str, public_key: Key, pins: PinSource) -> Signer:
     """A Signer for the online key at ``uri`` whose failures are trustkit errors."""
     scheme_of(uri)
+    _signer_backends.enable()
     with backend_errors(uri):
         inner = Signer.from_priv_key_uri(uri, public_key, pins)
     return OnlineSigner(uri, inner)

@@ -1,0 +1,93 @@
+"""securesystemslib's online signer back-ends (AWS, HSM, GCP, Azure, Vault...), loaded on use.
+
+``securesystemslib.signer`` (imported by ``tuf.api.metadata``) imports every back-end's SDK when
+it is installed: boto3 and botocore alone cost 0.3–1 s, python-pkcs11 another 30–100 ms, on every
+command, though only online keys need them. While those back-end modules are first imported, this
+finder makes their SDK imports fail; each back-end then records itself as unavailable, exactly as
+when the SDK is not installed. ``enable()`` (called by ``trustkit.keys.online`` before it uses an
+online key) re-imports the back-ends with their SDKs and re-registers them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+from collections.abc import Sequence
+from types import ModuleType
+
+_BACKEND_PREFIX = "securesystemslib.signer._"
+#: top-level packages of the back-ends' SDKs
+_SDK_ROOTS = frozenset({"boto3", "botocore", "pkcs11", "google", "azure", "hvac", "keylet"})
+_lock = threading.Lock()
+_enabled = False
+_deferred: set[str] = set()  # back-end modules that were imported without their SDK
+
+
+def _importing_module() -> str | None:
+    """The module whose ``import`` statement is running (past importlib's own frames)."""
+    frame = sys._getframe(2)
+    for _ in range(30):
+        if frame is None:
+            return None
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str) and not name.startswith(("importlib", "_frozen_importlib")):
+            return name
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+class _DeferSdks(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if _enabled or fullname.partition(".")[0] not in _SDK_ROOTS:
+            return None
+        importer = _importing_module()
+        if importer is None or not importer.startswith(_BACKEND_PREFIX):
+            return None
+        _deferred.add(importer)
+        raise ModuleNotFoundError(f"{fullname} is loaded on first use", name=fullname)
+
+
+def install() -> None:
+    if not any(isinstance(finder, _DeferSdks) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _DeferSdks())
+
+
+def enable() -> None:
+    """Re-import the back-ends that were loaded without their SDK, now with it."""
+    global _enabled
+    with _lock:
+        if _enabled:
+            return
+        _enabled = True
+        if not _deferred:
+            return
+        sslib = importlib.import_module("securesystemslib.signer")
+        registries = [
+            getattr(sslib, "SIGNER_FOR_URI_SCHEME", {}),
+            getattr(sslib, "KEY_FOR_TYPE_AND_SCHEME", {}),
+        ]
+        for name in sorted(_deferred):
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            fresh = importlib.reload(module)
+            for attr, value in vars(fresh).items():
+                if not isinstance(value, type) or value.__module__ != name:
+                    continue
+                if getattr(sslib, attr, None) is not None:
+                    setattr(sslib, attr, value)
+                for registry in registries:
+                    for slot, registered in list(registry.items()):
+                        if getattr(registered, "__module__", None) == name and (
+                            registered.__name__ == attr
+                        ):
+                            registry[slot] = value
+        _deferred.clear()
