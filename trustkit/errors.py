@@ -167,6 +167,9 @@ class AttestationError(UntrustedError):
 class PolicyRefusal(UntrustedError):
     """A policy BLOCKed the image."""
 
+    #: the BLOCK verdict (a ``trustkit.verdict.Verdict``) when known, for JSON output
+    verdict: object | None = None
+
 
 # --- the world got in the way: exit 3 -----------------------------------------------------
 class TrustEnvironmentError(TrustkitError):

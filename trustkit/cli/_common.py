@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from trustkit.config import Settings
+from trustkit.errors import TrustkitError
 from trustkit.services import Services
+from trustkit.verdict import Verdict
 
 
 def services_from(ctx: click.Context) -> Services:
@@ -72,3 +74,54 @@ class ImageReference(click.ParamType):  # type: ignore[type-arg]
 
 
 IMAGE = ImageReference()
+
+
+def output_options(func: Any) -> Any:
+    """``--output/-o table|json`` and ``--json`` (its alias): the command gets ``as_json``."""
+
+    def pick_json(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value:
+            ctx.meta["trustkit.output"] = "json"
+        return value
+
+    func = click.option(
+        "--json",
+        "json_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=pick_json,
+        help="Print the result as JSON (alias of --output json).",
+    )(func)
+    return click.option(
+        "--output",
+        "-o",
+        "output",
+        type=click.Choice(["table", "json"]),
+        default=None,
+        help="Output format (default table).",
+    )(func)
+
+
+def wants_json(ctx: click.Context, output: str | None) -> bool:
+    """Whether this invocation prints JSON: ``--output json`` or ``--json``."""
+    return output == "json" or ctx.meta.get("trustkit.output") == "json"
+
+
+def refusal_document(exc: TrustkitError, **fields: Any) -> dict[str, Any]:
+    """A command's JSON verdict when it refuses: what it was asked, why, and the exit code, so
+    scripts reading stdout see the refusal as well as the exit status."""
+    from trustkit.errors import PolicyRefusal
+
+    error: dict[str, Any] = {"message": str(exc), "exitCode": exc.exit_code}
+    if exc.hint:
+        error["hint"] = exc.hint
+    kind = getattr(exc, "kind", None)
+    if kind is not None:
+        error["kind"] = str(kind.value)
+    out: dict[str, Any] = {**fields, "refused": True, "error": error}
+    verdict = exc.verdict if isinstance(exc, PolicyRefusal) else None
+    if isinstance(verdict, Verdict):
+        out["verdict"] = verdict.to_dict()
+        if verdict.evidence is not None and verdict.evidence.failure is not None:
+            error["kind"] = str(verdict.evidence.failure.value)  # why trust said no
+    return out

@@ -11,8 +11,11 @@ from trustkit.cli._common import (
     IMAGE,
     content_trust_option,
     echo_json,
+    output_options,
     policy_option,
+    refusal_document,
     services_from,
+    wants_json,
 )
 from trustkit.verdict import Action, Verdict
 
@@ -45,7 +48,7 @@ def _print_warnings(verdict: Verdict | None) -> None:
 )
 @click.option("--scan-key", default=None, help="With --scan: scanner key name.")
 @policy_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@output_options
 @click.pass_context
 def push(
     ctx: click.Context,
@@ -57,13 +60,48 @@ def push(
     scanner_command: str | None,
     scan_key: str | None,
     policy_files: tuple[Path, ...],
-    as_json: bool,
+    output: str | None,
 ) -> None:
     """Copy SRC (oci:PATH[:TAG] or IMAGE) to DEST; with content trust on, sign DEST's tag.
 
-    Multi-arch images (an index and every platform) are copied whole. Policy is evaluated for
-    the pushed digest before the tag is signed: a BLOCKed image is never signed.
+    Multi-arch images (an index and every platform) are copied whole. Everything that can refuse
+    the push (policy, the scanner, the signing keys) is checked before the first blob is
+    uploaded; the tag is written last, so a refused push leaves the registry's tags unchanged.
     """
+    from trustkit.errors import TrustkitError
+
+    as_json = wants_json(ctx, output)
+    try:
+        _push(
+            ctx,
+            src,
+            dest,
+            disable_content_trust,
+            scan,
+            report,
+            scanner_command,
+            scan_key,
+            policy_files,
+            as_json,
+        )
+    except TrustkitError as exc:
+        if as_json:  # the verdict goes to stdout on refusal too; the one line to stderr
+            echo_json(refusal_document(exc, source=src, destination=dest, signed=False))
+        raise
+
+
+def _push(
+    ctx: click.Context,
+    src: str,
+    dest: str,
+    disable_content_trust: bool,
+    scan: bool,
+    report: Path | None,
+    scanner_command: str | None,
+    scan_key: str | None,
+    policy_files: tuple[Path, ...],
+    as_json: bool,
+) -> None:
     from trustkit.errors import BadInputError
     from trustkit.pipeline.flows import push_gate, push_image
 
@@ -121,7 +159,7 @@ def push(
 )
 @content_trust_option
 @policy_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@output_options
 @click.pass_context
 def pull(
     ctx: click.Context,
@@ -129,19 +167,26 @@ def pull(
     dest: str | None,
     disable_content_trust: bool,
     policy_files: tuple[Path, ...],
-    as_json: bool,
+    output: str | None,
 ) -> None:
     """Fetch REF and check every byte; with content trust on, its tag must be signed.
 
     The pipeline decides first (trust, attestations, policy); a refused image is not fetched.
     """
+    from trustkit.errors import TrustkitError
     from trustkit.pipeline.flows import pull_checked
 
+    as_json = wants_json(ctx, output)
     services = services_from(ctx)
     verify = services.settings.content_trust and not disable_content_trust
-    verdict, result = pull_checked(
-        services, ref, dest=dest, verify=verify, policy_files=policy_files
-    )
+    try:
+        verdict, result = pull_checked(
+            services, ref, dest=dest, verify=verify, policy_files=policy_files
+        )
+    except TrustkitError as exc:
+        if as_json:
+            echo_json(refusal_document(exc, reference=ref, verified=False))
+        raise
     if verdict is not None:
         _print_warnings(verdict)
     if as_json:

@@ -3,8 +3,16 @@ post-push. Every entry point composes these; the registry adapter only moves byt
 
 The order "policy first, then sign" lives in ``sign_unless_blocked`` alone: ``push_image`` (the
 CLI) and ``post_push`` (servin's hook) both go through it, so a BLOCKed image is never signed by
-either. Issue 15 (refuse before the upload) is a local change to ``push_image``: run the gate
-on the source's digest before ``copy_image``.
+either.
+
+Refuse before publishing (issue 15): ``push_image`` runs everything that can refuse a push
+before the first blob is uploaded — the signing keys are unlocked and the thresholds of the roles
+they sign checked, the scanner is run on the SOURCE (or the report read), and policy is judged
+for the source's digest under the destination's name (``PushChecks.before_upload``). Only a
+policy needing the scan attestation of content the registry does not hold yet is judged after the
+blobs are uploaded. Whatever happens after the upload, the tag is written last: the image is
+pushed by digest, checked and signed, and only then tagged, so a refusal or a registry error
+leaves no tag pointing at unsigned or refused content.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +33,7 @@ from trustkit.errors import (
     DigestMismatchError,
     NotFoundError,
     NotSignedError,
+    PolicyRefusal,
     TagMovedError,
     UnknownRepositoryError,
     UnreachableError,
@@ -136,6 +145,153 @@ def push_verdict(
     )
 
 
+def _refuse_unless_allowed(verdict: Verdict) -> Verdict:
+    """``require_allowed``, with the BLOCK verdict kept on the refusal for JSON output."""
+    try:
+        return require_allowed(verdict)
+    except PolicyRefusal as exc:
+        exc.verdict = verdict
+        raise
+
+
+class PushChecks:
+    """Everything that can refuse a push, in two steps: ``before_upload`` (the source's digest,
+    the scan of the source) and the call after the upload, before the tag is signed and written.
+
+    Callable as a ``PushGate``: a BLOCK raises ``PolicyRefusal`` (carrying the verdict)."""
+
+    def __init__(
+        self,
+        services: Services,
+        dest: str,
+        *,
+        policy_files: Sequence[Path],
+        scan: bool,
+        report: Path | None,
+        scanner_command: str | None,
+        scanner_key: str | None,
+        now: datetime | None,
+        sign: bool,
+    ) -> None:
+        self.services = services
+        self.dest = dest
+        self.policy_files = policy_files
+        self.scan = scan
+        self.report = report
+        self.scanner_command = scanner_command
+        self.scanner_key = scanner_key
+        self.now = now
+        self.sign = sign
+        #: the verdict judged before the upload, when nothing the upload adds could change it
+        self._decided: Verdict | None = None
+        #: the scan report made (or read) before the upload, attested after it
+        self._report_bytes: bytes | None = None
+        self._report_source = ""
+        self._scan_started: datetime | None = None
+
+    def before_upload(self, source: ImageLocation, top: Descriptor) -> None:
+        """Refuse what can be refused before a byte is uploaded: no scanner key, no report or
+        scanner (the scanner runs on the source), and policy for the source's digest."""
+        if self.scan:
+            self._scan_source(source, top)
+            return  # the policy judges the attestation, made once the digest is pushed
+        pushed = refs.parse(self.dest).with_digest(top.digest)
+        try:
+            verdict = push_verdict(
+                self.services,
+                pushed,
+                top.size,
+                sign=self.sign,
+                policy_files=self.policy_files,
+                now=self.now,
+            )
+        except NotFoundError:
+            # a policy needs the scans of a digest the registry does not hold yet: it is
+            # judged after the upload, before the tag is written
+            return
+        self._decided = _refuse_unless_allowed(verdict)
+
+    def _scan_source(self, source: ImageLocation, top: Descriptor) -> None:
+        import shlex
+
+        from trustkit._fs import read_bounded
+        from trustkit.attest.reports import MAX_REPORT_BYTES
+        from trustkit.attest.service import run_scanner, scanner_signer
+
+        scanner_signer(self.services, self.scanner_key)  # no key: refuse before scanning
+        if self.report is not None:
+            try:
+                self._report_bytes = read_bounded(self.report, MAX_REPORT_BYTES, what="scan report")
+            except FileNotFoundError:
+                raise BadInputError(f"scan report {self.report} does not exist") from None
+            self._report_source = self.report.name
+            return
+        command = self.scanner_command or self.services.settings.scanner_command
+        if not command:
+            raise BadInputError(
+                "no scan report and no scanner command",
+                hint="pass --report FILE or set SERVIN_SCANNER (e.g. 'trivy image -f json')",
+            )
+        ref = source.ref
+        target = (
+            str(ref.with_digest(top.digest))
+            if ref is not None
+            else source.describe().removeprefix("oci:").split(":")[0].split("@")[0]
+        )
+        self._scan_started = datetime.now(UTC).replace(microsecond=0)
+        self._report_bytes = run_scanner(command, target)
+        self._report_source = f"output of {shlex.split(command)[0]}"
+
+    def __call__(self, descriptor: Descriptor) -> Verdict:
+        if self._decided is not None and self._decided.digest in (None, descriptor.digest):
+            return self._decided
+        pushed = refs.parse(self.dest).with_digest(descriptor.digest)
+        attestation: AttestationDetail | None = None
+        if self.scan:
+            attestation = self._attest(pushed)
+        verdict = push_verdict(
+            self.services,
+            pushed,
+            descriptor.size,
+            sign=self.sign,
+            policy_files=self.policy_files,
+            now=self.now,
+        )
+        if attestation is not None:
+            details = dataclasses.replace(verdict.details, attestation=attestation)
+            verdict = dataclasses.replace(verdict, details=details)
+        return _refuse_unless_allowed(verdict)
+
+    def _attest(self, pushed: refs.ImageRef) -> AttestationDetail:
+        from trustkit.attest.service import attest_report, scan_and_attest, scanner_signer
+
+        if self._report_bytes is None:  # called without before_upload (an older caller)
+            attested = scan_and_attest(
+                self.services,
+                str(pushed),
+                report=self.report,
+                scanner_command=self.scanner_command,
+                key_name=self.scanner_key,
+            )
+        else:
+            attested = attest_report(
+                self.services,
+                str(pushed),
+                report_bytes=self._report_bytes,
+                report_source=self._report_source,
+                signer=scanner_signer(self.services, self.scanner_key),
+                scan_started_on=self._scan_started,
+            )
+        return AttestationDetail(
+            scanner=attested.report.scanner.name,
+            findings=len(attested.report.findings),
+            counts=attested.report.counts(),
+            predicate_type=attested.predicate_type,
+            signer=attested.signer_keyid,
+            tag=attested.attached.att_tag,
+        )
+
+
 def push_gate(
     services: Services | Settings,
     dest: str,
@@ -147,46 +303,58 @@ def push_gate(
     scanner_key: str | None = None,
     now: datetime | None = None,
     sign: bool = False,
-) -> PushGate:
-    """What the push path runs after the upload and before signing the tag.
+) -> PushChecks:
+    """What the push path runs: ``before_upload`` (``push_image`` calls it before the first
+    blob), then the gate itself after the upload and before the tag is signed and written.
 
-    With ``scan`` the scan report (given, or produced by the scanner command) is attested to the
-    pushed digest first; then policy decides about that digest. A BLOCK raises, so the tag is
-    never signed; WARN and AUDIT come back in the Verdict for the caller to print. With ``sign``
-    (the push signs the tag next) ``require_signed`` is judged against that signature.
+    With ``scan`` the scan report (given, or produced by the scanner command on the source
+    before the upload) is attested to the pushed digest first; then policy decides about that
+    digest. A BLOCK raises, so the tag is never signed nor written; WARN and AUDIT come back in
+    the Verdict for the caller to print. With ``sign`` (the push signs the tag next)
+    ``require_signed`` is judged against that signature.
     """
-    services = as_services(services)
+    return PushChecks(
+        as_services(services),
+        dest,
+        policy_files=policy_files,
+        scan=scan,
+        report=report,
+        scanner_command=scanner_command,
+        scanner_key=scanner_key,
+        now=now,
+        sign=sign,
+    )
 
-    def gate(descriptor: Descriptor) -> Verdict:
-        pushed = refs.parse(dest).with_digest(descriptor.digest)
-        attestation: AttestationDetail | None = None
-        if scan:
-            from trustkit.attest.service import scan_and_attest
 
-            attested = scan_and_attest(
-                services,
-                str(pushed),
-                report=report,
-                scanner_command=scanner_command,
-                key_name=scanner_key,
+def check_can_sign(services: Services, ref: refs.ImageRef) -> None:
+    """Refuse a signed push before its upload when the tag could not be signed: no key of the
+    collection here, a key that does not unlock, or a top-level role's threshold above the
+    keys held (delegated roles below their threshold become pending changes instead)."""
+    from trustkit.collections.engine import _on_notary, signable_roles
+    from trustkit.collections.repository import Collection, local_keyids
+    from trustkit.errors import BelowThresholdError
+
+    if _on_notary(services):
+        return  # Notary's writer checks its own keys when it signs
+    collection = Collection.load(services.store, ref.gun)
+    if collection is None:
+        return  # the first push creates the collection and its keys
+    keys = services.keys
+    roles = signable_roles(collection, keys, ref.tag)  # raises when no key could sign
+    top_level = {"root", "targets", "snapshot", "timestamp"}
+    for role in [*roles, "snapshot", "timestamp"]:
+        held = local_keyids(keys, collection.keyids_of(role))
+        if role in top_level and role not in roles and not held:
+            continue  # snapshot/timestamp signed elsewhere (an online key or the server)
+        threshold = collection.threshold_of(role)
+        if role in top_level and len(held) < threshold:
+            raise BelowThresholdError(
+                f"cannot sign {ref.gun}:{ref.tag}: role {role} needs {threshold} signatures "
+                f"and this key store holds {len(held)} of its keys",
+                hint="load the missing keys, or push with --disable-content-trust",
             )
-            attestation = AttestationDetail(
-                scanner=attested.report.scanner.name,
-                findings=len(attested.report.findings),
-                counts=attested.report.counts(),
-                predicate_type=attested.predicate_type,
-                signer=attested.signer_keyid,
-                tag=attested.attached.att_tag,
-            )
-        verdict = push_verdict(
-            services, pushed, descriptor.size, sign=sign, policy_files=policy_files, now=now
-        )
-        if attestation is not None:
-            details = dataclasses.replace(verdict.details, attestation=attestation)
-            verdict = dataclasses.replace(verdict, details=details)
-        return require_allowed(verdict)
-
-    return gate
+        for keyid in held[:threshold]:
+            keys.signer(keyid)  # unlocks now (a wrong or missing passphrase refuses here)
 
 
 def sign_unless_blocked(
@@ -241,8 +409,10 @@ def push_image(
 ) -> PushResult:
     """Copy ``src`` to ``dest``; with ``sign`` also sign ``dest``'s tag for the pushed digest.
 
-    ``gate`` (scan attestation and policy, from ``push_gate``) runs after the upload and before
-    signing; it raises to refuse, so a blocked image is never signed.
+    With ``sign`` the keys are unlocked first, and ``gate.before_upload`` (from ``push_gate``)
+    runs before the first blob; ``gate`` itself (scan attestation and policy) runs after the
+    upload and before signing. It raises to refuse, so a blocked image is never signed. With a
+    gate or ``sign`` the image is pushed by digest and tagged last.
     """
     from trustkit.registry import copy_image, open_image_location
 
@@ -261,17 +431,32 @@ def push_image(
                 f"content trust needs a tag to sign: {dest}",
                 hint="push to IMAGE:TAG, or pass --disable-content-trust",
             )
+    if sign and dest_ref is not None:
+        check_can_sign(services, dest_ref)  # before the upload: a locked key refuses here
     source = open_image_location(services.registries, src)
     target = open_image_location(services.registries, dest)
     try:
-        descriptor = copy_image(source, target)
+        top = source.get_manifest(source.reference)
+        if isinstance(gate, PushChecks):
+            gate.before_upload(source, top.descriptor)
+        # tag last: while anything can still refuse (policy, signing), only the digest is pushed
+        tag_last = dest_ref is not None and dest_ref.tag is not None and (sign or gate is not None)
+        descriptor = copy_image(
+            source,
+            target,
+            expected_digest=top.digest,
+            dest_reference=top.digest if tag_last else None,
+        )
+        if dest_ref is None:
+            verdict = gate(descriptor) if gate is not None else None
+            return PushResult(source.describe(), target.describe(), descriptor, [], verdict)
+        verdict, outcome = sign_unless_blocked(services, dest_ref, descriptor, sign=sign, gate=gate)
+        if tag_last and (verdict is None or verdict.allowed):
+            assert dest_ref.tag is not None
+            target.put_manifest(dest_ref.tag, top.data, top.media_type, top_level=True)
     finally:
         source.close()
         target.close()
-    if dest_ref is None:
-        verdict = gate(descriptor) if gate is not None else None
-        return PushResult(source.describe(), target.describe(), descriptor, [], verdict)
-    verdict, outcome = sign_unless_blocked(services, dest_ref, descriptor, sign=sign, gate=gate)
     roles = list(outcome.roles) if outcome is not None else []
     pending = outcome.pending if outcome is not None else None
     return PushResult(source.describe(), target.describe(), descriptor, roles, verdict, pending)
@@ -374,7 +559,7 @@ def pull_checked(
     """
     verdict: Verdict | None = None
     if not ref.startswith("oci:"):
-        verdict = require_allowed(
+        verdict = _refuse_unless_allowed(
             check_image(
                 services, ref, context=Context.PULL, policy_files=policy_files, require_trust=verify
             )
