@@ -180,8 +180,8 @@ class DeadlineTransport(httpx.BaseTransport):
             timeouts = dict(request.extensions.get("timeout") or {})
             try:
                 timeouts["pool"] = _remaining(timeouts.get("pool"))
-            except httpcore.TimeoutException as exc:
-                raise httpx.PoolTimeout(str(exc), request=request) from exc
+            except httpcore.TimeoutException as exc:  # past the deadline before even starting
+                raise httpx.ReadTimeout(str(exc), request=request) from exc
             request.extensions = {**request.extensions, "timeout": timeouts}
             response = self._inner.handle_request(request)
         assert isinstance(response.stream, httpx.SyncByteStream)
