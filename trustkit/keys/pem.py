@@ -7,7 +7,6 @@ import binascii
 import re
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
@@ -69,6 +68,8 @@ def load_public_key(data: bytes, *, what: str = "public key") -> Key:
         if label == "PUBLIC KEY":
             public = serialization.load_der_public_key(der)
         elif label == "CERTIFICATE":
+            from cryptography import x509  # ~40 ms of imports, only for certificates
+
             public = x509.load_der_x509_certificate(der).public_key()
         elif "PRIVATE KEY" in label:
             raise BadInputError(f"{what} is a private key: give the public key (.pub) instead")
