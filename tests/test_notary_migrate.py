@@ -163,6 +163,9 @@ def test_leaving_dct_from_the_command_line(
     assert code == 0, err
     assert out.strip() == alice_id  # the id notary and docker show
     assert "as delegation key alice" in err  # named by the file's own role header
+    code, out, _ = run("trust", "key", "list", "--json")
+    [listed] = [k for k in json.loads(out) if k["name"] == "alice"]
+    assert listed["notary_keyid"] == alice_id and listed["keyid"] != alice_id
 
     dest = f"file://{tmp_path / 'tuf'}"
     code, out, err = run("trust", "migrate", gun, "--from", notary_server.url, "--to", dest,

@@ -141,9 +141,7 @@ def _shown_keyid(settings: object, record: KeyRecord) -> str:
     if isinstance(settings, Settings) and settings.trust_store_url.startswith(
         ("https://", "http://")
     ):
-        from trustkit.notary.writer import notary_keyid
-
-        return notary_keyid(record.public_key)
+        return _notary_keyid_or_none(record) or record.keyid
     return record.keyid
 
 
@@ -163,13 +161,15 @@ def _read_private_file(file: Path) -> bytes:
 @click.pass_context
 def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
     """List the keys in the key store (public information only)."""
-    store = services_from(ctx).keys
+    services = services_from(ctx)
+    store = services.keys
     records = store.records(role=role)
     if as_json:
         echo_json(
             [
                 {
                     "keyid": r.keyid,
+                    "notary_keyid": _notary_keyid_or_none(r),
                     "role": r.role,
                     "gun": r.gun,
                     "name": r.name,
@@ -183,7 +183,18 @@ def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
         )
         return
     for r in records:
-        click.echo(f"{r.keyid[:12]}  {r.role:<10}  {r.keytype:<8}  {r.gun or '-'}  {r.name or '-'}")
+        shown = _shown_keyid(services.settings, r)  # notary's ids on a notary-server
+        click.echo(f"{shown[:12]}  {r.role:<10}  {r.keytype:<8}  {r.gun or '-'}  {r.name or '-'}")
+
+
+def _notary_keyid_or_none(record: KeyRecord) -> str | None:
+    """The id notary and docker show for this key (None for a key Notary cannot hold)."""
+    from trustkit.notary.writer import notary_keyid
+
+    try:
+        return notary_keyid(record.public_key)
+    except (BadInputError, ValueError):
+        return None
 
 
 @key.command("import-uri")
