@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -217,3 +218,52 @@ def test_another_instances_root_refuses_and_unsigned_is_unsigned(
     assert evidence.failure is FailureKind.UNSIGNED  # type: ignore[attr-defined]
     image.attach(private_sigstore.sign_digest(image.digest))
     _refused(image, RIGHT, [stranger])
+
+
+# --- a second, independent verifier: sigstore-go (Debian 13's sigstore-go package) -----------
+def _sigstore_go() -> Path:
+    from fixtures.cosign import _peer_env
+
+    path = _peer_env().get("SIGSTORE_GO")
+    if not path or not Path(path).is_file():
+        pytest.skip("sigstore-go is not installed (scripts/install-peers.sh)")
+    return Path(path)
+
+
+def _go_verify(
+    tool: Path, bundle: Path, root: Path, digest: str, identity: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(tool), "-trustedrootJSONpath", str(root), "-expectedIssuer", GITHUB_ISSUER,
+         "-expectedSAN", identity, *args, "-artifact-digest", digest.partition(":")[2],
+         str(bundle)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(bundle.parent), "HTTPS_PROXY": "http://127.0.0.1:9"},
+    )  # fmt: skip
+
+
+@pytest.mark.peer
+def test_sigstore_go_accepts_the_private_instances_bundles(
+    image: Image, private_sigstore: PrivateSigstore, tmp_path: Path
+) -> None:
+    tool = _sigstore_go()
+    root = private_sigstore.trusted_root_path
+    good = tmp_path / "good.json"
+    good.write_bytes(private_sigstore.sign_digest(image.digest))
+    done = _go_verify(tool, good, root, image.digest, RELEASE_WORKFLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # and sigstore-go refuses what trustkit refuses
+    refused = _go_verify(
+        tool, good, root, image.digest, "https://github.com/evil/x@refs/heads/main"
+    )
+    assert refused.returncode != 0 and "SAN" in refused.stdout + refused.stderr
+    other = _go_verify(tool, good, root, "sha256:" + "12" * 32, RELEASE_WORKFLOW)
+    assert other.returncode != 0
+    late = tmp_path / "late.json"
+    late.write_bytes(private_sigstore.sign_digest(image.digest, logged_after=timedelta(minutes=20)))
+    assert _go_verify(tool, late, root, image.digest, RELEASE_WORKFLOW).returncode != 0
+
+
+# sigstore-go 0.7.1's oci-image-verification example reads only cosign's legacy keyless layout
+# (a .sig layer with certificate and SET annotations, no inclusion proof: what sigstore-python
+# refuses), not bundles attached as referrers, so the cross-check verifies the bundles themselves.
