@@ -22,30 +22,81 @@ def _read_password_stdin() -> str:
     return password
 
 
+def _prompt(label: str, *, hide_input: bool) -> str:
+    """A prompt where end of input (Ctrl-D) is one line and exit 2, not a traceback or 130."""
+    try:
+        value = click.prompt(label, hide_input=hide_input, err=True)
+    except (click.exceptions.Abort, EOFError):
+        raise BadInputError(f"no {label.lower()} given (end of input)") from None
+    return str(value)
+
+
 @click.command()
 @click.option("-u", "--username", default=None, help="User name (prompted when omitted).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--credential-helper",
+    "helper",
+    default=None,
+    metavar="NAME",
+    help="Store the credentials with docker-credential-NAME (recorded in credHelpers).",
+)
+@click.option(
+    "--password-store",
+    type=click.Choice(["pass"]),
+    default=None,
+    help="Store the credentials in pass (docker-credential-pass).",
+)
 @click.argument("registry")
 @click.pass_context
-def login(ctx: click.Context, username: str | None, password_stdin: bool, registry: str) -> None:
-    """Check credentials against REGISTRY's /v2/ and store them in config.json."""
-    from trustkit.registry.credentials import Credentials, normalise_registry, store_credentials
+def login(
+    ctx: click.Context,
+    username: str | None,
+    password_stdin: bool,
+    helper: str | None,
+    password_store: str | None,
+    registry: str,
+) -> None:
+    """Check credentials against REGISTRY's /v2/ and store them in config.json, or with a
+    credential helper (``--credential-helper NAME``, ``--password-store pass``)."""
+    from trustkit.registry.credentials import (
+        Credentials,
+        normalise_registry,
+        store_credentials,
+        stored_unencrypted,
+    )
 
     settings = settings_from(ctx)
     host = normalise_registry(registry)
+    if helper and password_store:
+        raise BadInputError("give --credential-helper or --password-store, not both")
+    helper = helper or password_store  # "pass" is docker-credential-pass
     if password_stdin:
         if not username:
             raise BadInputError("--password-stdin needs --username")
         password = _read_password_stdin()
     else:
-        username = username or click.prompt("Username")
-        password = click.prompt("Password", hide_input=True)
+        if not sys.stdin.isatty():
+            # getpass would fall back to echoing (GetPassWarning) or die on EOF: say it instead
+            raise BadInputError(
+                "cannot prompt for a password: standard input is not a terminal",
+                hint=f"pipe it: ... | trustkit login --username NAME --password-stdin {registry}",
+            )
+        username = username or _prompt("Username", hide_input=False)
+        password = _prompt("Password", hide_input=True)
     creds = Credentials(str(username), password)
     # the invocation's pooled client for the host: registries.json (TLS, mirrors) parsed once
     client = services_from(ctx).registries.client(host)
     client.set_credentials(creds)
     client.ping()
-    path = store_credentials(settings, host, creds)
+    path = store_credentials(settings, host, creds, helper=helper)
+    if stored_unencrypted(settings, host):
+        click.echo(
+            f"WARNING! Your password is stored unencrypted in {path}. Configure a credential "
+            "helper to remove this warning (trustkit login --credential-helper NAME; see "
+            "https://docs.docker.com/go/credential-store/)",
+            err=True,
+        )
     click.echo(f"Login Succeeded ({host}; credentials stored in {path})")
 
 

@@ -327,14 +327,27 @@ class RegistryClient:
         if challenge.service:
             params.append(("service", challenge.service))
         params.extend(("scope", s) for s in sorted(set(scopes)))
-        headers = {}
-        basic = self._basic_header()
-        if basic:
-            headers["Authorization"] = basic
         assert self._http is not None
-        request = self._http.build_request(
-            "GET", realm_url.copy_merge_params(params), headers=headers
-        )
+        creds = self._credentials()
+        if creds is not None and creds.identity_token:
+            # config.json's identitytoken is an OAuth2 refresh token: docker's grant for it
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "trustkit",
+                "scope": " ".join(sorted(set(scopes))),
+            }
+            if challenge.service:
+                form["service"] = challenge.service
+            request = self._http.build_request("POST", realm_url, data=form)
+        else:
+            headers = {}
+            basic = self._basic_header()
+            if basic:
+                headers["Authorization"] = basic
+            request = self._http.build_request(
+                "GET", realm_url.copy_merge_params(params), headers=headers
+            )
         try:
             response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:

@@ -31,6 +31,9 @@ DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 class Credentials:
     username: str
     password: str = field(repr=False)
+    #: an OAuth2 refresh token (config.json ``identitytoken``; a helper's ``<token>`` user):
+    #: exchanged at the token server instead of the password (ACR, Harbor OIDC)
+    identity_token: str | None = field(default=None, repr=False)
 
 
 def _config_key(host: str) -> str:
@@ -90,6 +93,10 @@ def _auths_entry(doc: dict[str, Any], host: str, path: Path) -> Credentials | No
         found = _decode_auth(entry.get("auth"), path, host)
         if found is None and isinstance(entry.get("username"), str):
             found = Credentials(entry["username"], str(entry.get("password", "")))
+        token = entry.get("identitytoken")
+        if isinstance(token, str) and token:
+            user = found.username if found is not None else "<token>"
+            found = Credentials(user, "", identity_token=token)
         if found is not None:
             return found
     return None
@@ -137,6 +144,8 @@ def _helper_get(helper: str, host: str) -> Credentials | None:
         raise TrustEnvironmentError(f"credential helper {helper} gave malformed output") from exc
     if not isinstance(username, str) or not isinstance(secret, str):
         raise TrustEnvironmentError(f"credential helper {helper} gave malformed output")
+    if username == "<token>":  # the helper protocol's marker of an identity token
+        return Credentials(username, "", identity_token=secret)
     return Credentials(username, secret)
 
 
@@ -168,12 +177,25 @@ def lookup_credentials(
     return None
 
 
-def store_credentials(settings: Settings, host: str, creds: Credentials) -> Path:
-    """Save credentials the way ``docker login`` does; config.json stays 0600."""
+def store_credentials(
+    settings: Settings, host: str, creds: Credentials, *, helper: str | None = None
+) -> Path:
+    """Save credentials the way ``docker login`` does; config.json stays 0600.
+
+    ``helper`` (``docker-credential-<helper>``) stores them and is recorded as the host's
+    ``credHelpers`` entry; otherwise the host's existing ``credHelpers`` entry, then
+    ``credsStore``, then base64 in ``auths`` (unencrypted, as docker does)."""
     path = settings.credentials_file
     with file_lock(path.with_name(path.name + ".lock")):
         doc = read_config_json(path)
-        store = doc.get("credsStore")
+        store = helper or _host_helper(doc, host) or doc.get("credsStore")
+        if helper:
+            helpers = doc.get("credHelpers")
+            if not isinstance(helpers, dict):
+                helpers = doc["credHelpers"] = {}
+            for key in [k for k in helpers if _normalise_key(str(k)) == host]:
+                del helpers[key]
+            helpers[_config_key(host)] = helper
         if isinstance(store, str) and store:
             run_helper(
                 store,
@@ -196,13 +218,38 @@ def store_credentials(settings: Settings, host: str, creds: Credentials) -> Path
     return path
 
 
+def _host_helper(doc: dict[str, Any], host: str) -> str | None:
+    helpers = doc.get("credHelpers") or {}
+    if isinstance(helpers, dict):
+        for key, name in helpers.items():
+            if _normalise_key(str(key)) == host and isinstance(name, str) and name:
+                return name
+    return None
+
+
+def stored_unencrypted(settings: Settings, host: str) -> bool:
+    """Whether ``host``'s secret sits base64-encoded in config.json itself (no helper)."""
+    path = settings.credentials_file
+    doc = read_config_json(path)
+    helpers = doc.get("credHelpers") or {}
+    if isinstance(helpers, dict) and any(_normalise_key(str(k)) == host for k in helpers):
+        return False
+    auths = doc.get("auths") or {}
+    if not isinstance(auths, dict):
+        return False
+    return any(
+        _normalise_key(str(key)) == host and isinstance(entry, dict) and bool(entry.get("auth"))
+        for key, entry in auths.items()
+    )
+
+
 def erase_credentials(settings: Settings, host: str) -> bool:
     """Forget ``host``'s credentials; True when something was removed."""
     path = settings.credentials_file
     with file_lock(path.with_name(path.name + ".lock")):
         doc = read_config_json(path)
         removed = _remove_auths(doc, host)
-        store = doc.get("credsStore")
+        store = _host_helper(doc, host) or doc.get("credsStore")
         if isinstance(store, str) and store:
             run_helper(store, "erase", _config_key(host))
             removed = True
