@@ -302,3 +302,22 @@ def test_a_server_down_or_failing_is_exit_3_naming_it(
     assert code == 3
     _one_line(err)
     assert url.split("//")[1] in err
+
+
+def test_a_registry_routed_to_a_notary_server_by_registries_json(
+    collection: Collection,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """registries.json's per-registry trust_server names the notary-server: only that
+    registry's repositories are read from it (the rest keep the configured store)."""
+    registries = tmp_path / "registries.json"
+    routed = {"localhost:5000": {"trust_server": collection.server.url}}
+    registries.write_text(json.dumps({"registries": routed}))
+    monkeypatch.setenv("SERVIN_REGISTRIES_CONFIG", str(registries))
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", "local")
+    code, out, err = _run(capsys, "trust", "verify", f"{collection.gun}:v2")
+    assert (code, out.strip()) == (0, f"sha256:{V2}"), err
+    code, _, err = _run(capsys, "trust", "verify", "elsewhere.example/app:v1")
+    assert code == 1 and "notary" not in err, err  # not signed in the local store

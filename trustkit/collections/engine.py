@@ -135,10 +135,10 @@ def _layout(collection: Collection) -> DelegationLayout:
 
 
 # --- tags ---------------------------------------------------------------------------------
-def _on_notary(services: Services) -> bool:
+def _on_notary(services: Services, gun: str) -> bool:
     from trustkit.stores.notary import is_notary_store
 
-    return is_notary_store(services.store)
+    return is_notary_store(services.store, gun)
 
 
 def _tag_of(ref: ImageRef) -> str:
@@ -281,7 +281,7 @@ def _sign_entries(
         for tag, (d, size) in tags.items()
     }
     keys = keystore if keystore is not None else services.keys
-    if _on_notary(services):  # Notary's wire format: its own writer
+    if _on_notary(services, gun):  # Notary's wire format: its own writer
         from trustkit.notary import writer
 
         return writer.sign_tags(
@@ -337,7 +337,7 @@ def _revoke(
     outcome: SignOutcome | None,
 ) -> list[str]:
     keys = keystore if keystore is not None else services.keys
-    if _on_notary(services):  # Notary's wire format: its own writer
+    if _on_notary(services, ref.gun):  # Notary's wire format: its own writer
         from trustkit.notary import writer
 
         return writer.revoke(services, ref.gun, keys, ref.tag)
@@ -394,7 +394,7 @@ def add_signer(
         raise BadInputError("give at least one --key")
     store_keys = keystore if keystore is not None else services.keys
     _refuse_scanner_keys(store_keys, keys)
-    if _on_notary(services):  # Notary's wire format: its own writer
+    if _on_notary(services, gun):  # Notary's wire format: its own writer
         from trustkit.notary import writer
 
         return SignerChange(writer.add_signer(services, gun, store_keys, name, list(keys)))
@@ -483,7 +483,7 @@ def remove_signer(
     services = as_services(settings)
     check_signer_name(name)
     keys = keystore if keystore is not None else services.keys
-    if _on_notary(services):  # Notary's wire format: its own writer
+    if _on_notary(services, gun):  # Notary's wire format: its own writer
         from trustkit.notary import writer
 
         warnings, lost = writer.remove_signer(services, gun, keys, name, force=force)
@@ -614,7 +614,7 @@ def rotate_key(
         raise BadInputError(f"cannot rotate {role!r}: choose one of {', '.join(ROTATABLE_ROLES)}")
     services = as_services(settings)
     keys = keystore if keystore is not None else services.keys
-    if _on_notary(services):  # Notary's wire format: its own writer
+    if _on_notary(services, gun):  # Notary's wire format: its own writer
         from trustkit.notary import writer
 
         if role != TARGETS:  # the server holds snapshot and timestamp keys
@@ -686,7 +686,7 @@ def verify_tag(
     from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
-    if is_notary_store(services.store):  # Notary's wire format: its own verifier
+    if is_notary_store(services.store, ref.gun):  # Notary's wire format: its own verifier
         from trustkit.notary import reader
 
         found = reader.verify_tag(services, ref.gun, _tag_of(ref), root_file=root_file)
@@ -735,7 +735,7 @@ def trust_evidence(
     from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
-    if is_notary_store(services.store):  # Notary's wire format: its own verifier
+    if is_notary_store(services.store, ref.gun):  # Notary's wire format: its own verifier
         from trustkit.notary import reader
 
         return reader.evidence(services, ref, root_file=root_file)
@@ -820,7 +820,7 @@ def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
     from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
-    if is_notary_store(services.store):  # Notary's wire format: its own verifier
+    if is_notary_store(services.store, ref.gun):  # Notary's wire format: its own verifier
         from trustkit.notary import reader
 
         return reader.inspect(services, ref)

@@ -47,7 +47,9 @@ def verified(
     root_file: Path | None = None,
 ) -> VerifiedCollection:
     """The whole collection of ``gun``, verified (raises UntrustedError subclasses)."""
-    reader = store if store is not None else services.store
+    from trustkit.stores.notary import notary_store_for
+
+    reader = store if store is not None else notary_store_for(services.store, gun) or services.store
     cache_dir = services.settings.client_cache_dir
     now = services.clock()
     if root_file is not None:

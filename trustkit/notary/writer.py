@@ -282,18 +282,21 @@ def change(services: Services, gun: str, keys: KeyStore, edit: Callable[[Draft],
     """Apply ``edit`` to a freshly verified copy of ``gun`` and publish it; retried from a new
     read when another writer got in first."""
     from trustkit.notary.reader import verified
+    from trustkit.stores.notary import notary_store_for
 
-    store = services.store
+    store = notary_store_for(services.store, gun)
+    if store is None:
+        raise BadInputError(f"the trust data of {gun} is not on a notary-server")
     held = HeldKeys.of(keys)
     for attempt in range(1, ATTEMPTS + 1):
         generation = store.generation(gun)
         try:
-            collection = verified(services, gun)
+            collection = verified(services, gun, store=store)
         except UnknownRepositoryError as exc:
             raise UnknownRepositoryError(
                 str(exc),
                 hint="trustkit changes existing Notary collections; create it with "
-                f"'notary -s {getattr(store, 'url', 'URL')} init {gun}' "
+                f"'notary -s {store.url} init {gun}' "
                 "or 'docker trust signer add'",
             ) from None
         draft = Draft(collection, services.clock().replace(microsecond=0))
@@ -484,11 +487,11 @@ def rotate_key(
             f"rotating the {role} key of a notary-server collection is not supported here",
             hint=f"use: notary key rotate {gun} {role}",
         )
-    store = services.store
-    from trustkit.stores.notary import NotaryServerStore
+    from trustkit.stores.notary import notary_store_for
 
+    store = notary_store_for(services.store, gun)
     if role == "snapshot":
-        if not isinstance(store, NotaryServerStore):
+        if store is None:
             raise BadInputError("snapshot keys are rotated on a notary-server")
         doc = json_key(store.server_key(gun, "snapshot"))
     else:

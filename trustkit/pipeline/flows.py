@@ -334,7 +334,7 @@ def check_can_sign(services: Services, ref: refs.ImageRef) -> None:
     from trustkit.collections.repository import Collection, local_keyids
     from trustkit.errors import BelowThresholdError
 
-    if _on_notary(services):
+    if _on_notary(services, ref.gun):
         return  # Notary's writer checks its own keys when it signs
     collection = Collection.load(services.store, ref.gun)
     if collection is None:

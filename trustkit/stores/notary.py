@@ -209,5 +209,21 @@ def open_notary_store(url: str, services: Services | None) -> MetadataStore:
     return NotaryServerStore(f"{parts.scheme}://{host}", client)
 
 
-def is_notary_store(store: MetadataStore) -> bool:
-    return isinstance(store, NotaryServerStore)
+def notary_store_for(store: MetadataStore, gun: str) -> NotaryServerStore | None:
+    """The notary-server holding ``gun`` (``store`` itself, or the one ``registries.json``
+    names as that registry's ``trust_server``), or None when its trust data is TUF."""
+    for _ in range(4):  # a routing store wraps one level; bounded all the same
+        if isinstance(store, NotaryServerStore):
+            return store
+        route = getattr(store, "store_for", None)
+        if route is None:
+            return None
+        routed = route(gun)
+        if routed is store:
+            return None
+        store = routed
+    return None
+
+
+def is_notary_store(store: MetadataStore, gun: str) -> bool:
+    return notary_store_for(store, gun) is not None
