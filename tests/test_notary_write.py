@@ -71,6 +71,15 @@ def test_both_directions_with_the_notary_cli(
     listed = cli.run("delegation", "list", gun)
     assert "targets/carol" in listed and "targets/releases" in listed and carol_id in listed
 
+    # the push path's plan (judged by policy before anything is signed) names carol's key
+    from trustkit.collections import list_signed_tags, planned_signer_identities
+    from trustkit.services import Services
+
+    with Services(Settings.from_env()) as services:
+        [plan] = planned_signer_identities(services, gun)
+        assert (plan.name, plan.role, plan.keyids) == ("carol", "targets/carol", (carol_id,))
+        assert [t.tag for t in list_signed_tags(services, gun)] == ["cli-tag"]
+
     # carol signs; the notary CLI sees the tag in releases
     code, out, err = _run(capsys, "trust", "sign", f"{gun}:v1", "--digest", f"sha256:{D2}",
                           "--size", "3")  # fmt: skip

@@ -180,6 +180,11 @@ def planned_signers(
     signing anything (the push path judges ``require_signed`` policies before it signs).
     Raises ``KeyStoreError`` when no local key could sign, as ``sign_tag`` would."""
     services = as_services(settings)
+    if _on_notary(services, gun):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        keys = keystore if keystore is not None else services.keys
+        return tuple(n for n, _, _ in writer.planned_signer_identities(services, gun, keys))
     collection = Collection.load(services.store, gun)
     if collection is None:
         return ()  # first push creates the collection: targets only, no named signers
@@ -202,6 +207,14 @@ def planned_signer_identities(
     from trustkit.model import SignerIdentity
 
     services = as_services(settings)
+    if _on_notary(services, gun):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        keys = keystore if keystore is not None else services.keys
+        return tuple(
+            SignerIdentity(name=n, keyids=k, role=r)
+            for n, r, k in writer.planned_signer_identities(services, gun, keys)
+        )
     collection = Collection.load(services.store, gun)
     if collection is None:
         return ()
@@ -707,6 +720,13 @@ def list_signed_tags(settings: Settings | Services, gun: str) -> list[TrustedTar
     from trustkit.collections.client import session_for
 
     services = as_services(settings)
+    if _on_notary(services, gun):  # Notary's wire format: its own verifier
+        from trustkit.notary import reader
+
+        return [
+            TrustedTarget(gun, t.tag, t.digest, t.size, t.role, t.signers)
+            for t in reader.verified(services, gun).signed_tags()
+        ]
     return session_for(services, services.store, gun).signed_tags()
 
 

@@ -523,3 +523,30 @@ def json_key(data: bytes) -> dict[str, Any]:
     if keytype not in codec.KEY_TYPES or not isinstance(public, str):
         raise BadInputError("the notary-server sent a malformed key")
     return {"keytype": keytype, "keyval": {"private": None, "public": public}}
+
+
+def planned_signer_identities(
+    services: Services, gun: str, keys: KeyStore
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(signer name, role, Notary key ids held here) a ``sign_tags`` would sign as, without
+    signing: the push path judges ``require_signed`` policies first. Raises as ``sign_tags``
+    when no key here could sign."""
+    from trustkit.notary.reader import verified
+    from trustkit.stores.notary import notary_store_for
+
+    store = notary_store_for(services.store, gun)
+    held = HeldKeys.of(keys)
+    draft = Draft(verified(services, gun, store=store), services.clock())
+    roles = signable_roles(draft, held)
+    if not roles:
+        raise KeyStoreError(
+            f"no key in this key store may sign tags of {gun}",
+            hint="import your signer key: trustkit trust key load FILE",
+        )
+    found = []
+    for role in roles:
+        if role in ("targets", RELEASES):
+            continue
+        keyids, _ = draft._role_keys(role)
+        found.append((role[len(_SIGNER_PREFIX) :], role, tuple(sorted(held.holding(keyids)))))
+    return found
