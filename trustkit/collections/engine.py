@@ -410,7 +410,9 @@ def add_signer(
     if _on_notary(services, gun):  # Notary's wire format: its own writer
         from trustkit.notary import writer
 
-        return SignerChange(writer.add_signer(services, gun, store_keys, name, list(keys)))
+        return SignerChange(
+            writer.add_signer(services, gun, store_keys, name, list(keys), threshold=threshold)
+        )
 
     def edit(collection: Collection) -> SignerChange:
         change = SignerChange()

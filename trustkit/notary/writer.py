@@ -375,10 +375,19 @@ def revoke(services: Services, gun: str, keys: KeyStore, tag: str | None) -> lis
 
 
 def add_signer(
-    services: Services, gun: str, keys: KeyStore, name: str, public_keys: list[Key]
+    services: Services,
+    gun: str,
+    keys: KeyStore,
+    name: str,
+    public_keys: list[Key],
+    *,
+    threshold: int | None = None,
 ) -> list[str]:
-    """``docker trust signer add``: the signer's keys go into ``targets/<name>`` and
-    ``targets/releases`` (created with all paths and threshold 1 when missing)."""
+    """``docker trust signer add``: the signer's keys go into ``targets/<name>`` (with
+    ``threshold``, default 1) and ``targets/releases`` (created with all paths and threshold 1
+    when missing)."""
+    if threshold is not None and not 1 <= threshold <= len(public_keys):
+        raise BadInputError(f"threshold {threshold} needs between 1 and {len(public_keys)} keys")
     docs = [notary_key(k) for k in public_keys]
     ids = [codec.key_id(d["keytype"], d["keyval"]["public"]) for d in docs]
 
@@ -389,11 +398,15 @@ def add_signer(
             delegations["keys"][keyid] = doc
         for role_name in (RELEASES, f"{_SIGNER_PREFIX}{name}"):
             role = next((r for r in delegations["roles"] if r["name"] == role_name), None)
+            own = role_name != RELEASES
             if role is None:
+                wanted = threshold if own and threshold else 1
                 delegations["roles"].append(
-                    {"keyids": list(ids), "name": role_name, "paths": [""], "threshold": 1}
+                    {"keyids": list(ids), "name": role_name, "paths": [""], "threshold": wanted}
                 )
                 continue
+            if own and threshold:
+                role["threshold"] = threshold
             for keyid in ids:
                 if keyid in role["keyids"]:
                     warnings.append(f"key {keyid[:12]} already belongs to {role_name}")
