@@ -120,7 +120,8 @@ def test_signer_remove(signed: Path, capsys: pytest.CaptureFixture[str]) -> None
     ("argv", "code", "message"),
     [
         (["trust", "verify", "localhost:5000/Bad:v1"], 2, "invalid reference format"),
-        (["trust", "verify", "localhost:5000/unknown:v1"], 2, "no trust data for localhost"),
+        # never signed is "not trusted" (exit 1), as pull, gate and the hooks say (issue 15)
+        (["trust", "verify", "localhost:5000/unknown:v1"], 1, "no trust data for localhost"),
         (["trust", "sign", "localhost:5000/cli/app"], 2, "has no tag"),
         # without --digest the digest is resolved from the registry, which is not running here
         (["trust", "sign", "127.0.0.1:9/cli/app:v2"], 3, "registry 127.0.0.1:9 is unreachable"),

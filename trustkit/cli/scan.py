@@ -14,10 +14,12 @@ from trustkit.attest.reports import FORMATS
 from trustkit.attest.statement import PREDICATE_TYPES
 from trustkit.cli._common import IMAGE, echo_json, services_from
 from trustkit.errors import AttestationError, BadInputError, KeyStoreError
+from trustkit.model.findings import Severity
 
 if TYPE_CHECKING:  # the service pulls in the registry client and the key store: lazily
     from trustkit.attest.model import VerifiedScan
     from trustkit.keys import Key
+    from trustkit.model.findings import Finding
 
 MAX_FINDINGS_SHOWN = 200
 
@@ -36,12 +38,20 @@ def scan() -> None:
     help="Scanner report (Trivy JSON, Grype JSON, SARIF). Default: run $SERVIN_SCANNER.",
 )
 @click.option(
-    "--format",
+    "--report-format",
     "report_format",
     type=click.Choice(["auto", *FORMATS]),
     default="auto",
     show_default=True,
-    help="Report format.",
+    help="Format of the --report given (input).",
+)
+@click.option(
+    "--format",
+    "deprecated_format",
+    type=click.Choice(["auto", *FORMATS]),
+    default=None,
+    hidden=True,
+    help="Deprecated alias of --report-format.",
 )
 @click.option(
     "--vex",
@@ -57,22 +67,40 @@ def scan() -> None:
     default="cosign-vuln",
     show_default=True,
 )
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "text", "json"]),
+    default=None,
+    help="Output format (default table; text is the same).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Alias of --output json.")
 @click.pass_context
 def attest(
     ctx: click.Context,
     image: str,
     report: Path | None,
     report_format: str,
+    deprecated_format: str | None,
     vex_files: tuple[Path, ...],
     key_name: str | None,
     predicate_type: str,
-    output: str,
+    output: str | None,
+    as_json: bool,
 ) -> None:
     """Sign a scan report of IMAGE (registry ref or oci:PATH[:TAG]) and attach it.
 
     A tag is resolved to its current digest; the attestation is about that digest.
     """
+    if deprecated_format is not None:
+        click.echo(
+            "trustkit: warning: --format is deprecated (it names the report's format): "
+            "use --report-format",
+            err=True,
+        )
+        if report_format == "auto":
+            report_format = deprecated_format
+    output = "json" if as_json else (output or "table")
     services = services_from(ctx)
     from trustkit.attest.service import scan_and_attest
 
@@ -188,7 +216,17 @@ def _scan_json(scan: VerifiedScan, now: datetime) -> dict[str, Any]:
 
 @scan.command("results")
 @click.argument("image", type=IMAGE)
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default=None, help="Default table."
+)
+@click.option("--json", "as_json", is_flag=True, help="Alias of --output json.")
+@click.option(
+    "--severity",
+    "severities",
+    default=None,
+    metavar="LIST",
+    help="Show only these severities, comma-separated (e.g. CRITICAL,HIGH), as trivy does.",
+)
 @click.option(
     "--trusted-key",
     "trusted_key_files",
@@ -198,9 +236,16 @@ def _scan_json(scan: VerifiedScan, now: datetime) -> dict[str, Any]:
 )
 @click.pass_context
 def results(
-    ctx: click.Context, image: str, output: str, trusted_key_files: tuple[Path, ...]
+    ctx: click.Context,
+    image: str,
+    output: str | None,
+    as_json: bool,
+    severities: str | None,
+    trusted_key_files: tuple[Path, ...],
 ) -> None:
     """Verify IMAGE's scan attestations and show the newest verified result."""
+    output = "json" if as_json else (output or "table")
+    shown = _parse_severities(severities)
     services = services_from(ctx)
     keys = _trusted_keys(ctx, trusted_key_files)
     from trustkit.attest.service import opened, resolve_subject, verified_scans
@@ -220,7 +265,7 @@ def results(
             }
         )
     else:
-        _print_table(image, digest, scans, problems, now)
+        _print_table(image, digest, scans, problems, now, shown)
     if not scans:
         raise AttestationError(
             f"no verified scan attestation for {image} ({digest})"
@@ -228,14 +273,41 @@ def results(
         )
 
 
-def _print_table(
-    image: str, digest: str, scans: list[VerifiedScan], problems: list[str], now: datetime
-) -> None:
+def _parse_severities(text: str | None) -> frozenset[Severity] | None:
+    if text is None:
+        return None
+    names = [n.strip().upper() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in Severity.__members__]
+    if unknown or not names:
+        raise BadInputError(
+            f"unknown severity {', '.join(unknown) or text!r}",
+            hint=f"choose from {','.join(reversed(Severity.__members__))}",
+        )
+    return frozenset(Severity[n] for n in names)
+
+
+def _console() -> Any:
+    """A console that never cuts ids: a terminal's (or $COLUMNS) width, tables wrapping
+    their free text; a pipe without $COLUMNS gets wide lines."""
+    import os
+
     from rich.console import Console
+
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, width=200 if wide else None)
+
+
+def _print_table(
+    image: str,
+    digest: str,
+    scans: list[VerifiedScan],
+    problems: list[str],
+    now: datetime,
+    shown: frozenset[Severity] | None = None,
+) -> None:
     from rich.table import Table
 
-    # a pipe gets wide lines rather than ids cut to fit 80 columns
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    console = _console()
     console.print(f"[bold]{image}[/bold] {digest}")
     console.print(f"{len(scans)} verified scan attestation(s), {len(problems)} unverifiable")
     for problem in problems:
@@ -259,27 +331,73 @@ def _print_table(
     suppressed = report.suppressed_count()
     summary.add_row("suppressed (VEX)", str(suppressed), "")
     console.print(summary)
+    findings = [f for f in report.findings if shown is None or f.severity in shown]
+    ordered = sorted(findings, key=lambda f: (f.suppressed, -f.severity, f.vulnerability_id))
+    listed = ordered[:MAX_FINDINGS_SHOWN]
+    # what is copied (ids, package names) is never cut: those columns are as wide as their
+    # longest value; versions, status and the title wrap instead. When even that does not fit
+    # the terminal, one finding per block, each id and package on a line of its own
+    library_width = _widest(f.package_name for f in listed)
+    id_width = _widest(f.vulnerability_id for f in listed)
+    if library_width + id_width + len("CRITICAL") + 4 * 3 + 4 * 6 > console.width:
+        _print_records(console, listed)
+    else:
+        _print_findings_table(console, listed, library_width, id_width)
+    if len(ordered) > MAX_FINDINGS_SHOWN:
+        console.print(f"… {len(ordered) - MAX_FINDINGS_SHOWN} more (use --output json)")
+
+
+def _status(f: Finding) -> str:
+    status = f.fix_state.value
+    if f.suppression is not None:
+        tag = "suppressed" if f.suppressed else "VEX"
+        status = f"{tag}: {f.suppression.status.value}"
+        if f.suppression.justification:
+            status += f" ({f.suppression.justification})"
+    return status
+
+
+def _print_records(console: Any, listed: list[Finding]) -> None:
+    from rich.text import Text
+
+    console.print("Findings")
+    for f in listed:
+        style = "dim" if f.suppressed else ""
+        console.print(Text(f"{f.severity.name:<8} {f.vulnerability_id}", style=style))
+        fixed = ", ".join(f.fixed_versions) or "-"
+        console.print(Text(f"  {f.package_name}", style=style))
+        console.print(
+            Text(f"  installed {f.installed_version}, fixed {fixed}, {_status(f)}", style=style)
+        )
+        if f.title:
+            console.print(Text(f"  {f.title}", style=style))
+
+
+def _print_findings_table(
+    console: Any, listed: list[Finding], library_width: int, id_width: int
+) -> None:
+    from rich.table import Table
+
     table = Table(title="Findings")
-    for name in ("Severity", "ID", "Package", "Installed", "Fixed in", "Status"):
-        table.add_column(name)
-    ordered = sorted(report.findings, key=lambda f: (f.suppressed, -f.severity, f.vulnerability_id))
-    for f in ordered[:MAX_FINDINGS_SHOWN]:
-        status = f.fix_state.value
-        if f.suppression is not None:
-            tag = "suppressed" if f.suppressed else "VEX"
-            status = f"{tag}: {f.suppression.status.value}"
-            if f.suppression.justification:
-                status += f" ({f.suppression.justification})"
+    table.add_column("Library", no_wrap=True, min_width=library_width)
+    table.add_column("Vulnerability", no_wrap=True, min_width=id_width)
+    table.add_column("Severity", no_wrap=True)
+    for name in ("Status", "Installed", "Fixed", "Title"):
+        table.add_column(name, overflow="fold")
+    for f in listed:
         style = "dim" if f.suppressed else None
         table.add_row(
-            f.severity.name,
-            f.vulnerability_id,
             f.package_name,
+            f.vulnerability_id,
+            f.severity.name,
+            _status(f),
             f.installed_version,
             ", ".join(f.fixed_versions),
-            status,
+            f.title or "",
             style=style,
         )
     console.print(table)
-    if len(ordered) > MAX_FINDINGS_SHOWN:
-        console.print(f"… {len(ordered) - MAX_FINDINGS_SHOWN} more (use --output json)")
+
+
+def _widest(values: Any) -> int:
+    return max((len(v) for v in values), default=0)

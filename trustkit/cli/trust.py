@@ -315,10 +315,15 @@ def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
     """Verify IMAGE:TAG (default tag latest) and print its trusted sha256 digest."""
     from trustkit.collections import verify_tag
 
+    from trustkit.errors import NotSignedError, UnknownRepositoryError
+
     ref = parse(image)
     if ref.digest is not None and ref.tag is None:
         raise BadInputError("verify takes IMAGE:TAG, not a digest")
-    target = verify_tag(services_from(ctx), ref, root_file=root_file)
+    try:
+        target = verify_tag(services_from(ctx), ref, root_file=root_file)
+    except UnknownRepositoryError as exc:  # never signed: "not trusted" (exit 1), as pull says
+        raise NotSignedError(f"{ref.familiar} is not signed: {exc}") from exc
     click.echo(target.digest)
 
 
@@ -330,13 +335,24 @@ def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> No
     """Show the signed tags, signers and administrative keys of each IMAGE (verified)."""
     from trustkit.collections import inspect
 
+    from trustkit.errors import NotSignedError, UnknownRepositoryError
+
     refs = [parse(i, default_tag=False) for i in images]
     services = services_from(ctx)
-    reports = [inspect(services, ref) for ref in refs]
+    reports = []
+    missing = []
+    for ref in refs:  # as docker: an unknown repository is reported, the others still shown
+        try:
+            reports.append(inspect(services, ref))
+        except UnknownRepositoryError:
+            missing.append(ref.familiar)
+            click.echo(f"trustkit: no signatures or cannot access {ref.familiar}", err=True)
     if pretty:
         _print_pretty(reports)
     else:
         echo_json(reports)
+    if missing:
+        raise NotSignedError(f"no trust data for {', '.join(missing)}")
 
 
 def _print_pretty(reports: list[dict[str, Any]]) -> None:

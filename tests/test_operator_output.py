@@ -1,0 +1,146 @@
+"""Output that fits and one set of conventions (issue 15): at COLUMNS=80 no table cuts what a
+user copies (CVE/GHSA ids, package names, digests); ``scan results --severity`` and a title
+column; ``-o json``/``--json`` aliases; ``scan attest --report-format`` (``--format``
+deprecated); ``trust verify`` of a never-signed repository is "not trusted" (exit 1);
+``trust inspect a b`` goes on past an unknown repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fixtures.cosign import put_tiny_image
+from fixtures.reports import retarget
+
+from trustkit.cli import cli, main
+from trustkit.config import Settings
+from trustkit.errors import BadInputError
+from trustkit.keys import KeyStore
+from trustkit.registry.location import open_image_location
+
+DATA = Path(__file__).parent / "data" / "reports"
+LONG_ID = "GHSA-xxxx-yyyy-zzzz-a-very-long-advisory-identifier-2026"
+LONG_PACKAGE = "org.example.enterprise:really-long-artifact-name-for-tables"
+
+
+def _report(tmp_path: Path) -> Path:
+    """The alpine sample plus one finding whose id and package are longer than 40 columns."""
+    doc = json.loads(retarget((DATA / "trivy_alpine-39.json").read_bytes()))
+    vulns = doc["Results"][0]["Vulnerabilities"]
+    extra = dict(vulns[0])
+    extra.update(
+        VulnerabilityID=LONG_ID,
+        PkgName=LONG_PACKAGE,
+        Severity="CRITICAL",
+        Title="a title long enough that it has to wrap when the terminal is eighty columns wide",
+    )
+    vulns.append(extra)
+    path = tmp_path / "long.trivy.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture
+def attested(settings: Settings, attest_layout: Path, passphrase_env: Path, tmp_path: Path) -> str:
+    KeyStore(settings).generate(role="scanner", name="scanner")
+    image = f"oci:{attest_layout}:v1"
+    put_tiny_image(open_image_location(settings, image), "v1")
+    done = CliRunner().invoke(
+        cli,
+        ["scan", "attest", image, "--report", str(_report(tmp_path)), "--report-format", "trivy"],
+    )
+    assert done.exit_code == 0, done.output
+    return image
+
+
+def test_scan_results_at_80_columns_keeps_ids_and_packages_whole(attested: str) -> None:
+    from trustkit.attest.reports import parse_report
+
+    done = CliRunner().invoke(cli, ["scan", "results", attested], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    report = parse_report(retarget((DATA / "trivy_alpine-39.json").read_bytes()))
+    for finding in report.findings:
+        assert any(finding.vulnerability_id in line for line in lines), finding.vulnerability_id
+        assert any(finding.package_name in line for line in lines), finding.package_name
+    assert any(LONG_ID in line for line in lines) and any(LONG_PACKAGE in line for line in lines)
+    digest_line = next(line for line in lines if "sha256:" in line)
+    assert len(digest_line.split("sha256:")[1].split()[0]) == 64  # the whole digest
+
+
+def test_scan_results_severity_filter(attested: str) -> None:
+    done = CliRunner().invoke(
+        cli, ["scan", "results", attested, "--severity", "CRITICAL"], env={"COLUMNS": "80"}
+    )
+    assert done.exit_code == 0, done.output
+    listed = done.output.split("\nFindings\n", 1)[1]
+    assert LONG_ID in listed, done.output
+    assert all(s not in listed for s in ("HIGH", "MEDIUM", "LOW"))
+    bad = CliRunner().invoke(cli, ["scan", "results", attested, "--severity", "SEVERE"])
+    assert isinstance(bad.exception, BadInputError) and bad.exception.exit_code == 2
+
+
+def test_scan_output_aliases_and_the_deprecated_format(
+    settings: Settings, attest_layout: Path, passphrase_env: Path, tmp_path: Path
+) -> None:
+    KeyStore(settings).generate(role="scanner", name="scanner")
+    image = f"oci:{attest_layout}:v1"
+    put_tiny_image(open_image_location(settings, image), "v1")
+    runner = CliRunner()
+    old = runner.invoke(
+        cli, ["scan", "attest", image, "--report", str(_report(tmp_path)), "--format", "trivy"]
+    )
+    assert old.exit_code == 0, old.output
+    assert "--format is deprecated" in old.output and "--report-format" in old.output
+    for flags in (["--json"], ["-o", "json"], ["--output", "json"]):
+        done = runner.invoke(cli, ["scan", "results", image, *flags])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.output)["verified"] >= 1
+
+
+def test_trust_verify_never_signed_is_exit_1_and_inspect_goes_on(
+    settings: Settings, passphrase_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trustkit.collections import sign_tag
+    from trustkit.refs import parse
+
+    sign_tag(settings, parse("example.test/team/known:v1"), digest="sha256:" + "a" * 64, size=9)
+    with pytest.raises(SystemExit) as exited:
+        main(["trust", "verify", "example.test/team/never-signed:v1"])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "not signed" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exited:
+        main(["trust", "inspect", "example.test/team/unknown", "example.test/team/known"])
+    assert exited.value.code == 1
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    assert [r["Name"] for r in shown] == ["example.test/team/known"]
+    assert "example.test/team/unknown" in captured.err
+
+
+def test_scan_results_table_fits_80_columns_with_a_title_column(
+    settings: Settings, attest_layout: Path, passphrase_env: Path
+) -> None:
+    """Ids that fit: trivy's table (Library, Vulnerability, Severity, ..., Title), ids whole."""
+    from trustkit.attest.reports import parse_report
+
+    KeyStore(settings).generate(role="scanner", name="scanner")
+    image = f"oci:{attest_layout}:v1"
+    put_tiny_image(open_image_location(settings, image), "v1")
+    data = retarget((DATA / "trivy_alpine-39.json").read_bytes())
+    report = attest_layout.parent / "alpine.json"
+    report.write_bytes(data)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["scan", "attest", image, "--report", str(report)]).exit_code == 0
+    done = runner.invoke(cli, ["scan", "results", image], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if "Vulnerability" in line)
+    assert "Library" in header and "Title" in header
+    for finding in parse_report(data).findings:
+        assert any(finding.vulnerability_id in line for line in lines)
