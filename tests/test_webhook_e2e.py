@@ -17,6 +17,7 @@ from fixtures.webhook import ServedWebhook, WebhookServerFactory
 from fixtures.webhook_e2e import DoomedRegistry, WebhookPolicies, rewrite_images
 
 from trustkit.webhook import PipelineChecker, WebhookConfig
+from trustkit.webhook.checker import VERSION_TTL_SECONDS
 
 pytestmark = pytest.mark.registry
 
@@ -450,8 +451,9 @@ def test_pipeline_cache_key_is_the_same_before_and_after_prepare(
 def test_a_revocation_is_not_masked_by_the_verdict_cache(
     served: ServedWebhook, pipeline_world: PipelineWorld, tmp_path: Path
 ) -> None:
-    """The cache key carries the collection's trust-data version: a revoked tag is refused on
-    the next review, not when a cached 'allowed' expires."""
+    """The cache key carries the collection's trust-data version (read at most once per
+    VERSION_TTL_SECONDS per collection): a revoked tag is refused within that second, not when a
+    cached 'allowed' expires."""
     from fixtures.registry import make_oci_image
 
     from trustkit.collections import revoke
@@ -467,4 +469,5 @@ def test_a_revocation_is_not_masked_by_the_verdict_cache(
     metrics = served.client().get("/metrics").text
     assert 'trustkit_webhook_cache_total{result="hit"} 1' in metrics  # the second came from cache
     revoke(pipeline_world.settings, parse(ref))
+    time.sleep(VERSION_TTL_SECONDS + 0.05)
     assert refused_images(post(served, "/validate", review)) == [ref]

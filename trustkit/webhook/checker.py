@@ -6,7 +6,10 @@ and the CI gate, so a cluster refuses exactly what a pull would refuse.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import functools
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +36,33 @@ class KeyedChecker(Protocol):
 
 
 @runtime_checkable
+class RememberingChecker(Protocol):
+    """Optional, with ``KeyedChecker``: the key without any I/O when what it depends on was read
+    recently (None otherwise), so a cached review stays on the event loop, off the thread pool."""
+
+    def known_key(self, reference: str) -> Hashable | None: ...
+
+
+#: how long a collection's trust-data version read for a cache key is reused without reading it
+#: again: a publish (a revocation) reaches the webhook's cached verdicts within this time
+VERSION_TTL_SECONDS = 1.0
+#: collections whose versions are remembered; past it the memory is emptied (names come from
+#: reviews, so their number is bounded here, not by the cluster)
+MAX_REMEMBERED_VERSIONS = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def _gun_of(reference: str) -> str | None:
+    from trustkit.errors import TrustkitError
+    from trustkit.refs import parse
+
+    try:
+        return parse(reference).gun
+    except TrustkitError:
+        return None
+
+
+@runtime_checkable
 class PreparedChecker(Protocol):
     """Optional: load trust data and policies up front; ``/readyz`` is 503 until this returns."""
 
@@ -43,11 +73,23 @@ class PipelineChecker:
     """The default checker: ``check_image`` with policies loaded once and one ``Services`` (the
     registry pool, the key store) shared by every review of the process."""
 
-    def __init__(self, services: Services | Settings, policy_files: Sequence[Path] = ()) -> None:
+    def __init__(
+        self,
+        services: Services | Settings,
+        policy_files: Sequence[Path] = (),
+        *,
+        version_ttl: float = VERSION_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._services = as_services(services)
         self._settings = self._services.settings
         self._policy_files = tuple(policy_files)
         self._policies: Sequence[Any] | None = None
+        self._version_ttl = version_ttl
+        self._clock = clock
+        # gun -> (read until, version): written by worker threads, read on the event loop
+        self._versions: dict[str, tuple[float, str | None]] = {}
+        self._versions_lock = threading.Lock()
 
     def prepare(self) -> None:
         import trustkit.pipeline.check  # noqa: F401 - imported here so the first review does not pay it
@@ -63,13 +105,31 @@ class PipelineChecker:
         # by a cached verdict; an unparsable reference keys on itself and is refused anyway
         from trustkit.collections import trust_data_version
         from trustkit.errors import TrustkitError
-        from trustkit.refs import parse
 
+        gun = _gun_of(reference)
+        if gun is None:
+            return (reference, self._policy_files, None)
         try:
-            version = trust_data_version(self._services, parse(reference).gun)
+            # the process's store (one Services): no store opened, no registry client built
+            version = trust_data_version(self._services, gun)
         except TrustkitError:
-            version = None
+            return (reference, self._policy_files, None)  # not remembered: read again next time
+        if self._version_ttl > 0:
+            with self._versions_lock:
+                if len(self._versions) >= MAX_REMEMBERED_VERSIONS:
+                    self._versions.clear()
+                self._versions[gun] = (self._clock() + self._version_ttl, version)
         return (reference, self._policy_files, version)
+
+    def known_key(self, reference: str) -> Hashable | None:
+        """``cache_key`` without I/O when the collection's version was read within the TTL."""
+        gun = _gun_of(reference)
+        if gun is None:
+            return None
+        remembered = self._versions.get(gun)
+        if remembered is None or self._clock() >= remembered[0]:
+            return None
+        return (reference, self._policy_files, remembered[1])
 
     def __call__(self, reference: str, context: Context) -> Verdict:
         from trustkit.pipeline.check import check_image

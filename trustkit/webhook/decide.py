@@ -14,7 +14,7 @@ from trustkit import refs
 from trustkit.errors import BadInputError, TrustkitError, internal_error_line
 from trustkit.verdict import Action, Verdict
 from trustkit.webhook.cache import SingleFlight, VerdictCache
-from trustkit.webhook.checker import ImageChecker, KeyedChecker
+from trustkit.webhook.checker import ImageChecker, KeyedChecker, RememberingChecker
 from trustkit.webhook.config import WebhookConfig
 from trustkit.webhook.metrics import Metrics
 from trustkit.webhook.review import ImageSite, Review, images_to_check, pinned_image, response
@@ -62,6 +62,9 @@ class Decider:
         self.metrics = metrics
         # a runtime Protocol check is slow: do it once, not per image
         self._keyed = checker if isinstance(checker, KeyedChecker) else None
+        self._remembering = (
+            checker if self._keyed is not None and isinstance(checker, RememberingChecker) else None
+        )
 
     def _key(self, normalised: str) -> Hashable:
         base = normalised if self._keyed is None else self._keyed.cache_key(normalised)
@@ -130,13 +133,19 @@ class Decider:
         the deadline gets its failure in ``results`` instead."""
         if self._keyed is None:
             return {image: self._key(normalised) for image, normalised in checked.items()}
-        tasks = {
-            image: asyncio.ensure_future(self._key_by(normalised, _lane(normalised), deadline))
-            for image, normalised in checked.items()
-        }
+        keys: dict[str, Hashable] = {}
+        tasks = {}
+        for image, normalised in checked.items():
+            # a version read moments ago: the key without a worker thread or any I/O
+            known = None if self._remembering is None else self._remembering.known_key(normalised)
+            if known is not None:
+                keys[image] = (known, self.config.generation)
+                continue
+            tasks[image] = asyncio.ensure_future(
+                self._key_by(normalised, _lane(normalised), deadline)
+            )
         if tasks:
             await asyncio.wait(set(tasks.values()), timeout=max(0.0, deadline - time.monotonic()))
-        keys: dict[str, Hashable] = {}
         for image, task in tasks.items():
             if task.done() and task.exception() is None:
                 keys[image] = task.result()
