@@ -87,6 +87,12 @@ def test_both_directions_with_the_notary_cli(
     assert D2 in cli.run("lookup", gun, "v1")
     assert "v1" in cli.run("list", gun, "-r", "targets/releases")
 
+    # renew: the roles this key store signs get new versions; the server renews the rest
+    code, out, err = _run(capsys, "trust", "renew", gun)
+    assert code == 0, err
+    assert "targets/carol" in out and "targets/releases" in out and "targets," in out
+    assert D2 in cli.run("lookup", gun, "v1")
+
     # the CLI's own tag is seen by trustkit, and so is a tag the CLI signs next
     code, out, err = _run(capsys, "trust", "verify", f"{gun}:cli-tag")
     assert (code, out.strip()) == (0, f"sha256:{D1}"), err

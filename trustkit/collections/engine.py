@@ -672,6 +672,11 @@ def renew(
 ) -> list[str]:
     """New versions with fresh expiry dates for ``roles`` (snapshot and timestamp always)."""
     services = as_services(settings)
+    if _on_notary(services, gun):  # Notary's wire format: its own writer
+        from trustkit.notary import writer
+
+        keys = keystore if keystore is not None else services.keys
+        return sorted(writer.renew(services, gun, keys, roles))
     changed: list[str] = []
 
     def edit(collection: Collection) -> None:

@@ -563,3 +563,30 @@ def planned_signer_identities(
         keyids, _ = draft._role_keys(role)
         found.append((role[len(_SIGNER_PREFIX) :], role, tuple(sorted(held.holding(keyids)))))
     return found
+
+
+def renew(services: Services, gun: str, keys: KeyStore, roles: Iterable[str]) -> list[str]:
+    """New versions with fresh expiry dates of the named targets roles (all the ones this key
+    store can sign when none is named); the server renews snapshot and timestamp itself."""
+    held = HeldKeys.of(keys)
+
+    def edit(draft: Draft) -> list[str]:
+        named = list(roles)
+        wanted = named or [
+            r for r in draft.collection.targets if held.holding(draft._role_keys(r)[0])
+        ]
+        for role in wanted:
+            if role in ("root", "snapshot", "timestamp"):
+                raise BadInputError(
+                    f"the {role} of a notary-server collection is renewed by the server"
+                    if role != "root"
+                    else "renewing a Notary root is notary's: notary key rotate GUN root",
+                )
+            if draft.current(role) is None:
+                raise BadInputError(f"{gun} has no published role {role!r}")
+            draft.edit(role)
+        if not wanted:
+            raise KeyStoreError(f"no key in this key store signs a role of {gun}")
+        return wanted
+
+    return change(services, gun, keys, edit)
