@@ -30,6 +30,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("trustkit.cli.policy", "policy", "Create, validate and evaluate policies."),
     "gate": ("trustkit.cli.gate", "gate", "CI gate: verify and evaluate policy for images."),
     "webhook": ("trustkit.cli.webhook", "webhook", "Kubernetes admission webhook."),
+    "completion": ("trustkit.cli.completion", "completion", "Print a shell completion script."),
 }
 
 
