@@ -16,6 +16,7 @@ from trustkit.errors import BadInputError, DigestMismatchError, NotFoundError
 from trustkit.refs import ImageRef
 from trustkit.registry.location import (
     ImageLocation,
+    LayoutLocation,
     open_registry_location,
     verified_blob_file,
 )
@@ -78,6 +79,12 @@ class _Transfer:
             return "skipped"
         if self.dest.try_mount(desc, self.src):
             return "mounted"
+        if isinstance(self.dest, LayoutLocation):
+            # straight into the layout: fetch_blob hashes and checks the bytes as they are
+            # written, the file is renamed into place only if they match
+            with self.dest.layout.verified_blob_sink(desc.digest) as sink:
+                self.src.fetch_blob(desc, sink)
+            return "copied"
         with verified_blob_file(self.src, desc) as handle:
             self.dest.upload_blob(desc, handle)
         return "copied"

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -258,6 +259,42 @@ class OCILayout:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         return digest
+
+    @contextlib.contextmanager
+    def verified_blob_sink(self, digest: str) -> Iterator[BinaryIO]:
+        """A temporary file in the layout to stream ``digest``'s bytes into, which becomes the
+        blob only if the block ends without an error: the block must verify what it wrote
+        against ``digest`` (an ``ImageLocation.fetch_blob`` does, raising on any other bytes).
+
+        The pull path: each blob is written once and hashed once (by that verification), not
+        spooled to a temporary file, then hashed and copied again as ``write_blob`` would.
+        """
+        target = self.blob_path(digest)
+        self.init()
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write in {self.path}: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield out
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise StorageError(
+                        f"cannot write blob {digest} in {self.path}: {exc.strerror}"
+                    ) from exc
+            try:
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot write blob {digest} in {self.path}: {exc.strerror}"
+                ) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def parse_layout_text(text: str) -> tuple[Path, str | None]:
