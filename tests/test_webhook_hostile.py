@@ -717,3 +717,37 @@ def test_network_policy_admits_only_the_api_server_when_its_addresses_are_given(
     policy["spec"]["ingress"][0]["ports"][0]["port"] = {"not": "a port"}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(policy, "1.37.0", strict=True)
+
+
+@pytest.mark.timeout(30)
+def test_the_registry_pool_bounds_connections_per_host(drip_registry: Any, tmp_path: Path) -> None:
+    from trustkit.config import Settings
+    from trustkit.errors import UnreachableError
+    from trustkit.registry.deadline import deadline_at
+    from trustkit.registry.pool import RegistryPool
+
+    drip = drip_registry()
+    settings = Settings(trust_dir=tmp_path / "trust", config_dir=tmp_path / "config")
+    pool = RegistryPool(settings, max_connections_per_host=1)
+    client = pool.client(drip.host)
+    assert pool.client(drip.host) is client  # one client, so one limit, per host
+    client.ping()
+    common = time.monotonic() + 1.0
+    failures: list[str] = []
+
+    def fetch(i: int) -> None:
+        try:
+            with deadline_at(common):
+                pool.client(drip.host).get_manifest(f"t/app{i}", "v1")
+        except UnreachableError as exc:
+            failures.append(str(exc))
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    assert drip.dripping == 1  # the other two wait for the host's one connection
+    for thread in threads:
+        thread.join(10)
+    assert len(failures) == 3
+    pool.close()

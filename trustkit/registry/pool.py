@@ -14,9 +14,18 @@ if TYPE_CHECKING:
 
 
 class RegistryPool:
-    def __init__(self, settings: Settings, *, registries: RegistriesConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registries: RegistriesConfig | None = None,
+        max_connections_per_host: int | None = None,
+    ) -> None:
         self.settings = settings
         self._config = registries
+        # one client per host, so its connection limit bounds the exchanges a host holds at once
+        # (a hanging or dripping registry holds no more); None: the client's default
+        self._max_connections = max_connections_per_host
         self._clients: dict[tuple[str, str | None], RegistryClient] = {}
         self._lock = threading.Lock()
 
@@ -37,7 +46,14 @@ class RegistryPool:
             key = (host, scheme)
             client = self._clients.get(key)
             if client is None:
-                client = RegistryClient(self.settings, host, registries=config, scheme=scheme)
+                limits = (
+                    {}
+                    if self._max_connections is None
+                    else {"max_connections": self._max_connections}
+                )
+                client = RegistryClient(
+                    self.settings, host, registries=config, scheme=scheme, **limits
+                )
                 self._clients[key] = client
             return client
 
