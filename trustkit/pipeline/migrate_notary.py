@@ -83,8 +83,16 @@ class _OnlyKeys(KeyStore):
     def __init__(self, base: KeyStore, keyids: Iterable[str]) -> None:
         self.__dict__.update(base.__dict__)
         self._only = frozenset(keyids)
+        self._held: dict[str, bool] = {}  # asked once per key and tag: remembered per key
 
     def has_private(self, keyid: str) -> bool:
+        known = self._held.get(keyid)
+        if known is None:
+            known = self._holds(keyid)
+            self._held[keyid] = known
+        return known
+
+    def _holds(self, keyid: str) -> bool:
         if keyid in self._only:
             return super().has_private(keyid)
         try:  # the collection's own keys (snapshot, timestamp...) still sign
