@@ -122,6 +122,11 @@ def test_inspect_shows_signers_and_key_ids_as_notary(
     assert signers == {"alice": [collection.alice_keyid]}
     listed = collection.cli.run("delegation", "list", collection.gun)
     assert collection.alice_keyid in listed
+    assert {"root", "snapshot", "timestamp", "targets", "targets/releases"} <= set(
+        report["Expires"]
+    )
+    code, out, err = _run(capsys, "trust", "inspect", "--pretty", collection.gun)
+    assert code == 0 and "alice" in out, err
 
 
 def test_evidence_names_the_notary_source_and_signer_keys(

@@ -193,4 +193,14 @@ def inspect(services: Services, ref: ImageRef) -> dict[str, Any]:
             {"Name": "Root", "Keys": [{"ID": k} for k in collection.roles["root"].keyids]},
             {"Name": "Repository", "Keys": [{"ID": k} for k in collection.roles["targets"].keyids]},
         ],
+        # when each role's metadata expires (UTC), as for TUF collections
+        "Expires": {
+            role: signed.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+            for role, signed in [
+                ("root", collection.root),
+                ("snapshot", collection.snapshot),
+                ("timestamp", collection.timestamp),
+                *sorted(collection.targets.items()),
+            ]
+        },
     }
