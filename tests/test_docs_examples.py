@@ -46,7 +46,8 @@ SETUP = re.compile(r"^<!--\s*doc-test-setup(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\s*$")
 EXIT_MARK = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
 SHELL_LANGS = {"bash", "sh", "shell"}
-TIME_LIMIT = 90.0  # seconds from the start of all sandboxes; they run in parallel
+TIME_LIMIT = 180.0  # seconds from the start of all sandboxes; they run in parallel (registry-stored
+# trust: every publish talks to the sandbox registry and holds its claim for `settle` seconds)
 
 
 @dataclass
@@ -194,6 +195,8 @@ def _prepare(work: Path) -> dict[str, str]:
         "IMAGES": str(images),
         "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE": ROOT_PASS,
         "SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE": REPO_PASS,
+        # the default store (each image's registry), with the claim settle time of loopback
+        "SERVIN_CONTENT_TRUST_SERVER": "registry://?settle=0.05",
     }
 
 
