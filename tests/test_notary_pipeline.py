@@ -1,9 +1,11 @@
-"""Content trust from a notary-server through the pipeline: `trustkit pull` and the CI gate allow
+"""Content trust from a notary-server through the pipeline: `trustkit pull`, servin's pre-pull
+hook and the CI gate allow
 an image the notary CLI signed and refuse one it did not; a tag moved in the registry is judged
 at the digest Notary signed."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -56,6 +58,23 @@ def test_pull_and_gate_use_the_notary_collection(
     code, out, err = _run(capsys, "gate", f"{repo}:v2")
     assert code == 1, out + err
     assert "BLOCK" in out
+
+    # servin's pre-pull hook answers the digest Notary signed, and refuses the unsigned tag
+    from trustkit import hooks
+
+    with_notary = Settings.from_env()
+    code, answer = hooks.handle(
+        with_notary,
+        "pre-pull",
+        json.dumps({"operation": "pull", "reference": f"{repo}:v1"}).encode(),
+    )
+    assert code == 0 and answer["allow"] is True and answer["digest"] == signed.digest
+    code, answer = hooks.handle(
+        with_notary,
+        "pre-pull",
+        json.dumps({"operation": "pull", "reference": f"{repo}:v2"}).encode(),
+    )
+    assert code == 1 and answer["allow"] is False and answer["details"][0]["rule"] == "trust"
 
     pulled = tmp_path / "pulled"
     code, out, err = _run(capsys, "pull", f"{repo}:v1", "--dest", f"oci:{pulled}:v1")
