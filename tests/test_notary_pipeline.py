@@ -1,7 +1,6 @@
 """Content trust from a notary-server through the pipeline: `trustkit pull`, servin's pre-pull
-hook and the CI gate allow
-an image the notary CLI signed and refuse one it did not; a tag moved in the registry is judged
-at the digest Notary signed."""
+hook and the CI gate allow an image the notary CLI signed and refuse one it did not; a tag moved
+in the registry is judged at the digest Notary signed."""
 
 from __future__ import annotations
 
