@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from trustkit.cli import cli
+from trustkit.errors import BadInputError
 from trustkit.webhook.manifests import manifests
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
@@ -121,3 +122,30 @@ def test_yaml_in_the_docs_validates(page: str) -> None:
     assert any(d["kind"] == "CronJob" for d in docs)
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
+
+
+def test_cli_network_policy_names_registry_ports_and_api_server_sources() -> None:
+    """A registry on :5000 is reachable only when the NetworkPolicy says so: the CLI takes the
+    ports (and the API server's CIDRs) instead of leaving operators to edit the YAML."""
+    result = CliRunner().invoke(
+        cli,
+        [
+            "webhook",
+            "manifests",
+            "--registry-port",
+            "5000",
+            "--registry-port",
+            "443",
+            "--api-server-cidr",
+            "10.0.0.0/8",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (policy,) = [d for d in yaml.safe_load_all(result.output) if d["kind"] == "NetworkPolicy"]
+    egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert {5000, 443} <= egress_ports
+    sources = [peer for rule in policy["spec"]["ingress"] for peer in rule.get("from", [])]
+    assert {"ipBlock": {"cidr": "10.0.0.0/8"}} in sources
+    bad = CliRunner().invoke(cli, ["webhook", "manifests", "--api-server-cidr", "nope"])
+    assert isinstance(bad.exception, BadInputError) and bad.exception.exit_code == 2
+    assert "not a CIDR" in str(bad.exception)

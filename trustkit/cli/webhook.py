@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import click
 from trustkit.cli._common import services_from
 from trustkit.errors import BadInputError
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 MAX_CA_BUNDLE_BYTES = 1024 * 1024
 
 
@@ -84,7 +85,26 @@ def serve(
     show_default=True,
     help="Container image running trustkit.",
 )
-def manifests(namespace: str, ca_bundle: Path | None, image: str) -> None:
+@click.option(
+    "--registry-port",
+    "registry_ports",
+    multiple=True,
+    type=click.IntRange(1, 65535),
+    help="Port the NetworkPolicy lets the webhook reach registries on (repeat; default 443).",
+)
+@click.option(
+    "--api-server-cidr",
+    "api_server_cidrs",
+    multiple=True,
+    help="CIDR the API server calls the webhook from (repeat; default: any source).",
+)
+def manifests(
+    namespace: str,
+    ca_bundle: Path | None,
+    image: str,
+    registry_ports: tuple[int, ...],
+    api_server_cidrs: tuple[str, ...],
+) -> None:
     """Print Deployment, Service, ConfigMap and webhook configurations as YAML."""
     from trustkit import refs
     from trustkit._fs import read_bounded
@@ -102,4 +122,16 @@ def manifests(namespace: str, ca_bundle: Path | None, image: str) -> None:
             raise BadInputError(f"CA bundle {ca_bundle} does not exist") from exc
         if b"-----BEGIN CERTIFICATE-----" not in bundle:
             raise BadInputError(f"CA bundle {ca_bundle} holds no PEM certificate")
-    click.echo(render(build(namespace=namespace, image=image, ca_bundle=bundle)), nl=False)
+    for cidr in api_server_cidrs:
+        try:
+            ipaddress.ip_network(cidr)
+        except ValueError:
+            raise BadInputError(f"--api-server-cidr {cidr!r} is not a CIDR") from None
+    document = build(
+        namespace=namespace,
+        image=image,
+        ca_bundle=bundle,
+        api_server_cidrs=api_server_cidrs,
+        registry_ports=registry_ports or (443,),
+    )
+    click.echo(render(document), nl=False)
