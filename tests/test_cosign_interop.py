@@ -288,3 +288,73 @@ def test_trustkit_accepts_cosign_and_skopeo_signatures_and_refuses_another_key(
         assert unsigned.failure is FailureKind.UNSIGNED
     finally:
         location.close()
+
+
+def _cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    from fixtures.base import ROOT_PASS
+
+    return {
+        "SERVIN_TRUST_DIR": str(settings.trust_dir),
+        "SERVIN_CONFIG": str(settings.effective_config_dir),
+        "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE": ROOT_PASS,
+        "SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE": REPO_PASS,
+        "SERVIN_CONTENT_TRUST": "1",
+        **extra,
+    }
+
+
+def test_cli_push_signs_for_cosign_and_trust_revoke_removes_it(
+    settings: Settings,
+    registry: Registry,
+    oci_image: object,
+    cosign: Cosign,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from click.testing import CliRunner
+
+    from trustkit.cli import cli
+
+    image = oci_image(tag="v1", name="cli")  # type: ignore[operator]
+    repo = f"{registry.host}/cosign/cli"
+    runner = CliRunner()
+    pushed = runner.invoke(cli, ["push", image.oci, f"{repo}:v1"], env=_cli_env(settings))
+    assert pushed.exit_code == 0, pushed.output
+    pub = _trustkit_pub(settings, repo, tmp_path)
+    assert cosign_verify(cosign, pub, f"{repo}:v1")[0] == 0
+    revoked = runner.invoke(cli, ["trust", "revoke", f"{repo}:v1"], env=_cli_env(settings))
+    assert revoked.exit_code == 0, revoked.output
+    code, out = cosign_verify(cosign, pub, f"{repo}:v1")
+    assert code != 0, out
+    # SERVIN_SIGNATURE_FORMATS is checked: a typo is a one-line refusal, exit 2
+    from trustkit.cli import main
+
+    for key, value in _cli_env(settings, SERVIN_SIGNATURE_FORMATS="cosgin").items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["push", image.oci, f"{repo}:v2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "SERVIN_SIGNATURE_FORMATS" in err and err.count("\n") == 1
+
+
+def test_keys_that_cannot_make_a_cosign_signature_are_skipped_with_a_notice(
+    settings: Settings, registry: Registry, oci_image: object
+) -> None:
+    from trustkit.sources.cosign import sign_pushed
+
+    image = oci_image(tag="v1", name="ed")  # type: ignore[operator]
+    repo = f"{registry.host}/cosign/ed"
+    digest = _push(settings.with_changes(signature_formats=("tuf",)), image, f"{repo}:v1")
+    record = KeyStore(settings).generate(role="targets", name="ed", keytype="ed25519")
+    services = Services(settings)
+    location = open_registry_location(settings, refs.parse(f"{repo}:v1"))
+    try:
+        descriptor = location.get_manifest(digest).descriptor
+    finally:
+        location.close()
+    result = sign_pushed(services, refs.parse(f"{repo}:v1"), descriptor, [record.keyid])
+    assert result.written == [] and len(result.notices) == 1
+    assert "ed25519" in result.notices[0] and "skipped" in result.notices[0]
+    assert "\n" not in result.notices[0]
