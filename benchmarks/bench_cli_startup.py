@@ -8,6 +8,11 @@ keys unlocked from disk, ≤ 250 ms at 100,000 tags. The collection lives in the
 (`SERVIN_CONTENT_TRUST_SERVER=local`), so no registry is contacted and none is needed. Commands
 are run interleaved (one of each per round), medians reported. ``--work DIR`` keeps (and reuses)
 the collection, which takes minutes to build at 100,000 tags.
+
+Before/after: ``--trustkit-root DIR`` runs the trustkit in DIR (a git worktree of another
+revision) for the build and for every command, with the same launcher as the default (this
+checkout), so only the code differs. The launcher bypasses the editable install's finder, which
+would otherwise win over PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -23,7 +28,22 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 GUN = "localhost:5000/bench/app"
+#: run ``-m trustkit`` from the first PYTHONPATH entry, not the editable install
+LAUNCH = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]; "
+    "sys.argv[0] = 'trustkit'; runpy.run_module('trustkit', run_name='__main__')"
+)
+
+
+def use_root(root: Path) -> None:
+    """Import trustkit from ``root`` in this process too (for the build)."""
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+    sys.path.insert(0, str(root))
+
+
 PASS = "bench-pass"
 
 
@@ -65,7 +85,9 @@ def main() -> None:
     parser.add_argument("--sign-runs", type=int, default=8)
     parser.add_argument("--tags", type=int, default=10_000)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--trustkit-root", type=Path, default=ROOT)
     ns = parser.parse_args()
+    use_root(ns.trustkit_root)
     work = ns.work or Path(tempfile.mkdtemp(prefix="trustkit-startup-"))
     work.mkdir(parents=True, exist_ok=True)
     build(work, ns.tags)
@@ -77,9 +99,10 @@ def main() -> None:
         SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=PASS,
         SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=PASS,
         HOME=str(work / "home"),
+        PYTHONPATH=str(ns.trustkit_root),
     )
     (work / "home").mkdir(exist_ok=True)
-    trustkit = [sys.executable, "-m", "trustkit"]
+    trustkit = [sys.executable, "-c", LAUNCH]
     pull = json.dumps({"operation": "pull", "reference": f"{GUN}:t1"}).encode()
     signed = [0]
 
@@ -118,7 +141,7 @@ def main() -> None:
             start = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True, input=stdin, env=env)
             samples[label].append((time.perf_counter() - start) * 1000)
-    print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"trustkit from {ns.trustkit_root}; load average {os.getloadavg()[0]:.1f} (2 cores)")
     print("| command | median ms | p90 ms | runs |")
     print("| --- | ---: | ---: | ---: |")
     for label, *_ in rows:
