@@ -10,6 +10,11 @@ against what a policy trusts (keys, identities, trusted roots), in process.
 
 from __future__ import annotations
 
-from trustkit.sources.model import BundleArtifact, SignatureMaterial, SimpleSigningLayer
+from trustkit.sources.model import (
+    BundleArtifact,
+    DigestEvidenceSource,
+    SignatureMaterial,
+    SimpleSigningLayer,
+)
 
-__all__ = ["BundleArtifact", "SignatureMaterial", "SimpleSigningLayer"]
+__all__ = ["BundleArtifact", "DigestEvidenceSource", "SignatureMaterial", "SimpleSigningLayer"]

@@ -564,6 +564,16 @@ def fetch_material(services: Services, ref: refs.ImageRef, digest: str) -> Signa
 
 
 # --- verifying ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CosignKeySource:
+    """cosign key-based signatures by any of ``keys`` (a ``DigestEvidenceSource``)."""
+
+    keys: tuple[CosignKey, ...]
+
+    def evidence(self, material: SignatureMaterial, *, image: str | None = None) -> TrustEvidence:
+        return verify_with_keys(material, self.keys, image=image)
+
+
 def _check_payload(payload: bytes, digest: str) -> str | None:
     """Why this payload does not vouch for ``digest``; None when it does."""
     try:

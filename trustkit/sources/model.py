@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from trustkit.model import TrustEvidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +39,13 @@ class SignatureMaterial:
     @classmethod
     def empty(cls, digest: str, problem: str | None = None) -> SignatureMaterial:
         return cls(digest=digest, problems=(problem,) if problem else ())
+
+
+class DigestEvidenceSource(Protocol):
+    """The one interface of a signature source: evidence about one digest, from the material
+    attached to it (``CosignKeySource``, ``KeylessSource``; the TUF/Notary source is
+    ``trustkit.collections.trust_evidence``, which reads its own metadata)."""
+
+    def evidence(self, material: SignatureMaterial, *, image: str | None = None) -> TrustEvidence:
+        """Verified evidence, or a refusal whose ``failure`` and one-line ``message`` say why."""
+        ...

@@ -256,6 +256,17 @@ def _check_statement(payload_type: str, payload: bytes, hex_digest: str) -> None
         raise VerificationError(f"the statement's subject is not sha256:{hex_digest}")
 
 
+@dataclass(frozen=True)
+class KeylessSource:
+    """Keyless bundles by ``identity`` under ``roots`` (a ``DigestEvidenceSource``)."""
+
+    identity: KeylessIdentity
+    roots: tuple[TrustedRootFile, ...]
+
+    def evidence(self, material: SignatureMaterial, *, image: str | None = None) -> TrustEvidence:
+        return verify_keyless(material, self.identity, self.roots, image=image)
+
+
 class BundleRefused(Exception):
     """One bundle did not vouch for the digest (internal: becomes evidence)."""
 

@@ -32,9 +32,9 @@ from trustkit.verdict import Action, PolicyOutcome, Reason
 
 if TYPE_CHECKING:
     from trustkit.policy.findings import FindingsView
-    from trustkit.sources.model import SignatureMaterial
     from trustkit.policy.model import Policy
     from trustkit.policy.scope import ScopeSubject
+    from trustkit.sources.model import SignatureMaterial
 
 
 class Evidence(StrEnum):

@@ -82,7 +82,7 @@ class CosignSigned(Rule):
         return frozenset({Evidence.SIGNATURES})
 
     def verify(self, config: CosignRequirement, ctx: SignatureContext) -> Check:
-        from trustkit.sources.cosign import verify_with_keys
+        from trustkit.sources.cosign import CosignKeySource
 
         remedy = (
             f"sign it with a pinned key (cosign sign --key ..., or a trustkit push with content "
@@ -92,7 +92,7 @@ class CosignSigned(Rule):
         if ctx.signatures is None:
             message = f"{ctx.image}: no digest is known, so its cosign signatures were not read"
             return Check(False, message, message, remedy=remedy)
-        evidence = verify_with_keys(ctx.signatures, config.keys, image=ctx.image)
+        evidence = CosignKeySource(config.keys).evidence(ctx.signatures, image=ctx.image)
         signed = evidence.keyids
         if evidence.verified and len(signed) >= config.threshold:
             names = ", ".join(evidence.signer_names)

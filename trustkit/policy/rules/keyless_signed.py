@@ -94,7 +94,7 @@ class KeylessSigned(Rule):
         return frozenset({Evidence.SIGNATURES})
 
     def verify(self, config: KeylessRequirement, ctx: SignatureContext) -> Check:
-        from trustkit.sources.sigstore import verify_keyless
+        from trustkit.sources.sigstore import KeylessSource
 
         remedy = (
             f"sign it keyless as {config.identity.describe()} (cosign sign --new-bundle-format), "
@@ -103,7 +103,8 @@ class KeylessSigned(Rule):
         if ctx.signatures is None:
             message = f"{ctx.image}: no digest is known, so its keyless bundles were not read"
             return Check(False, message, message, remedy=remedy)
-        evidence = verify_keyless(ctx.signatures, config.identity, config.roots, image=ctx.image)
+        source = KeylessSource(config.identity, config.roots)
+        evidence = source.evidence(ctx.signatures, image=ctx.image)
         if evidence.verified:
             return Check(True, f"keyless-signed by {config.identity.describe()}")
         message = evidence.message or f"{ctx.image} has no keyless signature"
