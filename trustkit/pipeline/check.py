@@ -158,8 +158,8 @@ def _check_image(
     trust: TrustEvidence | None,
 ) -> Verdict:
     from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
-    from trustkit.policy.rules import Evidence
     from trustkit.policy.globs import DOCKER_RULE, ShortNames
+    from trustkit.policy.rules import Evidence
 
     ref = refs.parse(reference)
     clock = now or services.clock()
