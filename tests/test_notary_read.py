@@ -326,3 +326,31 @@ def test_a_registry_routed_to_a_notary_server_by_registries_json(
     assert (code, out.strip()) == (0, f"sha256:{V2}"), err
     code, _, err = _run(capsys, "trust", "verify", "elsewhere.example/app:v1")
     assert code == 1 and "notary" not in err, err  # not signed in the local store
+
+
+def test_a_pinned_root_file_instead_of_trust_on_first_use(
+    collection: Collection,
+    use_server: Callable[[str], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    use_server(collection.server.url)
+    first = tmp_path / "first-root.json"
+    first.write_bytes(
+        urllib_get(f"{collection.server.url}/v2/{collection.gun}/_trust/tuf/1.root.json")
+    )
+    # the first root, handed over out of band: the rotations since are walked from it
+    code, out, err = _run(
+        capsys, "trust", "verify", "--root-file", str(first), f"{collection.gun}:v2"
+    )
+    assert (code, out.strip()) == (0, f"sha256:{V2}"), err
+    # a root of another collection (same GUN, other keys) signs nothing here
+    other = tmp_path / "other-root.json"
+    other.write_bytes((Path(__file__).resolve().parents[2] / "shared" / "samples" / "notary"
+                       / "root-history" / "1.root.json").read_bytes())  # fmt: skip
+    if not other.stat().st_size:
+        pytest.skip("shared sample missing")
+    code, _, err = _run(
+        capsys, "trust", "verify", "--root-file", str(other), f"{collection.gun}:v2"
+    )
+    assert code == 1 and err.count("\n") == 1, err
