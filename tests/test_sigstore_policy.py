@@ -186,3 +186,34 @@ def test_policy_file_problems_are_reported_at_load(world: World, tmp_path: Path)
     missing = _policy(tmp_path, "missing", {"cosign_signed": {"keys": ["nope.pub"]}})
     with pytest.raises(PolicyFileError, match="no such file"):
         load_policies(world.settings, extra_files=[missing])
+
+
+def test_two_collection_signers_meet_the_first_alternative(world: World, tmp_path: Path) -> None:
+    from trustkit.collections import add_signer, sign_tag
+    from trustkit.keys import KeyStore
+
+    image = world.image("release-signed")  # no keyless bundle: only the collection can vouch
+    ref = refs.parse(image)
+    location = open_registry_location(world.settings, ref)
+    try:
+        top = location.get_manifest("v1")
+    finally:
+        location.close()
+    keys = KeyStore(world.settings)
+    for name in ("alice", "bob"):
+        record = keys.generate(role="delegation", name=name)
+        add_signer(world.settings, ref.gun, name, [record.public_key], keystore=keys)
+    sign_tag(world.settings, ref, digest=top.digest, size=top.size, keystore=keys)
+    policy = _policy(
+        tmp_path,
+        "release-or-ci",
+        {
+            "any_of": [
+                {"require_signed": {"signers": ["alice", "bob"], "threshold": 2}},
+                world.keyless_rule(),
+            ]
+        },
+    )
+    allowed, reasons, explain = world.check(image, policy)
+    assert allowed, reasons
+    assert any("alternative 1 (require_signed) met" in line for line in explain), explain
