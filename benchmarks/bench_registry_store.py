@@ -1,0 +1,238 @@
+"""The registry store (trust data in the image's own repository) at 1,000 and 10,000 tags.
+
+    python benchmarks/bench_registry_store.py [--tags 1000 10000] [--runs 5] [--settle 0.5]
+
+Against Debian's docker-registry 2.8 on loopback, in-process, medians of ``--runs``, for the DCT
+layout (every tag in targets/releases and the signer's role) and hashed bins:
+
+- publish one tag (``sign_tag``: load, sign, claim, settle, move the head): time, registry round
+  trips, bytes sent and received; the claim's ``settle`` wait is part of the time and shown apart;
+- cold verify of one tag: a client with an empty trust dir and a new connection pool (nothing
+  shared but the registry): time, round trips, bytes received;
+- warm verify of one tag: the same client again in the same process (its verified session is
+  reused after one timestamp read), and after one more tag was published elsewhere.
+
+Goal (issue 10): cold verify of one tag at 10,000 tags <= 50 ms in-process on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trustkit.collections import add_signer, sign_tag, sign_tags, verify_tag
+from trustkit.collections.bins import use_bins
+from trustkit.collections.client import forget_sessions
+from trustkit.config import Settings
+from trustkit.keys import KeyStore
+from trustkit.refs import parse
+from trustkit.registry import client as registry_client
+from trustkit.services import Services
+
+PASS = "bench-pass"
+
+
+@dataclass
+class Traffic:
+    requests: int = 0
+    sent: int = 0
+    received: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+_TRAFFIC: list[Traffic] = []
+
+
+@contextmanager
+def counted() -> Iterator[Traffic]:
+    traffic = Traffic()
+    _TRAFFIC.append(traffic)
+    try:
+        yield traffic
+    finally:
+        _TRAFFIC.remove(traffic)
+
+
+def _install_counter() -> None:
+    original = registry_client.RegistryClient._send
+
+    def send(self: Any, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
+        response = original(self, method, url, *args, **kwargs)
+        for traffic in _TRAFFIC:
+            traffic.requests += 1
+            path = str(url)
+            what = "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else "other"
+            kind = f"{method} {what}"
+            traffic.by_kind[kind] = traffic.by_kind.get(kind, 0) + 1
+            length = response.headers.get("Content-Length", "0")
+            traffic.received += int(length) if length.isdigit() else 0
+            content = kwargs.get("content")
+            if callable(content):
+                body = content()
+                traffic.sent += len(body) if isinstance(body, bytes) else 0
+        return response
+
+    registry_client.RegistryClient._send = send  # type: ignore[method-assign]
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    config = work / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"
+        f"storage: {{filesystem: {{rootdirectory: {work / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("docker-registry did not start")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench(
+    host: str, work: Path, tags: int, layout: str, runs: int, settle: float
+) -> dict[str, Any]:
+    url = f"registry://?settle={settle}"
+    settings = Settings(
+        trust_dir=work / f"writer-{tags}-{layout}",
+        content_trust=True,
+        trust_server=url,
+        root_passphrase=PASS,
+        repository_passphrase=PASS,
+    )
+    keystore = KeyStore(settings)
+    alice = keystore.generate(role="delegation", name="alice")
+    repo = parse(f"{host}/bench/{layout}-{tags}", default_tag=False)
+    writer = Services(settings, keys=keystore)
+    add_signer(writer, repo.gun, "alice", [alice.public_key])
+    if layout == "bins":
+        use_bins(writer, repo.gun)
+    sign_tags(writer, repo.gun, {f"t{i}": (_digest(f"t{i}"), 1000 + i) for i in range(tags)})
+    sign_tag(writer, repo.with_tag("warmup"), digest=_digest("warmup"), size=1)
+
+    publish_ms, publish_rt, publish_sent, publish_recv = [], [], [], []
+    for run in range(runs):
+        with counted() as traffic:
+            start = time.perf_counter()
+            sign_tag(writer, repo.with_tag(f"new{run}"), digest=_digest(f"new{run}"), size=1)
+            publish_ms.append((time.perf_counter() - start) * 1000)
+        publish_rt.append(traffic.requests)
+        publish_sent.append(traffic.sent)
+        publish_recv.append(traffic.received)
+
+    cold_ms, cold_rt, cold_bytes, warm_ms, warm_rt, after_ms, after_rt = [], [], [], [], [], [], []
+    for run in range(runs):
+        client_settings = settings.with_changes(trust_dir=work / f"client-{tags}-{layout}-{run}")
+        forget_sessions()
+        with Services(client_settings) as client:
+            with counted() as traffic:
+                start = time.perf_counter()
+                target = verify_tag(client, repo.with_tag("t1"))
+                cold_ms.append((time.perf_counter() - start) * 1000)
+            assert target.digest == _digest("t1")
+            cold_rt.append(traffic.requests)
+            cold_bytes.append(traffic.received)
+            with counted() as traffic:
+                start = time.perf_counter()
+                verify_tag(client, repo.with_tag("t1"))
+                warm_ms.append((time.perf_counter() - start) * 1000)
+            warm_rt.append(traffic.requests)
+            sign_tag(writer, repo.with_tag(f"more{run}"), digest=_digest("m"), size=1)
+            with counted() as traffic:
+                start = time.perf_counter()
+                verify_tag(client, repo.with_tag("t1"))
+                after_ms.append((time.perf_counter() - start) * 1000)
+            after_rt.append(traffic.requests)
+    return {
+        "tags": tags,
+        "layout": layout,
+        "publish_ms": _median(publish_ms),
+        "publish_settle_ms": settle * 1000,
+        "publish_round_trips": _median(publish_rt),
+        "publish_sent": _median(publish_sent),
+        "publish_received": _median(publish_recv),
+        "cold_ms": _median(cold_ms),
+        "cold_round_trips": _median(cold_rt),
+        "cold_bytes": _median(cold_bytes),
+        "warm_ms": _median(warm_ms),
+        "warm_round_trips": _median(warm_rt),
+        "after_publish_ms": _median(after_ms),
+        "after_publish_round_trips": _median(after_rt),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tags", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--layouts", nargs="+", default=["dct", "bins"])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=0.5)
+    args = parser.parse_args()
+    _install_counter()
+    work = Path(tempfile.mkdtemp(prefix="bench-registry-store-"))
+    proc, host = start_registry(work)
+    try:
+        rows = [
+            bench(host, work, n, layout, args.runs, args.settle)
+            for n in args.tags
+            for layout in args.layouts
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        "| tags | layout | publish one tag (of which settle) | publish round trips, KiB sent / "
+        "received | cold verify | cold round trips, KiB received | warm verify (round trips) "
+        "| warm after a publish (round trips) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['tags']:,} | {r['layout']} "
+            f"| {r['publish_ms']:.0f} ms ({r['publish_settle_ms']:.0f}) "
+            f"| {r['publish_round_trips']:.0f}, {r['publish_sent'] / 1024:.1f} / "
+            f"{r['publish_received'] / 1024:.1f} | {r['cold_ms']:.1f} ms "
+            f"| {r['cold_round_trips']:.0f}, {r['cold_bytes'] / 1024:.1f} "
+            f"| {r['warm_ms']:.2f} ms ({r['warm_round_trips']:.0f}) "
+            f"| {r['after_publish_ms']:.1f} ms ({r['after_publish_round_trips']:.0f}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
