@@ -130,11 +130,14 @@ def main() -> int:
         step("5. Attest scan results (signed in-toto/DSSE, attached in the registry)")
         run(["trust", "key", "generate", "scanner", "--role", "scanner", "--dir", str(work)], env)
         run(["scan", "attest", f"{repo}:v1", "--report", str(REPORTS / "clean.trivy.json"), "--key", "scanner"], env)
-        run(["scan", "attest", f"{repo}:v2", "--report", str(REPORTS / "juice-shop-v10.2.0.trivy.json"), "--key", "scanner"], env)
+        # the juice-shop findings as if Trivy had scanned v2 (a report naming another digest is refused)
+        run(["scan", "attest", f"{repo}:v2", "--report", str(REPORTS / "app-v2.trivy.json"), "--key", "scanner"], env)
         run(["scan", "results", f"{repo}:v2"], env)
 
         step("6. Policy: block HIGH and above; the same verdict in the CI gate and the pull hook")
-        run(["policy", "create", "--severity", "HIGH", "--action", "BLOCK", "--require-signed", "vulnerability-policy"], env)
+        # a scan counts for a policy only through a scanner key the policy names
+        run(["policy", "create", "--severity", "HIGH", "--action", "BLOCK", "--require-signed",
+             "--trusted-scanner", "scanner", "vulnerability-policy"], env)  # fmt: skip
         run(["gate", f"{repo}:v1"], signed)
         run(["gate", f"{repo}:v2"], signed, expect=1)
         request = json.dumps({"operation": "pull", "reference": f"{repo}:v2"})

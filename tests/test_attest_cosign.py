@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.cosign import Cosign, put_tiny_image
+from fixtures.reports import retarget
 
 from trustkit.attest.reports import parse_report
 from trustkit.attest.service import attest_report, verified_scans
@@ -19,7 +20,7 @@ from trustkit.registry.location import open_image_location
 pytestmark = pytest.mark.peer
 
 DATA = Path(__file__).parent / "data" / "reports"
-ALPINE = (DATA / "trivy_alpine-39.json").read_bytes()
+ALPINE = retarget((DATA / "trivy_alpine-39.json").read_bytes())  # about no other image
 
 
 def push_image(settings: Settings, image: str, salt: str) -> str:

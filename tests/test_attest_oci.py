@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.cosign import put_tiny_image
+from fixtures.reports import retarget
 
 from trustkit.attest.dsse import ENVELOPE_MEDIA_TYPE
 from trustkit.attest.oci import att_tag, fetch_attestations, referrers_tag
@@ -17,8 +18,8 @@ from trustkit.keys import CryptoSigner
 from trustkit.registry.location import open_image_location
 
 DATA = Path(__file__).parent / "data" / "reports"
-ALPINE = (DATA / "trivy_alpine-39.json").read_bytes()
-GRYPE = (DATA / "defectdojo_issue_9618.json").read_bytes()
+ALPINE = retarget((DATA / "trivy_alpine-39.json").read_bytes())  # about no other image
+GRYPE = retarget((DATA / "defectdojo_issue_9618.json").read_bytes())
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from fixtures.pipeline import (
     PipelineWorld,
     policy_yaml,
 )
+from fixtures.reports import retarget
 
 from trustkit import hook_server, hooks
 from trustkit.cli import main
@@ -329,7 +330,11 @@ def test_push_pull_hooks_socket_and_gate_give_the_same_verdict(
             # push the same content with --scan: the same decision before signing
             layout = world.images[name]
             pushed = f"{world.repo}/pushed-{name}:v1"
-            report = JUICE_REPORT if name == "juice" else CLEAN_REPORT
+            sample = JUICE_REPORT if name == "juice" else CLEAN_REPORT
+            report = tmp_path / f"{name}.trivy.json"  # a report of the content being pushed
+            report.write_bytes(
+                retarget(sample.read_bytes(), digest=expected.digest, repository=pushed)
+            )
             push_code, out, err = _run_main(
                 ["push", "--scan", "--report", str(report), "--scan-key", "scanner",
                  "--json", layout.oci, pushed],

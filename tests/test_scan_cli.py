@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fixtures.cosign import put_tiny_image
+from fixtures.reports import retarget
 
 from trustkit.attest.reports import parse_report
 from trustkit.attest.service import scan_and_attest
@@ -18,7 +20,10 @@ from trustkit.keys import CryptoSigner, KeyStore, public_key_pem
 from trustkit.registry.location import open_image_location
 
 DATA = Path(__file__).parent / "data" / "reports"
-ALPINE = DATA / "trivy_alpine-39.json"
+# the sample names the tarball image it was made from; as if the scanner had scanned ours
+_ALPINE_DIR = tempfile.TemporaryDirectory(prefix="trustkit-scan-cli-")
+ALPINE = Path(_ALPINE_DIR.name) / "alpine.trivy.json"
+ALPINE.write_bytes(retarget((DATA / "trivy_alpine-39.json").read_bytes()))
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from trustkit.attest._json import (
     get_str,
     need_str,
     parse_time,
+    split_repo_digests,
     str_list,
+    with_artifact_repository,
 )
 from trustkit.attest.model import Cvss, Finding, FixState, ScannerInfo, ScanReport, Severity
 from trustkit.errors import ReportFormatError
@@ -41,6 +43,13 @@ def parse(doc: dict[str, Any], source: str) -> ScanReport:
         _finding(as_dict(raw, f"{source}: matches[{i}]"), f"{source}: matches[{i}]")
         for i, raw in enumerate(get_list(doc, "matches", source))
     )
+    digests, repositories = split_repo_digests(
+        str_list(get_list(target, "repoDigests", source), f"{source}: repoDigests")
+    )
+    manifest_digest = get_str(target, "manifestDigest", source)
+    if manifest_digest:
+        digests = (manifest_digest, *(d for d in digests if d != manifest_digest))
+    artifact = get_str(target, "userInput", source)
     return ScanReport(
         format="grype",
         scanner=ScannerInfo(
@@ -49,9 +58,12 @@ def parse(doc: dict[str, Any], source: str) -> ScanReport:
             db_updated=parse_time(built),
         ),
         findings=findings,
-        artifact=get_str(target, "userInput", source),
-        artifact_digest=get_str(target, "manifestDigest", source),
+        artifact=artifact,
+        artifact_digest=manifest_digest,
         created=parse_time(get_str(descriptor, "timestamp", source)),
+        named_digests=digests,
+        named_config=get_str(target, "imageID", source),
+        named_repositories=with_artifact_repository(repositories, artifact),
     )
 
 

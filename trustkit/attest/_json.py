@@ -132,5 +132,39 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def format_time(moment: datetime) -> str:
-    """RFC 3339 UTC with whole seconds and ``Z``, as Go's time.Time marshals round values."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC with ``Z`` as Go's time.Time marshals it: whole seconds when round,
+    microseconds otherwise (two scans in one second must still be ordered)."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def split_repo_digests(values: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``repo@sha256:...`` entries -> (digests, repositories), each without duplicates."""
+    digests: list[str] = []
+    repositories: list[str] = []
+    for value in values:
+        repository, at, digest = value.rpartition("@")
+        if not at:
+            continue
+        if digest not in digests:
+            digests.append(digest)
+        if repository and repository not in repositories:
+            repositories.append(repository)
+    return tuple(digests), tuple(repositories)
+
+
+def with_artifact_repository(
+    repositories: tuple[str, ...], artifact: str | None
+) -> tuple[str, ...]:
+    """``repositories`` plus the repository of an image-reference-like artifact name."""
+    if not artifact or "://" in artifact or artifact.startswith(("/", ".")):
+        return repositories  # a path or URL (filesystem, tarball, repository scans)
+    name = artifact.partition("@")[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name = name[: len(name) - len(last)] + last.partition(":")[0]
+    if name.endswith((".tar", ".tar.gz", ".tgz")):
+        return repositories
+    return repositories if name in repositories else (*repositories, name)

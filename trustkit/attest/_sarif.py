@@ -11,9 +11,20 @@ secrets) are not vulnerability findings and are skipped.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
-from trustkit.attest._json import as_dict, get_dict, get_list, get_number, get_str, str_list
+from trustkit.attest._json import (
+    as_dict,
+    get_dict,
+    get_list,
+    get_number,
+    get_str,
+    parse_time,
+    split_repo_digests,
+    str_list,
+    with_artifact_repository,
+)
 from trustkit.attest.model import Finding, FixState, ScannerInfo, ScanReport, Severity
 from trustkit.errors import ReportFormatError
 
@@ -32,7 +43,10 @@ def parse(doc: dict[str, Any], source: str) -> ScanReport:
         raise ReportFormatError(f"{source}: SARIF document has no runs")
     findings: list[Finding] = []
     scanner = ScannerInfo(name="unknown")
-    artifact = digest = None
+    artifact = digest = config = None
+    digests: tuple[str, ...] = ()
+    repositories: tuple[str, ...] = ()
+    created = None
     for run_index, raw_run in enumerate(runs):
         where = f"{source}: runs[{run_index}]"
         run = as_dict(raw_run, where)
@@ -42,7 +56,13 @@ def parse(doc: dict[str, Any], source: str) -> ScanReport:
                 name=(get_str(driver, "name", where) or "unknown").lower(),
                 version=get_str(driver, "version", where),
             )
-            artifact, digest = _artifact(get_dict(run, "properties", where), where)
+            props = get_dict(run, "properties", where)
+            artifact, digest = _artifact(props, where)
+            digests, repositories = split_repo_digests(
+                str_list(get_list(props, "repoDigests", where), where)
+            )
+            config = get_str(props, "imageID", where)
+            created = _run_time(run, where)
         rules = [as_dict(r, f"{where}.rules") for r in get_list(driver, "rules", where)]
         by_id = {rid: rule for rule in rules if (rid := get_str(rule, "id", where))}
         for i, raw in enumerate(get_list(run, "results", where)):
@@ -55,7 +75,23 @@ def parse(doc: dict[str, Any], source: str) -> ScanReport:
         findings=tuple(findings),
         artifact=artifact,
         artifact_digest=digest,
+        created=created,
+        named_digests=digests,
+        named_config=config,
+        named_repositories=with_artifact_repository(repositories, artifact),
     )
+
+
+def _run_time(run: dict[str, Any], where: str) -> datetime | None:
+    """When the run ended (else started), from its invocations: SARIF's only scan time."""
+    for raw in get_list(run, "invocations", where):
+        invocation = as_dict(raw, f"{where}.invocations")
+        moment = parse_time(get_str(invocation, "endTimeUtc", where)) or parse_time(
+            get_str(invocation, "startTimeUtc", where)
+        )
+        if moment is not None:
+            return moment
+    return None
 
 
 def _artifact(props: dict[str, Any], where: str) -> tuple[str | None, str | None]:

@@ -12,7 +12,9 @@ from trustkit.attest._json import (
     get_str,
     need_str,
     parse_time,
+    split_repo_digests,
     str_list,
+    with_artifact_repository,
 )
 from trustkit.attest.model import Cvss, Finding, FixState, ScannerInfo, ScanReport, Severity
 from trustkit.errors import ReportFormatError
@@ -42,17 +44,19 @@ def parse(doc: dict[str, Any], source: str) -> ScanReport:
         target = get_str(result, "Target", where)
         for v_index, raw in enumerate(get_list(result, "Vulnerabilities", where)):
             findings.append(_finding(as_dict(raw, where), target, f"{where}[{v_index}]"))
-    digest = None
     repo_digests = str_list(get_list(metadata, "RepoDigests", source), f"{source}: RepoDigests")
-    if repo_digests and "@" in repo_digests[0]:
-        digest = repo_digests[0].rpartition("@")[2]
+    digests, repositories = split_repo_digests(repo_digests)
+    artifact = get_str(doc, "ArtifactName", source)
     return ScanReport(
         format="trivy",
         scanner=ScannerInfo(name="trivy", version=get_str(trivy, "Version", source)),
         findings=tuple(findings),
-        artifact=get_str(doc, "ArtifactName", source),
-        artifact_digest=digest,
+        artifact=artifact,
+        artifact_digest=digests[0] if digests else None,
         created=parse_time(get_str(doc, "CreatedAt", source)),
+        named_digests=digests,
+        named_config=get_str(metadata, "ImageID", source),
+        named_repositories=with_artifact_repository(repositories, artifact),
     )
 
 

@@ -19,6 +19,7 @@ image can still lose one update on a registry: there is no compare-and-swap for 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +184,21 @@ def attach_attestation(
     return Attached(layer.digest, tag, att_digest, referrer_digest, fallback)
 
 
+def is_attached(location: ImageLocation, subject_digest: str, attached: Attached) -> bool:
+    """Whether both places still list this attestation (a racing writer may have replaced the
+    ``.att`` manifest or the fallback index with a version that lacks it)."""
+    att = _get_optional(location, attached.att_tag)
+    if att is None or att.is_index:
+        return False
+    if all(layer.digest != attached.envelope_digest for layer in att.blobs()[1:]):
+        return False
+    referrers = location.referrers(subject_digest)
+    if referrers is None:
+        index = _get_optional(location, referrers_tag(subject_digest))
+        referrers = index.children() if index is not None and index.is_index else []
+    return any(desc.digest == attached.referrer_digest for desc in referrers)
+
+
 def _add_to_fallback_index(location: ImageLocation, tag: str, entry: Descriptor) -> None:
     current = _get_optional(location, tag)
     entries: list[Descriptor] = []
@@ -202,21 +218,19 @@ def _add_to_fallback_index(location: ImageLocation, tag: str, entry: Descriptor)
     location.put_manifest(tag, _json_bytes(index), OCI_INDEX)
 
 
-def fetch_attestations(location: ImageLocation, image_digest: str) -> list[bytes]:
-    """Every DSSE envelope attached to ``image_digest`` (unverified), without duplicates.
+def attestation_layers(location: ImageLocation, image_digest: str) -> list[Descriptor]:
+    """Every DSSE envelope layer attached to ``image_digest``, without duplicates, unread.
 
-    Reads the ``.att`` tag, then referrers (the API or the ``sha256-<hex>`` fallback index).
-    Each blob is checked against its digest by the location; sizes are bounded.
+    Reads the ``.att`` tag, then referrers (the API or the ``sha256-<hex>`` fallback index);
+    only manifests whose subject is this image count. At most MAX_ATTESTATIONS.
     """
-    found: dict[str, bytes] = {}
+    found: dict[str, Descriptor] = {}
 
     def take(layers: list[Descriptor]) -> None:
         for layer in layers[:MAX_ATTESTATIONS]:
-            if layer.media_type != ENVELOPE_MEDIA_TYPE or layer.digest in found:
-                continue
-            if layer.size > MAX_ENVELOPE_BYTES:
-                continue
-            found[layer.digest] = location.get_blob(layer.digest, max_size=MAX_ENVELOPE_BYTES)
+            fresh = layer.media_type == ENVELOPE_MEDIA_TYPE and layer.digest not in found
+            if fresh and len(found) < MAX_ATTESTATIONS:
+                found[layer.digest] = layer
 
     att = _get_optional(location, att_tag(image_digest))
     if att is not None and not att.is_index:
@@ -240,3 +254,57 @@ def fetch_attestations(location: ImageLocation, image_digest: str) -> list[bytes
             continue  # a fallback index is just a tag; only manifests about this image count
         take(manifest.blobs()[1:])
     return list(found.values())
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An attestation layer not downloaded, and why (over a bound)."""
+
+    digest: str
+    reason: str
+
+
+def iter_attestations(
+    location: ImageLocation,
+    layers: list[Descriptor],
+    *,
+    budget: int,
+    per_envelope: int = MAX_ENVELOPE_BYTES,
+) -> Iterator[tuple[Descriptor, bytes] | Skipped]:
+    """Download the envelopes one at a time, within ``budget`` bytes for the image together.
+
+    The caller verifies each and drops its bytes before the next is fetched, so memory holds one
+    envelope, not all of them. A layer whose declared size is over ``per_envelope`` or over what
+    is left of ``budget`` is skipped unread (the registry's stream is cut at the declared size,
+    so a lying size cannot overrun). Smaller layers are tried first: a few huge fakes cannot
+    crowd out the genuine attestations.
+    """
+    left = budget
+    for layer in sorted(layers, key=lambda d: (d.size, d.digest)):
+        if layer.size > per_envelope:
+            yield Skipped(layer.digest, f"{layer.size} bytes, over the {per_envelope}-byte cap")
+            continue
+        if layer.size > left:
+            yield Skipped(
+                layer.digest,
+                f"{layer.size} bytes, over what is left ({left}) of the {budget}-byte "
+                "budget for this image's attestations",
+            )
+            continue
+        data = location.get_blob(layer.digest, max_size=layer.size)
+        left -= len(data)
+        yield layer, data
+
+
+def fetch_attestations(location: ImageLocation, image_digest: str) -> list[bytes]:
+    """Every DSSE envelope attached to ``image_digest`` (unverified), without duplicates.
+
+    Holds them all in memory: for tests and tools. Verifiers use ``attestation_layers`` and
+    ``iter_attestations`` (one envelope at a time, within a byte budget).
+    """
+    layers = attestation_layers(location, image_digest)
+    return [
+        item[1]
+        for item in iter_attestations(location, layers, budget=MAX_ENVELOPE_BYTES * len(layers))
+        if not isinstance(item, Skipped)
+    ]

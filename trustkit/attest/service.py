@@ -11,23 +11,36 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from trustkit._fs import read_bounded
 from trustkit.attest._json import format_time
-from trustkit.attest.dsse import envelope_digest, sign_statement, verify_attestation
+from trustkit.attest.dsse import MAX_ENVELOPE_BYTES, sign_statement, verify_attestation
+from trustkit.attest.highwater import ScanMarks, scan_order_time
 from trustkit.attest.model import ScanReport, VerifiedScan
-from trustkit.attest.oci import Attached, attach_attestation, fetch_attestations
+from trustkit.attest.oci import (
+    Attached,
+    Skipped,
+    attach_attestation,
+    attestation_layers,
+    is_attached,
+    iter_attestations,
+)
 from trustkit.attest.reports import MAX_REPORT_BYTES, parse_report
 from trustkit.attest.statement import PREDICATE_COSIGN_VULN, PREDICATE_TYPES, build_statement
+from trustkit.attest.subject import check_report_subject
 from trustkit.attest.vex import MAX_VEX_BYTES, VexDocument, apply_vex, parse_vex
 from trustkit.config import Settings, child_environment
 from trustkit.errors import (
+    AttestationError,
     BadInputError,
     KeyStoreError,
     TrustEnvironmentError,
@@ -35,7 +48,7 @@ from trustkit.errors import (
 )
 from trustkit.keys import Key, KeyStore, Signer
 from trustkit.registry.location import ImageLocation, open_image_location
-from trustkit.registry.model import Descriptor
+from trustkit.registry.model import Descriptor, ManifestBlob
 from trustkit.services import Services, as_services
 
 DEFAULT_KEY_NAME = "scanner"
@@ -51,6 +64,8 @@ class AttestResult:
     predicate_type: str
     signer_keyid: str
     attached: Attached
+    #: the report names another repository (same digest): worth a look, not a refusal
+    warnings: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -142,9 +157,23 @@ def attest_report(
     report = parse_report(report_bytes, format=format, source=report_source)
     raw_report = json.loads(report_bytes)  # already validated by parse_report
     signer = signer or scanner_signer(services, key_name)
-    finished = datetime.now(UTC).replace(microsecond=0)
+    attested = datetime.now(UTC)
+    # metadata.scanFinishedOn is the scanner's time (the report's creation), not ours: a
+    # verifier judging freshness must not be told an old report is new (issue 14)
+    finished = report.created or attested
+    # the scanner's time as a verifier may rely on it: the report's, or ours when we ran it
+    scanner_time = report.created or (attested if scan_started_on is not None else None)
     with opened(services, image) as location:
-        subject = resolve_subject(location)
+        subject_blob = location.get_manifest(location.reference)
+        subject = subject_blob.descriptor
+        manifests, configs = _identity(subject_blob)
+        warnings = check_report_subject(
+            report,
+            subject.digest,
+            repository=subject_name(location) if location.ref is not None else None,
+            manifests=manifests,
+            configs=configs,
+        )
         statement = build_statement(
             repository=subject_name(location),
             image_digest=subject.digest,
@@ -154,10 +183,11 @@ def attest_report(
             predicate_type=predicate,
             scan_started_on=scan_started_on,
             scan_finished_on=finished,
+            scanner_time=scanner_time,
         )
         envelope = sign_statement(statement, signer)
-        attached = attach_attestation(
-            location, subject, envelope, predicate_type=predicate, created=format_time(finished)
+        attached = _attach_until_present(
+            location, subject, envelope, predicate=predicate, created=format_time(attested)
         )
         return AttestResult(
             image=location.describe(),
@@ -166,7 +196,47 @@ def attest_report(
             predicate_type=predicate,
             signer_keyid=signer.public_key.keyid,
             attached=attached,
+            warnings=warnings,
         )
+
+
+def _identity(blob: ManifestBlob) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(other manifest digests that are this image, its config digests) — an index's children;
+    an image manifest's config. What a scanner's report may name for this image."""
+    try:
+        if blob.is_index:
+            return tuple(child.digest for child in blob.children()), ()
+        return (), (blob.blobs()[0].digest,)
+    except (BadInputError, IndexError):
+        return (), ()
+
+
+#: how often an attach is retried when a racing writer dropped it
+ATTACH_ATTEMPTS = 8
+
+
+def _attach_until_present(
+    location: ImageLocation,
+    subject: Descriptor,
+    envelope: bytes,
+    *,
+    predicate: str,
+    created: str,
+) -> Attached:
+    """Attach, read back, and attach again while a racing writer's read-modify-write of the
+    ``.att`` manifest or fallback index lost our entry (tags have no compare-and-swap)."""
+    for attempt in range(ATTACH_ATTEMPTS):
+        attached = attach_attestation(
+            location, subject, envelope, predicate_type=predicate, created=created
+        )
+        if is_attached(location, subject.digest, attached):
+            return attached
+        time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))  # let the other writer finish
+    raise AttestationError(
+        f"the attestation was attached {ATTACH_ATTEMPTS} times and lost each time to concurrent "
+        "writers; it is not attached",
+        hint="run scan attest again once the other writers are done",
+    )
 
 
 def run_scanner(command: str, target: str) -> bytes:
@@ -278,24 +348,63 @@ def verified_scans(
     ref_or_location: str | ImageLocation,
     *,
     trusted_keys: Sequence[Key],
+    remember: bool = True,
 ) -> tuple[list[VerifiedScan], list[str]]:
-    """(verified scans newest first by scanFinishedOn, reasons for each unverifiable one).
+    """(verified scans newest first, reasons for each attestation not used).
 
-    The image is resolved to its current digest first; only statements about that digest and
-    signed by one of ``trusted_keys`` are returned. An unverifiable attestation is reported, never
-    used. Registry errors propagate (fail closed).
+    The image is resolved to its current digest first; only statements about that digest,
+    signed by one of ``trusted_keys``, whose report does not name another image, are returned.
+    Envelopes are downloaded and verified one at a time within the per-image byte budget
+    (``services.bounds.attestations_per_image``). Newest means by the scanner's time, sub-second;
+    at the same time the stricter scan (more severe findings) comes first. With ``remember``,
+    the client's high-water marks refuse a rolled-back attestation set (``highwater``): then no
+    scan is returned. Registry errors propagate (fail closed).
     """
-    with opened(services, ref_or_location) as location:
-        digest = resolve_subject(location).digest
-        envelopes = fetch_attestations(location, digest)
+    services = as_services(services)
+    budget = services.bounds.attestations_per_image
+    keys = list(trusted_keys)
     verified: list[VerifiedScan] = []
     problems: list[str] = []
-    for envelope in envelopes:
-        try:
-            verified.append(
-                verify_attestation(envelope, trusted_keys=list(trusted_keys), image_digest=digest)
-            )
-        except TrustkitError as exc:  # AttestationError, or a malformed report inside
-            problems.append(f"{envelope_digest(envelope)[:19]}: {exc.one_line()}")
-    verified.sort(key=lambda scan: scan.scan_finished_on, reverse=True)
+    with opened(services, ref_or_location) as location:
+        subject_blob = location.get_manifest(location.reference)
+        digest = subject_blob.descriptor.digest
+        manifests, configs = _identity(subject_blob)
+        repository = subject_name(location) if location.ref is not None else None
+        layers = attestation_layers(location, digest)
+        for item in iter_attestations(
+            location, layers, budget=budget, per_envelope=min(budget, MAX_ENVELOPE_BYTES)
+        ):
+            if isinstance(item, Skipped):
+                problems.append(f"{item.digest[:19]}: not downloaded: {item.reason}")
+                continue
+            layer, envelope = item
+            try:
+                scan = verify_attestation(envelope, trusted_keys=keys, image_digest=digest)
+                warnings = check_report_subject(
+                    scan.report,
+                    digest,
+                    repository=repository,
+                    manifests=manifests,
+                    configs=configs,
+                )
+            except TrustkitError as exc:  # AttestationError, or a malformed report inside
+                problems.append(f"{layer.digest[:19]}: {exc.one_line()}")
+                continue
+            finally:
+                del envelope  # one envelope in memory at a time
+            if warnings:
+                scan.extras["warning"] = "; ".join(warnings)
+            verified.append(scan)
+    verified.sort(key=_newest_first)
+    if remember and keys:
+        marks = ScanMarks(services.settings.trust_dir / "scans")
+        rollbacks = marks.check_and_raise(digest, verified, [k.keyid for k in keys])
+        if rollbacks:
+            return [], [*(r.reason() for r in rollbacks), *problems]
     return verified, problems
+
+
+def _newest_first(scan: VerifiedScan) -> tuple[Any, ...]:
+    """Sort key: the scanner's time descending, then the stricter scan, then a fixed order."""
+    moment = scan_order_time(scan)
+    return (-moment.timestamp(), tuple(-n for n in scan.strictness()), scan.attestation_digest)

@@ -49,6 +49,8 @@ PREDICATE_TYPES = {"cosign-vuln": PREDICATE_COSIGN_VULN, "vulns-v0.2": PREDICATE
 
 _SCANNER_URIS = {"trivy": "pkg:github/aquasecurity/trivy", "grype": "pkg:github/anchore/grype"}
 _ANNOTATION = "dev.trustkit.finding"
+#: in a vulns v0.2 predicate's metadata: the scanner's report time ("" when it had none)
+REPORT_CREATED = "dev.trustkit.reportCreated"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ def build_statement(
     predicate_type: str = PREDICATE_COSIGN_VULN,
     scan_started_on: datetime | None = None,
     scan_finished_on: datetime,
+    scanner_time: datetime | None = None,
 ) -> dict[str, Any]:
     """An in-toto Statement v1 about ``repository@image_digest`` (digest ``sha256:<hex>``)."""
     algorithm, _, hex_digest = image_digest.partition(":")
@@ -113,7 +116,11 @@ def build_statement(
                     _v02_entry(f, scanner.name) for f in apply_vex(report, vex_docs).findings
                 ],
             },
-            "metadata": metadata,
+            # vulns v0.2 carries no report: the scanner's time travels here (empty: unknown)
+            "metadata": {
+                **metadata,
+                REPORT_CREATED: format_time(scanner_time) if scanner_time else "",
+            },
         }
     else:
         raise AttestationError(f"unsupported predicate type {predicate_type!r}")
@@ -188,6 +195,7 @@ def read_statement(statement: Any, *, image_digest: str) -> ScanStatement:
             report = _read_cosign_vuln(predicate)
         elif predicate_type == PREDICATE_VULNS_V02:
             report = _read_vulns_v02(predicate)
+            report = dataclasses.replace(report, created=_v02_scanner_time(predicate))
         else:
             raise AttestationError(f"predicate type {predicate_type!r} is not a scan result")
     except ReportFormatError as exc:
@@ -198,6 +206,15 @@ def read_statement(statement: Any, *, image_digest: str) -> ScanStatement:
         raise AttestationError("the predicate has no valid metadata.scanFinishedOn")
     started = parse_time(get_str(metadata, "scanStartedOn", "predicate.metadata"))
     return ScanStatement(report, image_digest, str(predicate_type), finished, started)
+
+
+def _v02_scanner_time(predicate: dict[str, Any]) -> datetime | None:
+    """trustkit's own statements say the scanner's time (possibly unknown); another tool's
+    ``scanFinishedOn`` is the scan's finish by the predicate's definition."""
+    metadata = get_dict(predicate, "metadata", "predicate")
+    if REPORT_CREATED in metadata:
+        return parse_time(get_str(metadata, REPORT_CREATED, "predicate.metadata"))
+    return parse_time(get_str(metadata, "scanFinishedOn", "predicate.metadata"))
 
 
 def _shape(value: Any, message: str) -> dict[str, Any]:

@@ -60,6 +60,16 @@ def policy() -> None:
 )
 @click.option("--deny", multiple=True, help="Vulnerability id that always fails (repeatable).")
 @click.option("--description", help="A sentence saying what the policy is for.")
+@click.option(
+    "--trusted-scanner",
+    "trusted_scanners",
+    multiple=True,
+    help=(
+        "Scanner key whose scan attestations count for this policy: a scanner key's name in "
+        "the key store, a key id, or a PEM public key file (repeatable). Without one, the "
+        "policy's scan rules fail closed."
+    ),
+)
 @click.option("--force", is_flag=True, help="Replace an existing policy of the same name.")
 @click.pass_context
 def create(
@@ -75,6 +85,7 @@ def create(
     require_scan: bool | None,
     deny: tuple[str, ...],
     description: str | None,
+    trusted_scanners: tuple[str, ...],
     force: bool,
 ) -> None:
     """Write a new policy NAME to the policy directory."""
@@ -104,6 +115,7 @@ def create(
         require_scan=require_scan,
         deny=deny,
         description=description,
+        trusted_scanners=[_scanner_key_reference(ctx, text) for text in trusted_scanners],
     )
     text = _HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     try:
@@ -120,6 +132,34 @@ def create(
             raise StorageError(f"cannot replace {existing[0]}: {exc.strerror}") from exc
     atomic_write(path, text.encode("utf-8"))
     click.echo(f"created policy {name} ({action.upper()}) in {path}")
+    scan_rules = severity or deny or max_scan_age or require_scan
+    if require_scan is None and action.upper() == "BLOCK":
+        scan_rules = True
+    if scan_rules and not trusted_scanners:
+        click.echo(
+            f"warning: policy {name} names no trusted scanner key, so no scan counts for it and "
+            "its scan rules fail; add --trusted-scanner KEY",
+            err=True,
+        )
+
+
+def _scanner_key_reference(ctx: click.Context, text: str) -> str:
+    """A ``--trusted-scanner`` value as the policy file names it: a key store scanner key's
+    name becomes its key id (explicit in the file); key ids and PEM paths stay as given."""
+    from trustkit.attest.service import SCANNER_ROLE
+
+    if Path(text).expanduser().is_file():
+        return str(Path(text).expanduser().resolve())
+    records = services_from(ctx).keys.records(role=SCANNER_ROLE, name=text)
+    if records:
+        return records[-1].keyid
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return text
+    raise BadInputError(
+        f"--trusted-scanner {text!r} is neither a scanner key in the key store, a key id, "
+        "nor a PEM public key file",
+        hint="list scanner keys with: trustkit trust key list",
+    )
 
 
 @policy.command("list")

@@ -128,6 +128,7 @@ def attest(
                 "referrer": result.attached.referrer_digest,
                 "counts": counts,
                 "suppressed": suppressed,
+                "warnings": list(result.warnings),
             }
         )
         return
@@ -140,6 +141,8 @@ def attest(
     click.echo(
         f"  signed by scanner key {result.signer_keyid[:12]}, attached as {result.attached.att_tag}"
     )
+    for warning in result.warnings:  # e.g. the report names another repository
+        click.echo(f"trustkit: warning: {warning}", err=True)
 
 
 def _trusted_keys(ctx: click.Context, files: tuple[Path, ...]) -> list[Key]:

@@ -200,6 +200,7 @@ def sign(
         return
     ref = _tagged(image)
     services = services_from(ctx)
+    from_registry = digest is None and size is None
     if digest is None or size is None:
         if digest is not None or size is not None:
             raise BadInputError("pass both --digest and --size")
@@ -214,6 +215,12 @@ def sign(
 
         report_pending(ref.repository, outcome.pending)
         return
+    if from_registry and "cosign" in services.settings.signature_formats:
+        # the registry holds what was signed: sign it for cosign and skopeo too (docs/signatures.md)
+        from trustkit.pipeline.flows import write_cosign_signatures
+        from trustkit.registry.model import Descriptor
+
+        write_cosign_signatures(services, ref, Descriptor("", digest, size))
     click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(outcome.roles)})")
 
 

@@ -116,6 +116,12 @@ class ScanReport:
     artifact: str | None = None  # image name the scanner reported on
     artifact_digest: str | None = None
     created: datetime | None = None  # when the scanner wrote the report
+    #: every manifest digest the report says it is about (Trivy RepoDigests, Grype
+    #: manifestDigest/repoDigests, SARIF repoDigests), and the image config digest it names
+    named_digests: tuple[str, ...] = ()
+    named_config: str | None = None
+    #: the repositories the report names (from its repo digests and artifact name)
+    named_repositories: tuple[str, ...] = ()
 
     def counts(self, *, include_suppressed: bool = False) -> dict[str, int]:
         """Findings per severity name, highest first, as scanners' summaries show them."""
@@ -149,3 +155,17 @@ class VerifiedScan:
     predicate_type: str
     attestation_digest: str | None = None  # where it lives in the registry
     extras: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scanned_at(self) -> datetime | None:
+        """How old the scan's knowledge is, by the scanner's own clock: the vulnerability
+        database's build when the report has it (a scan knows nothing newer), else the report's
+        creation time; None when the report carries neither (its age is unknown). Never the
+        attestation's time: a ten-month-old report attested today is ten months old."""
+        times = [t for t in (self.report.created, self.report.scanner.db_updated) if t is not None]
+        return min(times) if times else None
+
+    def strictness(self) -> tuple[int, ...]:
+        """Counting findings per severity, highest first: between two scans of the same time
+        the one reporting more severe findings wins (the stricter)."""
+        return tuple(self.report.counts().values())

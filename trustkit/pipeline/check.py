@@ -77,36 +77,44 @@ def _resolve_untrusted_digest(services: Services, ref: refs.ImageRef) -> str:
     return resolve_digest(services.registries, ref).digest
 
 
-def _store_scanner_keys(settings: Settings | Services) -> list[Key]:
-    from trustkit.attest.service import default_trusted_keys
+def _policy_scanner_keys(services: Services, policies: Sequence[Policy]) -> list[Key]:
+    """The keys some policy trusts for scans: its PEM keys, and for the key ids it names the
+    key store's scanner key of that id (key material only: the store trusts nothing itself)."""
+    from trustkit.attest.service import SCANNER_ROLE
 
-    return default_trusted_keys(settings)
-
-
-def _fetch_scans(
-    settings: Settings | Services,
-    ref: refs.ImageRef,
-    digest: str,
-    policies: Sequence[Policy],
-    store_keys: Sequence[Key],
-) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
-    """Scans verified against the key store's scanner keys and every policy's keys; which of
-    them count for which policy is the policy's business (``trusted_scanners``)."""
-    from trustkit.attest.service import verified_scans
-
-    keys: dict[str, Key] = {key.keyid: key for key in store_keys}
+    keys: dict[str, Key] = {}
+    named: set[str] = set()
     for policy in policies:
         for key in policy.scanner_keys():
             keys[key.keyid] = key
+        named.update(s.keyid for s in policy.trusted_scanners if s.key is None)
+    if named - keys.keys():
+        for record in services.keys.records(role=SCANNER_ROLE):
+            if record.keyid in named and record.keyid not in keys:
+                keys[record.keyid] = record.public_key
+    return list(keys.values())
+
+
+def _fetch_scans(
+    services: Services, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
+) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
+    """Scans verified against the keys the policies trust; which of them count for which
+    policy is the policy's business (``trusted_scanners``). No policy trusting a key: no scan
+    is fetched, the policies' scan rules fail closed."""
+    from trustkit.attest.service import verified_scans
+
+    keys = _policy_scanner_keys(services, policies)
+    if not keys:
+        return (), ()
     reference = str(ref.with_digest(digest))
-    scans, unverified = verified_scans(settings, reference, trusted_keys=list(keys.values()))
+    scans, unverified = verified_scans(services, reference, trusted_keys=keys)
     return tuple(scans), tuple(unverified)
 
 
 def fetch_scans(
     settings: Settings | Services, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
 ) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
-    return _fetch_scans(settings, ref, digest, policies, _store_scanner_keys(settings))
+    return _fetch_scans(as_services(settings), ref, digest, policies)
 
 
 def check_image(
@@ -220,12 +228,8 @@ def _check_image(
 
     scans: tuple[VerifiedScan, ...] = ()
     unverified: tuple[str, ...] = ()
-    store_keyids: frozenset[str] | None = None
     if digest is not None and any(p.needs_scans for p in matching):
-        store_keys = _store_scanner_keys(services)
-        # a key one policy names counts for that policy only (issue 14)
-        store_keyids = frozenset(k.keyid for k in store_keys)
-        scans, unverified = _fetch_scans(services, ref, digest, matching, store_keys)
+        scans, unverified = _fetch_scans(services, ref, digest, matching)
 
     signatures: SignatureMaterial | None = None
     if digest is not None and any(Evidence.SIGNATURES in p.needs for p in matching):
@@ -243,7 +247,9 @@ def _check_image(
         unverified_scans=unverified,
         known_tags=known_tags,
         short_names=short_names,
-        store_scanner_keyids=store_keyids,
+        # store keys are trusted by no policy implicitly: a key counts only for a policy
+        # naming it in trusted_scanners (issue 14)
+        store_scanner_keyids=frozenset(),
     )
     return evaluate(matching, facts, context=context, now=clock).verdict(facts, context=context)
 

@@ -38,8 +38,10 @@ class ImageFacts:
     known_tags: tuple[str, ...] = ()
     #: where short-name globs resolve (the registries config); Docker's rule by default
     short_names: ShortNames = DOCKER_RULE
-    #: the key store's scanner keys, trusted by policies without trusted_scanners (None: every
-    #: verified scan counts for them, as when scans were verified against those keys alone)
+    #: None: every verified scan counts for a policy without trusted_scanners (library callers
+    #: that verified against keys of their choosing); a set (what the pipeline passes): such a
+    #: policy trusts no scanner key, the key store's included — a key counts only for a policy
+    #: that names it (issue 14)
     store_scanner_keyids: frozenset[str] | None = None
     #: cosign signatures and Sigstore bundles attached to the digest (read when a rule needs
     #: them; the signature rules verify them against their own keys and identities)
@@ -74,11 +76,12 @@ def _select_scans(policy: Policy, facts: ImageFacts, now: datetime) -> ScanSelec
     usable: list[VerifiedScan] = []
     filters = policy.plan.scan_filters
     for scan in facts.scans:
-        label = f"{scan.report.scanner.name} scan of {scan.scan_finished_on:%Y-%m-%dT%H:%M:%SZ}"
+        # a scan's age is the scanner's (report time, DB build), never the attestation's
+        finished = scan.scanned_at or scan.scan_finished_on
+        label = f"{scan.report.scanner.name} scan of {finished:%Y-%m-%dT%H:%M:%SZ}"
         if facts.digest is not None and scan.image_digest != facts.digest:
             selection.other.append(f"{label} is for {scan.image_digest}, not this image")
             continue
-        finished = scan.scan_finished_on
         if finished.tzinfo is None:  # a report without a zone: read it as UTC, as scanners do
             finished = finished.replace(tzinfo=UTC)
         age = now - finished

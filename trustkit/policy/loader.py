@@ -343,6 +343,7 @@ def policy_document(
     require_scan: bool | None = None,
     deny: Sequence[str] = (),
     description: str | None = None,
+    trusted_scanners: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A policy document as ``policy create`` writes it (validate it with load_policy_text)."""
     doc: dict[str, Any] = {"apiVersion": API_VERSION, "kind": "ImagePolicy", "name": name}
@@ -365,5 +366,7 @@ def policy_document(
         rules["require_scan"] = require_scan
     if require_signed:
         rules["require_signed"] = True
+    if trusted_scanners:
+        rules["trusted_scanners"] = list(trusted_scanners)
     doc["rules"] = rules
     return doc

@@ -146,8 +146,9 @@ class ScanSelection:
     stale: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     unverified: tuple[str, ...] = ()
-    #: the key store's scanner keys: what a policy without trusted_scanners trusts (None: any
-    #: verified scan, for callers that verified against exactly those keys)
+    #: None: a library caller verified the scans against keys it chose, and a policy without
+    #: trusted_scanners counts them all; any set (the pipeline): such a policy trusts no key,
+    #: the key store's scanner keys included (issue 14)
     store_keyids: frozenset[str] | None = None
 
     @property

@@ -1,4 +1,8 @@
-"""``max_scan_age``: a scan that finished longer ago than this counts as no scan."""
+"""``max_scan_age``: a scan older than this counts as no scan.
+
+The age is the scanner's: from the report's creation time, or its vulnerability database's build
+when that is older (``VerifiedScan.scanned_at``), never from when it was attested. A report that
+carries neither time cannot satisfy the rule."""
 
 from __future__ import annotations
 
@@ -65,6 +69,12 @@ class MaxScanAge(Rule):
         label: str,
         selection: ScanSelection,
     ) -> tuple[SetAside, str] | None:
+        if scan.scanned_at is None:
+            why = (
+                f"{label} carries no scanner time (no report creation time, no database build "
+                "time), so it cannot satisfy max_scan_age"
+            )
+            return "stale", why
         if age > config:
             why = (
                 f"{label} is {age_text(age)} old, older than max_scan_age {format_duration(config)}"

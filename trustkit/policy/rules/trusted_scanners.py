@@ -1,7 +1,10 @@
 """``trusted_scanners``: only scan attestations signed by these keys count for the policy.
 
-Without it a policy trusts the key store's scanner keys, and only those: a key another policy
-names never counts for this one."""
+A scan counts for a policy only through a key *that* policy names: a key another policy names
+never counts for this one, and the key store's scanner keys are not trusted implicitly (loading a
+published demo key must not make it trusted everywhere). A policy without ``trusted_scanners``
+therefore fails its scan rules closed, with a reason saying so. (Library callers that evaluate
+scans they verified themselves pass ``store_keyids=None``: every verified scan counts.)"""
 
 from __future__ import annotations
 
@@ -13,6 +16,11 @@ from typing import Any, ClassVar
 from trustkit.model.findings import VerifiedScan
 from trustkit.policy.rules._keys import KEY_REFERENCE_SCHEMA, NamedKey, load_keys
 from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, SetAside, Stage
+
+_NO_KEYS = (
+    "the policy names no trusted_scanners, so no scan counts for it "
+    "(scanner keys are trusted only by the policies that name them)"
+)
 
 #: a trusted scanner key as a policy names it (kept under its historical name)
 TrustedScanner = NamedKey
@@ -55,9 +63,14 @@ class TrustedScannersRule(Rule):
         label: str,
         selection: ScanSelection,
     ) -> tuple[SetAside, str] | None:
-        keyids = selection.store_keyids if config.implicit else config.keyids
+        keyids: frozenset[str] | None = config.keyids
+        if config.implicit:  # None: a library caller's own verified scans all count
+            keyids = None if selection.store_keyids is None else frozenset()
         if keyids is not None and scan.signer_keyid not in keyids:
-            why = f"{label} is signed by key {scan.signer_keyid[:12]}, not a trusted scanner"
+            if config.implicit:
+                why = f"{label} is signed by key {scan.signer_keyid[:12]}; {_NO_KEYS}"
+            else:
+                why = f"{label} is signed by key {scan.signer_keyid[:12]}, not a trusted scanner"
             return "untrusted", why
         return None
 
@@ -65,7 +78,16 @@ class TrustedScannersRule(Rule):
         self, config: TrustedScanners, selection: ScanSelection, run: PolicyRun
     ) -> None:
         if config.implicit:
-            return  # nothing written, nothing to explain beyond require_scan's reasons
+            if selection.store_keyids is not None:  # the pipeline: no key is trusted
+                run.failed(
+                    self.key,
+                    _NO_KEYS,
+                    remedy=(
+                        "name the scanner keys this policy trusts: rules.trusted_scanners: "
+                        "[<key id or PEM file>] (trustkit trust key list --role scanner)"
+                    ),
+                )
+            return
         detail = f"{len(config.scanners)} trusted scanner key(s)"
         if selection.untrusted:
             detail += f"; not counted: {'; '.join(selection.untrusted)}"
