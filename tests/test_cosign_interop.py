@@ -358,3 +358,20 @@ def test_keys_that_cannot_make_a_cosign_signature_are_skipped_with_a_notice(
     assert result.written == [] and len(result.notices) == 1
     assert "ed25519" in result.notices[0] and "skipped" in result.notices[0]
     assert "\n" not in result.notices[0]
+
+
+def test_trust_sign_of_a_registry_tag_writes_the_cosign_signature_too(
+    settings: Settings, registry: Registry, oci_image: object, cosign: Cosign, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from trustkit.cli import cli
+
+    image = oci_image(tag="v1", name="later")  # type: ignore[operator]
+    repo = f"{registry.host}/cosign/signed-later"
+    _push(settings, image, f"{repo}:v1", sign=False)  # pushed unsigned, signed afterwards
+    signed = CliRunner().invoke(cli, ["trust", "sign", f"{repo}:v1"], env=_cli_env(settings))
+    assert signed.exit_code == 0, signed.output
+    pub = _trustkit_pub(settings, repo, tmp_path)
+    code, out = cosign_verify(cosign, pub, f"{repo}:v1")
+    assert code == 0, out

@@ -334,8 +334,8 @@ def _signed_by(layer: Descriptor, payload: bytes, key: CosignKey) -> bool:
 def _signed_manifests(location: ImageLocation, descriptor: Descriptor) -> list[Descriptor]:
     """The pushed manifest, and for an index every platform manifest it lists (skopeo verifies
     each instance on its own, so each needs its own signature)."""
-    out = [descriptor]
     top = location.get_manifest(descriptor.digest, expected_digest=descriptor.digest)
+    out = [top.descriptor]  # the media type as the registry holds it
     if top.is_index:
         for child in top.children()[:MAX_SIGNATURES]:
             if child.media_type in (OCI_INDEX,) or child.artifact_type is not None:
