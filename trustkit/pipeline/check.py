@@ -10,7 +10,7 @@ prints; it raises ``TrustkitError`` only for bad input and environment failures,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,6 +127,7 @@ def check_image(
     now: datetime | None = None,
     require_trust: bool | None = None,
     trust: TrustEvidence | None = None,
+    planned_signatures: PlannedSignatures | None = None,
 ) -> Verdict:
     """Decide about one image. ``require_trust`` defaults to ``settings.content_trust``.
 
@@ -135,7 +136,9 @@ def check_image(
     over the trust evidence and the verified scan attestations of the resolved digest; a policy
     applies by every name of the content (``trustkit.policy.scope``), so a digest reference is
     scoped by every signed tag pointing at it, and tag-scoped policies apply when no tag is known.
-    ``trust`` replaces the trust lookup (the push path: the signature about to be made).
+    ``trust`` replaces the trust lookup (the push path: the signature about to be made);
+    ``planned_signatures`` adds the cosign signatures the push is about to write, made only when
+    a policy reads signatures.
     """
     services = as_services(settings)
     try:
@@ -148,6 +151,7 @@ def check_image(
             now=now,
             require_trust=require_trust,
             trust=trust,
+            planned_signatures=planned_signatures,
         )
     finally:
         if services is not settings:  # collaborators made for this call only
@@ -164,6 +168,7 @@ def _check_image(
     now: datetime | None,
     require_trust: bool | None,
     trust: TrustEvidence | None,
+    planned_signatures: PlannedSignatures | None = None,
 ) -> Verdict:
     from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
     from trustkit.policy.globs import DOCKER_RULE, ShortNames
@@ -237,6 +242,8 @@ def _check_image(
         from trustkit.sources.cosign import fetch_material
 
         signatures = fetch_material(services, ref, digest)
+        if planned_signatures is not None:
+            signatures = signatures.with_layers(tuple(planned_signatures(digest)))
 
     facts = ImageFacts(
         reference=str(ref),

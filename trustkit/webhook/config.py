@@ -84,6 +84,8 @@ class WebhookConfig:
         path component, domains are compared as Docker spells them, and a tag glob never
         exempts a reference whose tag is unknown (a digest)."""
         globs: tuple[ImageGlob, ...] = getattr(self, "_exempt_globs", ())
+        if not globs:
+            return False  # nothing to match: no reference needs parsing (the usual case)
         for text in references:
             try:
                 ref = refs.parse(text)

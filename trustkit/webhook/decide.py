@@ -294,6 +294,7 @@ def _named(policy: str | None, message: str) -> str:
     return f"{policy}: {message}"
 
 
+@functools.lru_cache(maxsize=2048)  # once per reference, not once per cached review
 def _collection_of(reference: str) -> str:
     """The trust collection (GUN) of a verdict's normalised reference."""
     from trustkit.refs import parse
