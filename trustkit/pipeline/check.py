@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from trustkit.keys import Key
     from trustkit.model.findings import VerifiedScan
     from trustkit.policy import Policy
-    from trustkit.sources.model import SignatureMaterial
+    from trustkit.sources.model import SignatureMaterial, SimpleSigningLayer
+
+#: the cosign signatures a push will write for a digest (judged at push as at pull)
+PlannedSignatures = Callable[[str], Sequence["SimpleSigningLayer"]]
 
 
 def check_trust(settings: Settings | Services, ref: refs.ImageRef) -> TrustEvidence:

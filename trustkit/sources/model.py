@@ -40,6 +40,10 @@ class SignatureMaterial:
     def empty(cls, digest: str, problem: str | None = None) -> SignatureMaterial:
         return cls(digest=digest, problems=(problem,) if problem else ())
 
+    def with_layers(self, layers: tuple[SimpleSigningLayer, ...]) -> SignatureMaterial:
+        """This material plus ``layers`` (the push path: the signatures it is about to write)."""
+        return SignatureMaterial(self.digest, self.layers + layers, self.bundles, self.problems)
+
 
 class DigestEvidenceSource(Protocol):
     """The one interface of a signature source: evidence about one digest, from the material
