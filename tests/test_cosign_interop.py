@@ -375,3 +375,43 @@ def test_trust_sign_of_a_registry_tag_writes_the_cosign_signature_too(
     pub = _trustkit_pub(settings, repo, tmp_path)
     code, out = cosign_verify(cosign, pub, f"{repo}:v1")
     assert code == 0, out
+
+
+def test_a_cosign_key_policy_judges_the_push_like_the_pull(
+    settings: Settings, registry: Registry, oci_image: object, tmp_path: Path
+) -> None:
+    from trustkit.errors import PolicyRefusal
+    from trustkit.pipeline.check import check_image
+    from trustkit.pipeline.flows import push_gate
+    from trustkit.verdict import Context
+
+    repo = f"{registry.host}/cosign/gated"
+    _push(settings, oci_image(tag="v1", name="g1"), f"{repo}:v1")  # type: ignore[operator]
+    pub = _trustkit_pub(settings, repo, tmp_path)
+
+    def policy(name: str, key: Path) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: {name}\naction: BLOCK\n"
+            f"rules:\n  require_scan: false\n  cosign_signed: {{keys: [{key}]}}\n"
+        )
+        return path
+
+    ours = policy("ours", pub)
+    image = oci_image(tag="v2", name="g2")  # type: ignore[operator]
+    gate = push_gate(settings, f"{repo}:v2", policy_files=[ours], sign=True)
+    result = push_image(settings, image.oci, f"{repo}:v2", sign=True, gate=gate)
+    assert result.verdict is not None and result.verdict.allowed
+    pulled = check_image(settings, f"{repo}:v2", context=Context.PULL, policy_files=[ours])
+    assert pulled.allowed, pulled.summary()
+
+    theirs = policy("theirs", _other_pub(tmp_path))
+    refused = oci_image(tag="v3", name="g3")  # type: ignore[operator]
+    gate = push_gate(settings, f"{repo}:v3", policy_files=[theirs], sign=True)
+    with pytest.raises(PolicyRefusal, match="none verifies with"):
+        push_image(settings, refused.oci, f"{repo}:v3", sign=True, gate=gate)
+    location = open_registry_location(settings, refs.parse(f"{repo}:v3"))
+    try:  # refused before signing: no cosign signature was written for it
+        assert signature_tag(refused.digest) not in location.list_tags()
+    finally:
+        location.close()

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from trustkit.collections.cosigning import PendingView
     from trustkit.collections.engine import SignOutcome
     from trustkit.registry import Descriptor, ImageLocation, ManifestBlob, RegistryLocation
+    from trustkit.sources.model import SimpleSigningLayer
 
 _log = logging.getLogger(__name__)
 
@@ -134,6 +135,14 @@ def push_verdict(
         if sign and pushed.tag is not None
         else None
     )
+    planned = None
+    if sign and pushed.tag is not None and "cosign" in services.settings.signature_formats:
+
+        def planned(digest: str) -> tuple[SimpleSigningLayer, ...]:
+            from trustkit.sources.cosign import planned_layers
+
+            return planned_layers(services, pushed, digest)
+
     return check_image(
         services,
         str(pushed),
@@ -142,6 +151,7 @@ def push_verdict(
         now=now,
         require_trust=False,  # the tag is about to be signed: trust is what we grant here
         trust=granted,
+        planned_signatures=planned,  # and so are its cosign signatures
     )
 
 

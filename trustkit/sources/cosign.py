@@ -359,6 +359,22 @@ def signing_keyids(services: Services, ref: refs.ImageRef) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def planned_layers(
+    services: Services, ref: refs.ImageRef, digest: str
+) -> tuple[SimpleSigningLayer, ...]:
+    """The cosign signatures ``sign_pushed`` will write for ``digest``, made in memory now so a
+    policy judges the push the way it will judge the pull (nothing is written here)."""
+    identity = identity_of(ref)
+    payload = simple_signing_payload(identity, digest)
+    layers = []
+    for keyid in signing_keyids(services, ref):
+        if services.keys.get(keyid).scheme not in COSIGN_SCHEMES:
+            continue
+        signature = bytes.fromhex(services.keys.signer(keyid).sign(payload).signature)
+        layers.append(SimpleSigningLayer(payload, signature, "this push (about to be written)"))
+    return tuple(layers)
+
+
 def sign_pushed(
     services: Services, ref: refs.ImageRef, descriptor: Descriptor, keyids: Iterable[str]
 ) -> CosignWrite:
