@@ -8,6 +8,13 @@ Against a real docker-registry on loopback, with one signed image (2 layers of 1
 - `trustkit hook pre-pull` whole-process, vs the persistent socket mode (`trustkit hook serve`);
 - the peer on the same work: `skopeo copy docker://… oci:…` vs `trustkit pull --dest oci:…`
   (whole process, trust on).
+
+    python benchmarks/bench_pull.py --big-mib 100 [--rounds 5] [--before-root DIR]
+
+Big pull: one signed image of four layers totalling --big-mib MiB; `skopeo copy docker://… oci:…`
+against `trustkit pull --dest oci:…` (trust on), whole process, interleaved rounds (the order
+rotates), medians and the ratio (goal ≤ 1.1×). ``--before-root DIR`` adds the trustkit of another
+revision (a git worktree), run with the same launcher, for before/after figures.
 """
 
 from __future__ import annotations
@@ -53,11 +60,94 @@ def median_ms(action: Callable[[], object], runs: int) -> float:
     return statistics.median(samples) * 1000
 
 
+#: run ``-m trustkit`` from the first PYTHONPATH entry, not the editable install
+LAUNCH = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]; "
+    "sys.argv[0] = 'trustkit'; runpy.run_module('trustkit', run_name='__main__')"
+)
+
+
+def big_pull(ns: argparse.Namespace) -> None:
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise SystemExit("skopeo is not installed")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-bigpull-"))
+    registry = start_registry(tmp / "registry")
+    try:
+        layer = ns.big_mib * (1 << 20) // 4
+        image = make_oci_image(tmp / "layout", "v1", (layer,) * 4, seed=b"big")
+        settings = Settings(
+            trust_dir=tmp / "trust",
+            content_trust=True,
+            root_passphrase=ROOT_PASS,
+            repository_passphrase=REPO_PASS,
+            config_dir=tmp / "config",
+        )
+        ref_text = f"{registry.host}/bench/big:v1"
+        push_image(settings, image.oci, ref_text, sign=True)
+        env = dict(
+            os.environ,
+            SERVIN_TRUST_DIR=str(settings.trust_dir),
+            SERVIN_CONFIG=str(tmp / "config"),
+            SERVIN_CONTENT_TRUST="1",
+        )
+        contestants: dict[str, Callable[[Path], list[str]]] = {
+            "skopeo copy (no trust)": lambda dest: [
+                skopeo, "copy", "--src-tls-verify=false", f"docker://{ref_text}", f"oci:{dest}:v1"
+            ],
+        }  # fmt: skip
+        roots = [("trustkit pull (trust on)", ROOT)]
+        if ns.before_root:
+            roots.append(("trustkit pull, before (trust on)", ns.before_root))
+        envs: dict[str, dict[str, str]] = {}
+        for label, root in roots:
+            contestants[label] = lambda dest: [
+                sys.executable, "-c", LAUNCH, "pull", ref_text, "--dest", f"oci:{dest}:v1"
+            ]  # fmt: skip
+            envs[label] = dict(env, PYTHONPATH=str(root))
+        samples: dict[str, list[float]] = {label: [] for label in contestants}
+        labels = list(contestants)
+        for round_ in range(ns.rounds + 1):  # round 0 warms caches and is not counted
+            order = labels[round_ % len(labels) :] + labels[: round_ % len(labels)]
+            for label in order:
+                dest = tmp / f"out-{time.monotonic_ns()}"
+                start = time.perf_counter()
+                subprocess.run(
+                    contestants[label](dest),
+                    env=envs.get(label, env),
+                    check=True,
+                    capture_output=True,
+                )
+                took = time.perf_counter() - start
+                shutil.rmtree(dest, ignore_errors=True)
+                if round_:
+                    samples[label].append(took * 1000)
+        peer = statistics.median(samples[labels[0]])
+        print(f"{ns.big_mib} MiB in 4 layers; {ns.rounds} interleaved rounds; ", end="")
+        print(f"load average {os.getloadavg()[0]:.1f} (2 cores)")
+        print("| whole process | median ms | runs (ms) | × skopeo |")
+        print("| --- | ---: | --- | ---: |")
+        for label in labels:
+            med = statistics.median(samples[label])
+            runs = ", ".join(f"{v:.0f}" for v in samples[label])
+            print(f"| {label} | {med:.0f} | {runs} | {med / peer:.2f} |")
+    finally:
+        registry.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--process-runs", type=int, default=10)
+    parser.add_argument("--big-mib", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--before-root", type=Path, default=None)
     ns = parser.parse_args()
+    if ns.big_mib:
+        big_pull(ns)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-pull-"))
     registry = start_registry(tmp / "registry")
     server = None
