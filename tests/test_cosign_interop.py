@@ -289,6 +289,28 @@ def test_trustkit_accepts_cosign_and_skopeo_signatures_and_refuses_another_key(
     finally:
         location.close()
 
+    # the same through a cosign-key policy, as the gate, hooks and webhook decide
+    from trustkit.pipeline.check import check_image
+    from trustkit.verdict import Context
+
+    def policy(name: str, *keys: Path) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: {name}\naction: BLOCK\n"
+            f"rules:\n  require_scan: false\n"
+            f"  cosign_signed: {{keys: [{', '.join(str(k) for k in keys)}]}}\n"
+        )
+        return path
+
+    peers = policy("peers", pub, Path(f"{prefix}.pub"))
+    stranger = policy("stranger", _other_pub(tmp_path))
+    unchecked = settings.with_changes(content_trust=False)  # these images have no TUF signature
+    for image in (f"{repo}:c", f"{repo}:s"):
+        allowed = check_image(unchecked, image, context=Context.CI, policy_files=[peers])
+        assert allowed.allowed, allowed.summary()
+        refused = check_image(unchecked, image, context=Context.CI, policy_files=[stranger])
+        assert not refused.allowed and "none verifies with" in refused.reasons[0].message
+
 
 def _cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     from fixtures.base import ROOT_PASS
