@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from trustkit.errors import KeyStoreError, PassphraseError
 
@@ -84,7 +85,10 @@ class KekCache:
         slot = (hashlib.sha256(secret).digest(), params.salt, params.rounds)
         cached = self._keks.get(slot)
         if cached is None:
-            cached = hashlib.pbkdf2_hmac("sha256", secret, params.salt, params.rounds, dklen=32)
+            # cryptography's PBKDF2 (its bundled OpenSSL) runs about twice as fast as hashlib's
+            # here, on the same standard function: a passphrase costs the attacker no less
+            kdf = PBKDF2HMAC(hashes.SHA256(), 32, params.salt, params.rounds)
+            cached = kdf.derive(secret)
             self.derivations += 1
             self._keks[slot] = cached
         return cached
