@@ -43,6 +43,7 @@ from trustkit.errors import (
     AttestationError,
     BadInputError,
     KeyStoreError,
+    RegistryError,
     TrustEnvironmentError,
     TrustkitError,
 )
@@ -213,6 +214,9 @@ def _identity(blob: ManifestBlob) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 #: how often an attach is retried when a racing writer dropped it
 ATTACH_ATTEMPTS = 8
+#: how long after attaching the read-back waits: a writer that read the old ``.att`` manifest
+#: before our write lands its own write within this, and the read-back then sees our loss
+ATTACH_SETTLE_SECONDS = 0.3
 
 
 def _attach_until_present(
@@ -224,14 +228,26 @@ def _attach_until_present(
     created: str,
 ) -> Attached:
     """Attach, read back, and attach again while a racing writer's read-modify-write of the
-    ``.att`` manifest or fallback index lost our entry (tags have no compare-and-swap)."""
+    ``.att`` manifest or fallback index lost our entry (tags have no compare-and-swap).
+
+    The read-back waits ATTACH_SETTLE_SECONDS so that a writer which read before our write
+    has landed its own by then. A writer slower than that can still drop our entry after we
+    return: the window is narrowed, not closed (docs/attestations.md)."""
     for attempt in range(ATTACH_ATTEMPTS):
-        attached = attach_attestation(
-            location, subject, envelope, predicate_type=predicate, created=created
-        )
+        try:
+            attached = attach_attestation(
+                location, subject, envelope, predicate_type=predicate, created=created
+            )
+        except RegistryError:
+            # docker-registry answers 500 to racing writes of one tag: try again, then give up
+            if attempt == ATTACH_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.02, 0.2) * (attempt + 1))
+            continue
+        time.sleep(ATTACH_SETTLE_SECONDS)
         if is_attached(location, subject.digest, attached):
             return attached
-        time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))  # let the other writer finish
+        time.sleep(random.uniform(0.02, 0.2) * (attempt + 1))  # let the other writers finish
     raise AttestationError(
         f"the attestation was attached {ATTACH_ATTEMPTS} times and lost each time to concurrent "
         "writers; it is not attached",
