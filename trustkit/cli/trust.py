@@ -321,7 +321,6 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
 def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
     """Verify IMAGE:TAG (default tag latest) and print its trusted sha256 digest."""
     from trustkit.collections import verify_tag
-
     from trustkit.errors import NotSignedError, UnknownRepositoryError
 
     ref = parse(image)
@@ -341,7 +340,6 @@ def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
 def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> None:
     """Show the signed tags, signers and administrative keys of each IMAGE (verified)."""
     from trustkit.collections import inspect
-
     from trustkit.errors import NotSignedError, UnknownRepositoryError
 
     refs = [parse(i, default_tag=False) for i in images]
