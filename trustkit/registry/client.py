@@ -520,6 +520,28 @@ class RegistryClient:
             )
         return ManifestBlob(data, detect_media_type(data, response.headers.get("Content-Type")))
 
+    def get_manifest_if_changed(
+        self, repo_path: str, tag: str, known_digest: str
+    ) -> ManifestBlob | None:
+        """The manifest ``tag`` names, or None when the registry answers 304 Not Modified to
+        ``If-None-Match: "<known_digest>"`` (the caller still holds those bytes, already hashed
+        by it). A registry ignoring the header just sends the manifest again."""
+        what = f"manifest {self.host}/{repo_path}:{tag}"
+        response = self._send(
+            "GET",
+            f"/v2/{repo_path}/manifests/{tag}",
+            scopes=[repository_scope(repo_path, *PULL)],
+            headers={"Accept": MANIFEST_ACCEPT, "If-None-Match": f'"{known_digest}"'},
+            stream=True,
+        )
+        if response.status_code == 304:
+            response.close()
+            return None
+        if response.status_code != 200:
+            raise self._error(response, what)
+        data = self._read_bounded(response, MAX_MANIFEST_SIZE, what)
+        return ManifestBlob(data, detect_media_type(data, response.headers.get("Content-Type")))
+
     def head_manifest(self, repo_path: str, reference: str) -> Descriptor | None:
         """What the registry *claims* (headers only): a hint, never trusted for a decision."""
         response = self._send(

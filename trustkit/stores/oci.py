@@ -84,6 +84,8 @@ MAX_CLAIM_BYTES = 64 * 1024
 _NAME_RE = re.compile(r"\A([1-9][0-9]{0,17})\.([A-Za-z0-9%._-]{1,400})\.json\Z")
 _CLAIM_KEYS = ("parent", "next", "nonce", "time")
 _TAG_READ_ATTEMPTS = 3
+#: ``_get_tagged``'s answer for "the manifest is still the one you hold"
+_UNCHANGED = b"\x00unchanged"
 #: the parent of a claim its writer completed
 RELEASED = "released"
 
@@ -213,7 +215,16 @@ class OciStore(MetadataStore):
     def _resolve(self, gun: str) -> _View | None:
         """Resolve ``trustkit-tuf`` now (from the registry itself, never a mirror)."""
         location = self.location(gun)
-        data = _get_tagged(location, HEAD_TAG)
+        with self._lock:
+            known = self._views.get(gun)
+        if known is not None:
+            # unchanged since the last refresh: a 304 instead of the whole manifest again
+            data = _get_tagged(location, HEAD_TAG, known.digest)
+            if data is _UNCHANGED:
+                return known
+        else:
+            data = _get_tagged(location, HEAD_TAG)
+        assert data is not _UNCHANGED
         view = None if data is None else _parse_view(data, sha256_digest(data), gun)
         with self._lock:
             self._views[gun] = view
@@ -754,11 +765,15 @@ def _parse_claim(data: bytes) -> _Claim | None:
         return None
 
 
-def _get_tagged(location: RegistryLocation, tag: str) -> bytes | None:
-    """The manifest ``tag`` names (None when there is none). A registry's filesystem storage
-    may answer 500 while another writer moves the same tag: asked again, briefly."""
+def _get_tagged(location: RegistryLocation, tag: str, known: str | None = None) -> bytes | None:
+    """The manifest ``tag`` names (None when there is none; ``_UNCHANGED`` when it is still
+    ``known``, by digest). A registry's filesystem storage may answer 500 while another writer
+    moves the same tag: asked again, briefly."""
     for attempt in range(_TAG_READ_ATTEMPTS):
         try:
+            if known is not None:
+                blob = location.client.get_manifest_if_changed(location.repo_path, tag, known)
+                return _UNCHANGED if blob is None else blob.data
             return location.client.get_manifest(location.repo_path, tag).data
         except NotFoundError:
             return None
