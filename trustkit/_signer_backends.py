@@ -6,6 +6,10 @@ command, though only online keys need them. While those back-end modules are fir
 finder makes their SDK imports fail; each back-end then records itself as unavailable, exactly as
 when the SDK is not installed. ``enable()`` (called by ``trustkit.keys.online`` before it uses an
 online key) re-imports the back-ends with their SDKs and re-registers them.
+
+The same finder keeps httpx from importing its command-line tool's dependencies (rich and
+pygments, ~100 ms) at ``import httpx``: trustkit never runs httpx's CLI, and httpx then exposes a
+``main`` that says the CLI extras are missing. Anything else importing rich still gets it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from types import ModuleType
 _BACKEND_PREFIX = "securesystemslib.signer._"
 #: top-level packages of the back-ends' SDKs
 _SDK_ROOTS = frozenset({"boto3", "botocore", "pkcs11", "google", "azure", "hvac", "keylet"})
+#: importer module -> top-level packages it does not get (httpx's CLI is never used)
+_NEVER_FOR = {"httpx._main": frozenset({"rich", "pygments"})}
 _lock = threading.Lock()
 _enabled = False
 _deferred: set[str] = set()  # back-end modules that were imported without their SDK
@@ -46,7 +52,13 @@ class _DeferSdks(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if _enabled or fullname.partition(".")[0] not in _SDK_ROOTS:
+        root = fullname.partition(".")[0]
+        if root in ("rich", "pygments"):
+            importer = _importing_module()
+            if importer is not None and root in _NEVER_FOR.get(importer, ()):
+                raise ModuleNotFoundError(f"{fullname} is not needed by {importer}", name=fullname)
+            return None
+        if _enabled or root not in _SDK_ROOTS:
             return None
         importer = _importing_module()
         if importer is None or not importer.startswith(_BACKEND_PREFIX):
