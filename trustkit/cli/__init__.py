@@ -31,6 +31,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "gate": ("trustkit.cli.gate", "gate", "CI gate: verify and evaluate policy for images."),
     "webhook": ("trustkit.cli.webhook", "webhook", "Kubernetes admission webhook."),
     "completion": ("trustkit.cli.completion", "completion", "Print a shell completion script."),
+    "config": ("trustkit.cli.config_cmd", "config", "Show and change registry settings."),
 }
 
 

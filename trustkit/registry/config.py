@@ -72,12 +72,27 @@ class RegistriesConfig:
 
 
 def load_registries_config(settings: Settings) -> RegistriesConfig:
+    """registries.json, with daemon.json's ``registry-mirrors`` as Docker Hub's mirrors when
+    registries.json names none (servin's daemon configuration)."""
+    import dataclasses
+
     path = settings.effective_registries_config
     try:
         raw = read_bounded(path, MAX_CONFIG_SIZE, what="registries configuration")
     except FileNotFoundError:
-        return RegistriesConfig()
-    return parse_registries_config(raw, path)
+        config = RegistriesConfig()
+    else:
+        config = parse_registries_config(raw, path)
+    hub = config.for_host(DOCKER_HUB)
+    if not hub.mirrors:
+        mirrors = daemon_hub_mirrors(settings)
+        if mirrors:
+            registries = {
+                **config.registries,
+                DOCKER_HUB: dataclasses.replace(hub, mirrors=mirrors),
+            }
+            config = dataclasses.replace(config, registries=registries)
+    return config
 
 
 def parse_registries_config(raw: bytes, path: Path) -> RegistriesConfig:
@@ -174,7 +189,7 @@ def _registry(host: Any, entry: Any, bad: Any, base: Path) -> RegistryConfig:
         not isinstance(trust_server, str)
         or (trust_server != "registry" and "://" not in trust_server)
     ):
-        raise bad(f"{where}.trust_server must be \"registry\" or a store URL (file:///...)")
+        raise bad(f'{where}.trust_server must be "registry" or a store URL (file:///...)')
     return RegistryConfig(
         host, tuple(mirrors), resolve, tls, auth, dict(headers), trust_server=trust_server
     )
@@ -198,3 +213,158 @@ def is_loopback(host: str) -> bool:
 def api_host(host: str) -> str:
     """Docker Hub's API is served from registry-1.docker.io."""
     return DOCKER_HUB_API if host in (DOCKER_HUB, "index.docker.io") else host
+
+
+# --- editing from the command line (``trustkit config set|get|unset``) -------------------------
+#: the servin guide's keys and what each edits in registries.json
+CONFIG_KEYS = {
+    "registry.default": "the registry a short name (alpine, team/app) means: the first "
+    "unqualified_search_registries entry",
+    "registry.private": "private registries (host[:port], comma-separated): each gets an entry",
+    "registry.mirrors": "Docker Hub mirrors (URLs, comma-separated), tried in order",
+    "registry.insecure": "registries reached without TLS verification (host[:port], comma-sep.)",
+}
+
+
+def _hosts(value: str, key: str) -> list[str]:
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    for host in hosts:
+        if "/" in host or any(c.isspace() for c in host) or "@" in host:
+            raise BadInputError(f"{key}: {host!r} is not a registry host[:port]")
+    if not hosts:
+        raise BadInputError(f"{key} needs at least one value")
+    return hosts
+
+
+def _mirror_urls(value: str) -> list[str]:
+    urls = [u.strip() for u in value.split(",") if u.strip()]
+    if not urls:
+        raise BadInputError("registry.mirrors needs at least one URL")
+    for url in urls:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest.split("/")[0]:
+            raise BadInputError(f"registry.mirrors: {url!r} is not an http(s) URL")
+    return urls
+
+
+def _read_doc(path: Path) -> dict[str, Any]:
+    try:
+        raw = read_bounded(path, MAX_CONFIG_SIZE, what="registries configuration")
+    except FileNotFoundError:
+        return {}
+    parse_registries_config(raw, path)  # a malformed file is refused, never overwritten
+    return load_json_object(raw, what="the file", error=lambda why: BadInputError(why))
+
+
+def _entry(doc: dict[str, Any], host: str) -> dict[str, Any]:
+    registries = doc.setdefault("registries", {})
+    entry = registries.setdefault(host, {})
+    assert isinstance(entry, dict)
+    return entry
+
+
+def config_get(settings: Settings, key: str) -> list[str]:
+    """The values of ``key`` as the registries configuration has them now."""
+    config = load_registries_config(settings)
+    if key == "registry.default":
+        return list(config.unqualified_search_registries[:1])
+    if key == "registry.private":
+        return sorted(h for h in config.registries if h != DOCKER_HUB)
+    if key == "registry.mirrors":
+        return list(effective_hub_mirrors(settings, config))
+    if key == "registry.insecure":
+        return sorted(h for h, r in config.registries.items() if r.tls.insecure)
+    raise BadInputError(f"unknown configuration key {key!r}", hint=_keys_hint())
+
+
+def config_set(settings: Settings, key: str, value: str | None) -> Path:
+    """Set (``value``) or unset (None) ``key`` in registries.json: read, edit, validate the
+    result as the loader would, write atomically under a lock."""
+    import json
+
+    from trustkit._fs import atomic_write, file_lock, make_private_dirs
+
+    if key not in CONFIG_KEYS:
+        raise BadInputError(f"unknown configuration key {key!r}", hint=_keys_hint())
+    path = settings.effective_registries_config
+    make_private_dirs(path.parent)
+    with file_lock(path.with_name(path.name + ".lock")):
+        doc = _read_doc(path)
+        _edit(doc, key, value)
+        data = (json.dumps(doc, indent=2) + "\n").encode()
+        parse_registries_config(data, path)  # never write a file the loader would refuse
+        atomic_write(path, data, mode=0o644)
+    return path
+
+
+def _edit(doc: dict[str, Any], key: str, value: str | None) -> None:
+    registries = doc.get("registries", {})
+    if key == "registry.default":
+        search = [s for s in doc.get("unqualified_search_registries", []) if isinstance(s, str)]
+        if value is None:
+            doc.pop("unqualified_search_registries", None)
+            return
+        (host,) = _hosts(value, key)[:1]
+        doc["unqualified_search_registries"] = [host, *(s for s in search if s != host)]
+    elif key == "registry.private":
+        wanted = set(_hosts(value, key)) if value is not None else set()
+        for host in [h for h in registries if h != DOCKER_HUB and h not in wanted]:
+            if not registries[host] or value is None:
+                del registries[host]  # an entry with settings of its own is kept on set
+        for host in sorted(wanted):
+            _entry(doc, host)
+    elif key == "registry.mirrors":
+        if value is None:
+            if isinstance(registries.get(DOCKER_HUB), dict):
+                registries[DOCKER_HUB].pop("mirrors", None)
+            return
+        _entry(doc, DOCKER_HUB)["mirrors"] = _mirror_urls(value)
+    elif key == "registry.insecure":
+        wanted = set(_hosts(value, key)) if value is not None else set()
+        for host, entry in registries.items():
+            tls = entry.get("tls") if isinstance(entry, dict) else None
+            if isinstance(tls, dict) and tls.get("insecure") and host not in wanted:
+                tls.pop("insecure")
+        for host in sorted(wanted):
+            _entry(doc, host).setdefault("tls", {})["insecure"] = True
+
+
+def _keys_hint() -> str:
+    return f"choose one of {', '.join(CONFIG_KEYS)}"
+
+
+# --- daemon.json -------------------------------------------------------------------------------
+MAX_DAEMON_JSON = 1024 * 1024
+
+
+def daemon_config_paths(settings: Settings) -> list[Path]:
+    """Where servin's daemon.json is looked for: the config directory, then /etc/servin."""
+    return [settings.effective_config_dir / "daemon.json", Path("/etc/servin/daemon.json")]
+
+
+def daemon_hub_mirrors(settings: Settings) -> tuple[str, ...]:
+    """``registry-mirrors`` of the first daemon.json found: Docker Hub's mirrors, as servin
+    (and dockerd) use them. Malformed: refused with the file named, never ignored."""
+    for path in daemon_config_paths(settings):
+        try:
+            raw = read_bounded(path, MAX_DAEMON_JSON, what="daemon configuration")
+        except (FileNotFoundError, PermissionError):
+            continue
+
+        def bad(why: str, path: Path = path) -> BadInputError:
+            return BadInputError(f"malformed daemon configuration {path}: {why}")
+
+        doc = load_json_object(raw, what="the file", error=bad)
+        mirrors = doc.get("registry-mirrors", [])
+        if not isinstance(mirrors, list) or not all(isinstance(m, str) and m for m in mirrors):
+            raise bad("'registry-mirrors' must be a list of URLs")
+        return tuple(_mirror_urls(",".join(mirrors))) if mirrors else ()
+    return ()
+
+
+def effective_hub_mirrors(settings: Settings, config: RegistriesConfig) -> tuple[str, ...]:
+    """Docker Hub's mirrors: registries.json's, else daemon.json's ``registry-mirrors``."""
+    hub = config.registries.get(DOCKER_HUB)
+    if hub is not None and hub.mirrors:
+        return hub.mirrors
+    return daemon_hub_mirrors(settings)
