@@ -377,12 +377,20 @@ def deployment_review(images: list[str]) -> bytes:
 
 
 def measure_server(
-    pipeline: bool, env: dict[str, str], body: bytes, ns: argparse.Namespace, tmp: Path
+    pipeline: bool,
+    env: dict[str, str],
+    body: bytes,
+    ns: argparse.Namespace,
+    tmp: Path,
+    root: Path | None = None,
 ) -> tuple[float, float, float, float]:
-    """(reviews/s, p50 ms, p99 ms, server CPU µs/review) of one server, warm cache."""
+    """(reviews/s, p50 ms, p99 ms, server CPU µs/review) of one server, warm cache; ``root``:
+    the trustkit of another revision serves (a git worktree)."""
     ca, cert, key = make_certs(tmp)
     port_file = tmp / f"port-{time.monotonic_ns()}"
     argv = [sys.executable, __file__, "--serve", str(cert), str(key), str(port_file)]
+    if root is not None:
+        argv += ["--trustkit-root", str(root)]
     child = subprocess.Popen([*argv, *(["--pipeline"] if pipeline else [])], env=env)
     try:
         deadline = time.monotonic() + 60
@@ -426,10 +434,18 @@ def run_real(ns: argparse.Namespace) -> None:
         env, refs, registry = build_world(base / "world")
         try:
             body = deployment_review(refs)
-            results: dict[bool, list[tuple[float, float, float, float]]] = {False: [], True: []}
+            contestants: list[tuple[str, bool, Path | None]] = [
+                ("constant (table)", False, None),
+                ("real pipeline", True, None),
+            ]
+            if ns.before_root is not None:
+                contestants.append(("real pipeline, before", True, ns.before_root))
+            results: dict[str, list[tuple[float, float, float, float]]] = {
+                label: [] for label, *_ in contestants
+            }
             for _ in range(ns.rounds):
-                for pipeline in (False, True):  # interleaved: both see the same machine load
-                    results[pipeline].append(measure_server(pipeline, env, body, ns, base))
+                for label, pipeline, root in contestants:  # interleaved: the same machine load
+                    results[label].append(measure_server(pipeline, env, body, ns, base, root))
         finally:
             registry.stop()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {loop_name()}, ", end="")
@@ -439,17 +455,18 @@ def run_real(ns: argparse.Namespace) -> None:
     )
     print("| --- | ---: | ---: | ---: | ---: |")
     medians = {}
-    for pipeline, label in ((False, "constant (table)"), (True, "real pipeline")):
-        rows = results[pipeline]
+    for label, rows in results.items():
         med = tuple(statistics.median(r[i] for r in rows) for i in range(4))
-        medians[pipeline] = med
+        medians[label] = med
         runs = ", ".join(f"{r[0]:,.0f}" for r in rows)
         print(
             f"| {label} (runs: {runs}) | {med[0]:,.0f} | {med[1]:.1f} | {med[2]:.1f} "
             f"| {med[3]:.0f} |"
         )
-    ratio = medians[True][0] / medians[False][0]
-    print(f"\nreal / constant reviews/s: {ratio:.0%} (goal ≥ 80 %)")
+    for label in medians:
+        if label.startswith("real"):
+            ratio = medians[label][0] / medians["constant (table)"][0]
+            print(f"\n{label} / constant reviews/s: {ratio:.0%} (goal ≥ 80 %)")
 
 
 def main() -> None:
@@ -461,11 +478,16 @@ def main() -> None:
     parser.add_argument("--cold-image", action="append", default=[])
     parser.add_argument("--real", action="store_true", help="real world vs constant checker")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--before-root", type=Path, default=None, help="another revision")
+    parser.add_argument("--trustkit-root", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--serve", nargs=3, metavar=("CERT", "KEY", "PORTFILE"), help=argparse.SUPPRESS
     )
     ns = parser.parse_args()
     if ns.serve:
+        if ns.trustkit_root is not None:  # another revision's trustkit, not the editable install
+            sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+            sys.path.insert(0, str(ns.trustkit_root))
         serve(Path(ns.serve[0]), Path(ns.serve[1]), Path(ns.serve[2]), ns.pipeline)
         return
     if ns.real:
