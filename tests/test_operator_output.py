@@ -144,3 +144,29 @@ def test_scan_results_table_fits_80_columns_with_a_title_column(
     assert "Library" in header and "Title" in header
     for finding in parse_report(data).findings:
         assert any(finding.vulnerability_id in line for line in lines)
+
+
+def test_trust_key_list_has_a_header_and_marks_rotated_keys_retired(
+    settings: Settings, passphrase_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trustkit.collections import sign_tag
+    from trustkit.refs import parse
+
+    repo = "example.test/team/rotated"
+    sign_tag(settings, parse(f"{repo}:v1"), digest="sha256:" + "b" * 64, size=9)
+    old = [r.keyid for r in KeyStore(settings).records(role="targets")]
+    with pytest.raises(SystemExit) as exited:
+        main(["trust", "key", "rotate", repo])
+    assert exited.value.code == 0
+    new = capsys.readouterr().out.strip()
+    with pytest.raises(SystemExit):
+        main(["trust", "key", "list", "--no-trunc"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["KEY", "ID", "ROLE", "TYPE", "STATUS", "REPOSITORY", "NAME"]
+    by_id = {line.split()[0]: line.split() for line in lines[1:]}
+    assert len(old) == 1 and by_id[old[0]][3] == "retired"
+    assert by_id[new][3] == "current" and by_id[new][1] == "targets"
+    with pytest.raises(SystemExit):
+        main(["trust", "key", "list"])
+    short = capsys.readouterr().out.splitlines()
+    assert all(len(line.split()[0]) == 12 for line in short[1:])

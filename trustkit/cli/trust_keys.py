@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,7 @@ from trustkit.errors import BadInputError, KeyStoreError, StorageError
 
 if TYPE_CHECKING:
     from trustkit.keys import KeyRecord, KeyStore
+    from trustkit.services import Services
 
 # Spelled out rather than imported: trustkit.keys pulls in securesystemslib and cryptography
 # (~70 ms), which `trustkit trust --help` must not pay. tests/test_keys_cli.py checks they match.
@@ -158,9 +159,12 @@ def _read_private_file(file: Path) -> bytes:
 @key.command("list")
 @click.option("--role", type=click.Choice(KEY_ROLES), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--no-trunc", is_flag=True, help="Show whole key ids.")
 @click.pass_context
-def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
-    """List the keys in the key store (public information only)."""
+def list_keys(ctx: click.Context, role: str | None, as_json: bool, no_trunc: bool) -> None:
+    """List the keys in the key store (public information only). STATUS says whether a
+    repository's key is still one its trust data names (current) or was rotated out
+    (retired); "-" for keys not tied to one repository's top-level role."""
     services = services_from(ctx)
     store = services.keys
     records = store.records(role=role)
@@ -182,9 +186,38 @@ def list_keys(ctx: click.Context, role: str | None, as_json: bool) -> None:
             ]
         )
         return
+    collections: dict[str, Any] = {}  # one load per repository
+    rows = []
     for r in records:
         shown = _shown_keyid(services.settings, r)  # notary's ids on a notary-server
-        click.echo(f"{shown[:12]}  {r.role:<10}  {r.keytype:<8}  {r.gun or '-'}  {r.name or '-'}")
+        status = _key_status(services, r, collections)
+        name = r.name or "-"
+        rows.append(
+            (shown if no_trunc else shown[:12], r.role, r.keytype, status, r.gun or "-", name)
+        )
+    header = ("KEY ID", "ROLE", "TYPE", "STATUS", "REPOSITORY", "NAME")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]))
+
+
+def _key_status(services: Services, record: KeyRecord, collections: dict[str, Any]) -> str:
+    """current / retired for a repository's top-level key, by its collection's root."""
+    if record.gun is None or record.role not in ("root", "targets", "snapshot", "timestamp"):
+        return "-"
+    from trustkit.collections.repository import Collection
+    from trustkit.errors import TrustkitError
+
+    if record.gun not in collections:
+        try:
+            collections[record.gun] = Collection.load(services.store, record.gun)
+        except TrustkitError:
+            collections[record.gun] = None
+    collection = collections[record.gun]
+    if collection is None:
+        return "unknown"
+    return "current" if record.keyid in collection.keyids_of(record.role) else "retired"
 
 
 def _notary_keyid_or_none(record: KeyRecord) -> str | None:
