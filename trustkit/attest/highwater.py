@@ -10,7 +10,7 @@ older, or which lacks that key's scans altogether.
 What it protects: any client that has once seen the newer scan (the gate runner, the hook host, a
 webhook replica with a persistent cache) never again accepts the older set. What it cannot: a
 client that never saw the newer scan (a fresh cache, another webhook replica, a CI runner
-without a kept cache) has nothing to compare with. docs/adr/0012-scan-evidence-rollback.md
+without a kept cache) has nothing to compare with. docs/adr/0015-scan-evidence.md
 """
 
 from __future__ import annotations
