@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "webhook": ("trustkit.cli.webhook", "webhook", "Kubernetes admission webhook."),
     "completion": ("trustkit.cli.completion", "completion", "Print a shell completion script."),
     "config": ("trustkit.cli.config_cmd", "config", "Show and change registry settings."),
+    "tag": ("trustkit.cli.tag", "tag", "Name a local image (the local image store)."),
 }
 
 

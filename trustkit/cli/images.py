@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +20,11 @@ from trustkit.cli._common import (
 )
 from trustkit.verdict import Action, Verdict
 
+if TYPE_CHECKING:
+    from trustkit.pipeline.flows import PushResult
+    from trustkit.registry.image_store import ImageStore
+    from trustkit.registry.location import ImageLocation
+
 
 def _print_warnings(verdict: Verdict | None) -> None:
     """WARN lets the image through and says why; AUDIT only records (in --json output)."""
@@ -29,10 +35,30 @@ def _print_warnings(verdict: Verdict | None) -> None:
             click.echo(f"warning: [{reason.policy}/{reason.rule}] {reason.message}", err=True)
 
 
+def image_store(ctx: click.Context) -> ImageStore:
+    """The local image store ($SERVIN_IMAGE_STORE, default <trust dir>/images)."""
+    import os
+
+    from trustkit.registry.image_store import IMAGE_STORE_ENV, ImageStore, default_store_path
+
+    settings = services_from(ctx).settings
+    return ImageStore(default_store_path(settings, os.environ.get(IMAGE_STORE_ENV)))
+
+
 @click.command()
 @click.argument("src", type=IMAGE)
-@click.argument("dest", type=IMAGE)
+@click.argument("dest", type=IMAGE, required=False)
 @content_trust_option
+@click.option(
+    "--sign", "force_sign", is_flag=True, help="Sign the tag even if SERVIN_CONTENT_TRUST is off."
+)
+@click.option(
+    "--all-tags",
+    "-a",
+    "all_tags",
+    is_flag=True,
+    help="Push every local tag of the repository SRC (from the local image store).",
+)
 @click.option("--scan", is_flag=True, help="Attest a scan report to the pushed digest.")
 @click.option(
     "--report",
@@ -53,8 +79,10 @@ def _print_warnings(verdict: Verdict | None) -> None:
 def push(
     ctx: click.Context,
     src: str,
-    dest: str,
+    dest: str | None,
     disable_content_trust: bool,
+    force_sign: bool,
+    all_tags: bool,
     scan: bool,
     report: Path | None,
     scanner_command: str | None,
@@ -62,54 +90,74 @@ def push(
     policy_files: tuple[Path, ...],
     output: str | None,
 ) -> None:
-    """Copy SRC (oci:PATH[:TAG] or IMAGE) to DEST; with content trust on, sign DEST's tag.
+    """Push an image; with content trust on (or --sign), sign its tag.
+
+    \b
+    trustkit push REF               REF from the local image store to its registry
+    trustkit push --all-tags REPO   every local tag of REPO
+    trustkit push SRC DEST          SRC (oci:PATH[:TAG] or IMAGE) copied to DEST
 
     Multi-arch images (an index and every platform) are copied whole. Everything that can refuse
     the push (policy, the scanner, the signing keys) is checked before the first blob is
     uploaded; the tag is written last, so a refused push leaves the registry's tags unchanged.
     """
-    from trustkit.errors import TrustkitError
+    from trustkit.errors import BadInputError, TrustkitError
 
     as_json = wants_json(ctx, output)
-    try:
-        _push(
-            ctx,
-            src,
-            dest,
-            disable_content_trust,
-            scan,
-            report,
-            scanner_command,
-            scan_key,
-            policy_files,
-            as_json,
-        )
-    except TrustkitError as exc:
-        if as_json:  # the verdict goes to stdout on refusal too; the one line to stderr
-            echo_json(refusal_document(exc, source=src, destination=dest, signed=False))
-        raise
+    if force_sign and disable_content_trust:
+        raise BadInputError("--sign and --disable-content-trust contradict each other")
+    if (report or scanner_command or scan_key) and not scan:
+        raise BadInputError("--report, --scanner and --scan-key go with --scan")
+    services = services_from(ctx)
+    sign = force_sign or (services.settings.content_trust and not disable_content_trust)
+    jobs: list[tuple[str | ImageLocation, str]]
+    if dest is not None:
+        if all_tags:
+            raise BadInputError("--all-tags pushes local images: give only the repository")
+        jobs = [(src, dest)]
+    else:
+        if src.startswith("oci:"):
+            raise BadInputError(f"push {src} needs a DEST (an OCI layout has no registry name)")
+        store = image_store(ctx)
+        names = store.tags_of(src) if all_tags else [store.existing(src).reference or src]
+        if not names:
+            raise BadInputError(f"no local tags of {src} in {store.path}")
+        jobs = [(store.existing(name), name) for name in names]
+    results: list[dict[str, Any]] = []
+    for source, target in jobs:
+        shown = source if isinstance(source, str) else target
+        try:
+            result = _push_one(
+                ctx, source, target, sign, scan, report, scanner_command, scan_key, policy_files
+            )
+        except TrustkitError as exc:
+            if as_json:  # the verdict goes to stdout on refusal too; the one line to stderr
+                refusal = refusal_document(exc, source=shown, destination=target, signed=False)
+                echo_json([*results, refusal] if all_tags else refusal)
+            raise
+        if as_json:
+            results.append(result.to_dict())
+        else:
+            _print_push(result, sign)
+    if as_json:
+        echo_json(results if all_tags else results[0])
 
 
-def _push(
+def _push_one(
     ctx: click.Context,
-    src: str,
+    src: str | ImageLocation,
     dest: str,
-    disable_content_trust: bool,
+    sign: bool,
     scan: bool,
     report: Path | None,
     scanner_command: str | None,
     scan_key: str | None,
     policy_files: tuple[Path, ...],
-    as_json: bool,
-) -> None:
+) -> PushResult:
     from trustkit.errors import BadInputError
     from trustkit.pipeline.flows import push_gate, push_image
 
     services = services_from(ctx)
-    settings = services.settings
-    if (report or scanner_command or scan_key) and not scan:
-        raise BadInputError("--report, --scanner and --scan-key go with --scan")
-    sign = settings.content_trust and not disable_content_trust
     gate = None
     if not dest.startswith("oci:"):
         gate = push_gate(
@@ -126,9 +174,10 @@ def _push(
         raise BadInputError("--scan attests images pushed to a registry; DEST is an OCI layout")
     result = push_image(services, src, dest, sign=sign, gate=gate)
     _print_warnings(result.verdict)
-    if as_json:
-        echo_json(result.to_dict())
-        return
+    return result
+
+
+def _print_push(result: PushResult, sign: bool) -> None:
     d = result.descriptor
     click.echo(f"{result.destination}: digest: {d.digest} size: {d.size}")
     attestation = result.verdict.details.get("attestation") if result.verdict else None
@@ -155,7 +204,10 @@ def _push(
     "--dest",
     default=None,
     metavar="oci:DIR[:TAG]",
-    help="Store the verified image in an OCI layout (default: verify only).",
+    help="Store the verified image in this OCI layout (default: the local image store).",
+)
+@click.option(
+    "--no-store", is_flag=True, help="Only verify: store the image nowhere (the former default)."
 )
 @content_trust_option
 @policy_option
@@ -165,11 +217,13 @@ def pull(
     ctx: click.Context,
     ref: str,
     dest: str | None,
+    no_store: bool,
     disable_content_trust: bool,
     policy_files: tuple[Path, ...],
     output: str | None,
 ) -> None:
-    """Fetch REF and check every byte; with content trust on, its tag must be signed.
+    """Fetch REF and check every byte; with content trust on, its tag must be signed. The image
+    goes into the local image store under REF (or --dest; --no-store to only verify).
 
     The pipeline decides first (trust, attestations, policy); a refused image is not fetched.
     """
@@ -179,9 +233,19 @@ def pull(
     as_json = wants_json(ctx, output)
     services = services_from(ctx)
     verify = services.settings.content_trust and not disable_content_trust
+    from trustkit.errors import BadInputError
+
+    if dest is not None and no_store:
+        raise BadInputError("--dest and --no-store contradict each other")
+    target: str | ImageLocation | None = dest
+    if dest is None and not no_store and not ref.startswith("oci:"):
+        from trustkit.refs import parse
+
+        if parse(ref).tag is not None:  # the store names images by tag; a digest only verifies
+            target = image_store(ctx).location(ref)
     try:
         verdict, result = pull_checked(
-            services, ref, dest=dest, verify=verify, policy_files=policy_files
+            services, ref, dest=target, verify=verify, policy_files=policy_files
         )
     except TrustkitError as exc:
         if as_json:

@@ -411,7 +411,7 @@ def write_cosign_signatures(
 
 def push_image(
     services: Services | Settings,
-    src: str,
+    src: str | ImageLocation,
     dest: str,
     *,
     sign: bool,
@@ -443,7 +443,8 @@ def push_image(
             )
     if sign and dest_ref is not None:
         check_can_sign(services, dest_ref)  # before the upload: a locked key refuses here
-    source = open_image_location(services.registries, src)
+    # a location (the local image store's image) is the caller's, opened for this push
+    source = open_image_location(services.registries, src) if isinstance(src, str) else src
     target = open_image_location(services.registries, dest)
     try:
         top = source.get_manifest(source.reference)
@@ -558,7 +559,7 @@ def pull_checked(
     services: Services,
     ref: str,
     *,
-    dest: str | None = None,
+    dest: str | ImageLocation | None = None,
     verify: bool,
     policy_files: Sequence[Path] = (),
 ) -> tuple[Verdict | None, PullResult]:
@@ -582,7 +583,7 @@ def pull_image(
     services: Services | Settings,
     ref: str | refs.ImageRef,
     *,
-    dest: str | None = None,
+    dest: str | ImageLocation | None = None,
     verify: bool,
     judged_digest: str | None = None,
 ) -> PullResult:
@@ -618,7 +619,9 @@ def pull_image(
         except BaseException:
             source.close()
             raise
-    target: ImageLocation | None = open_image_location(services.registries, dest) if dest else None
+    target: ImageLocation | None = (
+        open_image_location(services.registries, dest) if isinstance(dest, str) else dest
+    )
     try:
         dest_reference = None
         if target is not None and target.reference is None and image.tag is not None:
