@@ -206,6 +206,7 @@ def test_cli_pull_unsigned_exit_codes(
     with pytest.raises(SystemExit) as exit_info:
         main(["push", "--disable-content-trust", image.oci, dest])
     assert exit_info.value.code == 0
+    assert f"{image.blobs[0]}: Pushed" in capsys.readouterr().err  # one line per layer
     with pytest.raises(SystemExit) as exit_info:
         main(["pull", dest])
     assert exit_info.value.code == 1

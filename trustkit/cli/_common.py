@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,66 @@ def refusal_document(exc: TrustkitError, **fields: Any) -> dict[str, Any]:
         if verdict.evidence is not None and verdict.evidence.failure is not None:
             error["kind"] = str(verdict.evidence.failure.value)  # why trust said no
     return out
+
+
+def quiet_option(func: Any) -> Any:
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress on stderr (errors are still shown)."
+    )(func)
+
+
+@contextlib.contextmanager
+def transfer_progress(verb: str, *, quiet: bool, as_json: bool = False) -> Iterator[None]:
+    """Per-layer progress on stderr while blobs move, never on stdout (JSON stays clean): rich
+    bars on a terminal, one line per finished layer otherwise (not with JSON output, whose
+    readers are scripts); nothing with ``quiet``."""
+    import sys
+
+    if quiet or (as_json and not sys.stderr.isatty()):
+        yield
+        return
+    from trustkit.registry.copy import TRANSFER_LISTENER
+    from trustkit.registry.model import Descriptor
+
+    done_words = {"copied": f"{verb}ed", "skipped": "Already exists", "mounted": "Mounted"}
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        tasks: dict[str, Any] = {}
+
+        def on_tty(event: str, desc: Descriptor) -> None:
+            short = desc.digest.removeprefix("sha256:")[:12]
+            if event == "start":
+                tasks[desc.digest] = progress.add_task(f"{short}: {verb}ing", total=desc.size)
+                return
+            task = tasks.get(desc.digest)
+            if task is not None:
+                progress.update(
+                    task, completed=desc.size, description=f"{short}: {done_words[event]}"
+                )
+
+        token = TRANSFER_LISTENER.set(on_tty)
+        try:
+            with progress:
+                yield
+        finally:
+            TRANSFER_LISTENER.reset(token)
+        return
+
+    def on_pipe(event: str, desc: Descriptor) -> None:
+        if event != "start":
+            click.echo(f"{desc.digest}: {done_words[event]} ({desc.size} bytes)", err=True)
+
+    token = TRANSFER_LISTENER.set(on_pipe)
+    try:
+        yield
+    finally:
+        TRANSFER_LISTENER.reset(token)

@@ -14,8 +14,10 @@ from trustkit.cli._common import (
     echo_json,
     output_options,
     policy_option,
+    quiet_option,
     refusal_document,
     services_from,
+    transfer_progress,
     wants_json,
 )
 from trustkit.verdict import Action, Verdict
@@ -75,6 +77,7 @@ def image_store(ctx: click.Context) -> ImageStore:
 @click.option("--scan-key", default=None, help="With --scan: scanner key name.")
 @policy_option
 @output_options
+@quiet_option
 @click.pass_context
 def push(
     ctx: click.Context,
@@ -89,6 +92,7 @@ def push(
     scan_key: str | None,
     policy_files: tuple[Path, ...],
     output: str | None,
+    quiet: bool,
 ) -> None:
     """Push an image; with content trust on (or --sign), sign its tag.
 
@@ -127,9 +131,10 @@ def push(
     for source, target in jobs:
         shown = source if isinstance(source, str) else target
         try:
-            result = _push_one(
-                ctx, source, target, sign, scan, report, scanner_command, scan_key, policy_files
-            )
+            with transfer_progress("Push", quiet=quiet, as_json=as_json):
+                result = _push_one(
+                    ctx, source, target, sign, scan, report, scanner_command, scan_key, policy_files
+                )
         except TrustkitError as exc:
             if as_json:  # the verdict goes to stdout on refusal too; the one line to stderr
                 refusal = refusal_document(exc, source=shown, destination=target, signed=False)
@@ -212,6 +217,7 @@ def _print_push(result: PushResult, sign: bool) -> None:
 @content_trust_option
 @policy_option
 @output_options
+@quiet_option
 @click.pass_context
 def pull(
     ctx: click.Context,
@@ -221,6 +227,7 @@ def pull(
     disable_content_trust: bool,
     policy_files: tuple[Path, ...],
     output: str | None,
+    quiet: bool,
 ) -> None:
     """Fetch REF and check every byte; with content trust on, its tag must be signed. The image
     goes into the local image store under REF (or --dest; --no-store to only verify).
@@ -244,9 +251,10 @@ def pull(
         if parse(ref).tag is not None:  # the store names images by tag; a digest only verifies
             target = image_store(ctx).location(ref)
     try:
-        verdict, result = pull_checked(
-            services, ref, dest=target, verify=verify, policy_files=policy_files
-        )
+        with transfer_progress("Pull", quiet=quiet, as_json=as_json):
+            verdict, result = pull_checked(
+                services, ref, dest=target, verify=verify, policy_files=policy_files
+            )
     except TrustkitError as exc:
         if as_json:
             echo_json(refusal_document(exc, reference=ref, verified=False))

@@ -8,7 +8,9 @@ its descriptor in the index and every blob against its descriptor in the manifes
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from trustkit.config import Settings
@@ -26,6 +28,13 @@ from trustkit.registry.pool import RegistryPool
 PARALLEL_BLOBS = 4
 MAX_INDEX_DEPTH = 2  # an index of indexes is legal; deeper nesting is refused
 
+#: who hears about each blob of a transfer: ("start" | "copied" | "skipped" | "mounted", blob);
+#: the CLI's progress display. Read once per transfer (its worker threads do not inherit it).
+TransferListener = Callable[[str, Descriptor], None]
+TRANSFER_LISTENER: ContextVar[TransferListener | None] = ContextVar(
+    "trustkit_transfer_listener", default=None
+)
+
 
 @dataclass(frozen=True)
 class CopyStats:
@@ -40,6 +49,7 @@ class _Transfer:
         self.src, self.dest = src, dest
         self.copied = self.skipped = self.mounted = self.manifests = 0
         self._lock = threading.Lock()
+        self._listener = TRANSFER_LISTENER.get()
 
     def manifest(self, blob: ManifestBlob, depth: int = 0) -> None:
         """Verify (and copy) everything ``blob`` references, children first."""
@@ -67,9 +77,13 @@ class _Transfer:
                 future.result()
 
     def blob(self, desc: Descriptor) -> None:
+        if self._listener is not None:
+            self._listener("start", desc)
         outcome = self._blob(desc)
         with self._lock:
             setattr(self, outcome, getattr(self, outcome) + 1)
+        if self._listener is not None:
+            self._listener(outcome, desc)
 
     def _blob(self, desc: Descriptor) -> str:
         if self.dest is None:
