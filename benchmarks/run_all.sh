@@ -10,6 +10,7 @@ PY=.venv/bin/python
 run() { echo; echo "### $1"; echo; shift; "$PY" "$@"; }
 run "CLI start-up" benchmarks/bench_cli_startup.py --runs 20
 run "Trust engine (issue: trusted collections)" benchmarks/bench_trust.py --tags 1000 10000
+run "Trust data in the registry" benchmarks/bench_registry_store.py --tags 1000 10000 --runs 3
 run "Notary v1 servers" benchmarks/bench_notary.py --tags 1000 10000 --migrate-tags 10000 --runs 3
 run "Pull path and hooks" benchmarks/bench_pull.py --runs 60 --process-runs 10
 run "Push of a 50 MB image" benchmarks/bench_push.py --runs 3
