@@ -16,6 +16,7 @@ without a kept cache) has nothing to compare with. docs/adr/0015-scan-evidence.m
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,9 @@ from trustkit.model.findings import VerifiedScan
 
 MAX_MARK_FILE = 256 * 1024
 _VERSION = 1
+#: one read-check-raise at a time in a process (the webhook verifies in threads): a thread
+#: reading before another's raise must not write the lower mark back
+_LOCK = threading.Lock()
 
 
 def scan_order_time(scan: VerifiedScan) -> datetime:
@@ -88,6 +92,12 @@ class ScanMarks:
         """Rollbacks among ``scans`` (verified against ``keyids``); raise the marks otherwise.
 
         Only keys the caller verified with are judged: a key it did not trust is not offered."""
+        with _LOCK:
+            return self._check_and_raise(image_digest, scans, keyids)
+
+    def _check_and_raise(
+        self, image_digest: str, scans: Sequence[VerifiedScan], keyids: Sequence[str]
+    ) -> list[Rollback]:
         marks = self.load(image_digest)
         newest: dict[str, datetime] = {}
         for scan in scans:
