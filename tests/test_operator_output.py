@@ -170,3 +170,24 @@ def test_trust_key_list_has_a_header_and_marks_rotated_keys_retired(
         main(["trust", "key", "list"])
     short = capsys.readouterr().out.splitlines()
     assert all(len(line.split()[0]) == 12 for line in short[1:])
+
+
+def test_trust_inspect_pretty_at_80_columns_keeps_digests_whole(
+    settings: Settings, passphrase_env: Path
+) -> None:
+    from trustkit.collections import sign_tag
+    from trustkit.refs import parse
+
+    repo = "example.test/team/pretty"
+    digests = {tag: "sha256:" + c * 64 for tag, c in (("v1", "c"), ("a-long-release-tag", "d"))}
+    for tag, digest in digests.items():
+        sign_tag(settings, parse(f"{repo}:{tag}"), digest=digest, size=9)
+    done = CliRunner().invoke(cli, ["trust", "inspect", "--pretty", repo], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for digest in digests.values():  # docker shows the hex, without "sha256:"
+        assert any(digest.removeprefix("sha256:") in line for line in lines), done.output
+    wide = CliRunner().invoke(cli, ["trust", "inspect", "--pretty", repo], env={"COLUMNS": "200"})
+    header = next(line for line in wide.output.splitlines() if "DIGEST" in line)
+    assert header.split() == ["SIGNED", "TAG", "DIGEST", "SIGNERS"]

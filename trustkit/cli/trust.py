@@ -361,11 +361,13 @@ def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> No
 
 
 def _print_pretty(reports: list[dict[str, Any]]) -> None:
+    import os
+
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = 250  # never truncate digests in pipes and logs
     for report in reports:
         name = report["Name"]
@@ -373,12 +375,23 @@ def _print_pretty(reports: list[dict[str, Any]]) -> None:
         if report["SignedTags"]:
             console.print(f"Signatures for {name}")
             console.print()
-            table = Table(box=None)
-            for column in ("SIGNED TAG", "DIGEST", "SIGNERS"):
-                table.add_column(column, no_wrap=True)
-            for tag in report["SignedTags"]:
-                table.add_row(tag["SignedTag"], tag["Digest"], ", ".join(tag["Signers"]))
-            console.print(table)
+            tags = report["SignedTags"]
+            tag_width = max(len("SIGNED TAG"), *(len(t["SignedTag"]) for t in tags))
+            digest_width = max(len(t["Digest"]) for t in tags)
+            if tag_width + digest_width + len("SIGNERS") + 4 > console.width:
+                # the digest (what is copied) never cut: one tag per block when it cannot fit
+                for tag in tags:
+                    console.print(tag["SignedTag"], soft_wrap=True)
+                    console.print(f"  {tag['Digest']}", soft_wrap=True)
+                    console.print(f"  signed by {', '.join(tag['Signers'])}", soft_wrap=True)
+            else:
+                table = Table(box=None)
+                table.add_column("SIGNED TAG", no_wrap=True, min_width=tag_width)
+                table.add_column("DIGEST", no_wrap=True, min_width=digest_width)
+                table.add_column("SIGNERS", overflow="fold")  # names wrap, never cut
+                for tag in tags:
+                    table.add_row(tag["SignedTag"], tag["Digest"], ", ".join(tag["Signers"]))
+                console.print(table)
         else:
             console.print(f"No signatures for {name}")
         console.print()
@@ -386,8 +399,9 @@ def _print_pretty(reports: list[dict[str, Any]]) -> None:
             console.print(f"List of signers and their keys for {name}")
             console.print()
             table = Table(box=None)
-            table.add_column("SIGNER", no_wrap=True)
-            table.add_column("KEYS")
+            widest = max(len(e["Name"]) for e in report["Signers"])
+            table.add_column("SIGNER", no_wrap=True, min_width=widest)
+            table.add_column("KEYS", overflow="fold")
             for signer_entry in report["Signers"]:
                 ids = ", ".join(k["ID"][:12] for k in signer_entry["Keys"])
                 table.add_row(signer_entry["Name"], ids)
