@@ -19,7 +19,7 @@ import trustkit
 from trustkit import errors, hook_server, hooks
 from trustkit.config import Settings
 from trustkit.errors import EXIT_INTERNAL, EXIT_REFUSED, TrustkitError
-from trustkit.pipeline import check
+from trustkit.pipeline import check, flows
 from trustkit.verdict import Context, Verdict
 from trustkit.webhook import WebhookConfig
 from trustkit.webhook.checker import ImageChecker, PipelineChecker
@@ -44,6 +44,7 @@ def buggy_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError(BUG)
 
     monkeypatch.setattr(check, "check_image", broken)
+    monkeypatch.setattr(flows, "check_image", broken)  # the pull flow holds its own name
 
 
 def _assert_internal_line(text: str) -> None:
