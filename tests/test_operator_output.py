@@ -191,3 +191,28 @@ def test_trust_inspect_pretty_at_80_columns_keeps_digests_whole(
     wide = CliRunner().invoke(cli, ["trust", "inspect", "--pretty", repo], env={"COLUMNS": "200"})
     header = next(line for line in wide.output.splitlines() if "DIGEST" in line)
     assert header.split() == ["SIGNED", "TAG", "DIGEST", "SIGNERS"]
+
+
+def test_trust_verify_output_json_and_its_refusal(
+    settings: Settings, passphrase_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trustkit.collections import sign_tag
+    from trustkit.refs import parse
+
+    digest = "sha256:" + "e" * 64
+    sign_tag(settings, parse("example.test/team/json:v1"), digest=digest, size=9)
+    with pytest.raises(SystemExit) as exited:
+        main(["trust", "verify", "-o", "json", "example.test/team/json:v1"])
+    assert exited.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["verified"] is True and doc["digest"] == digest
+    with pytest.raises(SystemExit) as exited:
+        main(["trust", "verify", "--json", "example.test/team/json:v2"])
+    assert exited.value.code == 1
+    captured = capsys.readouterr()
+    refusal = json.loads(captured.out)
+    assert refusal["refused"] is True and refusal["error"]["kind"] == "unsigned"
+    assert captured.err.count("\n") == 1
+    with pytest.raises(SystemExit) as exited:
+        main(["trust", "inspect", "-o", "table", "example.test/team/json"])
+    assert "SIGNED TAG" in capsys.readouterr().out

@@ -10,9 +10,22 @@ from typing import Any
 
 import click
 
-from trustkit.cli._common import IMAGE, echo_json, services_from
+from trustkit.cli._common import (
+    IMAGE,
+    echo_json,
+    output_options,
+    refusal_document,
+    services_from,
+    wants_json,
+)
 from trustkit.cli.trust_keys import key
-from trustkit.errors import BadInputError
+from trustkit.errors import (
+    BadInputError,
+    NotSignedError,
+    TrustEnvironmentError,
+    TrustkitError,
+    UnknownRepositoryError,
+)
 from trustkit.refs import ImageRef, parse, parse_repository
 from trustkit.services import Services
 
@@ -296,10 +309,29 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
         from trustkit.sources.cosign import remove_signatures, revocation_digests
 
         cosign_digests = revocation_digests(services, ref)
-    outcome = revoke_or_propose(services, ref)
+    try:
+        outcome = revoke_or_propose(services, ref)
+    except (NotSignedError, UnknownRepositoryError):
+        if not (cosign and cosign_digests):
+            raise
+        # already revoked in the trust data: a run that could not reach the registry before
+        # finishes the job by removing the cosign signatures left behind
+        removed = sum(remove_signatures(services, ref, d) for d in cosign_digests)
+        click.echo(
+            f"{ref.familiar} is not signed in the trust data; removed {removed} cosign signature(s)"
+        )
+        return
     if cosign and outcome.pending is None:
-        for digest in cosign_digests:
-            remove_signatures(services, ref, digest)
+        try:
+            for digest in cosign_digests:
+                remove_signatures(services, ref, digest)
+        except TrustEnvironmentError as exc:
+            raise TrustEnvironmentError(
+                f"revoked {ref.familiar} in the trust data, but its cosign signature could not "
+                f"be removed: {exc}",
+                hint=f"cosign verifiers accept it until then: run trustkit trust revoke "
+                f"{ref.familiar} again when the registry answers",
+            ) from exc
     if outcome.pending is not None:
         from trustkit.cli.trust_pending import report_pending
 
@@ -317,8 +349,9 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
     default=None,
     help="Trust this root.json instead of trusting the store's first root on first use.",
 )
+@output_options
 @click.pass_context
-def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
+def verify(ctx: click.Context, image: str, root_file: Path | None, output: str | None) -> None:
     """Verify IMAGE:TAG (default tag latest) and print its trusted sha256 digest."""
     from trustkit.collections import verify_tag
     from trustkit.errors import NotSignedError, UnknownRepositoryError
@@ -326,18 +359,45 @@ def verify(ctx: click.Context, image: str, root_file: Path | None) -> None:
     ref = parse(image)
     if ref.digest is not None and ref.tag is None:
         raise BadInputError("verify takes IMAGE:TAG, not a digest")
+    as_json = wants_json(ctx, output)
     try:
-        target = verify_tag(services_from(ctx), ref, root_file=root_file)
-    except UnknownRepositoryError as exc:  # never signed: "not trusted" (exit 1), as pull says
-        raise NotSignedError(f"{ref.familiar} is not signed: {exc}") from exc
+        try:
+            target = verify_tag(services_from(ctx), ref, root_file=root_file)
+        except UnknownRepositoryError as exc:  # never signed: "not trusted" (exit 1), as pull
+            raise NotSignedError(f"{ref.familiar} is not signed: {exc}") from exc
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts
+            echo_json(refusal_document(exc, reference=str(ref), verified=False))
+        raise
+    if as_json:
+        echo_json(
+            {
+                "reference": str(ref),
+                "verified": True,
+                "digest": target.digest,
+                "size": target.size,
+                "role": target.role,
+                "signers": list(target.signers),
+            }
+        )
+        return
     click.echo(target.digest)
 
 
 @trust.command("inspect")
 @click.argument("images", metavar="IMAGE[:TAG]...", nargs=-1, required=True, type=IMAGE)
 @click.option("--pretty", is_flag=True, help="Human-readable tables instead of JSON.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json"]),
+    default=None,
+    help="table is --pretty; json (the default) is docker's document.",
+)
 @click.pass_context
-def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> None:
+def inspect_cmd(
+    ctx: click.Context, images: tuple[str, ...], pretty: bool, output: str | None
+) -> None:
     """Show the signed tags, signers and administrative keys of each IMAGE (verified)."""
     from trustkit.collections import inspect
     from trustkit.errors import NotSignedError, UnknownRepositoryError
@@ -352,7 +412,7 @@ def inspect_cmd(ctx: click.Context, images: tuple[str, ...], pretty: bool) -> No
         except UnknownRepositoryError:
             missing.append(ref.familiar)
             click.echo(f"trustkit: no signatures or cannot access {ref.familiar}", err=True)
-    if pretty:
+    if pretty or output == "table":
         _print_pretty(reports)
     else:
         echo_json(reports)

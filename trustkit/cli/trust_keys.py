@@ -158,17 +158,20 @@ def _read_private_file(file: Path) -> bytes:
 
 @key.command("list")
 @click.option("--role", type=click.Choice(KEY_ROLES), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (-o json).")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default=None)
 @click.option("--no-trunc", is_flag=True, help="Show whole key ids.")
 @click.pass_context
-def list_keys(ctx: click.Context, role: str | None, as_json: bool, no_trunc: bool) -> None:
+def list_keys(
+    ctx: click.Context, role: str | None, as_json: bool, output: str | None, no_trunc: bool
+) -> None:
     """List the keys in the key store (public information only). STATUS says whether a
     repository's key is still one its trust data names (current) or was rotated out
     (retired); "-" for keys not tied to one repository's top-level role."""
     services = services_from(ctx)
     store = services.keys
     records = store.records(role=role)
-    if as_json:
+    if as_json or output == "json":
         echo_json(
             [
                 {
