@@ -86,68 +86,123 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=10_000)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--trustkit-root", type=Path, default=ROOT)
+    parser.add_argument(
+        "--compare-root",
+        type=Path,
+        default=None,
+        help="another revision's checkout: each command runs for both, back to back",
+    )
+    parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     ns = parser.parse_args()
-    use_root(ns.trustkit_root)
     work = ns.work or Path(tempfile.mkdtemp(prefix="trustkit-startup-"))
     work.mkdir(parents=True, exist_ok=True)
-    build(work, ns.tags)
-    env = dict(
-        os.environ,
-        SERVIN_TRUST_DIR=str(work / "trust"),
-        SERVIN_CONTENT_TRUST="1",
-        SERVIN_CONTENT_TRUST_SERVER="local",
-        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=PASS,
-        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=PASS,
-        HOME=str(work / "home"),
-        PYTHONPATH=str(ns.trustkit_root),
-    )
-    (work / "home").mkdir(exist_ok=True)
+    if ns.build_only:
+        use_root(ns.trustkit_root)
+        build(work, ns.tags)
+        return
+    sides = [("", ns.trustkit_root, work)]
+    if ns.compare_root is not None:
+        sides = [
+            ("after: ", ns.trustkit_root, work / "after"),
+            ("before: ", ns.compare_root, work / "before"),
+        ]
     trustkit = [sys.executable, "-c", LAUNCH]
     pull = json.dumps({"operation": "pull", "reference": f"{GUN}:t1"}).encode()
-    signed = [0]
 
     def sign_args() -> list[str]:
-        signed[0] += 1
         tag = f"s{time.monotonic_ns()}"
         return [*trustkit, "trust", "sign", f"{GUN}:{tag}", "--digest", _digest(tag), "--size", "1"]
 
-    rows: list[tuple[str, object, bytes | None, int]] = [
-        ("python -c pass (interpreter floor)", [sys.executable, "-c", "pass"], None, ns.runs),
-        ("trustkit --help", [*trustkit, "--help"], None, ns.runs),
-        ("trustkit trust --help", [*trustkit, "trust", "--help"], None, ns.runs),
-        (
-            f"trustkit trust verify (warm cache, {ns.tags:,} tags)",
-            [*trustkit, "trust", "verify", f"{GUN}:t1"],
-            None,
-            ns.runs,
-        ),
-        ("trustkit hook pre-pull (warm cache)", [*trustkit, "hook", "pre-pull"], pull, ns.runs),
-        (
-            f"trustkit trust sign (one tag into {ns.tags:,}, keys from disk)",
-            sign_args,
-            None,
-            ns.sign_runs,
-        ),
-    ]
-    samples: dict[str, list[float]] = {label: [] for label, *_ in rows}
-    for _label, args, stdin, _ in rows:  # warm the page cache and the trust cache
+    floor = (
+        "python -c pass (interpreter floor)",
+        [sys.executable, "-c", "pass"],
+        None,
+        ns.runs,
+        {},
+    )
+    rows: list[tuple[str, object, bytes | None, int, dict[str, str]]] = [floor]
+    for prefix, root, side_work in sides:
+        side_work.mkdir(parents=True, exist_ok=True)
+        # built by the side's own trustkit (its key file format, its layout)
+        subprocess.run(
+            [sys.executable, __file__, "--build-only", "--tags", str(ns.tags),
+             "--work", str(side_work), "--trustkit-root", str(root)],
+            check=True,
+        )  # fmt: skip
+        (side_work / "home").mkdir(exist_ok=True)
+        env = dict(
+            os.environ,
+            SERVIN_TRUST_DIR=str(side_work / "trust"),
+            SERVIN_CONTENT_TRUST="1",
+            SERVIN_CONTENT_TRUST_SERVER="local",
+            SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=PASS,
+            SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=PASS,
+            HOME=str(side_work / "home"),
+            PYTHONPATH=str(root),
+        )
+        rows += [
+            (f"{prefix}trustkit --help", [*trustkit, "--help"], None, ns.runs, env),
+            (
+                f"{prefix}trustkit trust verify (warm cache, {ns.tags:,} tags)",
+                [*trustkit, "trust", "verify", f"{GUN}:t1"],
+                None,
+                ns.runs,
+                env,
+            ),
+            (
+                f"{prefix}trustkit hook pre-pull (warm cache)",
+                [*trustkit, "hook", "pre-pull"],
+                pull,
+                ns.runs,
+                env,
+            ),
+            (
+                f"{prefix}trustkit trust sign (one tag into {ns.tags:,}, keys from disk)",
+                sign_args,
+                None,
+                ns.sign_runs,
+                env,
+            ),
+        ]
+    samples: dict[str, list[float]] = {row[0]: [] for row in rows}
+    for label, args, stdin, _, env in rows:  # warm the page cache and the trust cache
         argv = args() if callable(args) else args
-        subprocess.run(argv, check=True, capture_output=True, input=stdin, env=env)
-    for round_ in range(ns.runs):  # interleaved: every command sees the same machine load
-        for label, args, stdin, runs in rows:
+        done = subprocess.run(argv, capture_output=True, input=stdin, env=env or None, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{label} failed: {done.stderr.decode()[-2000:]}")
+    # interleaved: every command (and both sides) sees the same machine load; with two sides,
+    # each command runs for one side then the other, alternating who goes first
+    order = sorted(range(len(rows)), key=lambda i: rows[i][0].split(": ")[-1])
+    for round_ in range(ns.runs):
+        for i in order if round_ % 2 == 0 else _swap_pairs(order, rows):
+            label, args, stdin, runs, env = rows[i]
             if round_ >= runs:
                 continue
             argv = args() if callable(args) else args
             start = time.perf_counter()
-            subprocess.run(argv, check=True, capture_output=True, input=stdin, env=env)
+            subprocess.run(argv, check=True, capture_output=True, input=stdin, env=env or None)
             samples[label].append((time.perf_counter() - start) * 1000)
-    print(f"trustkit from {ns.trustkit_root}; load average {os.getloadavg()[0]:.1f} (2 cores)")
+    print(f"load average {os.getloadavg()[0]:.1f} (2 cores); sides: ", end="")
+    print(", ".join(f"{prefix or 'this'}{root}" for prefix, root, _ in sides))
     print("| command | median ms | p90 ms | runs |")
     print("| --- | ---: | ---: | ---: |")
-    for label, *_ in rows:
+    for i in order:
+        label = rows[i][0]
         t = sorted(samples[label])
         p90 = t[max(0, int(len(t) * 0.9) - 1)]
         print(f"| `{label}` | {statistics.median(t):.0f} | {p90:.0f} | {len(t)} |")
+
+
+def _swap_pairs(
+    order: list[int], rows: list[tuple[str, object, bytes | None, int, dict[str, str]]]
+) -> list[int]:
+    """``order`` with each after/before pair of the same command swapped."""
+    out = list(order)
+    for j in range(len(out) - 1):
+        a, b = rows[out[j]][0], rows[out[j + 1]][0]
+        if a.split(": ")[-1] == b.split(": ")[-1] and a != b:
+            out[j], out[j + 1] = out[j + 1], out[j]
+    return out
 
 
 if __name__ == "__main__":
