@@ -228,7 +228,7 @@ def test_a_report_naming_another_image_config_is_refused(
 
 
 def test_another_repository_of_the_same_digest_is_a_warning(
-    settings: Settings, image: str, scanner: CryptoSigner
+    settings: Settings, image: str, scanner: CryptoSigner, scanner_pem: Path
 ) -> None:
     digest = digest_of(settings, image)
     report = trivy(NOW, digest=digest, repository="mirror.example/other/app")
@@ -236,6 +236,17 @@ def test_another_repository_of_the_same_digest_is_a_warning(
     assert result.warnings and "mirror.example/other/app" in result.warnings[0]
     (scan,), _ = verified_scans(settings, image, trusted_keys=[scanner.public_key])
     assert "mirror.example/other/app" in scan.extras["warning"]
+    from click.testing import CliRunner
+
+    from trustkit.cli import cli
+
+    shown = CliRunner().invoke(
+        cli,
+        ["scan", "results", image, "--trusted-key", str(scanner_pem), "--output", "json"],
+        env={"SERVIN_TRUST_DIR": str(settings.trust_dir)},
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "mirror.example/other/app" in json.loads(shown.output)["newest"]["warning"]
 
 
 # --- rollback of the attestation set -------------------------------------------------------------

@@ -185,7 +185,10 @@ def _scan_json(scan: VerifiedScan, now: datetime) -> dict[str, Any]:
         "scannerVersion": report.scanner.version,
         "dbUpdated": report.scanner.db_updated.isoformat() if report.scanner.db_updated else None,
         "scanFinishedOn": scan.scan_finished_on.isoformat(),
-        "ageSeconds": int((now - scan.scan_finished_on).total_seconds()),
+        # the scanner's time (DB build or report creation), what max_scan_age measures
+        "scannedAt": scan.scanned_at.isoformat() if scan.scanned_at else None,
+        "ageSeconds": int((now - (scan.scanned_at or scan.scan_finished_on)).total_seconds()),
+        "warning": scan.extras.get("warning"),
         "signer": scan.signer_keyid,
         "predicateType": scan.predicate_type,
         "attestation": scan.attestation_digest,
@@ -325,6 +328,10 @@ def _print_table(
         f"({_age(scan.scan_finished_on, now)} ago), DB age {_age(info.db_updated, now)}, "
         f"signed by {scan.signer_keyid[:12]}"
     )
+    if scan.extras.get("warning"):
+        from rich.markup import escape
+
+        console.print(f"  [yellow]warning[/yellow] {escape(scan.extras['warning'])}")
     counts, fixable = report.counts(), report.fixable_counts()
     summary = Table(title="Findings by severity (suppressed not counted)")
     for name in ("Severity", "Count", "Fixable"):
