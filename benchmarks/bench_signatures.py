@@ -37,6 +37,7 @@ from trustkit.refs import parse  # noqa: E402
 from trustkit.registry.location import open_registry_location  # noqa: E402
 from trustkit.services import Services  # noqa: E402
 from trustkit.sources.cosign import (  # noqa: E402
+    attach_bundle,
     load_cosign_key,
     read_material,
     signing_keyids,
@@ -44,7 +45,6 @@ from trustkit.sources.cosign import (  # noqa: E402
 )
 from trustkit.sources.sigstore import (  # noqa: E402
     KeylessIdentity,
-    attach_bundle,
     load_trusted_root,
     verify_keyless,
 )

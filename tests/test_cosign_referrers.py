@@ -18,6 +18,7 @@ from trustkit.registry.location import LayoutLocation
 from trustkit.registry.model import Descriptor
 from trustkit.sources.cosign import (
     SIG_ARTIFACT,
+    attach_bundle,
     attach_signature,
     cosign_key_from_pem,
     read_material,
@@ -28,7 +29,6 @@ from trustkit.sources.cosign import (
 from trustkit.sources.sigstore import (
     BUNDLE_V03,
     KeylessIdentity,
-    attach_bundle,
     load_trusted_root,
     verify_keyless,
 )

@@ -23,12 +23,11 @@ from trustkit.config import Settings
 from trustkit.errors import BadInputError, FailureKind
 from trustkit.registry.location import open_registry_location
 from trustkit.registry.model import Descriptor
-from trustkit.sources.cosign import read_material
+from trustkit.sources.cosign import attach_bundle, read_material
 from trustkit.sources.sigstore import (
     BundleRefused,
     KeylessIdentity,
     TrustedRootFile,
-    attach_bundle,
     load_trusted_root,
     verify_bundle,
     verify_keyless,

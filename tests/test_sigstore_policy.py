@@ -19,12 +19,12 @@ from trustkit.pipeline.check import check_image
 from trustkit.registry.location import open_registry_location
 from trustkit.registry.model import Descriptor
 from trustkit.sources.cosign import (
+    attach_bundle,
     attach_signature,
     cosign_key_from_pem,
     identity_of,
     simple_signing_payload,
 )
-from trustkit.sources.sigstore import attach_bundle
 from trustkit.verdict import Context
 
 

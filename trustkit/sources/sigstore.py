@@ -22,11 +22,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from trustkit.errors import BadInputError, FailureKind
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
-from trustkit.registry.model import OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, Descriptor
 from trustkit.sources.model import SignatureMaterial
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from sigstore.models import TrustedRoot
     from sigstore.verify import Verifier
 
-    from trustkit.registry.location import ImageLocation
 
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_TRUSTED_ROOT = 1024 * 1024
@@ -317,41 +315,3 @@ def verify_keyless(
         failure=FailureKind.BAD_SIGNATURE,
         message=message,
     )
-
-
-# --- attaching ------------------------------------------------------------------------------
-def attach_bundle(location: ImageLocation, subject: Descriptor, bundle: bytes) -> str:
-    """Attach a Sigstore bundle to ``subject`` as an OCI 1.1 referrer (artifactType the bundle
-    media type, as cosign's ``--new-bundle-format`` does), adding it to the ``sha256-<hex>``
-    fallback index where the registry has no referrers API. Returns the referrer's digest."""
-    from trustkit.registry.model import sha256_digest
-    from trustkit.sources.cosign import _get_optional, _json_bytes, _upload, signature_tag
-
-    media = BUNDLE_V03  # the OCI spelling, whatever version the bundle itself names
-    layer = _upload(location, bundle, media)
-    config = _upload(location, b"{}", OCI_EMPTY_JSON)
-    referrer = _json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": media,
-            "config": config.to_dict(),
-            "layers": [layer.to_dict()],
-            "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_dict(),
-        }
-    )
-    supported = location.referrers(subject.digest) is not None
-    digest = location.put_manifest(sha256_digest(referrer), referrer, OCI_MANIFEST, top_level=False)
-    if not supported:
-        tag = signature_tag(subject.digest)[: -len(".sig")]
-        current = _get_optional(location, tag)
-        entries: list[dict[str, Any]] = []
-        if current is not None and current.is_index:
-            entries = [d.to_dict() for d in current.children()]
-        if all(e.get("digest") != digest for e in entries):
-            entries.append(
-                Descriptor(OCI_MANIFEST, digest, len(referrer), artifact_type=media).to_dict()
-            )
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-        location.put_manifest(tag, _json_bytes(index), OCI_INDEX)
-    return digest

@@ -17,7 +17,7 @@ from trustkit.errors import BadInputError
 from trustkit.policy.rules.base import Check, Evidence, ParseContext, Rule, SignatureContext, Stage
 
 if TYPE_CHECKING:
-    from trustkit.sources.cosign import CosignKey
+    from trustkit.sources.cosign_keys import CosignKey
 
 MAX_KEYS = 64
 
@@ -58,7 +58,7 @@ class CosignSigned(Rule):
     }
 
     def parse(self, value: Any, at: ParseContext) -> CosignRequirement | None:
-        from trustkit.sources.cosign import load_cosign_key
+        from trustkit.sources.cosign_keys import load_cosign_key
 
         base = at.source.parent if at.source is not None else None
         keys: list[CosignKey] = []
@@ -82,7 +82,7 @@ class CosignSigned(Rule):
         return frozenset({Evidence.SIGNATURES})
 
     def verify(self, config: CosignRequirement, ctx: SignatureContext) -> Check:
-        from trustkit.sources.cosign import CosignKeySource
+        from trustkit.sources.cosign_keys import CosignKeySource
 
         remedy = (
             f"sign it with a pinned key (cosign sign --key ..., or a trustkit push with content "
