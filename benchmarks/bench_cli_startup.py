@@ -57,7 +57,7 @@ def build(work: Path, tags: int) -> None:
     if marker.exists():
         return
     from trustkit.collections import add_signer, sign_tags
-    from trustkit.collections.bins import use_bins
+    from trustkit.collections.engine import use_bins
     from trustkit.config import Settings
     from trustkit.keys import KeyStore
     from trustkit.refs import parse

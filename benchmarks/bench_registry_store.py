@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from trustkit.collections import add_signer, sign_tag, sign_tags, verify_tag
-from trustkit.collections.bins import use_bins
 from trustkit.collections.client import forget_sessions
+from trustkit.collections.engine import use_bins
 from trustkit.config import Settings
 from trustkit.keys import KeyStore
 from trustkit.refs import parse

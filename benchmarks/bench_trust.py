@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trustkit.collections import add_signer, sign_tag, sign_tags, verify_tag
-from trustkit.collections.bins import use_bins
 from trustkit.collections.client import forget_sessions
+from trustkit.collections.engine import use_bins
 from trustkit.config import Settings
 from trustkit.keys import KeyStore
 from trustkit.refs import ImageRef, parse

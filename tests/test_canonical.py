@@ -89,7 +89,7 @@ def test_subclasses_take_the_slow_path() -> None:
 def test_tuf_metadata_trustkit_writes(trusted_repo: Any) -> None:
     """Every role of a real collection, DCT and bins: the bytes that are signed."""
     from trustkit.collections import sign_tags
-    from trustkit.collections.bins import use_bins
+    from trustkit.collections.engine import use_bins
     from trustkit.collections.repository import Collection
     from trustkit.stores import LocalDirStore
 

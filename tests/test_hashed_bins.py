@@ -9,8 +9,9 @@ import pytest
 from fixtures.trust import TrustedRepo, digest_for
 
 from trustkit.collections import list_signed_tags, revoke, trust_evidence, verify_tag
-from trustkit.collections.bins import BinsLayout, bin_for, use_bins
+from trustkit.collections.bins import BinsLayout, bin_for
 from trustkit.collections.client import forget_sessions
+from trustkit.collections.engine import use_bins
 from trustkit.collections.layouts import layout_for
 from trustkit.collections.model import RELEASES, TARGETS
 from trustkit.collections.repository import Collection

@@ -30,7 +30,8 @@ from trustkit.collections import (
     verify_tag,
 )
 from trustkit.collections._tuf import Metadata, MetaFile, Snapshot, Timestamp
-from trustkit.collections.bins import bin_for, use_bins
+from trustkit.collections.bins import bin_for
+from trustkit.collections.engine import use_bins
 from trustkit.collections.model import TARGETS_MAX_BYTES, TIMESTAMP_MAX_BYTES
 from trustkit.config import Settings
 from trustkit.errors import (

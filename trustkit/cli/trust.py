@@ -619,7 +619,8 @@ def layout_cmd(ctx: click.Context, repository: str, layout: str, bits: int | Non
     Needs the repository key and each signer role's threshold of keys (its tags are re-signed
     into its bins). Clients keep verifying every tag: they walk to the new version as to any
     other. A collection never moves back."""
-    from trustkit.collections.bins import DEFAULT_BITS, use_bins
+    from trustkit.collections.bins import DEFAULT_BITS
+    from trustkit.collections.engine import use_bins
 
     ref = _repository(repository)
     moved = use_bins(services_from(ctx), ref.gun, bits=bits or DEFAULT_BITS)

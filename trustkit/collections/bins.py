@@ -20,15 +20,20 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from trustkit.collections._tuf import DelegatedRole, Delegations, SuccinctRoles
-from trustkit.collections.layouts import CanSign, SignerRemoval
-from trustkit.collections.model import RELEASES, ROOT, SIGNER_PREFIX, TARGETS, signer_role
+from trustkit.collections.model import (
+    RELEASES,
+    ROOT,
+    SIGNER_PREFIX,
+    TARGETS,
+    CanSign,
+    SignerRemoval,
+    signer_role,
+)
 from trustkit.errors import BadInputError, UntrustedError
 
 if TYPE_CHECKING:
     from trustkit.collections.repository import Collection
-    from trustkit.config import Settings
-    from trustkit.keys import Key, KeyStore
-    from trustkit.services import Services
+    from trustkit.keys import Key
 
 #: the unrecognised field of a binned role's delegation in ``targets``: the bins' bit length
 BINS_FIELD = "x-trustkit-bins"
@@ -181,71 +186,6 @@ __all__ = [
     "binned_delegation",
     "is_bin",
 ]
-
-
-def use_bins(
-    settings: Settings | Services,
-    gun: str,
-    *,
-    bits: int = DEFAULT_BITS,
-    keystore: KeyStore | None = None,
-) -> int:
-    """Move a DCT collection onto hashed bins in one publish; returns how many tags moved.
-
-    Every DCT role (``targets/releases``, each ``targets/<signer>``) becomes a delegating role
-    signed by the repository key, and its tags move into its bins, signed by the keys that
-    signed the role: so this needs the repository key and, for each role, its threshold of
-    keys (refused, nothing published, otherwise). Versions continue, so a client that trusted
-    the DCT-era metadata walks forward to the binned set like any other update."""
-    from trustkit.collections.engine import _write
-    from trustkit.services import as_services
-
-    check_bits(bits)
-    services = as_services(settings)
-    keys = keystore if keystore is not None else services.keys
-
-    def edit(collection: Collection) -> int:
-        delegations = collection.delegations
-        if binned_bits(delegations) is not None:
-            raise BadInputError(f"{gun} already uses hashed bins")
-        if delegations is None or not delegations.roles:
-            raise BadInputError(
-                f"{gun} has no signers: add one first ('trustkit trust signer add')"
-            )
-        root = collection.root.signed
-        targets_role = root.roles[TARGETS]
-        published = {
-            family: dict(current.targets) if (current := collection.current_targets(family)) else {}
-            for family in delegations.roles
-        }
-        old_roles = dict(delegations.roles)
-        targets = collection.edit_targets()
-        assert targets.delegations is not None
-        new_roles = {}
-        for family, old in old_roles.items():
-            new_roles[family] = binned_delegation(
-                family, targets_role.keyids, targets_role.threshold, bits
-            )
-            for keyid in targets_role.keyids:
-                targets.delegations.keys[keyid] = root.keys[keyid]
-            delegating = collection.edit_role(family)
-            delegating.targets.clear()
-            delegating.delegations = Delegations(
-                keys={k: delegations.keys[k] for k in old.keyids},
-                roles=None,
-                succinct_roles=SuccinctRoles(
-                    list(old.keyids), old.threshold, bits, bins_prefix(family)
-                ),
-            )
-        targets.delegations.roles = new_roles
-        moved = 0
-        for family, tags in published.items():
-            for tag, entry in tags.items():
-                collection.edit_role(bin_for(family, bits, tag)).targets[tag] = entry
-                moved += 1
-        return moved
-
-    return _write(services, gun, edit, keystore=keys, create=False, expiries=None)
 
 
 def _succinct(collection: Collection, family: str) -> SuccinctRoles:

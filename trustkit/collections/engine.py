@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from trustkit.collections._retry import MAX_WRITE_ATTEMPTS, back_off
-from trustkit.collections._tuf import Delegations, TargetFile
-from trustkit.collections.bins import BinsLayout, add_signer_binned, remove_signer_binned
+from trustkit.collections._tuf import Delegations, SuccinctRoles, TargetFile
+from trustkit.collections.bins import (
+    DEFAULT_BITS,
+    BinsLayout,
+    add_signer_binned,
+    bin_for,
+    binned_bits,
+    binned_delegation,
+    bins_prefix,
+    check_bits,
+    remove_signer_binned,
+)
 from trustkit.collections.expiry import iso
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
@@ -884,3 +894,67 @@ def inspect(settings: Settings | Services, ref: ImageRef) -> dict[str, Any]:
         # when each role's metadata expires (UTC): what 'trust renew' must refresh before then
         "Expires": {role: iso(when) for role, when in session.expiry_dates().items()},
     }
+
+
+def use_bins(
+    settings: Settings | Services,
+    gun: str,
+    *,
+    bits: int = DEFAULT_BITS,
+    keystore: KeyStore | None = None,
+) -> int:
+    """Move a DCT collection onto hashed bins in one publish; returns how many tags moved.
+
+    Every DCT role (``targets/releases``, each ``targets/<signer>``) becomes a delegating role
+    signed by the repository key, and its tags move into its bins, signed by the keys that
+    signed the role: so this needs the repository key and, for each role, its threshold of
+    keys (refused, nothing published, otherwise). Versions continue, so a client that trusted
+    the DCT-era metadata walks forward to the binned set like any other update."""
+    from trustkit.services import as_services
+
+    check_bits(bits)
+    services = as_services(settings)
+    keys = keystore if keystore is not None else services.keys
+
+    def edit(collection: Collection) -> int:
+        delegations = collection.delegations
+        if binned_bits(delegations) is not None:
+            raise BadInputError(f"{gun} already uses hashed bins")
+        if delegations is None or not delegations.roles:
+            raise BadInputError(
+                f"{gun} has no signers: add one first ('trustkit trust signer add')"
+            )
+        root = collection.root.signed
+        targets_role = root.roles[TARGETS]
+        published = {
+            family: dict(current.targets) if (current := collection.current_targets(family)) else {}
+            for family in delegations.roles
+        }
+        old_roles = dict(delegations.roles)
+        targets = collection.edit_targets()
+        assert targets.delegations is not None
+        new_roles = {}
+        for family, old in old_roles.items():
+            new_roles[family] = binned_delegation(
+                family, targets_role.keyids, targets_role.threshold, bits
+            )
+            for keyid in targets_role.keyids:
+                targets.delegations.keys[keyid] = root.keys[keyid]
+            delegating = collection.edit_role(family)
+            delegating.targets.clear()
+            delegating.delegations = Delegations(
+                keys={k: delegations.keys[k] for k in old.keyids},
+                roles=None,
+                succinct_roles=SuccinctRoles(
+                    list(old.keyids), old.threshold, bits, bins_prefix(family)
+                ),
+            )
+        targets.delegations.roles = new_roles
+        moved = 0
+        for family, tags in published.items():
+            for tag, entry in tags.items():
+                collection.edit_role(bin_for(family, bits, tag)).targets[tag] = entry
+                moved += 1
+        return moved
+
+    return _write(services, gun, edit, keystore=keys, create=False, expiries=None)

@@ -11,32 +11,23 @@ Every question takes the tag, because in a binned layout the role depends on the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from trustkit.collections._tuf import DelegatedRole, Delegations
-from trustkit.collections.model import RELEASES, ROOT, SIGNER_PREFIX, TARGETS, signer_role
+from trustkit.collections.model import (
+    RELEASES,
+    ROOT,
+    SIGNER_PREFIX,
+    TARGETS,
+    CanSign,
+    SignerRemoval,
+    signer_role,
+)
 from trustkit.errors import BadInputError
 
 if TYPE_CHECKING:
     from trustkit.keys import Key
-
-#: whether the local key store holds a key of the delegated role so named (below its threshold, a
-#: change becomes a pending change for co-signers); by name, because a bin's keys live in the
-#: role that delegates to it, not in ``targets``
-CanSign = Callable[[str], bool]
-
-
-@dataclass
-class SignerRemoval:
-    """What removing a signer changed in the delegations."""
-
-    #: keys that left the release roles (held by no remaining signer)
-    leaving_keyids: list[str] = field(default_factory=list)
-    #: release roles that lost keys, and so must not keep signatures only those keys made
-    release_roles: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 class DelegationLayout(Protocol):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from trustkit.config import Settings
@@ -147,3 +148,20 @@ def check_size(size: int) -> int:
     if size < 0 or size > 1 << 40:
         raise BadInputError(f"invalid manifest size {size}")
     return size
+
+
+#: whether the local key store holds a key of the delegated role so named (below its threshold, a
+#: change becomes a pending change for co-signers); by name, because a bin's keys live in the
+#: role that delegates to it, not in ``targets``
+CanSign = Callable[[str], bool]
+
+
+@dataclass
+class SignerRemoval:
+    """What removing a signer changed in the delegations."""
+
+    #: keys that left the release roles (held by no remaining signer)
+    leaving_keyids: list[str] = field(default_factory=list)
+    #: release roles that lost keys, and so must not keep signatures only those keys made
+    release_roles: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
