@@ -11,7 +11,7 @@ import pytest
 from fixtures.policy import DIGEST, NOW, SCANNER_KEYID, make_scan
 
 from trustkit.attest.model import Finding, Severity, Suppression, VexStatus
-from trustkit.errors import FailureKind
+from trustkit.errors import BadInputError, FailureKind
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
 from trustkit.policy import ImageFacts, Policy, evaluate, load_policy_text
 from trustkit.verdict import Action, Context
@@ -326,7 +326,7 @@ def test_explain_lists_every_rule(juice_shop: tuple[Finding, ...]) -> None:
 
 
 def test_naive_clock_is_refused() -> None:
-    with pytest.raises(ValueError, match="timezone"):
+    with pytest.raises(BadInputError, match="timezone"):
         evaluate([], facts(None), context=Context.CI, now=NOW.replace(tzinfo=None))
 
 

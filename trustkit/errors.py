@@ -9,7 +9,9 @@ here knows about the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Protocol
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -72,6 +74,29 @@ class PolicyFileError(BadInputError):
 
 class MalformedAdmissionReviewError(BadInputError):
     """A webhook body that is JSON but not an AdmissionReview we can answer (HTTP 400)."""
+
+
+class PolicyProblemLike(Protocol):
+    """One located problem of a policy file (``trustkit.policy.rules.base.Problem``)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    def render(self, source: str) -> str: ...
+
+
+class PolicyValidationError(PolicyFileError):
+    """A policy file with one or more problems; ``problems`` lists them all, in file order."""
+
+    def __init__(self, source: str, problems: Sequence[PolicyProblemLike]) -> None:
+        self.source = source
+        self.problems = tuple(sorted(problems, key=lambda p: (p.line, p.column)))
+        first = self.problems[0].render(source)
+        more = len(self.problems) - 1
+        super().__init__(first + (f" (and {more} more problem(s))" if more else ""))
 
 
 class ReportFormatError(BadInputError):
@@ -158,6 +183,14 @@ class TagMovedError(NotSignedError):
 
 class TLSVerificationError(UntrustedError):
     """The registry's TLS certificate does not verify against the configured CAs."""
+
+
+class StalePendingError(UntrustedError):
+    """A pending (co-signed) change that no longer builds on the published collection."""
+
+
+class MalformedPendingError(UntrustedError):
+    """A stored pending change that does not parse: unpublished, untrusted input."""
 
 
 class AttestationError(UntrustedError):

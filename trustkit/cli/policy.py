@@ -94,7 +94,7 @@ def create(
     if max_scan_age is not None:
         try:
             parse_duration(max_scan_age)
-        except ValueError as exc:
+        except BadInputError as exc:
             raise BadInputError(f"--max-scan-age: {exc}") from None
     directory = settings.effective_policy_dir
     path = directory / f"{name}.yaml"

@@ -42,7 +42,9 @@ from trustkit.errors import (
     BadInputError,
     ConflictError,
     KeyStoreError,
+    MalformedPendingError,
     SignatureError,
+    StalePendingError,
     UnknownRepositoryError,
     UntrustedError,
 )
@@ -59,10 +61,6 @@ PENDING_FORMAT = 1
 #: a pending change holds a few targets roles: bound it like two full targets files
 PENDING_MAX_BYTES = 2 * TARGETS_MAX_BYTES
 _MAX_PROPOSERS = 64
-
-
-class StalePendingError(UntrustedError):
-    """A pending change that no longer builds on the published collection."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +169,10 @@ class PendingChange:
         try:
             doc = json.loads(raw)
             change = cls._from_doc(doc)
+        except MalformedPendingError as exc:
+            raise MalformedPendingError(
+                f"pending change {pending_id} of {gun} is malformed: {exc}"
+            ) from None
         except UntrustedError:
             raise
         except Exception as exc:  # anything a hostile file provokes in the parsers
@@ -186,35 +188,35 @@ class PendingChange:
     @classmethod
     def _from_doc(cls, doc: Any) -> PendingChange:
         if not isinstance(doc, dict) or doc.get("type") != PENDING_TYPE:
-            raise ValueError("not a trustkit pending change")
+            raise MalformedPendingError("not a trustkit pending change")
         if doc.get("format") != PENDING_FORMAT:
-            raise ValueError(f"unsupported format {doc.get('format')!r}")
+            raise MalformedPendingError(f"unsupported format {doc.get('format')!r}")
         proposer = doc["proposer"]
         if not isinstance(proposer, list) or len(proposer) > _MAX_PROPOSERS:
-            raise ValueError("bad proposer list")
+            raise MalformedPendingError("bad proposer list")
         for name in proposer:
             if not isinstance(name, str) or len(name) > SIGNER_NAME_MAX:
-                raise ValueError("bad proposer name")
+                raise MalformedPendingError("bad proposer name")
             if not SIGNER_NAME_RE.match(name):
-                raise ValueError(f"bad proposer name {name!r}")
+                raise MalformedPendingError(f"bad proposer name {name!r}")
         base = doc["base"]
         base_roles = base["roles"]
         roles = doc["roles"]
         if not isinstance(roles, dict) or not roles or len(roles) > MAX_DELEGATIONS:
-            raise ValueError("bad role list")
+            raise MalformedPendingError("bad role list")
         if not isinstance(base_roles, dict) or set(base_roles) != set(roles):
-            raise ValueError("base versions do not match the roles")
+            raise MalformedPendingError("base versions do not match the roles")
         parsed: dict[str, Metadata[Targets]] = {}
         for name, body in roles.items():
             if not isinstance(name, str) or not name.startswith(SIGNER_PREFIX):
-                raise ValueError(f"{name!r} is not a delegated role")
+                raise MalformedPendingError(f"{name!r} is not a delegated role")
             md = Metadata.from_dict(copy.deepcopy(body))
             if not isinstance(md.signed, Targets):
-                raise ValueError(f"{name} is not targets metadata")
+                raise MalformedPendingError(f"{name} is not targets metadata")
             parsed[name] = md
         created = datetime.fromisoformat(_str(doc["created"]))
         if created.tzinfo is None:
-            raise ValueError("created has no time zone")
+            raise MalformedPendingError("created has no time zone")
         return cls(
             id=check_pending_id(_str(doc["id"])),
             gun=_str(doc["gun"]),
@@ -252,7 +254,7 @@ def propose(
     roles = collection.dirty_roles()
     top = [r for r in roles if r in TOP_LEVEL_ROLES]
     if top:
-        raise ValueError(f"only delegated roles can be co-signed, not {top}")
+        raise BadInputError(f"only delegated roles can be co-signed, not {top}")
     before = {role: _targets_of(collection, role) for role in roles}
     signed = {role: collection.sign_proposal(role, keystore, expiries, now) for role in roles}
     change = PendingChange(
@@ -630,11 +632,11 @@ def _iso(when: datetime) -> str:
 
 def _str(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 512:
-        raise ValueError("expected a short string")
+        raise MalformedPendingError("expected a short string")
     return value
 
 
 def _version(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 53:
-        raise ValueError("bad version number")
+        raise MalformedPendingError("bad version number")
     return value

@@ -45,6 +45,7 @@ from trustkit.collections.model import (
     utcnow,
 )
 from trustkit.errors import (
+    BadInputError,
     InputTooLargeError,
     KeyStoreError,
     StorageError,
@@ -259,7 +260,7 @@ class Collection:
         (possibly fewer than its threshold): the first half of a co-signed change."""
         md = self._delegated.get(role)
         if role in TOP_LEVEL_ROLES or md is None or role not in self._dirty:
-            raise ValueError(f"{role} is not an edited delegated role")
+            raise BadInputError(f"{role} is not an edited delegated role")
         self._new_version(role, md, expiries, now)
         for signer in _local_signers(keystore, self.keyids_of(role)):
             md.sign(signer, append=True)
@@ -269,11 +270,11 @@ class Collection:
         """Publish ``md`` as the next version of delegated ``role`` exactly as signed; publish
         refuses it unless its signatures meet the role's threshold."""
         if role in TOP_LEVEL_ROLES:
-            raise ValueError(f"{role} is not a delegated role")
+            raise BadInputError(f"{role} is not a delegated role")
         try:
             self.delegation_of(role)  # a bin is delegated by its delegating role
         except KeyError:
-            raise ValueError(f"{role} is not a delegated role") from None
+            raise BadInputError(f"{role} is not a delegated role") from None
         self._delegated[role] = md
         self._dirty.add(role)
         self._presigned.add(role)
@@ -304,7 +305,7 @@ class Collection:
         """The targets of ``role`` for editing (a delegated role is created when missing)."""
         if role in TOP_LEVEL_ROLES:
             if role != TARGETS:
-                raise ValueError(role)
+                raise BadInputError(f"{role} cannot be edited as targets metadata")
             return self.edit_targets()
         md = self.delegated(role)
         if role not in self._tags_before:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from trustkit import refs
+from trustkit.errors import BadInputError
 from trustkit.model import TrustEvidence
 from trustkit.model.findings import VerifiedScan
 from trustkit.policy.findings import FindingsView, Indexed
@@ -160,7 +161,7 @@ def evaluate(
     scope and not excluded; others are skipped (not reported). With none the action is ALLOW.
     """
     if now.tzinfo is None:
-        raise ValueError("evaluate() needs a timezone-aware 'now'")
+        raise BadInputError("evaluate() needs a timezone-aware 'now'")
     ref = refs.parse(facts.reference)
     subject = ScopeSubject.of(
         ref, facts.digest, facts.trust, known_tags=facts.known_tags, short_names=facts.short_names

@@ -17,7 +17,7 @@ from typing import Any
 
 from trustkit._fs import check_protected_dir, read_protected
 from trustkit.config import Settings
-from trustkit.errors import BadInputError, PolicyFileError
+from trustkit.errors import BadInputError, PolicyFileError, PolicyValidationError
 from trustkit.model.findings import Severity
 from trustkit.policy.globs import ImageGlob
 from trustkit.policy.model import API_VERSION, Policy
@@ -36,17 +36,7 @@ _MAX_MESSAGE = 300
 
 #: one problem of a policy file, with its position
 PolicyProblem = Problem
-
-
-class PolicyValidationError(PolicyFileError):
-    """A policy file with one or more problems; ``problems`` lists them all, in file order."""
-
-    def __init__(self, source: str, problems: Sequence[PolicyProblem]) -> None:
-        self.source = source
-        self.problems = tuple(sorted(problems, key=lambda p: (p.line, p.column)))
-        first = self.problems[0].render(source)
-        more = len(self.problems) - 1
-        super().__init__(first + (f" (and {more} more problem(s))" if more else ""))
+__all__ = ["PolicyProblem", "PolicyValidationError"]
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, ClassVar
 
-from trustkit.errors import InvalidReferenceError
+from trustkit.errors import BadInputError, InvalidReferenceError
 from trustkit.policy.findings import MESSAGE_IDS, FindingsView
 from trustkit.policy.globs import ImageGlob
 from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, Stage
@@ -45,7 +45,7 @@ def parse_expiry(text: str) -> datetime:
         return datetime.combine(date.fromisoformat(text), time(0, 0), tzinfo=UTC)
     value = datetime.fromisoformat(text.replace("z", "Z"))
     if value.tzinfo is None:
-        raise ValueError("a date-time needs a time zone (Z or +HH:MM)")
+        raise BadInputError("a date-time needs a time zone (Z or +HH:MM)")
     return value.astimezone(UTC)
 
 
@@ -115,7 +115,7 @@ class AllowlistRule(Rule):
             images = compile_globs(raw.get("images", []), at.at(i, "images"))
             try:
                 expires = parse_expiry(raw["expires"])
-            except (ValueError, OverflowError) as exc:
+            except (BadInputError, ValueError, OverflowError) as exc:  # fromisoformat: ValueError
                 at.problem((i, "expires"), f"{at.where(i, 'expires')}: {exc}")
                 continue
             identity = (vuln, tuple(sorted(g.normalised for g in images)))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from trustkit.errors import BadInputError
 from trustkit.model.findings import VerifiedScan
 from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, SetAside, Stage
 
@@ -19,10 +20,12 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``"7d"`` → 7 days. Units s, m, h, d, w; raise ValueError otherwise."""
+    """``"7d"`` → 7 days. Units s, m, h, d, w; BadInputError otherwise."""
     match = _DURATION_RE.match(text)
     if match is None:
-        raise ValueError(f"invalid duration {text!r}: use a number and one of s, m, h, d, w (7d)")
+        raise BadInputError(
+            f"invalid duration {text!r}: use a number and one of s, m, h, d, w (7d)"
+        )
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
@@ -57,7 +60,7 @@ class MaxScanAge(Rule):
     def parse(self, value: Any, at: ParseContext) -> timedelta | None:
         try:
             return parse_duration(value)
-        except ValueError as exc:
+        except BadInputError as exc:
             at.problem((), str(exc))
             return None
 
