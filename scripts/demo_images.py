@@ -62,8 +62,11 @@ def build_image(layout: Path, tag: str, text: str) -> str:
     index = (
         json.loads(index_path.read_text())
         if index_path.exists()
-        else {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-              "manifests": []}
+        else {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [],
+        }
     )
     index["manifests"] = [
         m
@@ -79,3 +82,14 @@ def build_image(layout: Path, tag: str, text: str) -> str:
     ]
     index_path.write_text(json.dumps(index))
     return manifest_digest
+
+
+if __name__ == "__main__":
+    # python3 scripts/demo_images.py DIR TAG...: the README tour's images, one per tag
+    import sys
+
+    if len(sys.argv) < 3:
+        sys.exit("usage: python3 scripts/demo_images.py DIR TAG...")
+    for name in sys.argv[2:]:
+        text = f"app {name}" + "\n"
+        print(f"{name}: {build_image(Path(sys.argv[1]), name, text)}")

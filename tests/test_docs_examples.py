@@ -67,7 +67,8 @@ class Sandbox:
 
     @property
     def id(self) -> str:
-        return f"{self.page.stem}-{self.name}" if self.name != self.page.stem else self.name
+        stem = self.page.stem.lower()  # README: repository names are lowercase
+        return f"{stem}-{self.name}" if self.name != stem else self.name
 
 
 def _console_commands(lines: list[str], first_line: int) -> list[Command]:
@@ -128,7 +129,8 @@ def collect(page: Path) -> list[Sandbox]:
 
 
 def all_sandboxes() -> list[Sandbox]:
-    return [box for page in sorted(DOCS.glob("*.md")) for box in collect(page)]
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    return [box for page in pages for box in collect(page)]
 
 
 def _pattern(expected: str) -> re.Pattern[str]:
@@ -181,7 +183,7 @@ def _prepare(work: Path) -> dict[str, str]:
         directory.mkdir(parents=True)
     for tag in ("v1", "v2", "evil"):
         build_image(images, tag, f"app {tag}\n")
-    for name in ("examples", "policies", "keys-example"):
+    for name in ("examples", "policies", "keys-example", "scripts"):
         shutil.copytree(ROOT / name, cwd / name)
     (shim / "trustkit").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m trustkit "$@"\n')
     (shim / "trustkit").chmod(0o755)
@@ -201,6 +203,44 @@ def _prepare(work: Path) -> dict[str, str]:
 
 
 SANDBOXES = all_sandboxes()
+
+#: ``<!-- not runnable: REASON -->`` before a block: an example the suite cannot run (it needs a
+#: cluster, writes system files...), with the reason written down
+NOT_RUNNABLE = re.compile(r"^<!--\s*not runnable:\s*(?P<reason>\S.*?)\s*-->\s*$")
+EXAMPLE_LANGS = {*SHELL_LANGS, "console", "yaml", "yml", "json"}
+#: a ratchet: example blocks neither run nor marked not runnable. Lower it whenever a page gets
+#: tested or marked; it must never grow (a new example is tested or says why it cannot be)
+UNMARKED_EXAMPLES_AT_MOST = 31
+
+
+def unmarked_examples() -> list[str]:
+    """Every command or file example block that is neither tested nor marked not runnable."""
+    found = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        lines = page.read_text().splitlines()
+        inside = False
+        for n, line in enumerate(lines):
+            fence = FENCE.match(line) if line.startswith("```") else None
+            if line.startswith("```") and inside:
+                inside = False
+                continue
+            if fence is None:
+                continue
+            inside = True
+            if fence["lang"] not in EXAMPLE_LANGS:
+                continue
+            before = lines[n - 1] if n else ""
+            if not (MARK.match(before) or NOT_RUNNABLE.match(before)):
+                found.append(f"{page.relative_to(ROOT)}:{n + 1}: {fence['lang']}")
+    return found
+
+
+def test_every_example_is_tested_or_marked_not_runnable() -> None:
+    unmarked = unmarked_examples()
+    assert len(unmarked) <= UNMARKED_EXAMPLES_AT_MOST, (
+        f"{len(unmarked)} example blocks are neither tested (<!-- doc-test -->) nor marked "
+        "<!-- not runnable: REASON -->:\n" + "\n".join(unmarked)
+    )
 
 
 def test_convention_finds_the_main_flows() -> None:
