@@ -218,3 +218,32 @@ def test_pull_json_prints_the_refusal(
     doc = json.loads(out)
     assert doc["refused"] is True and doc["reference"] == ref
     assert doc["error"]["kind"] == "unsigned"
+
+
+def test_a_registry_error_after_the_upload_leaves_no_tag(
+    signed_v1: str,
+    trust_env: Settings,
+    oci_image: Callable[..., BuiltImage],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The blobs and the manifest (by digest) are up, then the signing step fails the way a
+    registry-stored collection does when the registry errors: the tag was never written."""
+    import trustkit.collections as collections
+    from trustkit.errors import RegistryError
+
+    def registry_fails(*args: object, **kwargs: object) -> None:
+        raise RegistryError("registry answered 500 while publishing trust data")
+
+    monkeypatch.setattr(collections, "sign_or_propose", registry_fails)
+    image = oci_image(name="after-upload")
+    dest = signed_v1.replace(":v1", ":v5")
+    code, out, err = _run(["push", "-o", "json", image.oci, dest], capsys)
+    assert code == 3, err
+    assert _refused_json(out, dest)["error"]["exitCode"] == 3  # type: ignore[index]
+    assert _tags(trust_env, dest) == ["v1"]
+    location = open_image_location(trust_env, dest)
+    try:  # it did get as far as the upload: the content is there, untagged
+        assert location.blob_exists(image.blobs[-1])
+    finally:
+        location.close()
