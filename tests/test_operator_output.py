@@ -216,3 +216,17 @@ def test_trust_verify_output_json_and_its_refusal(
     with pytest.raises(SystemExit) as exited:
         main(["trust", "inspect", "-o", "table", "example.test/team/json"])
     assert "SIGNED TAG" in capsys.readouterr().out
+
+
+def test_scan_attest_json_prints_the_refusal(
+    settings: Settings, attest_layout: Path, passphrase_env: Path, tmp_path: Path
+) -> None:
+    image = f"oci:{attest_layout}:v1"
+    put_tiny_image(open_image_location(settings, image), "v1")
+    done = CliRunner().invoke(
+        cli, ["scan", "attest", image, "--report", str(_report(tmp_path)), "-o", "json"]
+    )
+    assert isinstance(done.exception, BadInputError)  # no scanner key
+    doc = json.loads(done.stdout)
+    assert doc["refused"] is True and doc["attested"] is False
+    assert "no scanner key" in doc["error"]["message"]
