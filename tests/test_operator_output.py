@@ -230,3 +230,19 @@ def test_scan_attest_json_prints_the_refusal(
     doc = json.loads(done.stdout)
     assert doc["refused"] is True and doc["attested"] is False
     assert "no scanner key" in doc["error"]["message"]
+
+
+def test_trust_sign_output_json(
+    settings: Settings, passphrase_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = "sha256:" + "f" * 64
+    argv = ["trust", "sign", "example.test/team/signed:v1", "--digest", digest, "--size", "9"]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "-o", "json"])
+    assert exited.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["signed"] is True and doc["digest"] == digest and doc["roles"] == ["targets"]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv[:3], "--digest", "md5:00", "--size", "9", "--json"])
+    assert exited.value.code == 2
+    assert json.loads(capsys.readouterr().out)["refused"] is True

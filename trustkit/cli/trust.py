@@ -184,6 +184,7 @@ def signer_remove(
     is_flag=True,
     help="Sign every tag the registry holds for REPO, at the digest it serves, in one publish.",
 )
+@output_options
 @click.pass_context
 def sign(
     ctx: click.Context,
@@ -193,6 +194,7 @@ def sign(
     force: bool,
     from_file: Path | None,
     all_tags: bool,
+    output: str | None,
 ) -> None:
     """Sign IMAGE:TAG: record its manifest digest in every role your keys can sign.
 
@@ -204,12 +206,31 @@ def sign(
 
     When a role's threshold needs other signers' keys, nothing is published: the change waits
     as a pending change for them to approve (see `trust pending` and `trust approve`)."""
+    as_json = wants_json(ctx, output)
+    try:
+        _sign(ctx, image, digest, size, force, from_file, all_tags, as_json)
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts
+            echo_json(refusal_document(exc, reference=image, signed=False))
+        raise
+
+
+def _sign(
+    ctx: click.Context,
+    image: str,
+    digest: str | None,
+    size: int | None,
+    force: bool,
+    from_file: Path | None,
+    all_tags: bool,
+    as_json: bool,
+) -> None:
     from trustkit.collections import sign_or_propose
 
     if from_file is not None or all_tags:
         if digest is not None or size is not None:
             raise BadInputError("--digest and --size sign one tag: not with --from-file/--all-tags")
-        _sign_many(ctx, image, from_file, all_tags)
+        _sign_many(ctx, image, from_file, all_tags, as_json)
         return
     ref = _tagged(image)
     services = services_from(ctx)
@@ -218,12 +239,28 @@ def sign(
         if digest is not None or size is not None:
             raise BadInputError("pass both --digest and --size")
         digest, size = _resolve_digest(services, ref)
-        click.echo(f"Signing {ref.familiar} at {digest} (size {size}), as the registry serves it")
+        click.echo(
+            f"Signing {ref.familiar} at {digest} (size {size}), as the registry serves it",
+            err=as_json,  # stdout is the JSON document's alone
+        )
         if not force:
             _refuse_moving_signed_tag(services, ref, digest)
     click.echo(f"Signing and pushing trust data for {ref.familiar}...", err=True)
     outcome = sign_or_propose(services, ref, digest=digest, size=size)
+    if as_json:
+        doc: dict[str, Any] = {
+            "reference": str(ref),
+            "digest": digest,
+            "size": size,
+            "signed": outcome.pending is None,
+            "roles": list(outcome.roles),
+        }
+        if outcome.pending is not None:
+            doc["pending"] = outcome.pending.to_json()
+        echo_json(doc)
     if outcome.pending is not None:
+        if as_json:
+            return
         from trustkit.cli.trust_pending import report_pending
 
         report_pending(ref.repository, outcome.pending)
@@ -234,10 +271,13 @@ def sign(
         from trustkit.registry.model import Descriptor
 
         write_cosign_signatures(services, ref, Descriptor("", digest, size))
-    click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(outcome.roles)})")
+    if not as_json:
+        click.echo(f"Successfully signed {ref.repository}:{ref.tag} ({', '.join(outcome.roles)})")
 
 
-def _sign_many(ctx: click.Context, repository: str, from_file: Path | None, all_tags: bool) -> None:
+def _sign_many(
+    ctx: click.Context, repository: str, from_file: Path | None, all_tags: bool, as_json: bool
+) -> None:
     """``trust sign REPO --from-file FILE`` / ``--all-tags``: one publish for every tag."""
     from trustkit.collections.bulk import read_sign_file, registry_entries, sign_many_or_propose
 
@@ -251,6 +291,17 @@ def _sign_many(ctx: click.Context, repository: str, from_file: Path | None, all_
         entries = registry_entries(services.registries, ref.repository)
     click.echo(f"Signing {len(entries)} tag(s) of {ref.repository} in one publish...", err=True)
     outcome = sign_many_or_propose(services, ref.gun, entries)
+    if as_json:
+        doc: dict[str, Any] = {
+            "repository": ref.repository,
+            "tags": len(entries),
+            "signed": outcome.pending is None,
+            "roles": list(outcome.roles),
+        }
+        if outcome.pending is not None:
+            doc["pending"] = outcome.pending.to_json()
+        echo_json(doc)
+        return
     if outcome.pending is not None:
         from trustkit.cli.trust_pending import report_pending
 
