@@ -133,3 +133,67 @@ def test_a_cached_review_reads_nothing_and_stays_on_the_loop(
     assert hops == 0  # ... and used no worker thread
     assert checker.calls == 2
     assert metrics.cache["hit"] == 10
+
+
+def test_refresh_is_handed_out_once_past_half_the_ttl(settings: Settings) -> None:
+    services = Services(settings)
+    _publish(services, "v1")
+    now = [100.0]
+    checker = PipelineChecker(services, version_ttl=1.0, clock=lambda: now[0])
+    ref = f"{REPO}:v1"
+    assert not checker.refresh_due(ref)  # nothing remembered: the key is read on the request
+    checker.cache_key(ref)
+    now[0] = 100.4
+    assert not checker.refresh_due(ref)
+    now[0] = 100.6
+    assert checker.refresh_due(ref)
+    assert not checker.refresh_due(ref)  # one re-read at a time
+    checker.cache_key(ref)  # the re-read: remembered until 101.6
+    now[0] = 100.9
+    assert not checker.refresh_due(ref)
+    now[0] = 101.2
+    assert checker.refresh_due(ref)
+    now[0] = 102.3  # that re-read was lost (never ran): handed out again after the TTL
+    checker.cache_key(ref)
+    now[0] = 102.9
+    assert checker.refresh_due(ref)
+
+
+def test_the_version_is_re_read_in_the_background_not_on_the_request(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = Services(settings)
+    _publish(services, "v1")
+    reads: list[float] = []
+    real = trustkit.collections.trust_data_version
+    now = [100.0]
+
+    def counting(services_: Any, gun: str) -> str | None:
+        reads.append(now[0])
+        return real(services_, gun)
+
+    monkeypatch.setattr(trustkit.collections, "trust_data_version", counting)
+    checker = _AllowingChecker(services, version_ttl=1.0, clock=lambda: now[0])
+    cache = VerdictCache(ttl=300, refusal_ttl=10, max_entries=100)
+    images = [f"{REPO}:v1"]
+
+    async def reviews() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            decider = Decider(WebhookConfig(), checker, SingleFlight(cache, pool), cache, Metrics())
+            deadline = asyncio.get_running_loop().time() + 10
+            await decider.outcomes(images, deadline)
+            assert len(reads) == 1
+            now[0] = 100.7  # past half the TTL: answered from memory, re-read behind it
+            outcomes = await decider.outcomes(images, deadline)
+            assert all(isinstance(v, Verdict) and v.allowed for v in outcomes.values())
+            for _ in range(100):
+                if len(reads) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert reads == [100.0, 100.7]
+            now[0] = 101.1  # the first read would have run out; the re-read still holds
+            await decider.outcomes(images, deadline)
+            assert len(reads) == 2
+
+    asyncio.run(reviews())
+    assert checker.calls == 1

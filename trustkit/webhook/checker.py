@@ -42,6 +42,11 @@ class RememberingChecker(Protocol):
 
     def known_key(self, reference: str) -> Hashable | None: ...
 
+    def refresh_due(self, reference: str) -> bool:
+        """True (once) when the remembered version should be read again in the background, so
+        that no review has to wait for that read when the TTL runs out."""
+        ...
+
 
 #: how long a collection's trust-data version read for a cache key is reused without reading it
 #: again: a publish (a revocation) reaches the webhook's cached verdicts within this time
@@ -90,6 +95,8 @@ class PipelineChecker:
         # gun -> (read until, version): written by worker threads, read on the event loop
         self._versions: dict[str, tuple[float, str | None]] = {}
         self._versions_lock = threading.Lock()
+        # gun -> when a background re-read was handed out (one at a time per collection)
+        self._refreshing: dict[str, float] = {}
 
     def prepare(self) -> None:
         import trustkit.pipeline.check  # noqa: F401 - imported here so the first review does not pay it
@@ -109,17 +116,40 @@ class PipelineChecker:
         gun = _gun_of(reference)
         if gun is None:
             return (reference, self._policy_files, None)
+        started = self._clock()  # the version is at least this fresh
         try:
             # the process's store (one Services): no store opened, no registry client built
             version = trust_data_version(self._services, gun)
         except TrustkitError:
             return (reference, self._policy_files, None)  # not remembered: read again next time
+        finally:
+            with self._versions_lock:
+                self._refreshing.pop(gun, None)
         if self._version_ttl > 0:
             with self._versions_lock:
                 if len(self._versions) >= MAX_REMEMBERED_VERSIONS:
                     self._versions.clear()
-                self._versions[gun] = (self._clock() + self._version_ttl, version)
+                    self._refreshing.clear()
+                self._versions[gun] = (started + self._version_ttl, version)
         return (reference, self._policy_files, version)
+
+    def refresh_due(self, reference: str) -> bool:
+        """Past half the TTL, the first caller gets True and re-reads the version in the
+        background (``cache_key`` in a worker); until the TTL ends, reviews keep using the
+        remembered one, so a publish is still seen within the TTL and no review waits."""
+        gun = _gun_of(reference)
+        if gun is None:
+            return False
+        now = self._clock()
+        with self._versions_lock:
+            remembered = self._versions.get(gun)
+            if remembered is None or now < remembered[0] - self._version_ttl / 2:
+                return False
+            handed_out = self._refreshing.get(gun)
+            if handed_out is not None and now - handed_out < self._version_ttl:
+                return False  # one re-read at a time; a lost one is retried after the TTL
+            self._refreshing[gun] = now
+            return True
 
     def known_key(self, reference: str) -> Hashable | None:
         """``cache_key`` without I/O when the collection's version was read within the TTL."""

@@ -62,6 +62,7 @@ class Decider:
         self.metrics = metrics
         # a runtime Protocol check is slow: do it once, not per image
         self._keyed = checker if isinstance(checker, KeyedChecker) else None
+        self._background: set[asyncio.Future[Any]] = set()  # re-reads in flight (kept alive)
         self._remembering = (
             checker if self._keyed is not None and isinstance(checker, RememberingChecker) else None
         )
@@ -140,6 +141,8 @@ class Decider:
             known = None if self._remembering is None else self._remembering.known_key(normalised)
             if known is not None:
                 keys[image] = (known, self.config.generation)
+                if self._remembering is not None and self._remembering.refresh_due(normalised):
+                    self._refresh_in_background(normalised, deadline)
                 continue
             tasks[image] = asyncio.ensure_future(
                 self._key_by(normalised, _lane(normalised), deadline)
@@ -152,6 +155,19 @@ class Decider:
             else:
                 results[image] = self._outcome_of(image, task, budget)
         return keys
+
+    def _refresh_in_background(self, normalised: str, deadline: float) -> None:
+        """Re-read the version before it runs out, off the request path (same lane, same
+        deadline as a key read; its result only updates the checker's memory)."""
+        task = asyncio.ensure_future(self._key_by(normalised, _lane(normalised), deadline))
+        self._background.add(task)
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            self._background.discard(finished)
+            if not finished.cancelled():
+                finished.exception()  # retrieved: a failed re-read is retried, never logged lost
+
+        task.add_done_callback(done)
 
     def _outcome_of(
         self, image: str, future: asyncio.Future[Any], budget: float | None = None
