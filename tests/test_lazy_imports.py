@@ -15,7 +15,9 @@ from trustkit.config import Settings
 from trustkit.refs import parse
 
 REPO = "localhost:5000/team/app"
-HEAVY = ("boto3", "botocore", "pkcs11", "httpx", "rich", "pygments", "cryptography.x509")
+HEAVY = (
+    "boto3", "botocore", "pkcs11", "httpx", "rich", "pygments", "cryptography.x509", "urllib3"
+)  # fmt: skip
 PROBE = (
     "import atexit, json, sys\n"
     "atexit.register(lambda: sys.stderr.write('LOADED=' + json.dumps("
@@ -60,7 +62,7 @@ def test_trust_verify_imports_no_registry_client_nor_cloud_sdks(settings: Settin
     digest = _signed(settings)
     code, out, loaded = _run(settings, ["trust", "verify", f"{REPO}:v1"])
     assert code == 0 and out.strip() == digest
-    assert loaded == []  # the local store is read: no httpx, rich, boto3, pkcs11, x509
+    assert loaded == []  # the local store is read: no httpx, rich, boto3, pkcs11, x509, urllib3
 
 
 def test_trust_sign_unlocks_keys_without_cloud_sdks(settings: Settings) -> None:
@@ -95,6 +97,25 @@ def test_online_backends_still_load_when_used() -> None:
         "assert s.SIGNER_FOR_URI_SCHEME['hsm'] is s.HSMSigner is s._hsm_signer.HSMSigner\n"
         "assert s._hsm_signer.PKCS11_IMPORT_ERROR is None\n"
         "import httpx, rich.console\n"  # rich itself still imports for those who use it
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_tufs_default_fetcher_is_built_on_use() -> None:
+    """python-tuf's own modules get a stand-in Urllib3Fetcher; building one imports the real."""
+    code = (
+        "import sys, trustkit\n"
+        "from tuf.ngclient import Updater, Urllib3Fetcher\n"
+        "assert 'urllib3' not in sys.modules\n"
+        "fetcher = Urllib3Fetcher()\n"
+        "import tuf.ngclient, tuf.ngclient.updater, tuf.ngclient.urllib3_fetcher as real\n"
+        "assert type(fetcher) is real.Urllib3Fetcher and 'urllib3' in sys.modules\n"
+        "assert tuf.ngclient.updater.Urllib3Fetcher is real.Urllib3Fetcher\n"
+        "assert tuf.ngclient.Urllib3Fetcher is real.Urllib3Fetcher\n"
         "print('ok')\n"
     )
     done = subprocess.run(

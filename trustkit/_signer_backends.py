@@ -10,6 +10,10 @@ online key) re-imports the back-ends with their SDKs and re-registers them.
 The same finder keeps httpx from importing its command-line tool's dependencies (rich and
 pygments, ~100 ms) at ``import httpx``: trustkit never runs httpx's CLI, and httpx then exposes a
 ``main`` that says the CLI extras are missing. Anything else importing rich still gets it.
+
+And ``tuf.ngclient`` imports its default HTTP fetcher (urllib3, http.client, email, ssl: ~100 ms)
+though trustkit always hands the Updater its own fetcher: python-tuf's modules get a stand-in
+``Urllib3Fetcher`` that imports the real one the first time a fetcher is built.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 _BACKEND_PREFIX = "securesystemslib.signer._"
 #: top-level packages of the back-ends' SDKs
 _SDK_ROOTS = frozenset({"boto3", "botocore", "pkcs11", "google", "azure", "hvac", "keylet"})
 #: importer module -> top-level packages it does not get (httpx's CLI is never used)
 _NEVER_FOR = {"httpx._main": frozenset({"rich", "pygments"})}
+_FETCHER_MODULE = "tuf.ngclient.urllib3_fetcher"
 _lock = threading.Lock()
+_real_fetcher_wanted = False
 _enabled = False
 _deferred: set[str] = set()  # back-end modules that were imported without their SDK
 
@@ -52,6 +59,11 @@ class _DeferSdks(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == _FETCHER_MODULE and not _real_fetcher_wanted:
+            importer = _importing_module()
+            if importer is not None and importer.startswith("tuf.ngclient"):
+                return importlib.machinery.ModuleSpec(fullname, _StandInFetcherLoader())
+            return None
         root = fullname.partition(".")[0]
         if root in ("rich", "pygments"):
             importer = _importing_module()
@@ -65,6 +77,37 @@ class _DeferSdks(importlib.abc.MetaPathFinder):
             return None
         _deferred.add(importer)
         raise ModuleNotFoundError(f"{fullname} is loaded on first use", name=fullname)
+
+
+class _StandInFetcherLoader(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        class Urllib3Fetcher:
+            """Stand-in: builds the real ``Urllib3Fetcher``, importing it (and urllib3) now."""
+
+            def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+                return _real_fetcher_class()(*args, **kwargs)
+
+        module.Urllib3Fetcher = Urllib3Fetcher  # type: ignore[attr-defined]
+
+
+def _real_fetcher_class() -> type:
+    global _real_fetcher_wanted
+    with _lock:
+        _real_fetcher_wanted = True
+        stand_in = sys.modules.get(_FETCHER_MODULE)
+        if stand_in is not None and isinstance(
+            getattr(stand_in, "__loader__", None), _StandInFetcherLoader
+        ):
+            del sys.modules[_FETCHER_MODULE]
+        real: type = importlib.import_module(_FETCHER_MODULE).Urllib3Fetcher
+        for name in ("tuf.ngclient.updater", "tuf.ngclient"):
+            user = sys.modules.get(name)
+            if user is not None:
+                user.Urllib3Fetcher = real  # type: ignore[attr-defined]
+        return real
 
 
 def install() -> None:
