@@ -184,3 +184,28 @@ def test_missing_manifest_and_unreachable_registry(
         with pytest.raises(UnreachableError, match="unreachable") as info:
             client.get_manifest("x", "v1")
         assert "\n" not in info.value.one_line()
+
+
+@pytest.mark.parametrize(
+    ("codes", "kind"),
+    [
+        (["DIGEST_INVALID"], "tampered"),
+        (["DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN"], "registry"),
+    ],
+)
+def test_manifest_naming_an_unknown_blob_is_a_registry_condition(
+    settings: Settings, codes: list[str], kind: str
+) -> None:
+    """docker-registry answers a manifest whose blob a racing writer is still uploading with
+    DIGEST_INVALID *and* MANIFEST_BLOB_UNKNOWN: retryable (exit 3), not content tampering."""
+    import httpx
+
+    from trustkit.errors import RegistryError
+
+    body = {"errors": [{"code": c, "message": c.lower()} for c in codes]}
+    with RegistryClient(settings, "127.0.0.1:1") as client:
+        error = client._error(httpx.Response(400, json=body), "push of manifest")
+    if kind == "tampered":
+        assert isinstance(error, DigestMismatchError) and error.exit_code == 1
+    else:
+        assert isinstance(error, RegistryError) and error.exit_code == 3

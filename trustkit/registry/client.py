@@ -462,7 +462,9 @@ class RegistryClient:
             return AuthenticationError(
                 text, hint=f"run trustkit login {self.host} as a user with access"
             )
-        if "DIGEST_INVALID" in detail:
+        # a manifest naming a blob the registry does not have (yet: a racing writer's upload)
+        # comes with DIGEST_INVALID too; it is a registry condition to retry, not tampering
+        if "DIGEST_INVALID" in detail and "BLOB_UNKNOWN" not in detail:
             return DigestMismatchError(text)
         return RegistryError(text)
 
