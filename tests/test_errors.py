@@ -225,8 +225,6 @@ def test_every_public_error_class_lives_in_errors_py() -> None:
                 and info.name != "trustkit.errors"
             ):
                 strays.append(f"{info.name}.{name}")
-    # TODO(lead): these two belong to engineers C (collections) and B (policy); they move to
-    # errors.py with an alias left behind, and then leave this set
     assert sorted(strays) == []
 
 
