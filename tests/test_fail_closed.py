@@ -579,3 +579,30 @@ def test_webhook_config_writable_by_others_is_refused(tmp_path: Path) -> None:
         WebhookConfig.load(path)
     path.chmod(0o644)
     assert WebhookConfig.load(path).exempt_images == ("**",)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "trustkit.collections.model:check_signer_name",
+        "trustkit.keys.model:check_name",
+        "trustkit.policy.loader:check_policy_name",
+        "trustkit.collections.model:check_digest",
+        "trustkit.keys.model:check_keyid",
+    ],
+)
+def test_names_with_a_trailing_newline_are_refused(check: str) -> None:
+    """``$`` matches before a final newline: every name and id pattern is anchored with \\Z."""
+    import importlib
+
+    from trustkit.errors import TrustkitError
+
+    module, name = check.split(":")
+    validate = getattr(importlib.import_module(module), name)
+    good = {
+        "check_digest": "sha256:" + "a" * 64,
+        "check_keyid": "a" * 64,
+    }.get(name, "alice")
+    validate(good)
+    with pytest.raises(TrustkitError):
+        validate(good + "\n")

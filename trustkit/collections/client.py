@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 BASE_URL = "trustkit-store:///"
 _NO_DATA_HINT = "sign a tag or add a signer first"
-_VERSIONED_NAME = re.compile(r"^([0-9]{1,12})\.(.+)\.json$")
+_VERSIONED_NAME = re.compile(r"\A([0-9]{1,12})\.(.+)\.json\Z")
 _UPDATER_CONFIG = UpdaterConfig(
     max_root_rotations=MAX_ROOT_ROTATIONS,
     max_delegations=MAX_DELEGATIONS,

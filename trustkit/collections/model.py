@@ -20,10 +20,10 @@ SIGNER_PREFIX = "targets/"
 #: docker shows tags signed with the repository (targets) key as signed by this name
 REPO_ADMIN = "Repo Admin"
 
-SIGNER_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+SIGNER_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
 SIGNER_NAME_MAX = 64
 RESERVED_SIGNER_NAMES = frozenset({"releases"})
-_SHA256_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
+_SHA256_RE = re.compile(r"\Asha256:([0-9a-f]{64})\Z")
 
 # Bounds on every metadata download (bytes). 10,000 tags take about 1.3 MB of targets metadata.
 ROOT_MAX_BYTES = 512 * 1024

@@ -24,9 +24,9 @@ class KeyRole(StrEnum):
     SCANNER = "scanner"
 
 
-KEY_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+KEY_NAME_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9_-]*\Z")
 KEY_NAME_MAX = 64
-_KEYID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+_KEYID_PATTERN = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
 def check_role(role: str) -> str:

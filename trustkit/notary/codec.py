@@ -50,8 +50,10 @@ MAX_KEYS = 1024
 MAX_SIGNATURES = 256
 MAX_DELEGATIONS = 1024
 MAX_TARGETS = 1_000_000
-_DELEGATION_NAME = re.compile(r"^targets(/[A-Za-z0-9_.\-]+)+$")
-_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_DELEGATION_NAME = re.compile(r"\Atargets(/[A-Za-z0-9_.\-]+)+\Z")
+_TIME = re.compile(
+    r"\A(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z", re.ASCII
+)
 
 
 def malformed(what: str, why: str) -> UntrustedError:

@@ -30,7 +30,7 @@ from trustkit.verdict import Action, Context
 MAX_POLICY_FILE = 1024 * 1024
 MAX_POLICY_FILES = 1000
 POLICY_SUFFIXES = (".yaml", ".yml")
-_POLICY_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+_POLICY_NAME_RE = re.compile(r"\A[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?\Z")
 _MAX_MESSAGE = 300
 
 

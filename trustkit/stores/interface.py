@@ -36,7 +36,7 @@ from trustkit.errors import (
 
 _MAX_ESCAPED_NAME = 200
 #: a pending change's id: lowercase hex, so it is always one safe file-name component
-PENDING_ID_RE = re.compile(r"^[0-9a-f]{12,64}$")
+PENDING_ID_RE = re.compile(r"\A[0-9a-f]{12,64}\Z")
 #: how many pending changes of one collection are listed at most (a store is untrusted)
 MAX_PENDING_LISTED = 1000
 

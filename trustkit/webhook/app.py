@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("trustkit.webhook")
 PREPARE_RETRY_SECONDS = 5.0
 API_TIMEOUT_MARGIN = 1.0  # answer this long before the API server's own ?timeout= gives up
-_TIMEOUT_RE = re.compile(r"^([0-9]{1,3})s$")
+_TIMEOUT_RE = re.compile(r"\A([0-9]{1,3})s\Z")
 
 
 class _TooLarge(Exception):

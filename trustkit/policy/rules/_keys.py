@@ -13,7 +13,7 @@ from trustkit.errors import BadInputError
 from trustkit.policy.rules.base import ParseContext
 
 MAX_KEY_FILE = 64 * 1024
-_KEYID_RE = re.compile(r"^[0-9a-f]{64}$")
+_KEYID_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 
 #: the schema of a key reference in a policy file
 KEY_REFERENCE_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 4096}

@@ -15,7 +15,7 @@ from trustkit.errors import BadInputError
 from trustkit.model.findings import VerifiedScan
 from trustkit.policy.rules.base import ParseContext, PolicyRun, Rule, ScanSelection, SetAside, Stage
 
-_DURATION_RE = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
+_DURATION_RE = re.compile(r"\A([1-9][0-9]{0,5})([smhdw])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
