@@ -76,6 +76,9 @@ class LocalDirStore(MetadataStore):
         self.root = root
         self.keep = keep
         self.description = f"local trust store {root}"
+        # the commit point is read several times per verification: parse it again only when
+        # the file was replaced (every publish renames a new one into place) or touched
+        self._heads: dict[str, tuple[tuple[int, int, int], dict[str, int]]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> LocalDirStore:
@@ -107,11 +110,25 @@ class LocalDirStore(MetadataStore):
         return self.root / escape_gun(gun)
 
     def _head(self, gun: str) -> dict[str, int] | None:
+        path = self._dir(gun) / HEAD_FILE
         try:
-            raw = read_bounded(self._dir(gun) / HEAD_FILE, _HEAD_LIMIT, what="store pointer")
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._heads.pop(gun, None)
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._heads.get(gun)
+        if cached is not None and cached[0] == stamp:
+            return dict(cached[1])
+        try:
+            raw = read_bounded(path, _HEAD_LIMIT, what="store pointer")
         except FileNotFoundError:
             return None
-        return _parse_head(raw, self._dir(gun) / HEAD_FILE)
+        head = _parse_head(raw, path)
+        # keyed by the stat taken before the read: a file replaced in between is read again
+        # next time (its inode or time differs), never served stale under the new stamp
+        self._heads[gun] = (stamp, head)
+        return dict(head)
 
     def exists(self, gun: str) -> bool:
         return self._head(gun) is not None
