@@ -34,6 +34,7 @@ from trustkit.attest.dsse import ENVELOPE_MEDIA_TYPE  # noqa: E402
 from trustkit.attest.service import attest_report  # noqa: E402
 from trustkit.config import Settings  # noqa: E402
 from trustkit.keys import CryptoSigner, public_key_pem  # noqa: E402
+from trustkit.registry.artifacts import layered_manifest  # noqa: E402
 from trustkit.registry.location import open_image_location  # noqa: E402
 from trustkit.registry.model import Descriptor, sha256_digest  # noqa: E402
 
@@ -78,7 +79,7 @@ def main() -> int:
             location.upload_blob(desc, data)
             layers.append(desc)
             del data
-        location.put_manifest(tag, oci._att_manifest(location, layers), oci.OCI_MANIFEST)
+        location.put_manifest(tag, layered_manifest(location, layers), oci.OCI_MANIFEST)
         location.close()
 
         pem = work / "scanner.pub"

@@ -462,11 +462,12 @@ def _attach_fake(location: ImageLocation, subject: Descriptor, size: int, salt: 
     desc = Descriptor(ENVELOPE_MEDIA_TYPE, sha256_digest(data), len(data))
     location.upload_blob(desc, data)
     from trustkit.attest import oci
+    from trustkit.registry.artifacts import layered_manifest
 
     tag = att_tag(subject.digest)
     layers = oci._existing_layers(oci._get_optional(location, tag), tag)
     layers.append(desc)
-    location.put_manifest(tag, oci._att_manifest(location, layers), oci.OCI_MANIFEST)
+    location.put_manifest(tag, layered_manifest(location, layers), oci.OCI_MANIFEST)
     return desc.digest
 
 

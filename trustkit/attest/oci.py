@@ -18,13 +18,12 @@ image can still lose one update on a registry: there is no compare-and-swap for 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from trustkit.attest.dsse import ENVELOPE_MEDIA_TYPE, MAX_ENVELOPE_BYTES
 from trustkit.errors import AttestationError, BadInputError, RegistryError
+from trustkit.registry.artifacts import json_bytes, layered_manifest, upload
 from trustkit.registry.client import NotFoundError
 from trustkit.registry.location import ImageLocation
 from trustkit.registry.model import (
@@ -77,17 +76,6 @@ def _get_optional(location: ImageLocation, reference: str) -> ManifestBlob | Non
         return None
 
 
-def _upload(location: ImageLocation, data: bytes, media_type: str) -> Descriptor:
-    desc = Descriptor(media_type, sha256_digest(data), len(data))
-    if not location.blob_exists(desc.digest):
-        location.upload_blob(desc, data)
-    return desc
-
-
-def _json_bytes(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
-
-
 def _existing_layers(blob: ManifestBlob | None, where: str) -> list[Descriptor]:
     if blob is None:
         return []
@@ -98,27 +86,6 @@ def _existing_layers(blob: ManifestBlob | None, where: str) -> list[Descriptor]:
     if len(layers) >= MAX_ATTESTATIONS:
         raise RegistryError(f"{where} already holds {len(layers)} attestations")
     return layers
-
-
-def _att_manifest(location: ImageLocation, layers: list[Descriptor]) -> bytes:
-    """An image manifest like cosign's: a config whose diff_ids are the layer digests."""
-    config = {
-        "architecture": "",
-        "created": ZERO_TIME,
-        "history": [{"created": ZERO_TIME} for _ in layers],
-        "os": "",
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
-        "config": {},
-    }
-    config_desc = _upload(location, _json_bytes(config), OCI_CONFIG)
-    return _json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config_desc.to_dict(),
-            "layers": [layer.to_dict() for layer in layers],
-        }
-    )
 
 
 def attach_attestation(
@@ -132,7 +99,7 @@ def attach_attestation(
     """Attach a DSSE envelope to the image ``subject`` (its manifest descriptor) in ``location``."""
     if len(envelope) > MAX_ENVELOPE_BYTES:
         raise AttestationError(f"attestation of {len(envelope)} bytes is too large to attach")
-    layer = _upload(location, envelope, ENVELOPE_MEDIA_TYPE)
+    layer = upload(location, envelope, ENVELOPE_MEDIA_TYPE)
     layer = Descriptor(
         ENVELOPE_MEDIA_TYPE,
         layer.digest,
@@ -145,11 +112,11 @@ def attach_attestation(
     layers = _existing_layers(_get_optional(location, tag), f"attestation manifest {tag}")
     if all(existing.digest != layer.digest for existing in layers):
         layers.append(layer)
-    att_digest = location.put_manifest(tag, _att_manifest(location, layers), OCI_MANIFEST)
+    att_digest = location.put_manifest(tag, layered_manifest(location, layers), OCI_MANIFEST)
 
     # 2. OCI 1.1 referrer manifest about the image.
-    empty = _upload(location, b"{}", OCI_EMPTY_JSON)
-    referrer = _json_bytes(
+    empty = upload(location, b"{}", OCI_EMPTY_JSON)
+    referrer = json_bytes(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -215,7 +182,7 @@ def _add_to_fallback_index(location: ImageLocation, tag: str, entry: Descriptor)
         "mediaType": OCI_INDEX,
         "manifests": [e.to_dict() for e in entries],
     }
-    location.put_manifest(tag, _json_bytes(index), OCI_INDEX)
+    location.put_manifest(tag, json_bytes(index), OCI_INDEX)
 
 
 def attestation_layers(location: ImageLocation, image_digest: str) -> list[Descriptor]:

@@ -36,6 +36,7 @@ from trustkit.errors import (
     RegistryError,
     TrustkitError,
 )
+from trustkit.registry.artifacts import json_bytes, layered_manifest, upload
 from trustkit.registry.model import (
     OCI_EMPTY_JSON,
     OCI_INDEX,
@@ -99,38 +100,6 @@ def _get_optional(location: ImageLocation, reference: str) -> ManifestBlob | Non
         return None
 
 
-def _upload(location: ImageLocation, data: bytes, media_type: str) -> Descriptor:
-    desc = Descriptor(media_type, sha256_digest(data), len(data))
-    if not location.blob_exists(desc.digest):
-        location.upload_blob(desc, data)
-    return desc
-
-
-def _json_bytes(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
-
-
-def _signature_manifest(location: ImageLocation, layers: list[Descriptor]) -> bytes:
-    """An image manifest like cosign's: a config whose diff_ids are the layer digests."""
-    config = {
-        "architecture": "",
-        "created": ZERO_TIME,
-        "history": [{"created": ZERO_TIME} for _ in layers],
-        "os": "",
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
-        "config": {},
-    }
-    config_desc = _upload(location, _json_bytes(config), OCI_CONFIG)
-    return _json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config_desc.to_dict(),
-            "layers": [layer.to_dict() for layer in layers],
-        }
-    )
-
-
 def _sig_layers(blob: ManifestBlob | None, where: str) -> list[Descriptor]:
     if blob is None or blob.is_index:
         return []
@@ -172,7 +141,7 @@ def attach_signature(
     """Add one signature of ``subject`` to its ``.sig`` tag (and a referrer where the registry
     has the API). An older signature by the same key for the same identity is replaced, so
     pushing a tag again does not pile up layers. Returns (``.sig`` manifest digest, referrer)."""
-    layer = _upload(location, payload, SIMPLE_SIGNING)
+    layer = upload(location, payload, SIMPLE_SIGNING)
     layer = Descriptor(
         SIMPLE_SIGNING,
         layer.digest,
@@ -186,12 +155,12 @@ def attach_signature(
             continue  # our own earlier signature of these exact bytes: replaced
         kept.append(existing)
     kept.append(layer)
-    sig_digest = location.put_manifest(tag, _signature_manifest(location, kept), OCI_MANIFEST)
+    sig_digest = location.put_manifest(tag, layered_manifest(location, kept), OCI_MANIFEST)
 
     referrer_digest = None
     if location.referrers(subject.digest) is not None:  # the registry has the referrers API
-        config = _upload(location, b"{}", OCI_EMPTY_JSON)
-        referrer = _json_bytes(
+        config = upload(location, b"{}", OCI_EMPTY_JSON)
+        referrer = json_bytes(
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
@@ -350,7 +319,7 @@ def remove_signatures(services: Services, ref: refs.ImageRef, digest: str) -> in
                 continue
             removed += len(layers) - len(kept)
             # no DELETE needed: a .sig manifest without layers verifies nothing for anyone
-            location.put_manifest(tag, _signature_manifest(location, kept), OCI_MANIFEST)
+            location.put_manifest(tag, layered_manifest(location, kept), OCI_MANIFEST)
     finally:
         location.close()
     return removed
@@ -472,9 +441,9 @@ def attach_bundle(location: ImageLocation, subject: Descriptor, bundle: bytes) -
     from trustkit.sources.sigstore import BUNDLE_V03
 
     media = BUNDLE_V03  # the OCI spelling, whatever version the bundle itself names
-    layer = _upload(location, bundle, media)
-    config = _upload(location, b"{}", OCI_EMPTY_JSON)
-    referrer = _json_bytes(
+    layer = upload(location, bundle, media)
+    config = upload(location, b"{}", OCI_EMPTY_JSON)
+    referrer = json_bytes(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -497,5 +466,5 @@ def attach_bundle(location: ImageLocation, subject: Descriptor, bundle: bytes) -
                 Descriptor(OCI_MANIFEST, digest, len(referrer), artifact_type=media).to_dict()
             )
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-        location.put_manifest(tag, _json_bytes(index), OCI_INDEX)
+        location.put_manifest(tag, json_bytes(index), OCI_INDEX)
     return digest
