@@ -783,16 +783,8 @@ def trust_evidence(
         if ref.tag is not None:
             found = session.find(ref.tag)
             if digest is not None and digest != found.digest:
-                return TrustEvidence(
-                    source=source,
-                    checked=True,
-                    verified=False,
-                    digest=digest,
-                    failure=FailureKind.TAG_MOVED,
-                    message=(
-                        f"{ref.familiar}: the requested digest {digest} is not the trusted "
-                        f"digest {found.digest} of tag {ref.tag}"
-                    ),
+                return TrustEvidence.digest_not_of_tag(
+                    source, ref.familiar, ref.tag, digest, found.digest
                 )
             matching = [found, *(t for t in session.tags_at(found.digest) if t != found)]
         else:

@@ -90,6 +90,23 @@ class TrustEvidence:
             message=message or str(error),
         )
 
+    @classmethod
+    def digest_not_of_tag(
+        cls, source: EvidenceSource, familiar: str, tag: str, requested: str, trusted: str
+    ) -> TrustEvidence:
+        """``name:tag@digest`` whose digest is not the one the tag is signed at."""
+        return cls(
+            source=source,
+            checked=True,
+            verified=False,
+            digest=requested,
+            failure=FailureKind.TAG_MOVED,
+            message=(
+                f"{familiar}: the requested digest {requested} is not the trusted "
+                f"digest {trusted} of tag {tag}"
+            ),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source.value,

@@ -97,16 +97,8 @@ def evidence(services: Services, ref: ImageRef, *, root_file: Path | None = None
         if ref.tag is not None:
             found = collection.find(ref.tag)
             if digest is not None and digest != found.digest:
-                return TrustEvidence(
-                    source=source,
-                    checked=True,
-                    verified=False,
-                    digest=digest,
-                    failure=FailureKind.TAG_MOVED,
-                    message=(
-                        f"{ref.familiar}: the requested digest {digest} is not the trusted "
-                        f"digest {found.digest} of tag {ref.tag}"
-                    ),
+                return TrustEvidence.digest_not_of_tag(
+                    source, ref.familiar, ref.tag, digest, found.digest
                 )
             matching = [found, *(t for t in collection.tags_at(found.digest) if t != found)]
         else:
