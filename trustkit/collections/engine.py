@@ -767,8 +767,8 @@ def trust_evidence(
     the answer depends on.
     """
     from trustkit.collections.client import session_for
-    from trustkit.errors import FailureKind
-    from trustkit.model import EvidenceSource, SignerIdentity
+    from trustkit.model import EvidenceSource
+    from trustkit.model.evidence import collection_evidence
     from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
@@ -776,60 +776,15 @@ def trust_evidence(
         from trustkit.notary import reader
 
         return reader.evidence(services, ref, root_file=root_file)
-    source = EvidenceSource.TUF_COLLECTION
-    digest = ref.digest
-    try:
-        session = session_for(services, services.store, ref.gun, root_file)
-        if ref.tag is not None:
-            found = session.find(ref.tag)
-            if digest is not None and digest != found.digest:
-                return TrustEvidence.digest_not_of_tag(
-                    source, ref.familiar, ref.tag, digest, found.digest
-                )
-            matching = [found, *(t for t in session.tags_at(found.digest) if t != found)]
-        else:
-            assert digest is not None, "a reference names a tag, a digest or both"
-            matching = session.tags_at(digest)
-            if not matching:
-                return TrustEvidence(
-                    source=source,
-                    checked=True,
-                    verified=False,
-                    digest=digest,
-                    failure=FailureKind.UNSIGNED,
-                    message=f"{digest} is not the signed digest of any tag of {ref.repository}",
-                )
-        identities: dict[str, SignerIdentity] = {}
-        for target in matching:
-            for identity in session.signer_identities(target):
-                known = identities.get(identity.name)
-                keyids = identity.keyids if known is None else (*known.keyids, *identity.keyids)
-                identities[identity.name] = SignerIdentity(
-                    identity.name, tuple(sorted(set(keyids))), identity.role
-                )
-        first = matching[0]
-        return TrustEvidence(
-            source=source,
-            checked=True,
-            verified=True,
-            digest=first.digest,
-            size=first.size,
-            signers=tuple(identities.values()),
-            tags=tuple(sorted({t.tag for t in matching})),
-            expires=min(session.expires(t.role) for t in matching),
-        )
-    except UnknownRepositoryError as exc:
-        named = ref.with_tag(ref.tag) if ref.tag is not None else ref  # the tag is what is signed
-        return TrustEvidence(
-            source=source,
-            checked=True,
-            verified=False,
-            digest=digest,
-            failure=FailureKind.UNSIGNED,
-            message=f"{named.familiar} is not signed: {exc}",
-        )
-    except UntrustedError as exc:
-        return TrustEvidence.refused(source, exc, digest=digest)
+    return collection_evidence(
+        EvidenceSource.TUF_COLLECTION,
+        ref,
+        verified=lambda: session_for(services, services.store, ref.gun, root_file),
+        find=lambda session, tag: session.find(tag),
+        tags_at=lambda session, digest: session.tags_at(digest),
+        signers_of=lambda session, target: session.signer_identities(target),
+        expires_of=lambda session, target: session.expires(target.role),
+    )
 
 
 def _signer_keyids(session: Any, role: str, roles: Mapping[str, Any]) -> list[str]:

@@ -5,12 +5,21 @@ Policy rules read these fields; nothing downstream parses a message to learn why
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from trustkit.errors import FailureKind, UntrustedError
+from trustkit.errors import (
+    BadInputError,
+    FailureKind,
+    UnknownRepositoryError,
+    UntrustedError,
+)
+
+if TYPE_CHECKING:
+    from trustkit.refs import ImageRef
 
 
 class EvidenceSource(StrEnum):
@@ -120,3 +129,87 @@ class TrustEvidence:
             "message": self.message,
             "expires": self.expires.isoformat() if self.expires else None,
         }
+
+
+class SignedTarget(Protocol):
+    """One signed tag of a verified collection (TUF or Notary)."""
+
+    @property
+    def tag(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+T = TypeVar("T", bound=SignedTarget)
+
+
+def collection_evidence(
+    source: EvidenceSource,
+    ref: ImageRef,
+    *,
+    verified: Callable[[], Any],
+    find: Callable[[Any, str], T],
+    tags_at: Callable[[Any, str], Sequence[T]],
+    signers_of: Callable[[Any, T], Iterable[SignerIdentity]],
+    expires_of: Callable[[Any, T], datetime],
+) -> TrustEvidence:
+    """Evidence from a verified collection for a tag, a digest or ``tag@digest``: one shape for
+    every collection source. ``verified()`` loads and verifies the collection (its refusals
+    become evidence); the other callables read it. A digest is vouched for by every signed tag
+    that points at it, and each signer is listed once with all its distinct keys."""
+    digest = ref.digest
+    try:
+        collection = verified()
+        if ref.tag is not None:
+            found = find(collection, ref.tag)
+            if digest is not None and digest != found.digest:
+                return TrustEvidence.digest_not_of_tag(
+                    source, ref.familiar, ref.tag, digest, found.digest
+                )
+            matching = [found, *(t for t in tags_at(collection, found.digest) if t != found)]
+        else:
+            if digest is None:
+                raise BadInputError("a reference names a tag, a digest or both")
+            matching = list(tags_at(collection, digest))
+            if not matching:
+                return TrustEvidence(
+                    source=source,
+                    checked=True,
+                    verified=False,
+                    digest=digest,
+                    failure=FailureKind.UNSIGNED,
+                    message=f"{digest} is not the signed digest of any tag of {ref.repository}",
+                )
+        identities: dict[str, SignerIdentity] = {}
+        for target in matching:
+            for identity in signers_of(collection, target):
+                known = identities.get(identity.name)
+                keyids = identity.keyids if known is None else (*known.keyids, *identity.keyids)
+                identities[identity.name] = SignerIdentity(
+                    identity.name, tuple(sorted(set(keyids))), identity.role
+                )
+        first = matching[0]
+        return TrustEvidence(
+            source=source,
+            checked=True,
+            verified=True,
+            digest=first.digest,
+            size=first.size,
+            signers=tuple(identities.values()),
+            tags=tuple(sorted({t.tag for t in matching})),
+            expires=min(expires_of(collection, t) for t in matching),
+        )
+    except UnknownRepositoryError as exc:
+        named = ref.with_tag(ref.tag) if ref.tag is not None else ref  # the tag is what is signed
+        return TrustEvidence(
+            source=source,
+            checked=True,
+            verified=False,
+            digest=digest,
+            failure=FailureKind.UNSIGNED,
+            message=f"{named.familiar} is not signed: {exc}",
+        )
+    except UntrustedError as exc:
+        return TrustEvidence.refused(source, exc, digest=digest)

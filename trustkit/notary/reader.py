@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from trustkit.errors import (
-    BadInputError,
-    FailureKind,
     MetadataNotFoundError,
-    UnknownRepositoryError,
-    UntrustedError,
 )
 from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+from trustkit.model.evidence import collection_evidence
 from trustkit.notary.verifier import (
     RELEASES,
     REPO_ADMIN,
@@ -90,59 +87,17 @@ def verify_tag(
 
 def evidence(services: Services, ref: ImageRef, *, root_file: Path | None = None) -> TrustEvidence:
     """As the TUF engine's ``trust_evidence``, from a notary-server: refusals are evidence."""
-    source = EvidenceSource.NOTARY
-    digest = ref.digest
-    try:
-        collection = verified(services, ref.gun, root_file=root_file)
-        if ref.tag is not None:
-            found = collection.find(ref.tag)
-            if digest is not None and digest != found.digest:
-                return TrustEvidence.digest_not_of_tag(
-                    source, ref.familiar, ref.tag, digest, found.digest
-                )
-            matching = [found, *(t for t in collection.tags_at(found.digest) if t != found)]
-        else:
-            if digest is None:
-                raise BadInputError("a reference names a tag, a digest or both")
-            matching = collection.tags_at(digest)
-            if not matching:
-                return TrustEvidence(
-                    source=source,
-                    checked=True,
-                    verified=False,
-                    digest=digest,
-                    failure=FailureKind.UNSIGNED,
-                    message=f"{digest} is not the signed digest of any tag of {ref.repository}",
-                )
-        identities: dict[str, SignerIdentity] = {}
-        for target in matching:
-            for name, role, keyids in target.signer_roles:
-                known = identities.get(name)
-                merged = keyids if known is None else (*known.keyids, *keyids)
-                identities[name] = SignerIdentity(name, tuple(sorted(set(merged))), role)
-        first = matching[0]
-        return TrustEvidence(
-            source=source,
-            checked=True,
-            verified=True,
-            digest=first.digest,
-            size=first.size,
-            signers=tuple(identities.values()),
-            tags=tuple(sorted({t.tag for t in matching})),
-            expires=min(t.expires for t in matching),
-        )
-    except UnknownRepositoryError as exc:
-        named = ref.with_tag(ref.tag) if ref.tag is not None else ref
-        return TrustEvidence(
-            source=source,
-            checked=True,
-            verified=False,
-            digest=digest,
-            failure=FailureKind.UNSIGNED,
-            message=f"{named.familiar} is not signed: {exc}",
-        )
-    except UntrustedError as exc:
-        return TrustEvidence.refused(source, exc, digest=digest)
+    return collection_evidence(
+        EvidenceSource.NOTARY,
+        ref,
+        verified=lambda: verified(services, ref.gun, root_file=root_file),
+        find=lambda collection, tag: collection.find(tag),
+        tags_at=lambda collection, digest: collection.tags_at(digest),
+        signers_of=lambda _, target: (
+            SignerIdentity(name, tuple(keyids), role) for name, role, keyids in target.signer_roles
+        ),
+        expires_of=lambda _, target: target.expires,
+    )
 
 
 def inspect(services: Services, ref: ImageRef) -> dict[str, Any]:
