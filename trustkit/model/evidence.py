@@ -90,13 +90,20 @@ class TrustEvidence:
         message: str | None = None,
     ) -> TrustEvidence:
         """Evidence from a verification error: the kind comes from the error's type."""
+        return cls.failed(source, error.kind, message or str(error), digest=digest)
+
+    @classmethod
+    def failed(
+        cls, source: EvidenceSource, kind: FailureKind, message: str, *, digest: str | None
+    ) -> TrustEvidence:
+        """A checked refusal: why (``kind``) and, for people, ``message``."""
         return cls(
             source=source,
             checked=True,
             verified=False,
             digest=digest,
-            failure=error.kind,
-            message=message or str(error),
+            failure=kind,
+            message=message,
         )
 
     @classmethod
@@ -104,17 +111,11 @@ class TrustEvidence:
         cls, source: EvidenceSource, familiar: str, tag: str, requested: str, trusted: str
     ) -> TrustEvidence:
         """``name:tag@digest`` whose digest is not the one the tag is signed at."""
-        return cls(
-            source=source,
-            checked=True,
-            verified=False,
-            digest=requested,
-            failure=FailureKind.TAG_MOVED,
-            message=(
-                f"{familiar}: the requested digest {requested} is not the trusted "
-                f"digest {trusted} of tag {tag}"
-            ),
+        message = (
+            f"{familiar}: the requested digest {requested} is not the trusted "
+            f"digest {trusted} of tag {tag}"
         )
+        return cls.failed(source, FailureKind.TAG_MOVED, message, digest=requested)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,14 +175,8 @@ def collection_evidence(
                 raise BadInputError("a reference names a tag, a digest or both")
             matching = list(tags_at(collection, digest))
             if not matching:
-                return TrustEvidence(
-                    source=source,
-                    checked=True,
-                    verified=False,
-                    digest=digest,
-                    failure=FailureKind.UNSIGNED,
-                    message=f"{digest} is not the signed digest of any tag of {ref.repository}",
-                )
+                message = f"{digest} is not the signed digest of any tag of {ref.repository}"
+                return TrustEvidence.failed(source, FailureKind.UNSIGNED, message, digest=digest)
         identities: dict[str, SignerIdentity] = {}
         for target in matching:
             for identity in signers_of(collection, target):
@@ -203,13 +198,7 @@ def collection_evidence(
         )
     except UnknownRepositoryError as exc:
         named = ref.with_tag(ref.tag) if ref.tag is not None else ref  # the tag is what is signed
-        return TrustEvidence(
-            source=source,
-            checked=True,
-            verified=False,
-            digest=digest,
-            failure=FailureKind.UNSIGNED,
-            message=f"{named.familiar} is not signed: {exc}",
-        )
+        message = f"{named.familiar} is not signed: {exc}"
+        return TrustEvidence.failed(source, FailureKind.UNSIGNED, message, digest=digest)
     except UntrustedError as exc:
         return TrustEvidence.refused(source, exc, digest=digest)
