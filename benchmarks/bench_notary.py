@@ -63,7 +63,7 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _start_server(work: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def start_notary_server(work: Path) -> tuple[str, subprocess.Popen[bytes]]:
     port = _port()
     config = {
         "server": {"http_addr": f"127.0.0.1:{port}"},
@@ -184,7 +184,7 @@ def main() -> None:
     if shutil.which("notary-server") is None:
         raise SystemExit("notary-server is not installed (scripts/setup.sh)")
     work = Path(tempfile.mkdtemp(prefix="bench-notary-"))
-    url, process = _start_server(work)
+    url, process = start_notary_server(work)
     try:
         print("| tags | verify cold, in-process (ms) | verify warm, in-process (ms) | "
               "`trustkit trust verify` cold (ms) | warm (ms) | `notary lookup` cold (ms) | "

@@ -29,16 +29,16 @@ import json
 import os
 import pstats
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench_notary import start_notary_server  # the same notary-server set-up
 
 from trustkit.collections import add_signer, sign_tag, sign_tags, verify_tag
 from trustkit.collections.client import forget_sessions
@@ -176,28 +176,7 @@ class NotaryCase:
 
     @classmethod
     def build(cls, work: Path, tags: int) -> NotaryCase:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        config = {
-            "server": {"http_addr": f"127.0.0.1:{port}"},
-            "trust_service": {"type": "local"},
-            "storage": {"backend": "memory"},
-            "logging": {"level": "error"},
-        }
-        (work / "server.json").write_text(json.dumps(config))
-        server = subprocess.Popen(
-            ["notary-server", "-config", str(work / "server.json")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/_notary_server/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+        url, server = start_notary_server(work)  # in-memory notary-server on loopback
         env = dict(
             os.environ,
             NOTARY_ROOT_PASSPHRASE=PASS,
