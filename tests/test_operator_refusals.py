@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.base import run_cli, use_cli_env
 from fixtures.registry import BuiltImage, Registry
 
-from trustkit.cli import main
 from trustkit.config import Settings
 from trustkit.refs import parse
 from trustkit.registry import open_image_location
@@ -33,20 +32,9 @@ def _tags(settings: Settings, ref: str) -> list[str]:
         location.close()
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    captured = capsys.readouterr()
-    code = exited.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
-
-
 @pytest.fixture
 def trust_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("SERVIN_TRUST_DIR", str(settings.trust_dir))
-    monkeypatch.setenv("SERVIN_CONFIG", str(settings.effective_config_dir))
-    monkeypatch.setenv("SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE", ROOT_PASS)
-    monkeypatch.setenv("SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE", REPO_PASS)
+    use_cli_env(monkeypatch, settings)
     monkeypatch.setenv("SERVIN_CONTENT_TRUST", "1")
     return settings
 
@@ -61,7 +49,7 @@ def signed_v1(
 ) -> str:
     """A repository with v1 pushed and signed: the state every refused push must leave."""
     ref = registry.ref(repo_name, "v1")
-    code, _, err = _run(["push", oci_image(name="v1").oci, ref], capsys)
+    code, _, err = run_cli(["push", oci_image(name="v1").oci, ref], capsys)
     assert code == 0, err
     assert _tags(trust_env, ref) == ["v1"]
     return ref
@@ -87,7 +75,7 @@ def test_push_refused_by_policy_leaves_the_tags_and_prints_json(
         "rules:\n  require_signed:\n    signers: [alice]\n"
     )
     dest = signed_v1.replace(":v1", ":v2")
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["push", "--json", "--policy", str(policy), oci_image(name="v2").oci, dest], capsys
     )
     assert code == 1, err
@@ -113,7 +101,7 @@ def test_policy_needing_a_scan_is_judged_before_the_tag(
         "rules:\n  require_scan: true\n"
     )
     dest = signed_v1.replace(":v1", ":v3")
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["push", "-o", "json", "--policy", str(policy), oci_image(name="v3").oci, dest], capsys
     )
     assert code in (1, 2), err
@@ -134,7 +122,7 @@ def test_push_refused_by_a_missing_scanner_uploads_nothing(
     image = oci_image(name="scanme")
     dest = signed_v1.replace(":v1", ":scanme")
     monkeypatch.setenv("SERVIN_SCANNER", "no-such-scanner-xyz image -f json")
-    code, out, err = _run(["push", "--json", "--scan", image.oci, dest], capsys)
+    code, out, err = run_cli(["push", "--json", "--scan", image.oci, dest], capsys)
     assert code == 3, err
     assert "no-such-scanner-xyz" in _refused_json(out, dest)["error"]["message"]  # type: ignore[index]
     assert _tags(trust_env, dest) == ["v1"]
@@ -156,7 +144,7 @@ def test_push_refused_by_a_locked_key_uploads_nothing(
     monkeypatch.setenv("SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE", "not-the-passphrase")
     image = oci_image(name="locked")
     dest = signed_v1.replace(":v1", ":ci1")
-    code, out, err = _run(["push", "--json", image.oci, dest], capsys)
+    code, out, err = run_cli(["push", "--json", image.oci, dest], capsys)
     assert code == 2, err
     _refused_json(out, dest)
     assert _tags(trust_env, dest) == ["v1"]
@@ -195,7 +183,7 @@ def test_push_refused_by_an_unmet_threshold_uploads_nothing(
 
     image = oci_image(name="threshold")
     dest = signed_v1.replace(":v1", ":v4")
-    code, out, err = _run(["push", "--json", image.oci, dest], capsys)
+    code, out, err = run_cli(["push", "--json", image.oci, dest], capsys)
     assert code == 1, err
     doc = _refused_json(out, dest)
     assert doc["error"]["kind"] == "below-threshold", err  # type: ignore[index]
@@ -211,9 +199,9 @@ def test_pull_json_prints_the_refusal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = registry.ref(repo_name, "unsigned")
-    code, _, err = _run(["push", "--disable-content-trust", oci_image().oci, ref], capsys)
+    code, _, err = run_cli(["push", "--disable-content-trust", oci_image().oci, ref], capsys)
     assert code == 0, err
-    code, out, err = _run(["pull", "--output", "json", ref], capsys)
+    code, out, err = run_cli(["pull", "--output", "json", ref], capsys)
     assert code == 1
     doc = json.loads(out)
     assert doc["refused"] is True and doc["reference"] == ref
@@ -238,7 +226,7 @@ def test_a_registry_error_after_the_upload_leaves_no_tag(
     monkeypatch.setattr(collections, "sign_or_propose", registry_fails)
     image = oci_image(name="after-upload")
     dest = signed_v1.replace(":v1", ":v5")
-    code, out, err = _run(["push", "-o", "json", image.oci, dest], capsys)
+    code, out, err = run_cli(["push", "-o", "json", image.oci, dest], capsys)
     assert code == 3, err
     assert _refused_json(out, dest)["error"]["exitCode"] == 3  # type: ignore[index]
     assert _tags(trust_env, dest) == ["v1"]

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.base import run_cli, use_cli_env
 from fixtures.registry import BuiltImage, Registry
 
-from trustkit.cli import main
 from trustkit.config import Settings
 from trustkit.registry import OCILayout, open_image_location
 
@@ -20,20 +19,9 @@ pytestmark = pytest.mark.registry
 REPORTS = Path(__file__).resolve().parent.parent / "examples" / "reports"
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    captured = capsys.readouterr()
-    code = exited.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
-
-
 @pytest.fixture
 def store(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("SERVIN_TRUST_DIR", str(settings.trust_dir))
-    monkeypatch.setenv("SERVIN_CONFIG", str(settings.effective_config_dir))
-    monkeypatch.setenv("SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE", ROOT_PASS)
-    monkeypatch.setenv("SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE", REPO_PASS)
+    use_cli_env(monkeypatch, settings)
     path = tmp_path / "image-store"
     monkeypatch.setenv("SERVIN_IMAGE_STORE", str(path))
     return path
@@ -58,28 +46,28 @@ def test_tag_then_push_one_argument_and_all_tags(
 ) -> None:
     image = oci_image()
     v1, v2 = registry.ref(repo_name, "v1"), registry.ref(repo_name, "v2")
-    code, out, err = _run(["tag", image.oci, v1], capsys)
+    code, out, err = run_cli(["tag", image.oci, v1], capsys)
     assert code == 0, err
     assert image.digest in out and v1 in OCILayout(store).tags()
-    code, out, err = _run(["tag", v1, v2], capsys)  # a local image named again
+    code, out, err = run_cli(["tag", v1, v2], capsys)  # a local image named again
     assert code == 0, err
     assert set(OCILayout(store).tags()) == {v1, v2}
 
     monkeypatch.setenv("SERVIN_CONTENT_TRUST", "1")
-    code, out, err = _run(["push", v1], capsys)  # servin push REF
+    code, out, err = run_cli(["push", v1], capsys)  # servin push REF
     assert code == 0, err
     assert f"{v1}: digest: {image.digest}" in out and "Signed" in out
     assert _registry_tags(settings, v1) == ["v1"]
 
     monkeypatch.delenv("SERVIN_CONTENT_TRUST")
-    code, out, err = _run(["push", "--all-tags", "--json", registry.ref(repo_name)[:-3]], capsys)
+    code, out, err = run_cli(["push", "--all-tags", "--json", registry.ref(repo_name)[:-3]], capsys)
     assert code == 0, err
     pushed = json.loads(out)
     assert [p["destination"] for p in pushed] == [v1, v2]
     assert all(p["signed"] is False for p in pushed)  # content trust off, no --sign
     assert _registry_tags(settings, v1) == ["v1", "v2"]
 
-    code, out, err = _run(["push", "--sign", v2], capsys)  # signs with content trust off
+    code, out, err = run_cli(["push", "--sign", v2], capsys)  # signs with content trust off
     assert code == 0, err
     assert "Signed" in out
 
@@ -96,8 +84,8 @@ def test_push_scan_one_argument(
 
     KeyStore(settings).generate(role="scanner", name="scanner")
     ref = registry.ref(repo_name, "scanned")
-    assert _run(["tag", oci_image().oci, ref], capsys)[0] == 0
-    code, out, err = _run(
+    assert run_cli(["tag", oci_image().oci, ref], capsys)[0] == 0
+    code, out, err = run_cli(
         ["push", "--scan", "--report", str(REPORTS / "clean.trivy.json"), ref], capsys
     )
     assert code == 0, err
@@ -114,8 +102,8 @@ def test_pull_stores_into_the_local_store(
 ) -> None:
     image = oci_image()
     ref = registry.ref(repo_name, "v1")
-    assert _run(["push", image.oci, ref], capsys)[0] == 0  # the two-argument form
-    code, _, err = _run(["pull", ref], capsys)
+    assert run_cli(["push", image.oci, ref], capsys)[0] == 0  # the two-argument form
+    code, _, err = run_cli(["pull", ref], capsys)
     assert code == 0, err
     layout = OCILayout(store)
     assert layout.tags() == [ref]
@@ -123,8 +111,8 @@ def test_pull_stores_into_the_local_store(
     assert all(layout.blob_exists(b) for b in image.blobs)
     # a local image pushes again under another name without its source layout
     other = registry.ref(repo_name, "copy")
-    assert _run(["tag", ref, other], capsys)[0] == 0
-    assert _run(["push", other], capsys)[0] == 0
+    assert run_cli(["tag", ref, other], capsys)[0] == 0
+    assert run_cli(["push", other], capsys)[0] == 0
     assert _registry_tags(settings, ref) == ["copy", "v1"]
-    code, _, err = _run(["push", registry.ref(repo_name, "missing")], capsys)
+    code, _, err = run_cli(["push", registry.ref(repo_name, "missing")], capsys)
     assert code == 3 and "no local image" in err
