@@ -13,12 +13,18 @@ Convention (see docs/index.md, "Tested examples"):
   output then shows the code).
 - A ``bash``/``sh`` block runs as one script (``set -e``, in a subshell) and must exit 0; its
   output is not checked.
+- ``<!-- doc-test: NAME file=PATH -->`` before a block of any language (a policy, a
+  configuration file, a script) writes it verbatim to PATH in the sandbox's directory; a later
+  command of the sandbox must name PATH (validate it, load it, run it).
 - ``<!-- doc-test-setup: NAME`` … ``-->`` runs hidden set-up commands (bash) in that sandbox.
+- ``<!-- not runnable: REASON -->`` before a block: an example that cannot run here, and why.
+  Every command or file example is one of the three (``test_every_example_is_tested_or_marked``).
 
 The sandbox: fresh ``HOME`` (so the trust dir is ``~/.servin/trust``), the test passphrases,
 ``trustkit`` on ``PATH`` running this checkout, ``$IMAGES`` an OCI layout with tags ``v1``,
 ``v2`` and ``evil`` (scripts/demo_images.py: deterministic digests), copies of ``examples/``,
-``policies/`` and ``keys-example/`` in the working directory, and a real docker-registry:
+``policies/`` and ``keys-example/`` in the working directory, ``python3`` the interpreter trustkit
+runs in, and a real docker-registry:
 ``localhost:5000/…`` in an example means ``<registry>/<page>-<name>/…`` (one namespace per
 sandbox), a bare ``localhost:5000`` the registry itself, also exported as ``$REGISTRY``.
 """
@@ -41,11 +47,15 @@ from fixtures.base import REPO_PASS, ROOT_PASS
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 DOC_HOST = "localhost:5000"
-MARK = re.compile(r"^<!--\s*doc-test(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?\s*-->\s*$")
+MARK = re.compile(
+    r"^<!--\s*doc-test(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?"
+    r"(?:\s+file=(?P<file>[A-Za-z0-9_][A-Za-z0-9_./-]*))?\s*-->\s*$"
+)
 SETUP = re.compile(r"^<!--\s*doc-test-setup(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?\s*$")
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\s*$")
 EXIT_MARK = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
 SHELL_LANGS = {"bash", "sh", "shell"}
+FILE_END = "__TRUSTKIT_DOC_FILE__"  # heredoc delimiter of a file example
 TIME_LIMIT = 180.0  # seconds from the start of all sandboxes; they run in parallel (registry-stored
 # trust: every publish talks to the sandbox registry and holds its claim for `settle` seconds)
 
@@ -57,6 +67,7 @@ class Command:
     expected: list[str] = field(default_factory=list)
     exit_code: int | None = 0  # None: not checked (the next command is `echo $?`)
     script: bool = False  # a bash/sh block: runs in a subshell with `set -e`
+    writes: str | None = None  # a file example: the path it is written to
 
 
 @dataclass
@@ -94,6 +105,19 @@ def _console_commands(lines: list[str], first_line: int) -> list[Command]:
     return commands
 
 
+def _file_command(page: Path, line: int, path: str, body: list[str]) -> Command:
+    """A file example (``file=PATH``): written verbatim to PATH in the sandbox's directory."""
+    assert ".." not in path.split("/"), f"{page.name}:{line}: file={path} leaves the sandbox"
+    text = "\n".join(body)
+    assert FILE_END not in text, f"{page.name}:{line}: the file holds {FILE_END}"
+    return Command(
+        line=line,
+        text=f"mkdir -p \"$(dirname {path})\" && cat >{path} <<'{FILE_END}'\n{text}\n{FILE_END}",
+        script=True,
+        writes=path,
+    )
+
+
 def collect(page: Path) -> list[Sandbox]:
     """Every marked example of ``page``, grouped into sandboxes in document order."""
     lines = page.read_text(encoding="utf-8").splitlines()
@@ -116,7 +140,9 @@ def collect(page: Path) -> list[Sandbox]:
             end = next(j for j in range(i + 2, len(lines)) if lines[j].startswith("```"))
             body = lines[i + 2 : end]
             box = sandboxes.setdefault(name, Sandbox(page, name))
-            if fence["lang"] == "console":
+            if mark["file"]:
+                box.commands.append(_file_command(page, i + 3, mark["file"], body))
+            elif fence["lang"] == "console":
                 box.commands.extend(_console_commands(body, i + 3))
             elif fence["lang"] in SHELL_LANGS:
                 box.commands.append(Command(line=i + 3, text="\n".join(body), script=True))
@@ -187,6 +213,9 @@ def _prepare(work: Path) -> dict[str, str]:
         shutil.copytree(ROOT / name, cwd / name)
     (shim / "trustkit").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m trustkit "$@"\n')
     (shim / "trustkit").chmod(0o755)
+    # the examples' python3 is the one trustkit is installed in (as on a reader's machine)
+    (shim / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (shim / "python3").chmod(0o755)
     return {
         "PATH": f"{shim}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(home),
@@ -210,7 +239,7 @@ NOT_RUNNABLE = re.compile(r"^<!--\s*not runnable:\s*(?P<reason>\S.*?)\s*-->\s*$"
 EXAMPLE_LANGS = {*SHELL_LANGS, "console", "yaml", "yml", "json"}
 #: a ratchet: example blocks neither run nor marked not runnable. Lower it whenever a page gets
 #: tested or marked; it must never grow (a new example is tested or says why it cannot be)
-UNMARKED_EXAMPLES_AT_MOST = 25
+UNMARKED_EXAMPLES_AT_MOST = 20
 
 
 def unmarked_examples() -> list[str]:
@@ -269,6 +298,18 @@ def test_convention_finds_the_main_flows() -> None:
             assert f"trustkit {command}" in merged.get(page, ""), (page, command)
 
 
+def test_every_file_example_is_read() -> None:
+    """A file example (``file=PATH``) is checked by a later command of its sandbox that names it:
+    written and never read, it would prove nothing."""
+    unread = []
+    for box in SANDBOXES:
+        for n, command in enumerate(box.commands):
+            later = [c.text for c in box.commands[n + 1 :] if c.writes is None]
+            if command.writes and not any(command.writes in text for text in later):
+                unread.append(f"{box.page.name}:{command.line}: {command.writes}")
+    assert not unread, "file examples no later command reads:\n" + "\n".join(unread)
+
+
 def test_output_matching() -> None:
     output = "Signatures for x/app   \n v1   337beec  alice\nother\n"
     assert output_mismatch(["Signatures for x/app", "v1 … alice"], output) is None
@@ -285,11 +326,21 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def doc_runs(registry: object, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    """Start every sandbox at once (they are independent): the page tests then only wait."""
+def doc_runs(
+    registry: object, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, Run]:
+    """Start every selected sandbox at once (they are independent): the page tests then only
+    wait. Sandboxes whose test is deselected (``-k``) are not started."""
     host = str(getattr(registry, "host"))  # noqa: B009 - the fixture's type lives in fixtures
+    selected = {
+        item.callspec.params["box"].id
+        for item in request.session.items
+        if hasattr(item, "callspec") and isinstance(item.callspec.params.get("box"), Sandbox)
+    }
     runs: dict[str, Run] = {}
     for box in SANDBOXES:
+        if box.id not in selected:
+            continue
         work = tmp_path_factory.mktemp(f"doc-{box.id}")
         env = _prepare(work / "sandbox")
         env["REGISTRY"] = host
