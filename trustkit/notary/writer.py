@@ -12,6 +12,7 @@ Notary's: the sha256 of the key's Notary JSON (``notary_key``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,12 +31,15 @@ if TYPE_CHECKING:
     from trustkit.keys import KeyRecord, KeyStore
     from trustkit.keys._sslib import Key
     from trustkit.services import Services
+    from trustkit.stores.notary import NotaryServerStore
 
 T = TypeVar("T")
 ATTEMPTS = 3
 #: notary's defaults: targets and delegations three years, snapshot three years
 TARGETS_LIFETIME = timedelta(days=3 * 365)
 SNAPSHOT_LIFETIME = timedelta(days=3 * 365)
+#: notary's root metadata and root certificates: ten years
+ROOT_LIFETIME = timedelta(days=10 * 365)
 _SIGNER_PREFIX = "targets/"
 
 
@@ -200,25 +204,46 @@ class Draft:
             raise BadInputError(f"{role} is not delegated in {self.gun}")
         return list(delegated["keyids"]), int(delegated["threshold"])
 
+    def _signed_root(self, held: HeldKeys) -> MetadataFile:
+        """The new root, signed as notary signs a rotation: by a threshold of the current root
+        keys (clients that trust the old root follow it) and of the new root's own."""
+        assert self.root is not None
+        old_role = self.collection.roles["root"]
+        new_top = self.root["roles"]["root"]
+        new_role = codec.Role("root", tuple(new_top["keyids"]), int(new_top["threshold"]))
+        new_keys = [
+            codec.parse_key(k, self.root["keys"][k], f"new root of {self.gun}")
+            for k in new_role.keyids
+            if k in self.root["keys"]
+        ]
+        held.learn_certificates([*self.collection.root.keys.values(), *new_keys])
+        old_signing = held.holding(old_role.keyids)
+        if len(old_signing) < old_role.threshold:
+            raise KeyStoreError(
+                f"changing the root of {self.gun} needs {old_role.threshold} of its root "
+                f"keys; this key store holds {len(old_signing)}",
+                hint="import the root key: trustkit trust key load "
+                "~/.docker/trust/private/<root key>.key",
+            )
+        new_signing = held.holding(new_role.keyids)
+        if len(new_signing) < new_role.threshold:
+            raise KeyStoreError(
+                f"the new root of {self.gun} needs {new_role.threshold} signatures by its own "
+                f"root keys; this key store holds {len(new_signing)}"
+            )
+        self.root["version"] = int(self.root["version"]) + 1
+        self.root["expires"] = codec.format_time(self.now + ROOT_LIFETIME)
+        message = codec.canonical(self.root)
+        signing = sorted(set(old_signing) | set(new_signing))
+        data = serialise(self.root, [held.sign(k, message) for k in signing])
+        return MetadataFile("root", self.root["version"], data)
+
     def signed_files(self, held: HeldKeys) -> list[MetadataFile]:
         files: list[MetadataFile] = []
         new_meta: dict[str, dict[str, Any]] = {}
         if self.root is not None:
-            root_role = self.collection.roles["root"]
-            held.learn_certificates(self.collection.root.keys.values())
-            signing = held.holding(root_role.keyids)
-            if len(signing) < root_role.threshold:
-                raise KeyStoreError(
-                    f"changing the root of {self.gun} needs {root_role.threshold} of its root "
-                    f"keys; this key store holds {len(signing)}",
-                    hint="import the root key: trustkit trust key load "
-                    "~/.docker/trust/private/<root key>.key",
-                )
-            self.root["version"] = int(self.root["version"]) + 1
-            message = codec.canonical(self.root)
-            data = serialise(self.root, [held.sign(k, message) for k in signing])
-            files.append(MetadataFile("root", self.root["version"], data))
-            new_meta["root"] = _meta(data)
+            files.append(self._signed_root(held))
+            new_meta["root"] = _meta(files[-1].data)
         # children before parents does not matter: the snapshot lists them all at once
         for role in self.changed:
             signed = self.roles[role]
@@ -238,11 +263,14 @@ class Draft:
             data = serialise(signed, [held.sign(k, message) for k in signing])
             files.append(MetadataFile(role, signed["version"], data))
             new_meta[role] = _meta(data)
-        snapshot_keys = self.collection.roles["snapshot"]
-        signing = held.holding(snapshot_keys.keyids)
-        if len(signing) >= snapshot_keys.threshold and (
-            self.root is None or self.root["roles"]["snapshot"]["keyids"] == snapshot_keys.keyids
-        ):  # else notary-server signs it
+        if self.root is not None:  # the snapshot key the new root names
+            top = self.root["roles"]["snapshot"]
+            snapshot_keyids, snapshot_threshold = list(top["keyids"]), int(top["threshold"])
+        else:
+            current = self.collection.roles["snapshot"]
+            snapshot_keyids, snapshot_threshold = list(current.keyids), current.threshold
+        signing = held.holding(snapshot_keyids)
+        if len(signing) >= snapshot_threshold:  # else notary-server signs it
             snap = copy.deepcopy(self.collection.snapshot.signed)
             snap["meta"].update(new_meta)
             snap["version"] = int(snap["version"]) + 1
@@ -278,9 +306,17 @@ def _meta(data: bytes) -> dict[str, Any]:
     }
 
 
-def change(services: Services, gun: str, keys: KeyStore, edit: Callable[[Draft], T]) -> T:
+def change(
+    services: Services,
+    gun: str,
+    keys: KeyStore,
+    edit: Callable[[Draft], T],
+    *,
+    create: bool = False,
+) -> T:
     """Apply ``edit`` to a freshly verified copy of ``gun`` and publish it; retried from a new
-    read when another writer got in first."""
+    read when another writer got in first. With ``create``, a collection the server does not
+    know yet is created first, as ``docker trust sign`` / ``docker trust signer add`` do."""
     from trustkit.notary.reader import verified
     from trustkit.stores.notary import notary_store_for
 
@@ -290,18 +326,22 @@ def change(services: Services, gun: str, keys: KeyStore, edit: Callable[[Draft],
     held = HeldKeys.of(keys)
     for attempt in range(1, ATTEMPTS + 1):
         generation = store.generation(gun)
+        if generation is None and create:
+            with contextlib.suppress(ConflictError):  # another writer created it first
+                create_collection(services, store, gun, keys)
+            held = HeldKeys.of(keys)  # the new root and targets keys
+            generation = store.generation(gun)
         try:
             collection = verified(services, gun, store=store)
         except UnknownRepositoryError as exc:
             raise UnknownRepositoryError(
                 str(exc),
-                hint="trustkit changes existing Notary collections; create it with "
-                f"'notary -s {store.url} init {gun}' "
-                "or 'docker trust signer add'",
+                hint=f"create it with 'trustkit trust signer add --key KEY.pub NAME {gun}' or "
+                f"'trustkit trust sign {gun}:TAG'",
             ) from None
         draft = Draft(collection, services.clock().replace(microsecond=0))
         result = edit(draft)
-        if not draft.changed:
+        if not draft.changed and draft.root is None:
             return result
         files = draft.signed_files(held)
         try:
@@ -312,6 +352,54 @@ def change(services: Services, gun: str, keys: KeyStore, edit: Callable[[Draft],
             continue
         return result
     raise AssertionError("unreachable")
+
+
+def create_collection(
+    services: Services, store: NotaryServerStore, gun: str, keys: KeyStore
+) -> None:
+    """A new collection as ``docker trust`` initialises one: root and repository (targets)
+    keys made in this key store, the root key published as a certificate naming the GUN,
+    snapshot and timestamp keys the server's (docker's default); root v1 and an empty
+    targets v1 in one publish, the server signing snapshot and timestamp."""
+    from trustkit.notary.certificate import certificate_key, root_certificate
+
+    now = services.clock().replace(microsecond=0)
+    root_key = keys.generate(role="root", gun=gun)
+    targets_key = keys.generate(role="targets", gun=gun)
+    root_doc = certificate_key(root_certificate(keys, root_key, gun, now, ROOT_LIFETIME))
+    docs: dict[str, dict[str, Any]] = {
+        "root": root_doc,
+        "targets": notary_key(targets_key.public_key),
+        "snapshot": json_key(store.server_key(gun, "snapshot")),
+        "timestamp": json_key(store.server_key(gun, "timestamp")),
+    }
+    ids = {role: codec.key_id(d["keytype"], d["keyval"]["public"]) for role, d in docs.items()}
+    root = {
+        "_type": "Root",
+        "consistent_snapshot": False,
+        "expires": codec.format_time(now + ROOT_LIFETIME),
+        "keys": {ids[role]: doc for role, doc in docs.items()},
+        "roles": {role: {"keyids": [ids[role]], "threshold": 1} for role in docs},
+        "version": 1,
+    }
+    targets = {
+        "_type": "Targets",
+        "delegations": {"keys": {}, "roles": []},
+        "expires": codec.format_time(now + TARGETS_LIFETIME),
+        "targets": {},
+        "version": 1,
+    }
+    held = HeldKeys.of(keys)
+    held.learn_certificates([codec.parse_key(ids["root"], root_doc, f"new root of {gun}")])
+    files = [
+        MetadataFile("root", 1, serialise(root, [held.sign(ids["root"], codec.canonical(root))])),
+        MetadataFile(
+            "targets",
+            1,
+            serialise(targets, [held.sign(ids["targets"], codec.canonical(targets))]),
+        ),
+    ]
+    store.publish(gun, files, expected=None)
 
 
 # --- the operations ---------------------------------------------------------------------
@@ -332,10 +420,10 @@ def signable_roles(draft: Draft, held: HeldKeys) -> list[str]:
 def sign_tags(
     services: Services, gun: str, keys: KeyStore, tags: dict[str, tuple[str, int]]
 ) -> list[str]:
-    held = HeldKeys.of(keys)
 
     def edit(draft: Draft) -> list[str]:
-        roles = signable_roles(draft, held)
+        # read per attempt: creating the collection adds its repository key to the key store
+        roles = signable_roles(draft, HeldKeys.of(keys))
         if not roles:
             raise KeyStoreError(
                 f"no key in this key store may sign tags of {gun}",
@@ -349,7 +437,7 @@ def sign_tags(
                 draft.edit(role)["targets"][tag] = entry
         return roles
 
-    return change(services, gun, keys, edit)
+    return change(services, gun, keys, edit, create=True)
 
 
 def revoke(services: Services, gun: str, keys: KeyStore, tag: str | None) -> list[str]:
@@ -414,7 +502,7 @@ def add_signer(
                     role["keyids"].append(keyid)
         return warnings
 
-    return change(services, gun, keys, edit)
+    return change(services, gun, keys, edit, create=True)
 
 
 def remove_signer(
@@ -490,26 +578,45 @@ def _digest_of(entry: dict[str, Any]) -> str:
 
 def rotate_key(
     services: Services, gun: str, keys: KeyStore, role: str, *, key: KeyRecord | None = None
-) -> KeyRecord | None:
-    """``notary key rotate GUN targets`` (a new key from this key store, or ``key``) and
-    ``notary key rotate GUN snapshot -r`` (the server's key): a new root signed by the current
-    root key, which must be in this key store (``trust key load`` of the docker root key).
-    Returns the new key, or None when the server holds it."""
-    if role not in ("targets", "snapshot"):
-        raise BadInputError(
-            f"rotating the {role} key of a notary-server collection is not supported here",
-            hint=f"use: notary key rotate {gun} {role}",
-        )
+) -> KeyRecord:
+    """``notary key rotate GUN ROLE``: a new root naming the new key, signed by the current
+    root keys (``trust key load`` of the docker root key) and, for ``root``, by the new root
+    key too (its certificate names the GUN). ``targets`` and ``root`` get a key from this key
+    store (or ``key``); ``timestamp``, and ``snapshot`` when the server holds it, are rotated
+    by the server (``-r``); a snapshot key held here is replaced by a new one here.
+    Returns the new key (for the server's, its public half only)."""
+    if role not in ("root", "targets", "snapshot", "timestamp"):
+        raise BadInputError(f"cannot rotate {role!r}: choose root, targets, snapshot or timestamp")
+    from trustkit.notary.reader import verified
     from trustkit.stores.notary import notary_store_for
 
     store = notary_store_for(services.store, gun)
-    if role == "snapshot":
-        if store is None:
-            raise BadInputError("snapshot keys are rotated on a notary-server")
-        doc = json_key(store.server_key(gun, "snapshot"))
+    if store is None:
+        raise BadInputError(f"the trust data of {gun} is not on a notary-server")
+    now = services.clock().replace(microsecond=0)
+    collection = verified(services, gun, store=store)
+    held = HeldKeys.of(keys)
+    held.learn_certificates(collection.root.keys.values())
+    root_role = collection.roles["root"]
+    if len(held.holding(root_role.keyids)) < root_role.threshold:  # before the server acts
+        raise KeyStoreError(
+            f"rotating the {role} key of {gun} needs its root key; this key store holds none",
+            hint="import the root key: trustkit trust key load "
+            "~/.docker/trust/private/<root key>.key",
+        )
+    held_here = held.holding(collection.roles[role].keyids)
+    on_server = role == "timestamp" or (role == "snapshot" and not held_here and key is None)
+    if on_server:
+        doc = json_key(store.rotate_server_key(gun, role))
+        new = server_key_record(doc, role, gun, now)
     else:
-        new = key if key is not None else keys.generate(role="targets", gun=gun)
-        doc = notary_key(new.public_key)
+        new = key if key is not None else keys.generate(role=role, gun=gun)
+        if role == "root":
+            from trustkit.notary.certificate import certificate_key, root_certificate
+
+            doc = certificate_key(root_certificate(keys, new, gun, now, ROOT_LIFETIME))
+        else:
+            doc = notary_key(new.public_key)
     keyid = codec.key_id(doc["keytype"], doc["keyval"]["public"])
 
     def edit(draft: Draft) -> None:
@@ -523,7 +630,27 @@ def rotate_key(
             draft.edit("targets")  # re-signed with the new key
 
     change(services, gun, keys, edit)
-    return None if role == "snapshot" else new
+    return new
+
+
+def server_key_record(doc: dict[str, Any], role: str, gun: str, now: datetime) -> KeyRecord:
+    """A key the server holds, described like the key store's records (public half only)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from trustkit.keys import KeyRecord
+    from trustkit.keys.pem import sslib_key
+
+    raw = base64.b64decode(doc["keyval"]["public"])
+    try:
+        public: Any = (
+            ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            if doc["keytype"] == "ed25519"
+            else serialization.load_der_public_key(raw)
+        )
+    except ValueError:
+        raise BadInputError("the notary-server sent a malformed key") from None
+    key = sslib_key(public, what=f"the server's {role} key")
+    return KeyRecord(key.keyid, role, gun, None, key, now)
 
 
 def json_key(data: bytes) -> dict[str, Any]:
@@ -548,6 +675,8 @@ def planned_signer_identities(
     from trustkit.stores.notary import notary_store_for
 
     store = notary_store_for(services.store, gun)
+    if store is not None and store.generation(gun) is None:
+        return []  # the first sign creates the collection: the repository key only
     held = HeldKeys.of(keys)
     draft = Draft(verified(services, gun, store=store), services.clock())
     roles = signable_roles(draft, held)

@@ -140,6 +140,16 @@ class NotaryServerStore(MetadataStore):
             raise self._failure(response, f"getting the {role} key of {gun}")
         return self.client._read_bounded(response, 64 * 1024, f"{role} key of {gun}")
 
+    def rotate_server_key(self, gun: str, role: str) -> bytes:
+        """Have the server make a new key for ``role`` (``notary key rotate GUN ROLE -r``); the
+        server signs with it once a root naming it is published."""
+        response = self._request(
+            "POST", self._path(gun, f"{role}.key"), scopes=[f"repository:{gun}:*"]
+        )
+        if response.status_code != 200:
+            raise self._failure(response, f"rotating the {role} key of {gun}")
+        return self.client._read_bounded(response, 64 * 1024, f"{role} key of {gun}")
+
     def writing(self, gun: str) -> AbstractContextManager[None]:
         return nullcontext()
 
