@@ -201,11 +201,14 @@ class MetaEntry:
     def check(self, data: bytes, what: str) -> None:
         if len(data) != self.length:
             raise TamperedMetadataError(
-                f"{what} is {len(data)} bytes, but the signed metadata says {self.length}"
+                f"{what} does not match the hash or length its parent signed: {len(data)} "
+                f"bytes, signed {self.length}"
             )
         for name, expected in self.hashes.items():
             if hashlib.new(name, data).digest() != expected:
-                raise TamperedMetadataError(f"{what} does not match its signed {name} hash")
+                raise TamperedMetadataError(
+                    f"{what} does not match the hash or length its parent signed ({name})"
+                )
 
 
 @dataclass(frozen=True)
@@ -220,13 +223,14 @@ class Signed:
     expires: datetime
     signatures: tuple[tuple[str, bytes], ...]
     keys: dict[str, NotaryKey] = field(default_factory=dict)
+    gun: str = ""  # named in messages when known
 
     @property
     def what(self) -> str:
-        return f"{self.role} v{self.version}"
+        return f"{self.role} v{self.version}" + (f" of {self.gun}" if self.gun else "")
 
 
-def parse(data: bytes, role: str, *, what: str) -> Signed:
+def parse(data: bytes, role: str, *, what: str, gun: str = "") -> Signed:
     """Parse one served file, checking only its shape (not its signatures)."""
     doc = decode_untrusted_json(data, what=what, error=lambda m: UntrustedError(m))
     if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
@@ -261,6 +265,7 @@ def parse(data: bytes, role: str, *, what: str) -> Signed:
         expires=parse_time(signed.get("expires"), what),
         signatures=tuple(signatures),
         keys=keys,
+        gun=gun,
     )
 
 
@@ -372,6 +377,8 @@ def check_signatures(signed: Signed, role: Role, keys: Mapping[str, NotaryKey]) 
 
 def check_expiry(signed: Signed, now: datetime) -> None:
     if signed.expires <= now:
+        whose = f" of {signed.gun}" if signed.gun else ""
         raise ExpiredMetadataError(
-            f"{signed.what} expired at {signed.expires:%Y-%m-%d %H:%M:%S} UTC"
+            f"{signed.role} metadata{whose} (version {signed.version}) expired at "
+            f"{signed.expires:%Y-%m-%d %H:%M:%S} UTC"
         )

@@ -24,10 +24,12 @@ from trustkit._fs import atomic_write, make_private_dirs
 from trustkit.errors import (
     ExpiredMetadataError,
     ForkError,
+    InputTooLargeError,
     MetadataNotFoundError,
     NotSignedError,
     RollbackError,
     SignatureError,
+    TamperedMetadataError,
     UnknownRepositoryError,
     UntrustedError,
 )
@@ -228,9 +230,15 @@ class Verifier:
                 raise UnknownRepositoryError(
                     f"no trust data for {self.gun} on {self.reader.description}"
                 ) from None
-            raise UntrustedError(
+            # the server lost a file its own metadata names: a store fault (exit 3), as for
+            # every store; nothing is trusted either way
+            raise MetadataNotFoundError(
                 f"{role} of {self.gun} is missing on {self.reader.description}"
             ) from None
+        except InputTooLargeError as exc:  # a reader that reports it as bad input
+            raise UntrustedError(
+                f"{role} of {self.gun} is too large (over the {limit}-byte limit)"
+            ) from exc
 
     def _check_version(self, signed: Signed) -> None:
         """Never older than what the client trusted; the same version must be the same file."""
@@ -241,7 +249,7 @@ class Verifier:
             if signed.version < version:
                 raise RollbackError(
                     f"{signed.role} of {self.gun} is version {signed.version}, older than "
-                    f"version {version} this client already trusted"
+                    f"version {version} this client already trusted (a rollback)"
                 )
             if signed.version == version and digest != known:
                 raise ForkError(
@@ -284,18 +292,18 @@ class Verifier:
 
     def _root(self) -> tuple[Signed, dict[str, Role]]:
         served_raw = self._read("root", None, ROOT_LIMIT)
-        served = codec.parse(served_raw, "root", what=f"root of {self.gun}")
+        served = codec.parse(served_raw, "root", what=f"root of {self.gun}", gun=self.gun)
         anchor = self.pinned_root or (self.cache.root() if self.cache is not None else None)
         if anchor is None:  # trust on first use, as notary and docker do
             roles = self._self_signed(served)
             current = served
         else:
-            current = codec.parse(anchor, "root", what=f"trusted root of {self.gun}")
+            current = codec.parse(anchor, "root", what=f"trusted root of {self.gun}", gun=self.gun)
             roles = codec.root_roles(current)
             if served.version < current.version:
                 raise RollbackError(
                     f"root of {self.gun} is version {served.version}, older than version "
-                    f"{current.version} this client already trusted"
+                    f"{current.version} this client already trusted (a rollback)"
                 )
             if served.version - current.version > MAX_ROOT_WALK:
                 raise UntrustedError(
@@ -305,7 +313,7 @@ class Verifier:
                 raw = served_raw if version == served.version else None
                 if raw is None:
                     raw = self._read("root", version, ROOT_LIMIT)
-                new = codec.parse(raw, "root", what=f"root v{version} of {self.gun}")
+                new = codec.parse(raw, "root", what=f"root v{version} of {self.gun}", gun=self.gun)
                 if new.version != version:
                     raise UntrustedError(f"root v{version} of {self.gun} says v{new.version}")
                 # rotation: the old root keys vouch for the new root, which vouches for itself
@@ -329,6 +337,7 @@ class Verifier:
             self._read("timestamp", None, TIMESTAMP_LIMIT),
             "timestamp",
             what=f"timestamp of {self.gun}",
+            gun=self.gun,
         )
         codec.check_signatures(ts, roles["timestamp"], root.keys)
         self._check_version(ts)
@@ -393,9 +402,17 @@ class Verifier:
                 f"{role} of {self.gun} is {entry.length} bytes, over the "
                 f"{self.metadata_limit}-byte limit"
             )
-        raw = self._read(role, None, entry.length)
+        try:
+            raw = self._read(role, None, entry.length)
+        except UntrustedError as exc:
+            if not isinstance(exc.__cause__, InputTooLargeError):
+                raise
+            raise TamperedMetadataError(
+                f"{role} of {self.gun} does not match the hash or length its parent signed: "
+                f"longer than {entry.length} bytes"
+            ) from None
         entry.check(raw, f"{role} of {self.gun}")
-        return codec.parse(raw, role, what=f"{role} of {self.gun}")
+        return codec.parse(raw, role, what=f"{role} of {self.gun}", gun=self.gun)
 
 
 def verify_collection(

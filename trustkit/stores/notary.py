@@ -103,7 +103,10 @@ class NotaryServerStore(MetadataStore):
             from trustkit.errors import UntrustedError
 
             # a server sending more than the signed length is tampering, not bad input
-            raise UntrustedError(str(exc)) from exc
+            raise UntrustedError(
+                f"{role} of {gun} from {self.description} is too large (over the {limit}-byte "
+                "limit)"
+            ) from exc
 
     def exists(self, gun: str) -> bool:
         try:
