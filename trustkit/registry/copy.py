@@ -8,8 +8,8 @@ its descriptor in the index and every blob against its descriptor in the manifes
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -22,9 +22,11 @@ from trustkit.registry.location import (
     open_registry_location,
     verified_blob_file,
 )
-from trustkit.registry.model import Descriptor, ManifestBlob
+from trustkit.registry.model import BlobSink, Descriptor, ManifestBlob
 from trustkit.registry.pool import RegistryPool
 
+#: blobs of one manifest moved at once: enough to keep both cores hashing and the registry busy,
+#: few enough that one image cannot open an unbounded number of connections or files
 PARALLEL_BLOBS = 4
 MAX_INDEX_DEPTH = 2  # an index of indexes is legal; deeper nesting is refused
 
@@ -50,6 +52,7 @@ class _Transfer:
         self.copied = self.skipped = self.mounted = self.manifests = 0
         self._lock = threading.Lock()
         self._listener = TRANSFER_LISTENER.get()
+        self._stop = threading.Event()  # set when one blob failed: the others give up
 
     def manifest(self, blob: ManifestBlob, depth: int = 0) -> None:
         """Verify (and copy) everything ``blob`` references, children first."""
@@ -71,10 +74,27 @@ class _Transfer:
             for desc in blobs:
                 self.blob(desc)
             return
-        # Blobs in parallel, as skopeo does: the registry hashes and stores while we send.
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_BLOBS, len(blobs))) as pool:
-            for future in [pool.submit(self.blob, desc) for desc in blobs]:
+        self._in_parallel(blobs)
+
+    def _in_parallel(self, blobs: Sequence[Descriptor]) -> None:
+        """Blobs on several threads, as skopeo does (hashlib and socket reads release the GIL,
+        so both cores hash). The first failure stops the rest: queued blobs never start, blobs
+        in flight stop at their next chunk and leave nothing behind, and that failure (or the
+        interrupt that stopped the caller) is what is raised."""
+        pool = ThreadPoolExecutor(
+            max_workers=min(PARALLEL_BLOBS, len(blobs)), thread_name_prefix="trustkit-blob"
+        )
+        futures = [pool.submit(self.blob, desc) for desc in blobs]
+        try:
+            for future in as_completed(futures):
                 future.result()
+        except BaseException:
+            self._stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def blob(self, desc: Descriptor) -> None:
         if self._listener is not None:
@@ -86,8 +106,10 @@ class _Transfer:
             self._listener(outcome, desc)
 
     def _blob(self, desc: Descriptor) -> str:
+        if self._stop.is_set():
+            raise _Stopped
         if self.dest is None:
-            self.src.fetch_blob(desc, None)
+            self.src.fetch_blob(desc, _Stoppable(None, self._stop))
             return "copied"
         if self.dest.blob_exists(desc.digest):
             return "skipped"
@@ -97,11 +119,35 @@ class _Transfer:
             # straight into the layout: fetch_blob hashes and checks the bytes as they are
             # written, the file is renamed into place only if they match
             with self.dest.layout.verified_blob_sink(desc.digest) as sink:
-                self.src.fetch_blob(desc, sink)
+                self.src.fetch_blob(desc, _Stoppable(sink, self._stop))
             return "copied"
         with verified_blob_file(self.src, desc) as handle:
             self.dest.upload_blob(desc, handle)
         return "copied"
+
+
+class _Stopped(Exception):
+    """A blob given up because another blob of the transfer failed; never leaves this module
+    (the transfer raises the failure that caused it)."""
+
+
+class _Stoppable:
+    """A blob sink that stops the fetch at the next chunk once ``stop`` is set (a sink of None
+    only lets the fetch hash the bytes)."""
+
+    def __init__(self, sink: BlobSink | None, stop: threading.Event) -> None:
+        self._sink, self._stop = sink, stop
+
+    def write(self, data: bytes, /) -> object:
+        if self._stop.is_set():
+            raise _Stopped
+        return None if self._sink is None else self._sink.write(data)
+
+    def seek(self, offset: int, /) -> object:
+        return None if self._sink is None else self._sink.seek(offset)
+
+    def truncate(self) -> object:
+        return None if self._sink is None else self._sink.truncate()
 
 
 def _check_descriptor(blob: ManifestBlob, desc: Descriptor) -> None:

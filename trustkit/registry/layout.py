@@ -16,7 +16,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from trustkit._fs import atomic_write, file_lock, read_bounded
 from trustkit.errors import BadInputError, DigestMismatchError, NotFoundError, StorageError
@@ -24,6 +24,7 @@ from trustkit.refs import validate_digest
 from trustkit.registry.model import (
     MAX_MANIFEST_SIZE,
     OCI_INDEX,
+    BlobSink,
     Descriptor,
     ManifestBlob,
     detect_media_type,
@@ -202,7 +203,7 @@ class OCILayout:
             )
         return data
 
-    def copy_blob(self, digest: str, size: int, sink: IO[bytes] | None) -> None:
+    def copy_blob(self, digest: str, size: int, sink: BlobSink | None) -> None:
         """Stream a verified blob into ``sink`` (or just verify it when ``sink`` is None)."""
         path = self.blob_path(digest)
         hasher = hashlib.sha256()

@@ -14,7 +14,7 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, BinaryIO, Protocol, TypeVar, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
@@ -23,7 +23,7 @@ from trustkit.errors import BadInputError, DigestMismatchError, TrustkitError
 from trustkit.refs import ImageRef, parse
 from trustkit.registry.client import RegistryClient
 from trustkit.registry.layout import OCILayout, parse_layout_text
-from trustkit.registry.model import Descriptor, ManifestBlob
+from trustkit.registry.model import BlobSink, Descriptor, ManifestBlob
 from trustkit.registry.pool import RegistryPool
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ class ImageLocation(Protocol):
     ) -> str: ...
     def blob_exists(self, digest: str) -> bool: ...
     def get_blob(self, digest: str, *, max_size: int) -> bytes: ...
-    def fetch_blob(self, desc: Descriptor, sink: IO[bytes] | None) -> None: ...
+    def fetch_blob(self, desc: Descriptor, sink: BlobSink | None) -> None: ...
     def upload_blob(self, desc: Descriptor, data: bytes | BinaryIO) -> None: ...
     def try_mount(self, desc: Descriptor, source: ImageLocation) -> bool: ...
     def list_tags(self) -> list[str]: ...
@@ -164,7 +164,7 @@ class RegistryLocation:
             f"blob {digest}", lambda s: s.client.get_blob(s.repo_path, digest, max_size=max_size)
         )
 
-    def fetch_blob(self, desc: Descriptor, sink: IO[bytes] | None) -> None:
+    def fetch_blob(self, desc: Descriptor, sink: BlobSink | None) -> None:
         def attempt(source: Source) -> None:
             if sink is not None:
                 sink.seek(0)
@@ -238,7 +238,7 @@ class LayoutLocation:
     def get_blob(self, digest: str, *, max_size: int) -> bytes:
         return self.layout.read_blob(digest, max_size=max_size)
 
-    def fetch_blob(self, desc: Descriptor, sink: IO[bytes] | None) -> None:
+    def fetch_blob(self, desc: Descriptor, sink: BlobSink | None) -> None:
         self.layout.copy_blob(desc.digest, desc.size, sink)
 
     def upload_blob(self, desc: Descriptor, data: bytes | BinaryIO) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from trustkit._json import load_json_object
 from trustkit.errors import BadInputError, DigestMismatchError, InputTooLargeError
@@ -32,6 +32,15 @@ MANIFEST_ACCEPT = ", ".join(sorted(MANIFEST_TYPES))
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_CHILDREN = 1024  # layers per manifest, manifests per index: far above real images
+
+
+class BlobSink(Protocol):
+    """Where a fetched blob's bytes go as they arrive (a file, a spool): written in order, and
+    rewound (``seek(0)`` then ``truncate()``) when a fetch starts again from another source."""
+
+    def write(self, data: bytes, /) -> object: ...
+    def seek(self, offset: int, /) -> object: ...
+    def truncate(self) -> object: ...
 
 
 def sha256_digest(data: bytes) -> str:
