@@ -86,27 +86,195 @@ def test_push_refused_by_policy_leaves_the_tags_and_prints_json(
     assert _tags(trust_env, dest) == ["v1"]
 
 
-def test_policy_needing_a_scan_is_judged_before_the_tag(
+def _scan_policy(tmp_path: Path, scanner_keyid: str) -> Path:
+    """BLOCK without a trusted scan, and BLOCK HIGH and above."""
+    policy = tmp_path / "needs-scan.yaml"
+    policy.write_text(
+        "apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: needs-scan\naction: BLOCK\n"
+        f"rules:\n  require_scan: true\n  severity: HIGH\n  trusted_scanners: [{scanner_keyid}]\n"
+    )
+    return policy
+
+
+def _registry_holds(registry: Registry, ref: str, image: BuiltImage) -> dict[str, object]:
+    """What the registry itself answers for ``ref``'s repository (plain HTTP, not trustkit's
+    client): the catalog, the tag list, and whether the image's manifest and each of its blobs
+    are there by digest."""
+    import httpx
+
+    path = parse(ref).path
+    with httpx.Client(base_url=registry.url, timeout=10) as http:
+        catalog = http.get("/v2/_catalog").json()["repositories"] or []
+        listed = http.get(f"/v2/{path}/tags/list")
+        tags = sorted(listed.json()["tags"] or []) if listed.status_code == 200 else []
+        accept = {"Accept": image.media_type}
+        manifest = http.head(f"/v2/{path}/manifests/{image.digest}", headers=accept).status_code
+        blobs = [http.head(f"/v2/{path}/blobs/{d}").status_code for d in image.blobs]
+    return {
+        "catalog": sorted(catalog),
+        "tags": tags,
+        "manifest": manifest == 200,
+        "blobs": [code == 200 for code in blobs],
+    }
+
+
+@pytest.fixture
+def scanner_keyid(trust_env: Settings) -> str:
+    from trustkit.keys import KeyStore
+
+    return KeyStore(trust_env).generate(role="scanner", name="scanner").keyid
+
+
+def _report_of(tmp_path: Path, sample: Path, image: BuiltImage, dest: str) -> Path:
+    """A scanner report of the image being pushed (the sample's findings, about its digest)."""
+    from fixtures.reports import retarget
+
+    report = tmp_path / f"{sample.stem}.report.json"
+    report.write_bytes(
+        retarget(sample.read_bytes(), digest=image.digest, repository=parse(dest).repository)
+    )
+    return report
+
+
+def test_scan_policy_without_a_scan_refuses_before_the_first_blob(
     signed_v1: str,
     trust_env: Settings,
+    registry: Registry,
+    scanner_keyid: str,
     oci_image: Callable[..., BuiltImage],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A scan policy about content the registry does not hold yet is judged after the blobs are
-    uploaded — but before the tag is written, so the tag list is still unchanged."""
-    policy = tmp_path / "needs-scan.yaml"
-    policy.write_text(
-        "apiVersion: trustkit.dev/v1\nkind: ImagePolicy\nname: needs-scan\naction: BLOCK\n"
-        "rules:\n  require_scan: true\n"
-    )
+    """No scan at push time, content the registry does not hold: no scan can exist for it, so a
+    policy requiring one refuses before anything is uploaded."""
+    image = oci_image(name="v3")
     dest = signed_v1.replace(":v1", ":v3")
+    before = _registry_holds(registry, dest, image)
+    assert "v1" in before["tags"] and "v3" not in before["tags"]  # type: ignore[operator]
+    assert before["manifest"] is False
+    policy = _scan_policy(tmp_path, scanner_keyid)
     code, out, err = run_cli(
-        ["push", "-o", "json", "--policy", str(policy), oci_image(name="v3").oci, dest], capsys
+        ["push", "-o", "json", "--policy", str(policy), image.oci, dest], capsys
     )
-    assert code in (1, 2), err
-    _refused_json(out, dest)
-    assert _tags(trust_env, dest) == ["v1"]
+    assert code == 1, err
+    doc = _refused_json(out, dest)
+    assert doc["error"]["exitCode"] == 1  # type: ignore[index]
+    assert "the content has no scan yet" in err and "needs-scan" in err
+    assert doc["verdict"]["allow"] is False  # type: ignore[index]
+    assert _registry_holds(registry, dest, image) == before  # not one byte uploaded
+
+
+def test_push_scan_refused_by_policy_uploads_nothing(
+    signed_v1: str,
+    trust_env: Settings,
+    registry: Registry,
+    scanner_keyid: str,
+    oci_image: Callable[..., BuiltImage],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``push --scan``: the report of the SOURCE is signed in memory and judged before the
+    upload; HIGH findings refuse with the registry exactly as it was (no blob, no manifest
+    by digest, no attestation, no tag)."""
+    from fixtures.pipeline import JUICE_REPORT
+
+    image = oci_image(name="juice")
+    dest = signed_v1.replace(":v1", ":juice")
+    report = _report_of(tmp_path, JUICE_REPORT, image, dest)
+    before = _registry_holds(registry, dest, image)
+    policy = _scan_policy(tmp_path, scanner_keyid)
+    code, out, err = run_cli(
+        ["push", "--json", "--scan", "--report", str(report), "--policy", str(policy), image.oci,
+         dest],
+        capsys,
+    )  # fmt: skip
+    assert code == 1, err
+    doc = _refused_json(out, dest)
+    verdict = doc["verdict"]
+    assert isinstance(verdict, dict) and verdict["allow"] is False
+    assert any("at or above HIGH" in r["message"] for r in verdict["reasons"])
+    # judged with the scan this push made: the content is not in the registry at all
+    assert "no scan yet" not in err
+    after = _registry_holds(registry, dest, image)
+    assert after == before and after["manifest"] is False and not any(after["blobs"])
+    http_tags = after["tags"]
+    assert isinstance(http_tags, list) and not any(t.endswith(".att") for t in http_tags)
+
+
+def test_push_scan_that_passes_attaches_the_judged_attestation(
+    signed_v1: str,
+    trust_env: Settings,
+    registry: Registry,
+    scanner_keyid: str,
+    oci_image: Callable[..., BuiltImage],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A clean scan passes before the upload; after it the attestation is attached to the
+    pushed digest and the tag is signed and written, as before."""
+    from fixtures.pipeline import CLEAN_REPORT
+
+    from trustkit.attest.service import verified_scans
+    from trustkit.keys import KeyStore
+
+    image = oci_image(name="clean")
+    dest = signed_v1.replace(":v1", ":clean")
+    report = _report_of(tmp_path, CLEAN_REPORT, image, dest)
+    before = _registry_holds(registry, dest, image)
+    policy = _scan_policy(tmp_path, scanner_keyid)
+    code, out, err = run_cli(
+        ["push", "--json", "--scan", "--report", str(report), "--policy", str(policy), image.oci,
+         dest],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["digest"] == image.digest and doc["signed"] is True
+    attestation = doc["verdict"]["details"]["attestation"]
+    assert attestation["signer"] == scanner_keyid
+    assert attestation["tag"] == "sha256-" + image.digest[7:] + ".att"
+    after = _registry_holds(registry, dest, image)
+    added = set(after["tags"]) - set(before["tags"])  # type: ignore[call-overload]
+    # the tag, its attestation, the referrers fallback index and (content trust on) the cosign
+    # signature
+    fallback = "sha256-" + image.digest[7:]
+    assert added == {"clean", attestation["tag"], fallback, fallback + ".sig"}
+    assert after["manifest"] is True and all(after["blobs"])  # type: ignore[arg-type]
+    # a verifier reading the registry finds that scan, signed by the scanner key, for the digest
+    public = KeyStore(trust_env).records(role="scanner")[0].public_key
+    scans, problems = verified_scans(
+        trust_env, f"{parse(dest).repository}@{image.digest}", trusted_keys=[public], remember=False
+    )
+    assert problems == [] and len(scans) == 1
+    assert scans[0].image_digest == image.digest and scans[0].signer_keyid == scanner_keyid
+
+
+def test_scan_policy_judged_before_upload_with_the_registrys_attestation(
+    signed_v1: str,
+    trust_env: Settings,
+    registry: Registry,
+    scanner_keyid: str,
+    oci_image: Callable[..., BuiltImage],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Content the registry already holds with its scan attestation: a push of it under a new
+    tag without --scan is judged with that attestation before the upload, and passes."""
+    from fixtures.pipeline import CLEAN_REPORT
+
+    image = oci_image(name="again")
+    first = signed_v1.replace(":v1", ":rc1")
+    report = _report_of(tmp_path, CLEAN_REPORT, image, first)
+    code, _, err = run_cli(["push", "--scan", "--report", str(report), image.oci, first], capsys)
+    assert code == 0, err
+    policy = _scan_policy(tmp_path, scanner_keyid)
+    dest = signed_v1.replace(":v1", ":rc2")
+    code, out, err = run_cli(
+        ["push", "-o", "json", "--policy", str(policy), image.oci, dest], capsys
+    )
+    assert code == 0, err
+    assert json.loads(out)["verdict"]["allow"] is True
+    assert "rc2" in _registry_holds(registry, dest, image)["tags"]  # type: ignore[operator]
 
 
 def test_push_refused_by_a_missing_scanner_uploads_nothing(

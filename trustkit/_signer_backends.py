@@ -19,13 +19,18 @@ though trustkit always hands the Updater its own fetcher: python-tuf's modules g
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader as _LoaderBase
+    from importlib.abc import MetaPathFinder as _FinderBase
+else:  # importlib.abc costs ~12 ms at start-up (importlib.resources, tempfile...): duck-typed
+    _LoaderBase = _FinderBase = object
 
 _BACKEND_PREFIX = "securesystemslib.signer._"
 #: top-level packages of the back-ends' SDKs
@@ -52,7 +57,7 @@ def _importing_module() -> str | None:
     return None
 
 
-class _DeferSdks(importlib.abc.MetaPathFinder):
+class _DeferSdks(_FinderBase):
     def find_spec(
         self,
         fullname: str,
@@ -79,7 +84,7 @@ class _DeferSdks(importlib.abc.MetaPathFinder):
         raise ModuleNotFoundError(f"{fullname} is loaded on first use", name=fullname)
 
 
-class _StandInFetcherLoader(importlib.abc.Loader):
+class _StandInFetcherLoader(_LoaderBase):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return None
 

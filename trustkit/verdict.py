@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trustkit.model.evidence import TrustEvidence
-from trustkit.model.findings import Finding
+if TYPE_CHECKING:  # annotations only: scan findings are imported where scans are read
+    from trustkit.model.evidence import TrustEvidence
+    from trustkit.model.findings import Finding
 
 
 class Context(StrEnum):

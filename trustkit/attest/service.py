@@ -139,6 +139,95 @@ def load_vex_files(paths: Sequence[Path]) -> list[VexDocument]:
     return docs
 
 
+@dataclass(frozen=True)
+class SignedScan:
+    """A scan statement about one digest, signed but not yet attached: ``push --scan`` signs it
+    before the upload so policy judges these very bytes, then attaches them after the upload."""
+
+    repository: str
+    subject: Descriptor
+    report: ScanReport  # VEX applied
+    predicate_type: str
+    signer_keyid: str
+    envelope: bytes
+    created: str  # when it was signed (the attachment's creation time)
+    warnings: tuple[str, ...] = ()
+
+
+def sign_scan(
+    subject_blob: ManifestBlob,
+    *,
+    repository: str,
+    check_repository: bool,
+    report: ScanReport,
+    raw_report: Any,
+    vex: Sequence[VexDocument] = (),
+    predicate_type: str = PREDICATE_COSIGN_VULN,
+    signer: Signer,
+    scan_started_on: datetime | None = None,
+) -> SignedScan:
+    """Sign a statement of ``report`` (parsed by ``parse_report``; ``raw_report`` its JSON)
+    about ``subject_blob``; no registry is touched. A report naming another image is refused
+    here (``check_report_subject``)."""
+    predicate = predicate_uri(predicate_type)
+    attested = datetime.now(UTC)
+    # metadata.scanFinishedOn is the scanner's time (the report's creation), not ours: a
+    # verifier judging freshness must not be told an old report is new (issue 14)
+    finished = report.created or attested
+    # the scanner's time as a verifier may rely on it: the report's, or ours when we ran it
+    scanner_time = report.created or (attested if scan_started_on is not None else None)
+    subject = subject_blob.descriptor
+    manifests, configs = _identity(subject_blob)
+    warnings = check_report_subject(
+        report,
+        subject.digest,
+        repository=repository if check_repository else None,
+        manifests=manifests,
+        configs=configs,
+    )
+    statement = build_statement(
+        repository=repository,
+        image_digest=subject.digest,
+        report=report,
+        raw_report=raw_report,
+        vex_docs=vex,
+        predicate_type=predicate,
+        scan_started_on=scan_started_on,
+        scan_finished_on=finished,
+        scanner_time=scanner_time,
+    )
+    return SignedScan(
+        repository=repository,
+        subject=subject,
+        report=apply_vex(report, vex),
+        predicate_type=predicate,
+        signer_keyid=signer.public_key.keyid,
+        envelope=sign_statement(statement, signer),
+        created=format_time(attested),
+        warnings=warnings,
+    )
+
+
+def attach_signed_scan(location: ImageLocation, signed: SignedScan) -> AttestResult:
+    """Attach a ``SignedScan`` to its subject at ``location`` (which must hold the subject)."""
+    attached = _attach_until_present(
+        location,
+        signed.subject,
+        signed.envelope,
+        predicate=signed.predicate_type,
+        created=signed.created,
+    )
+    return AttestResult(
+        image=location.describe(),
+        image_digest=signed.subject.digest,
+        report=signed.report,
+        predicate_type=signed.predicate_type,
+        signer_keyid=signed.signer_keyid,
+        attached=attached,
+        warnings=signed.warnings,
+    )
+
+
 def attest_report(
     services: Services | Settings,
     image: str | ImageLocation,
@@ -154,51 +243,23 @@ def attest_report(
 ) -> AttestResult:
     """Parse, sign and attach a report about ``image``'s current digest."""
     services = as_services(services)
-    predicate = predicate_uri(predicate_type)
+    predicate_uri(predicate_type)  # an unknown predicate refuses before the report is read
     report = parse_report(report_bytes, format=format, source=report_source)
     raw_report = json.loads(report_bytes)  # already validated by parse_report
     signer = signer or scanner_signer(services, key_name)
-    attested = datetime.now(UTC)
-    # metadata.scanFinishedOn is the scanner's time (the report's creation), not ours: a
-    # verifier judging freshness must not be told an old report is new (issue 14)
-    finished = report.created or attested
-    # the scanner's time as a verifier may rely on it: the report's, or ours when we ran it
-    scanner_time = report.created or (attested if scan_started_on is not None else None)
     with opened(services, image) as location:
-        subject_blob = location.get_manifest(location.reference)
-        subject = subject_blob.descriptor
-        manifests, configs = _identity(subject_blob)
-        warnings = check_report_subject(
-            report,
-            subject.digest,
-            repository=subject_name(location) if location.ref is not None else None,
-            manifests=manifests,
-            configs=configs,
-        )
-        statement = build_statement(
+        signed = sign_scan(
+            location.get_manifest(location.reference),
             repository=subject_name(location),
-            image_digest=subject.digest,
+            check_repository=location.ref is not None,
             report=report,
             raw_report=raw_report,
-            vex_docs=vex,
-            predicate_type=predicate,
+            vex=vex,
+            predicate_type=predicate_type,
+            signer=signer,
             scan_started_on=scan_started_on,
-            scan_finished_on=finished,
-            scanner_time=scanner_time,
         )
-        envelope = sign_statement(statement, signer)
-        attached = _attach_until_present(
-            location, subject, envelope, predicate=predicate, created=format_time(attested)
-        )
-        return AttestResult(
-            image=location.describe(),
-            image_digest=subject.digest,
-            report=apply_vex(report, vex),
-            predicate_type=predicate,
-            signer_keyid=signer.public_key.keyid,
-            attached=attached,
-            warnings=warnings,
-        )
+        return attach_signed_scan(location, signed)
 
 
 def _identity(blob: ManifestBlob) -> tuple[tuple[str, ...], tuple[str, ...]]:

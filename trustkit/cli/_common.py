@@ -13,7 +13,6 @@ import click
 from trustkit.config import Settings
 from trustkit.errors import TrustkitError
 from trustkit.services import Services
-from trustkit.verdict import Verdict
 
 
 def services_from(ctx: click.Context) -> Services:
@@ -113,6 +112,7 @@ def refusal_document(exc: TrustkitError, **fields: Any) -> dict[str, Any]:
     """A command's JSON verdict when it refuses: what it was asked, why, and the exit code, so
     scripts reading stdout see the refusal as well as the exit status."""
     from trustkit.errors import PolicyRefusal
+    from trustkit.verdict import Verdict
 
     error: dict[str, Any] = {"message": str(exc), "exitCode": exc.exit_code}
     if exc.hint:

@@ -13,10 +13,12 @@ This is the only module that touches ngclient internals (``_trusted_set``, ``_lo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,6 +182,19 @@ class _Ngclient:
     def snapshot_version(self, role: str) -> int | None:
         meta = self._updater._trusted_set.snapshot.meta.get(f"{role}.json")
         return None if meta is None else int(meta.version)
+
+
+@dataclass(frozen=True)
+class TrustedState:
+    """What a verified session trusts, as far as a later process needs it to know that nothing
+    changed (``warm.py``, ADR 0017)."""
+
+    timestamp_sha256: str
+    root_version: int
+    #: the top-level roles' expiry (a refresh's expiry warning is computed from these)
+    top_level_expiry: dict[str, datetime]
+    #: the earliest expiry of everything the session trusts (every role read for its answers)
+    earliest_expiry: datetime
 
 
 class TrustSession:
@@ -419,6 +434,32 @@ class TrustSession:
             if md is not None:
                 dates.append(md.expires)
         return min(dates)
+
+    # --- the warm fast path (warm.py, ADR 0017) ---------------------------------------------
+    def trusted_state(self) -> TrustedState | None:
+        """What a later process checks to know a refresh would conclude what this session did:
+        the timestamp bytes served in this refresh, the trusted root version, and the earliest
+        expiry of everything trusted so far (every role read for the answers given). None when
+        the refresh read no timestamp."""
+        served = self._fetcher.timestamp_served
+        if served is None:
+            return None
+        targets = self.role(TARGETS)
+        assert targets is not None
+        with self._lock:
+            trusted = self._ng.all_trusted()
+            top_level = {ROOT: self.root.expires, TARGETS: targets.expires}
+            for name in (TIMESTAMP, SNAPSHOT):
+                signed = self._ng.trusted(name)
+                if signed is None:
+                    return None
+                top_level[name] = signed.expires
+        return TrustedState(
+            timestamp_sha256=hashlib.sha256(served).hexdigest(),
+            root_version=self.root.version,
+            top_level_expiry=top_level,
+            earliest_expiry=min(signed.expires for signed in trusted),
+        )
 
 
 def _utcnow() -> datetime:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 #: the cosign signatures a push will write for a digest (judged at push as at pull)
 PlannedSignatures = Callable[[str], Sequence["SimpleSigningLayer"]]
+#: the scan attestations a push will attach to a digest, verified against the keys the policies
+#: trust: (verified scans, one line per attestation that does not verify)
+PlannedScans = Callable[[str, Sequence["Key"]], tuple[Sequence["VerifiedScan"], Sequence[str]]]
 
 
 def check_trust(settings: Settings | Services, ref: refs.ImageRef) -> TrustEvidence:
@@ -99,19 +102,42 @@ def _policy_scanner_keys(services: Services, policies: Sequence[Policy]) -> list
 
 
 def _fetch_scans(
-    services: Services, ref: refs.ImageRef, digest: str, policies: Sequence[Policy]
+    services: Services,
+    ref: refs.ImageRef,
+    digest: str,
+    policies: Sequence[Policy],
+    planned: PlannedScans | None = None,
 ) -> tuple[tuple[VerifiedScan, ...], tuple[str, ...]]:
     """Scans verified against the keys the policies trust; which of them count for which
     policy is the policy's business (``trusted_scanners``). No policy trusting a key: no scan
-    is fetched, the policies' scan rules fail closed."""
+    is fetched, the policies' scan rules fail closed.
+
+    ``planned`` (a push, judged before its upload): the scans the push will attach count too,
+    and content the registry does not hold yet simply has no scans there."""
     from trustkit.attest.service import verified_scans
 
     keys = _policy_scanner_keys(services, policies)
     if not keys:
         return (), ()
     reference = str(ref.with_digest(digest))
-    scans, unverified = verified_scans(services, reference, trusted_keys=keys)
-    return tuple(scans), tuple(unverified)
+    if planned is None:
+        scans, unverified = verified_scans(services, reference, trusted_keys=keys)
+        return tuple(scans), tuple(unverified)
+    from trustkit.attest.highwater import scan_order_time
+    from trustkit.errors import NotFoundError
+
+    try:
+        held, held_problems = verified_scans(services, reference, trusted_keys=keys)
+    except NotFoundError:
+        held, held_problems = [], []
+        absent = f"the content has no scan yet: the registry does not hold {digest}"
+    else:
+        absent = ""
+    made, made_problems = planned(digest, keys)
+    if absent and not made:
+        held_problems = [absent]
+    scans = sorted([*held, *made], key=lambda scan: -scan_order_time(scan).timestamp())
+    return tuple(scans), (*made_problems, *held_problems)
 
 
 def fetch_scans(
@@ -131,6 +157,7 @@ def check_image(
     require_trust: bool | None = None,
     trust: TrustEvidence | None = None,
     planned_signatures: PlannedSignatures | None = None,
+    planned_scans: PlannedScans | None = None,
 ) -> Verdict:
     """Decide about one image. ``require_trust`` defaults to ``settings.content_trust``.
 
@@ -141,7 +168,8 @@ def check_image(
     scoped by every signed tag pointing at it, and tag-scoped policies apply when no tag is known.
     ``trust`` replaces the trust lookup (the push path: the signature about to be made);
     ``planned_signatures`` adds the cosign signatures the push is about to write, made only when
-    a policy reads signatures.
+    a policy reads signatures. ``planned_scans`` adds the scan attestations the push is about
+    to attach (``_fetch_scans``), made before the content is uploaded.
     """
     services = as_services(settings)
     try:
@@ -155,6 +183,7 @@ def check_image(
             require_trust=require_trust,
             trust=trust,
             planned_signatures=planned_signatures,
+            planned_scans=planned_scans,
         )
     finally:
         if services is not settings:  # collaborators made for this call only
@@ -172,6 +201,7 @@ def _check_image(
     require_trust: bool | None,
     trust: TrustEvidence | None,
     planned_signatures: PlannedSignatures | None = None,
+    planned_scans: PlannedScans | None = None,
 ) -> Verdict:
     from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
     from trustkit.policy.globs import DOCKER_RULE, ShortNames
@@ -237,7 +267,7 @@ def _check_image(
     scans: tuple[VerifiedScan, ...] = ()
     unverified: tuple[str, ...] = ()
     if digest is not None and any(p.needs_scans for p in matching):
-        scans, unverified = _fetch_scans(services, ref, digest, matching)
+        scans, unverified = _fetch_scans(services, ref, digest, matching, planned_scans)
 
     signatures: SignatureMaterial | None = None
     if digest is not None and any(Evidence.SIGNATURES in p.needs for p in matching):

@@ -7,11 +7,12 @@ either.
 
 Refuse before publishing (issue 15): ``push_image`` runs everything that can refuse a push
 before the first blob is uploaded — the signing keys are unlocked and the thresholds of the roles
-they sign checked, the scanner is run on the SOURCE (or the report read), and policy is judged
-for the source's digest under the destination's name (``PushChecks.before_upload``). Only a
-policy needing the scan attestation of content the registry does not hold yet is judged after the
-blobs are uploaded. Whatever happens after the upload, the tag is written last: the image is
-pushed by digest, checked and signed, and only then tagged, so a refusal or a registry error
+they sign checked, the scanner is run on the SOURCE (or the report read) and its statement signed
+in memory, and policy is judged for the source's digest under the destination's name with that
+signed scan as the evidence the registry will hold (``PushChecks.before_upload``). Without a scan,
+content the registry does not hold has no scan: a policy requiring one refuses before the upload.
+After the upload the judged attestation is attached and the tag is written last: the image is
+pushed by digest, attested and signed, and only then tagged, so a refusal or a registry error
 leaves no tag pointing at unsigned or refused content.
 """
 
@@ -38,14 +39,22 @@ from trustkit.errors import (
     UnknownRepositoryError,
     UnreachableError,
 )
-from trustkit.pipeline.check import check_image, require_allowed, trust_once_signed
+from trustkit.pipeline.check import (
+    PlannedScans,
+    check_image,
+    require_allowed,
+    trust_once_signed,
+)
 from trustkit.services import Services, as_services
 from trustkit.verdict import AttestationDetail, Context, Verdict
 
 if TYPE_CHECKING:
+    from trustkit.attest.service import AttestResult, SignedScan
     from trustkit.collections import TrustedTarget
     from trustkit.collections.cosigning import PendingView
     from trustkit.collections.engine import SignOutcome
+    from trustkit.keys import Key
+    from trustkit.model.findings import VerifiedScan
     from trustkit.registry import Descriptor, ImageLocation, ManifestBlob, RegistryLocation
     from trustkit.sources.model import SimpleSigningLayer
 
@@ -122,11 +131,14 @@ def push_verdict(
     sign: bool,
     policy_files: Sequence[Path] = (),
     now: datetime | None = None,
+    planned_scans: PlannedScans | None = None,
 ) -> Verdict:
     """Policy for a pushed digest (``pushed`` names it) before its tag is signed.
 
     Trust is what the push grants: with ``sign`` a ``require_signed`` policy is judged against
     the signature about to be made (the roles our keys sign into), never against the old tag.
+    ``planned_scans``: judged before the upload, the scan attestation the push will attach
+    counts, and content the registry does not hold yet has no scan there (not an error).
     """
     services = as_services(services)
     assert pushed.digest is not None
@@ -152,6 +164,7 @@ def push_verdict(
         require_trust=False,  # the tag is about to be signed: trust is what we grant here
         trust=granted,
         planned_signatures=planned,  # and so are its cosign signatures
+        planned_scans=planned_scans,
     )
 
 
@@ -164,9 +177,18 @@ def _refuse_unless_allowed(verdict: Verdict) -> Verdict:
         raise
 
 
+def _no_scan_planned(
+    digest: str, keys: Sequence[Key]
+) -> tuple[Sequence[VerifiedScan], Sequence[str]]:
+    """A push without ``--scan`` attaches no scan: only the registry's own count."""
+    return (), ()
+
+
 class PushChecks:
-    """Everything that can refuse a push, in two steps: ``before_upload`` (the source's digest,
-    the scan of the source) and the call after the upload, before the tag is signed and written.
+    """Everything that can refuse a push, judged before the first blob is uploaded
+    (``before_upload``: the scan of the SOURCE, signed in memory, and policy for the source's
+    digest), then applied after the upload (the call): the scan attestation judged is attached,
+    before the tag is signed and written.
 
     Callable as a ``PushGate``: a BLOCK raises ``PolicyRefusal`` (carrying the verdict)."""
 
@@ -192,72 +214,104 @@ class PushChecks:
         self.scanner_key = scanner_key
         self.now = now
         self.sign = sign
-        #: the verdict judged before the upload, when nothing the upload adds could change it
+        #: the verdict judged before the upload (with the scan signed below, if any)
         self._decided: Verdict | None = None
-        #: the scan report made (or read) before the upload, attested after it
-        self._report_bytes: bytes | None = None
-        self._report_source = ""
-        self._scan_started: datetime | None = None
+        #: the scan of the source, signed before the upload and attached after it
+        self._signed_scan: SignedScan | None = None
 
-    def before_upload(self, source: ImageLocation, top: Descriptor) -> None:
+    def before_upload(self, source: ImageLocation, top: ManifestBlob) -> None:
         """Refuse what can be refused before a byte is uploaded: no scanner key, no report or
-        scanner (the scanner runs on the source), and policy for the source's digest."""
-        if self.scan:
-            self._scan_source(source, top)
-            return  # the policy judges the attestation, made once the digest is pushed
+        scanner (the scanner runs on the source), a report of another image, and policy for
+        the source's digest — judged with the scan signed here, as the registry will hold it
+        once attached, or without one (the registry's own scans, if it holds the content)."""
         pushed = refs.parse(self.dest).with_digest(top.digest)
-        try:
-            verdict = push_verdict(
-                self.services,
-                pushed,
-                top.size,
-                sign=self.sign,
-                policy_files=self.policy_files,
-                now=self.now,
-            )
-        except NotFoundError:
-            # a policy needs the scans of a digest the registry does not hold yet: it is
-            # judged after the upload, before the tag is written
-            return
+        planned: PlannedScans = _no_scan_planned
+        if self.scan:
+            self._signed_scan = self._scan_source(source, top)
+            planned = self._planned_scan
+        verdict = push_verdict(
+            self.services,
+            pushed,
+            top.descriptor.size,
+            sign=self.sign,
+            policy_files=self.policy_files,
+            now=self.now,
+            planned_scans=planned,
+        )
         self._decided = _refuse_unless_allowed(verdict)
 
-    def _scan_source(self, source: ImageLocation, top: Descriptor) -> None:
+    def _planned_scan(
+        self, digest: str, keys: Sequence[Key]
+    ) -> tuple[Sequence[VerifiedScan], Sequence[str]]:
+        """The signed scan as a verifier reading it from the registry would see it: verified
+        against the keys the policies trust, for this digest."""
+        from trustkit.attest.dsse import verify_attestation
+        from trustkit.errors import TrustkitError
+
+        signed = self._signed_scan
+        assert signed is not None
+        try:
+            scan = verify_attestation(signed.envelope, trusted_keys=list(keys), image_digest=digest)
+        except TrustkitError as exc:  # signed by a key no policy trusts
+            return (), (f"the scan this push attaches: {exc.one_line()}",)
+        if signed.warnings:
+            scan.extras["warning"] = "; ".join(signed.warnings)
+        return (scan,), ()
+
+    def _scan_source(self, source: ImageLocation, top: ManifestBlob) -> SignedScan:
+        """Scan the source (or read ``--report``) and sign the statement about its digest."""
+        import json
         import shlex
 
         from trustkit._fs import read_bounded
-        from trustkit.attest.reports import MAX_REPORT_BYTES
-        from trustkit.attest.service import run_scanner, scanner_signer
+        from trustkit.attest.reports import MAX_REPORT_BYTES, parse_report
+        from trustkit.attest.service import run_scanner, scanner_signer, sign_scan
 
-        scanner_signer(self.services, self.scanner_key)  # no key: refuse before scanning
+        signer = scanner_signer(self.services, self.scanner_key)  # no key: refuse before scanning
+        started: datetime | None = None
         if self.report is not None:
             try:
-                self._report_bytes = read_bounded(self.report, MAX_REPORT_BYTES, what="scan report")
+                data = read_bounded(self.report, MAX_REPORT_BYTES, what="scan report")
             except FileNotFoundError:
                 raise BadInputError(f"scan report {self.report} does not exist") from None
-            self._report_source = self.report.name
-            return
-        command = self.scanner_command or self.services.settings.scanner_command
-        if not command:
-            raise BadInputError(
-                "no scan report and no scanner command",
-                hint="pass --report FILE or set SERVIN_SCANNER (e.g. 'trivy image -f json')",
+            report_source = self.report.name
+        else:
+            command = self.scanner_command or self.services.settings.scanner_command
+            if not command:
+                raise BadInputError(
+                    "no scan report and no scanner command",
+                    hint="pass --report FILE or set SERVIN_SCANNER (e.g. 'trivy image -f json')",
+                )
+            ref = source.ref
+            target = (
+                str(ref.with_digest(top.digest))
+                if ref is not None
+                else source.describe().removeprefix("oci:").split(":")[0].split("@")[0]
             )
-        ref = source.ref
-        target = (
-            str(ref.with_digest(top.digest))
-            if ref is not None
-            else source.describe().removeprefix("oci:").split(":")[0].split("@")[0]
+            started = datetime.now(UTC).replace(microsecond=0)
+            data = run_scanner(command, target)
+            report_source = f"output of {shlex.split(command)[0]}"
+        report = parse_report(data, source=report_source)
+        return sign_scan(
+            top,
+            repository=refs.parse(self.dest).repository,
+            check_repository=True,
+            report=report,
+            raw_report=json.loads(data),  # already validated by parse_report
+            signer=signer,
+            scan_started_on=started,
         )
-        self._scan_started = datetime.now(UTC).replace(microsecond=0)
-        self._report_bytes = run_scanner(command, target)
-        self._report_source = f"output of {shlex.split(command)[0]}"
 
     def __call__(self, descriptor: Descriptor) -> Verdict:
-        if self._decided is not None and self._decided.digest in (None, descriptor.digest):
-            return self._decided
         pushed = refs.parse(self.dest).with_digest(descriptor.digest)
+        decided = self._decided
+        if decided is not None and decided.digest in (None, descriptor.digest):
+            if self._signed_scan is None:
+                return decided
+            # the content is up now: attach the very attestation policy judged
+            return _with_attestation(decided, self._attach_signed(pushed))
         attestation: AttestationDetail | None = None
-        if self.scan:
+        if self.scan:  # called without before_upload (an older caller): attest, then judge
             attestation = self._attest(pushed)
         verdict = push_verdict(
             self.services,
@@ -268,38 +322,47 @@ class PushChecks:
             now=self.now,
         )
         if attestation is not None:
-            details = dataclasses.replace(verdict.details, attestation=attestation)
-            verdict = dataclasses.replace(verdict, details=details)
+            verdict = _with_attestation(verdict, attestation)
         return _refuse_unless_allowed(verdict)
 
-    def _attest(self, pushed: refs.ImageRef) -> AttestationDetail:
-        from trustkit.attest.service import attest_report, scan_and_attest, scanner_signer
+    def _attach_signed(self, pushed: refs.ImageRef) -> AttestationDetail:
+        from trustkit.attest.service import attach_signed_scan
+        from trustkit.registry import open_image_location
 
-        if self._report_bytes is None:  # called without before_upload (an older caller)
-            attested = scan_and_attest(
-                self.services,
-                str(pushed),
-                report=self.report,
-                scanner_command=self.scanner_command,
-                key_name=self.scanner_key,
-            )
-        else:
-            attested = attest_report(
-                self.services,
-                str(pushed),
-                report_bytes=self._report_bytes,
-                report_source=self._report_source,
-                signer=scanner_signer(self.services, self.scanner_key),
-                scan_started_on=self._scan_started,
-            )
-        return AttestationDetail(
-            scanner=attested.report.scanner.name,
-            findings=len(attested.report.findings),
-            counts=attested.report.counts(),
-            predicate_type=attested.predicate_type,
-            signer=attested.signer_keyid,
-            tag=attested.attached.att_tag,
+        assert self._signed_scan is not None
+        location = open_image_location(self.services.registries, str(pushed))
+        try:
+            return _attestation_detail(attach_signed_scan(location, self._signed_scan))
+        finally:
+            location.close()
+
+    def _attest(self, pushed: refs.ImageRef) -> AttestationDetail:
+        from trustkit.attest.service import scan_and_attest
+
+        attested = scan_and_attest(
+            self.services,
+            str(pushed),
+            report=self.report,
+            scanner_command=self.scanner_command,
+            key_name=self.scanner_key,
         )
+        return _attestation_detail(attested)
+
+
+def _attestation_detail(attested: AttestResult) -> AttestationDetail:
+    return AttestationDetail(
+        scanner=attested.report.scanner.name,
+        findings=len(attested.report.findings),
+        counts=attested.report.counts(),
+        predicate_type=attested.predicate_type,
+        signer=attested.signer_keyid,
+        tag=attested.attached.att_tag,
+    )
+
+
+def _with_attestation(verdict: Verdict, attestation: AttestationDetail) -> Verdict:
+    details = dataclasses.replace(verdict.details, attestation=attestation)
+    return dataclasses.replace(verdict, details=details)
 
 
 def push_gate(
@@ -317,10 +380,11 @@ def push_gate(
     """What the push path runs: ``before_upload`` (``push_image`` calls it before the first
     blob), then the gate itself after the upload and before the tag is signed and written.
 
-    With ``scan`` the scan report (given, or produced by the scanner command on the source
-    before the upload) is attested to the pushed digest first; then policy decides about that
-    digest. A BLOCK raises, so the tag is never signed nor written; WARN and AUDIT come back in
-    the Verdict for the caller to print. With ``sign`` (the push signs the tag next)
+    With ``scan`` the scan report (given, or produced by the scanner command on the source)
+    is signed as a statement about the source's digest before the upload, and policy decides
+    with it then; after the upload that attestation is attached to the pushed digest. A BLOCK
+    raises before anything is uploaded, so the tag is never signed nor written; WARN and AUDIT
+    come back in the Verdict for the caller to print. With ``sign`` (the push signs the tag next)
     ``require_signed`` is judged against that signature.
     """
     return PushChecks(
@@ -449,7 +513,7 @@ def push_image(
     try:
         top = source.get_manifest(source.reference)
         if isinstance(gate, PushChecks):
-            gate.before_upload(source, top.descriptor)
+            gate.before_upload(source, top)
         # tag last: while anything can still refuse (policy, signing), only the digest is pushed
         tag_last = dest_ref is not None and dest_ref.tag is not None and (sign or gate is not None)
         descriptor = copy_image(

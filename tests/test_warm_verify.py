@@ -1,0 +1,283 @@
+"""The warm fast path of ``trust verify`` (ADR 0017), attacked on every store kind.
+
+Each ``verify`` below is a new process as far as trustkit can tell: a fresh ``Services`` and no
+in-process session left. ``full_paths`` counts how often python-tuf's workflow ran; a warm
+answer is one that did not run it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fixtures.stores import STORE_KINDS, adversary_for
+from fixtures.trust import TrustedRepo, digest_for
+
+from trustkit.collections import (
+    Expiries,
+    TrustedTarget,
+    revoke,
+    rotate_key,
+    sign_tag,
+    warm,
+)
+from trustkit.collections import client as tuf_client
+from trustkit.collections.engine import verify_tag as full_verify
+from trustkit.config import Settings
+from trustkit.errors import ExpiredMetadataError, NotSignedError, RollbackError, UntrustedError
+from trustkit.refs import ImageRef
+from trustkit.services import Services
+from trustkit.stores import escape_gun
+
+
+@pytest.fixture(params=sorted(STORE_KINDS))
+def settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Settings:
+    kind = STORE_KINDS[request.param]
+    scratch = tmp_path / f"{kind.name}-store"
+    scratch.mkdir()
+    return settings.with_changes(trust_server=kind.make_url(scratch))
+
+
+@pytest.fixture
+def full_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every run of the full (python-tuf) path, by GUN."""
+    calls: list[str] = []
+    real = tuf_client.session_for
+
+    def counting(*args: object, **kwargs: object) -> tuf_client.TrustSession:
+        calls.append(str(args[2]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tuf_client, "session_for", counting)
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def _no_sessions_left() -> Iterator[None]:
+    tuf_client.forget_sessions()
+    yield
+    tuf_client.forget_sessions()
+
+
+def verify(settings: Settings, ref: ImageRef) -> TrustedTarget:
+    """``trust verify`` as a new process runs it."""
+    tuf_client.forget_sessions()
+    with Services(settings) as services:
+        return warm.verify_tag(services, ref)
+
+
+def warm_file(repo: TrustedRepo) -> Path:
+    return repo.settings.client_cache_dir / escape_gun(repo.gun) / warm.WARM_FILE
+
+
+def test_second_verify_is_answered_without_python_tuf(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    first = verify(signed_repo.settings, signed_repo.tag("v1"))
+    assert full_paths == [signed_repo.gun]
+    second = verify(signed_repo.settings, signed_repo.tag("v1"))
+    assert full_paths == [signed_repo.gun]  # no second full path
+    assert second == first
+    assert (second.digest, second.size, second.signers) == (digest_for("v1"), 1234, ("alice",))
+    assert warm_file(signed_repo).stat().st_mode & 0o077 == 0  # private, like the cache
+
+
+def test_a_tag_not_yet_remembered_takes_the_full_path(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    signed_repo.sign("v2")
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    assert verify(signed_repo.settings, signed_repo.tag("v2")).digest == digest_for("v2")
+    assert len(full_paths) == 2
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    verify(signed_repo.settings, signed_repo.tag("v2"))
+    assert len(full_paths) == 2  # both remembered under the same timestamp
+
+
+def test_new_timestamp_takes_the_full_path(signed_repo: TrustedRepo, full_paths: list[str]) -> None:
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    signed_repo.sign("v1", content="moved")  # a new publish: the tag points elsewhere now
+    assert verify(signed_repo.settings, signed_repo.tag("v1")).digest == digest_for("moved")
+    assert len(full_paths) == 2
+    assert verify(signed_repo.settings, signed_repo.tag("v1")).digest == digest_for("moved")
+    assert len(full_paths) == 2  # and the new answer is the warm one from now on
+
+
+def test_revoked_tag_is_refused_not_remembered(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    revoke(signed_repo.settings, signed_repo.tag("v1"), keystore=signed_repo.keystore)
+    for _ in range(2):
+        with pytest.raises(NotSignedError):
+            verify(signed_repo.settings, signed_repo.tag("v1"))
+    assert len(full_paths) == 3
+
+
+def test_rotated_root_takes_the_full_path_even_with_the_old_timestamp_served(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    """The timestamp key is rotated away (root 2); the store then serves root 2 beside the old
+    timestamp, byte-identical to the one the warm answer was remembered with."""
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    adversary = adversary_for(signed_repo.settings)
+    before = adversary.save(signed_repo.gun)
+    rotate_key(signed_repo.settings, signed_repo.gun, "timestamp", keystore=signed_repo.keystore)
+    after = adversary.save(signed_repo.gun)
+    assert after.head["root"] == before.head["root"] + 1
+    replayed = after.copy()
+    old_name = before.current_name("timestamp")
+    replayed.head["timestamp"] = before.head["timestamp"]
+    replayed.files[old_name] = before.files[old_name]
+    adversary.put_state(signed_repo.gun, replayed)  # type: ignore[attr-defined]
+    with pytest.raises(UntrustedError) as warm_refusal:
+        verify(signed_repo.settings, signed_repo.tag("v1"))
+    assert len(full_paths) == 2
+    tuf_client.forget_sessions()
+    with pytest.raises(UntrustedError) as full_refusal:
+        full_verify(signed_repo.settings, signed_repo.tag("v1"))
+    assert type(warm_refusal.value) is type(full_refusal.value)
+
+
+def test_rollback_after_the_client_moved_on_is_refused(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    """A late writer left a warm file of the old state behind; the client's cache has trusted a
+    newer timestamp since. The store rolls back to the old state: refused as a rollback."""
+    adversary = adversary_for(signed_repo.settings)
+    old_state = adversary.save(signed_repo.gun)
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    stale = warm_file(signed_repo).read_bytes()
+    signed_repo.sign("v2")
+    verify(signed_repo.settings, signed_repo.tag("v1"))  # the client trusts the new set
+    warm_file(signed_repo).write_bytes(stale)  # remembered against the old timestamp
+    adversary.serve_old(signed_repo.gun, old_state)
+    with pytest.raises(RollbackError):
+        verify(signed_repo.settings, signed_repo.tag("v1"))
+    assert len(full_paths) == 3
+
+
+@pytest.mark.parametrize(
+    ("expiries", "role"),
+    [(Expiries(timestamp=timedelta(seconds=2)), "timestamp"),
+     (Expiries(delegation=timedelta(seconds=2)), "targets/releases")],
+)  # fmt: skip
+def test_expired_role_is_refused_exactly_as_the_full_path_refuses(
+    trusted_repo: TrustedRepo, full_paths: list[str], expiries: Expiries, role: str
+) -> None:
+    sign_tag(
+        trusted_repo.settings,
+        trusted_repo.tag("v1"),
+        digest=digest_for("v1"),
+        size=1,
+        keystore=trusted_repo.keystore,
+        expiries=expiries,
+    )
+    verify(trusted_repo.settings, trusted_repo.tag("v1"))
+    verify(trusted_repo.settings, trusted_repo.tag("v1"))
+    assert len(full_paths) == 1  # warm while it lasts
+    time.sleep(2.05)
+    with pytest.raises(ExpiredMetadataError) as warm_refusal:
+        verify(trusted_repo.settings, trusted_repo.tag("v1"))
+    assert len(full_paths) == 2
+    tuf_client.forget_sessions()
+    with pytest.raises(ExpiredMetadataError) as full_refusal:
+        full_verify(trusted_repo.settings, trusted_repo.tag("v1"))
+    assert str(warm_refusal.value) == str(full_refusal.value)
+    assert f"{role} metadata of {trusted_repo.gun} expired" in str(warm_refusal.value)
+
+
+def _valid_doc(repo: TrustedRepo) -> dict[str, object]:
+    doc = json.loads(warm_file(repo).read_bytes())
+    assert isinstance(doc, dict)
+    return doc
+
+
+CORRUPTIONS: dict[str, Callable[[dict[str, object]], bytes]] = {
+    "garbage": lambda doc: b"\x00\xff not json",
+    "truncated": lambda doc: json.dumps(doc).encode()[:-7],
+    "oversized": lambda doc: b" " * (warm.MAX_WARM_BYTES + 1) + json.dumps(doc).encode(),
+    "not an object": lambda doc: b"[]",
+    "deep nesting": lambda doc: b"[" * 100_000 + b"]" * 100_000,
+    "other format": lambda doc: json.dumps({**doc, "format": "trustkit-warm/0"}).encode(),
+    "other store": lambda doc: json.dumps({**doc, "store": "someone else's store"}).encode(),
+    "answers a list": lambda doc: json.dumps({**doc, "answers": []}).encode(),
+    "bad digest": lambda doc: json.dumps(
+        {**doc, "answers": {"v1": {**doc["answers"]["v1"], "digest": "sha256:1"}}}  # type: ignore[index,dict-item]
+    ).encode(),
+    "negative size": lambda doc: json.dumps(
+        {**doc, "answers": {"v1": {**doc["answers"]["v1"], "size": -1}}}  # type: ignore[index,dict-item]
+    ).encode(),
+    "expiry not a number": lambda doc: json.dumps(
+        {**doc, "answers": {"v1": {**doc["answers"]["v1"], "expires": "never"}}}  # type: ignore[index,dict-item]
+    ).encode(),
+    "expiry out of range": lambda doc: json.dumps(
+        {**doc, "answers": {"v1": {**doc["answers"]["v1"], "expires": 10**20}}}  # type: ignore[index,dict-item]
+    ).encode(),
+    "root version a string": lambda doc: json.dumps({**doc, "root_version": "1"}).encode(),
+    "bad timestamp hash": lambda doc: json.dumps({**doc, "timestamp_sha256": "00"}).encode(),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_corrupt_warm_file_takes_the_full_path(
+    signed_repo: TrustedRepo, full_paths: list[str], corruption: str
+) -> None:
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    warm_file(signed_repo).write_bytes(CORRUPTIONS[corruption](_valid_doc(signed_repo)))
+    assert verify(signed_repo.settings, signed_repo.tag("v1")).digest == digest_for("v1")
+    assert len(full_paths) == 2
+    verify(signed_repo.settings, signed_repo.tag("v1"))  # the full path wrote it again
+    assert len(full_paths) == 2
+
+
+def test_warm_file_that_is_a_directory_takes_the_full_path(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    warm_file(signed_repo).unlink()
+    warm_file(signed_repo).mkdir()
+    assert verify(signed_repo.settings, signed_repo.tag("v1")).digest == digest_for("v1")
+    assert len(full_paths) == 2
+
+
+def test_a_changed_answer_in_the_warm_file_is_not_used_after_a_publish(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    """The answer is tied to the timestamp it was verified under: after any publish, what the
+    file says no longer counts, whatever it says."""
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    doc = _valid_doc(signed_repo)
+    signed_repo.sign("v2")
+    doc["answers"] = {"v2": {**doc["answers"]["v1"], "digest": digest_for("evil")}}  # type: ignore[index]
+    warm_file(signed_repo).write_text(json.dumps(doc))
+    assert verify(signed_repo.settings, signed_repo.tag("v2")).digest == digest_for("v2")
+    assert len(full_paths) == 2
+
+
+def test_many_tags_keep_the_file_bounded(signed_repo: TrustedRepo, full_paths: list[str]) -> None:
+    entries = [f"t{i}" for i in range(5)]
+    for tag in entries:
+        signed_repo.sign(tag)
+    for tag in entries:
+        verify(signed_repo.settings, signed_repo.tag(tag))
+    doc = _valid_doc(signed_repo)
+    assert sorted(doc["answers"]) == sorted(entries)  # type: ignore[arg-type]
+    assert len(warm_file(signed_repo).read_bytes()) < warm.MAX_WARM_BYTES
+
+
+def test_pinned_root_file_always_takes_the_full_path(
+    signed_repo: TrustedRepo, full_paths: list[str], tmp_path: Path
+) -> None:
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    root = adversary_for(signed_repo.settings).save(signed_repo.gun).files["1.root.json"]
+    pinned = tmp_path / "root.json"
+    pinned.write_bytes(root)
+    with Services(signed_repo.settings) as services:
+        found = warm.verify_tag(services, signed_repo.tag("v1"), root_file=pinned)
+    assert found.digest == digest_for("v1") and len(full_paths) == 2  # engine's own path
+    assert "v1" in _valid_doc(signed_repo)["answers"]  # type: ignore[operator]
