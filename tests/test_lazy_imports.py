@@ -20,15 +20,35 @@ HEAVY = (
 )  # fmt: skip
 PROBE = (
     "import atexit, json, sys\n"
-    "atexit.register(lambda: sys.stderr.write('LOADED=' + json.dumps("
-    "[m for m in {heavy!r} if m in sys.modules]) + '\\n'))\n"
+    "atexit.register(lambda: sys.stderr.write("
+    "'LOADED=' + json.dumps(sorted(sys.modules)) + '\\n'))\n"
     "import runpy\n"
     "sys.argv = ['trustkit', *{argv!r}]\n"
     "runpy.run_module('trustkit', run_name='__main__')\n"
 )
 
 
-def _run(settings: Settings, argv: list[str], stdin: str = "") -> tuple[int, str, list[str]]:
+#: what a command that neither scans, evaluates policies nor serves webhooks must not load
+NOT_FOR_TRUST = (
+    "trustkit.attest", "trustkit.policy", "trustkit.webhook", "trustkit.pipeline",
+    "trustkit.model.findings", "trustkit.report_formats", "trustkit.registry.client", "yaml",
+)  # fmt: skip
+#: what a warm ``trust verify`` answers without (ADR 0017): no TUF, no signatures, no keys
+NOT_FOR_WARM_VERIFY = (
+    *NOT_FOR_TRUST, "tuf", "securesystemslib", "cryptography", "trustkit.collections.engine",
+    "trustkit.collections.client", "trustkit.keys", "trustkit.verdict",
+)  # fmt: skip
+
+
+def _among(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` (a package counts with its submodules) were loaded."""
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+def _run_all(
+    settings: Settings, argv: list[str], stdin: str = ""
+) -> tuple[int, str, str, list[str]]:
+    """Run ``trustkit ARGV`` as a process: (exit code, stdout, stderr, every module loaded)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
     env.update(
         SERVIN_TRUST_DIR=str(settings.trust_dir),
@@ -39,7 +59,7 @@ def _run(settings: Settings, argv: list[str], stdin: str = "") -> tuple[int, str
         SERVIN_CONFIG=str(settings.effective_config_dir),
     )
     done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY, argv=argv)],
+        [sys.executable, "-c", PROBE.format(argv=argv)],
         input=stdin,
         capture_output=True,
         text=True,
@@ -49,7 +69,14 @@ def _run(settings: Settings, argv: list[str], stdin: str = "") -> tuple[int, str
     )
     marker = [line for line in done.stderr.splitlines() if line.startswith("LOADED=")]
     assert marker, done.stderr
-    return done.returncode, done.stdout, json.loads(marker[-1][len("LOADED=") :])
+    modules = json.loads(marker[-1][len("LOADED=") :])
+    return done.returncode, done.stdout, done.stderr, modules
+
+
+def _run(settings: Settings, argv: list[str], stdin: str = "") -> tuple[int, str, list[str]]:
+    """``_run_all`` with only the HEAVY modules that were loaded."""
+    code, out, _, modules = _run_all(settings, argv, stdin)
+    return code, out, _among(modules, HEAVY)
 
 
 def _signed(settings: Settings) -> str:
@@ -82,6 +109,41 @@ def test_hook_pre_pull_imports_no_cloud_sdks(settings: Settings) -> None:
     assert code == 0, out
     assert json.loads(out)["digest"] == digest
     assert not {"boto3", "botocore", "pkcs11", "rich", "pygments"} & set(loaded)
+
+
+def test_warm_trust_verify_loads_no_tuf_keys_policy_or_scans(settings: Settings) -> None:
+    """The second verify of a tag is answered from the client cache (ADR 0017): the first one
+    runs python-tuf, the second loads none of it, nor anything a verify does not use."""
+    digest = _signed(settings)
+    code, out, _, cold = _run_all(settings, ["trust", "verify", f"{REPO}:v1"])
+    assert code == 0 and out.strip() == digest
+    assert "tuf.api.metadata" in cold  # the full path really ran
+    assert _among(cold, NOT_FOR_TRUST) == []
+    code, out, _, warm = _run_all(settings, ["trust", "verify", "--json", f"{REPO}:v1"])
+    assert code == 0 and json.loads(out)["digest"] == digest
+    assert json.loads(out)["signers"] == []  # signed with the repository key: no named signer
+    assert _among(warm, NOT_FOR_WARM_VERIFY) == []
+
+
+def test_trust_sign_loads_no_policy_scans_or_tuf_client(settings: Settings) -> None:
+    _signed(settings)
+    digest = "sha256:" + hashlib.sha256(b"v3").hexdigest()
+    code, _, err, loaded = _run_all(
+        settings, ["trust", "sign", f"{REPO}:v3", "--digest", digest, "--size", "1"]
+    )
+    assert code == 0, err
+    assert _among(loaded, NOT_FOR_TRUST) == []
+    # signing verifies what it loads itself: python-tuf's client (ngclient) is not needed
+    assert _among(loaded, ("tuf.ngclient", "trustkit.collections.client", "rich")) == []
+
+
+def test_hook_pre_pull_loads_no_webhook_scans_or_registry_client(settings: Settings) -> None:
+    digest = _signed(settings)
+    request = json.dumps({"operation": "pull", "reference": f"{REPO}:v1"})
+    code, out, _, loaded = _run_all(settings, ["hook", "pre-pull"], stdin=request)
+    assert code == 0 and json.loads(out)["digest"] == digest
+    unused = ("trustkit.webhook", "trustkit.attest", "trustkit.registry.client", "httpx")
+    assert _among(loaded, (*unused, "trustkit.report_formats", "starlette", "uvicorn")) == []
 
 
 def test_online_backends_still_load_when_used() -> None:
