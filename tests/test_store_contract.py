@@ -11,6 +11,7 @@ Three parts, each run against every store:
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fixtures.stores import Adversary, StoreCase, StoreState
+from fixtures.stores import HASHED_BINS, OPAQUE_SETS, STAGED_FORK, Adversary, StoreCase, StoreState
 from fixtures.trust import digest_for
 
 from trustkit.collections import (
@@ -96,6 +97,7 @@ def test_an_empty_store_has_nothing(store_case: StoreCase) -> None:
 
 
 def test_publish_then_read(store_case: StoreCase) -> None:
+    store_case.require(OPAQUE_SETS)
     store = store_case.store
     generation = store.publish(GUN, _writable(store_case, _set(1, root=1)), expected=None)
     assert store.exists(GUN)
@@ -116,6 +118,7 @@ def test_publish_then_read(store_case: StoreCase) -> None:
 
 
 def test_every_read_is_bounded(store_case: StoreCase) -> None:
+    store_case.require(OPAQUE_SETS)
     store = store_case.store
     store.publish(GUN, _writable(store_case, _set(1, root=1)), expected=None)
     size = len(b'{"targets": 1}')
@@ -127,6 +130,7 @@ def test_every_read_is_bounded(store_case: StoreCase) -> None:
 
 
 def test_publish_is_conditional_on_the_generation_read(store_case: StoreCase) -> None:
+    store_case.require(OPAQUE_SETS)
     store = store_case.store
     first = store.publish(GUN, _writable(store_case, _set(1, root=1)), expected=None)
     with pytest.raises(ConflictError) as caught:  # "must not exist yet", but it does
@@ -155,6 +159,7 @@ def test_a_writer_signed_timestamp_is_required(store_case: StoreCase) -> None:
 
 
 def test_one_winner_per_generation(store_case: StoreCase) -> None:
+    store_case.require(OPAQUE_SETS)
     store = store_case.store
     base = store.publish(GUN, _writable(store_case, _set(1, root=1)), expected=None)
     writers = 8
@@ -181,6 +186,7 @@ def test_one_winner_per_generation(store_case: StoreCase) -> None:
 
 
 def test_writing_may_be_held_around_publish(store_case: StoreCase) -> None:
+    store_case.require(OPAQUE_SETS)
     store = store_case.store
     with store.writing(GUN):  # the optional hint: never a deadlock with publish inside
         generation = store.generation(GUN)
@@ -363,6 +369,8 @@ class Repo:
 def repo(store_case: StoreCase, request: pytest.FixtureRequest) -> Repo:
     """A collection with signer alice and tag v1 signed, in the case's store: DCT's layout,
     and the same on hashed bins."""
+    if request.param == "bins":
+        store_case.require(HASHED_BINS)
     alice = store_case.keystore.generate(role="delegation", name="alice")
     ref = parse(GUN, default_tag=False)
     add_signer(
@@ -431,13 +439,14 @@ class Attack:
     error) the client's refusal carries."""
 
     name: str
-    stage: Callable[[Repo], tuple[Settings, str]]
+    stage: Callable[[Repo], tuple[Settings | Services, str]]
     refused_as: FailureKind | type[TrustkitError]
     message: str  # a regular expression the one-line message matches
     writer_refuses: bool = False  # a writer must not build on it either
     #: on hashed bins, where it differs: a bin is pinned by version and length, not hash, so
     #: bytes swapped in place fail its signature instead
     refused_as_binned: FailureKind | None = None
+    needs: str | None = None  # a store capability the staging needs (skipped without it)
 
 
 def _rollback(repo: Repo) -> tuple[Settings, str]:
@@ -507,7 +516,16 @@ def _endless(role: str, size: int) -> Callable[[Repo], tuple[Settings, str]]:
     return stage
 
 
-def _freeze(repo: Repo) -> tuple[Settings, str]:
+def _freeze(repo: Repo) -> tuple[Settings | Services, str]:
+    if "timestamp" in repo.case.store.capabilities.server_signed_roles:
+        # the server signs every timestamp with its own expiry: the adversary keeps serving
+        # an old one, to a client living past that expiry
+        frozen = repo.save()
+        repo.sign("v2")
+        repo.adversary.freeze(repo.ref.gun, frozen)
+        expires = json.loads(frozen.files["timestamp.json"])["signed"]["expires"]
+        later = datetime.fromisoformat(expires[:19]).replace(tzinfo=UTC) + timedelta(days=1)
+        return Services(repo.case.client("fresh"), clock=lambda: later), "v1"
     repo.sign("v2", expiries=Expiries(timestamp=EXPIRED))
     expired = repo.save()
     repo.sign("v3")  # renewed since; the adversary keeps serving the expired timestamp
@@ -528,8 +546,14 @@ def _mix(role: str) -> Callable[[Repo], tuple[Settings, str]]:
 
 ATTACKS = [
     Attack("rollback", _rollback, FailureKind.ROLLED_BACK, "rollback"),
-    Attack("fork", _fork, FailureKind.FORK, "forked: .* different timestamp"),
-    Attack("fork-snapshot", _fork_under_a_new_timestamp, FailureKind.FORK, "forked: .* snapshot"),
+    Attack("fork", _fork, FailureKind.FORK, "forked: .* different timestamp", needs=STAGED_FORK),
+    Attack(
+        "fork-snapshot",
+        _fork_under_a_new_timestamp,
+        FailureKind.FORK,
+        "forked: .* snapshot",
+        needs=STAGED_FORK,
+    ),
     Attack(
         "swap-bytes",
         _swap_digest,
@@ -564,6 +588,8 @@ ATTACKS = [
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_attack_is_refused(repo: Repo, attack: Attack) -> None:
+    if attack.needs is not None:
+        repo.case.require(attack.needs)
     client, tag = attack.stage(repo)
     with pytest.raises(TrustkitError) as caught:
         verify_tag(client, repo.tag(tag))

@@ -222,8 +222,14 @@ class Verifier:
         self.seen = cache.versions() if cache is not None else {}
         self.trusted: dict[str, tuple[int, str]] = {}
 
-    def _read(self, role: str, version: int | None, limit: int) -> bytes:
+    def _read(
+        self, role: str, version: int | None, limit: int, *, sha256: bytes | None = None
+    ) -> bytes:
+        by_hash = getattr(self.reader, "read_by_hash", None)
         try:
+            if sha256 is not None and by_hash is not None:
+                data: bytes = by_hash(self.gun, role, sha256, limit=limit)
+                return data
             return self.reader.read(self.gun, role, version, limit=limit)
         except MetadataNotFoundError:
             if role == "root" and version is None:
@@ -403,7 +409,7 @@ class Verifier:
                 f"{self.metadata_limit}-byte limit"
             )
         try:
-            raw = self._read(role, None, entry.length)
+            raw = self._read(role, None, entry.length, sha256=entry.hashes.get("sha256"))
         except UntrustedError as exc:
             if not isinstance(exc.__cause__, InputTooLargeError):
                 raise

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from trustkit.stores.notary import NotaryServerStore
 
 T = TypeVar("T")
-ATTEMPTS = 3
+#: writers racing on one collection: each conflict re-reads and re-applies the change
+ATTEMPTS = 8
 #: notary's defaults: targets and delegations three years, snapshot three years
 TARGETS_LIFETIME = timedelta(days=3 * 365)
 SNAPSHOT_LIFETIME = timedelta(days=3 * 365)
@@ -349,9 +350,18 @@ def change(
         except ConflictError:
             if attempt == ATTEMPTS:
                 raise
+            _back_off(attempt)
             continue
         return result
     raise AssertionError("unreachable")
+
+
+def _back_off(attempt: int) -> None:
+    """Writers that lost a race spread out before reading again (jittered, growing)."""
+    import random
+    import time
+
+    time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))  # jitter, not a secret
 
 
 def create_collection(

@@ -91,6 +91,15 @@ class NotaryServerStore(MetadataStore):
     # --- reading -------------------------------------------------------------------------
     def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
         name = f"{role}.json" if version is None else f"{version}.{role}.json"
+        return self._read_name(gun, role, name, limit)
+
+    def read_by_hash(self, gun: str, role: str, sha256: bytes, *, limit: int) -> bytes:
+        """``role`` by the sha256 its parent signed (``<role>.<hex>.json``), as the notary
+        client fetches it: the file the parent names even while a writer publishes a newer
+        one, where the current name could already serve the newer file."""
+        return self._read_name(gun, role, f"{role}.{sha256.hex()}.json", limit)
+
+    def _read_name(self, gun: str, role: str, name: str, limit: int) -> bytes:
         response = self._request("GET", self._path(gun, name), scopes=[f"repository:{gun}:pull"])
         if response.status_code == 404:
             response.close()
