@@ -741,7 +741,11 @@ def list_signed_tags(settings: Settings | Services, gun: str) -> list[TrustedTar
 
 
 def trust_evidence(
-    settings: Settings | Services, ref: ImageRef, *, root_file: Path | None = None
+    settings: Settings | Services,
+    ref: ImageRef,
+    *,
+    root_file: Path | None = None,
+    every_tag: bool = True,
 ) -> TrustEvidence:
     """What the TUF collection of ``ref`` vouches for, as typed evidence; never raises for a
     trust refusal (the refusal is the evidence's ``failure``), only for bad input and
@@ -757,7 +761,8 @@ def trust_evidence(
     ``tags`` lists every signed tag pointing at the digest (so a digest reference is scoped by
     all of them), ``signers`` the named signers who recorded the tag(s), each with the distinct
     key ids whose valid signatures vouched, and ``expires`` the earliest expiry of the metadata
-    the answer depends on.
+    the answer depends on. ``every_tag=False``: for a reference naming a tag, that tag's own
+    evidence only (``complete`` False), read without the other tags' roles or bins.
     """
     from trustkit.collections.client import session_for
     from trustkit.model import EvidenceSource
@@ -768,7 +773,7 @@ def trust_evidence(
     if is_notary_store(services.store, ref.gun):  # Notary's wire format: its own verifier
         from trustkit.notary import reader
 
-        return reader.evidence(services, ref, root_file=root_file)
+        return reader.evidence(services, ref, root_file=root_file, every_tag=every_tag)
     return collection_evidence(
         EvidenceSource.TUF_COLLECTION,
         ref,
@@ -777,6 +782,7 @@ def trust_evidence(
         tags_at=lambda session, digest: session.tags_at(digest),
         signers_of=lambda session, target: session.signer_identities(target),
         expires_of=lambda session, target: session.expires(target.role),
+        every_tag=every_tag,
     )
 
 

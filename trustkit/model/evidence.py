@@ -61,6 +61,9 @@ class TrustEvidence:
     failure: FailureKind | None = None
     message: str | None = None
     expires: datetime | None = None  # the earliest expiry among the metadata that vouched
+    #: whether ``tags`` and ``signers`` cover every signed tag pointing at ``digest``; False
+    #: when a tag reference was judged on its own tag's evidence (ADR 0016)
+    complete: bool = True
 
     @property
     def unsigned(self) -> bool:
@@ -129,6 +132,7 @@ class TrustEvidence:
             "failure": self.failure.value if self.failure else None,
             "message": self.message,
             "expires": self.expires.isoformat() if self.expires else None,
+            "complete": self.complete,
         }
 
 
@@ -155,11 +159,16 @@ def collection_evidence(
     tags_at: Callable[[Any, str], Sequence[T]],
     signers_of: Callable[[Any, T], Iterable[SignerIdentity]],
     expires_of: Callable[[Any, T], datetime],
+    every_tag: bool = True,
 ) -> TrustEvidence:
     """Evidence from a verified collection for a tag, a digest or ``tag@digest``: one shape for
     every collection source. ``verified()`` loads and verifies the collection (its refusals
     become evidence); the other callables read it. A digest is vouched for by every signed tag
-    that points at it, and each signer is listed once with all its distinct keys."""
+    that points at it, and each signer is listed once with all its distinct keys.
+
+    ``every_tag=False`` reads, for a reference naming a tag, only that tag (its role, its
+    signers' roles): evidence that is a subset of the full one (``complete`` False), which is
+    all a hashed-bins collection needs to fetch one bin. A digest reference reads every tag."""
     digest = ref.digest
     try:
         collection = verified()
@@ -169,7 +178,9 @@ def collection_evidence(
                 return TrustEvidence.digest_not_of_tag(
                     source, ref.familiar, ref.tag, digest, found.digest
                 )
-            matching = [found, *(t for t in tags_at(collection, found.digest) if t != found)]
+            matching = [found]
+            if every_tag:  # finding the other tags at the digest reads every role (every bin)
+                matching.extend(t for t in tags_at(collection, found.digest) if t != found)
         else:
             if digest is None:
                 raise BadInputError("a reference names a tag, a digest or both")
@@ -195,6 +206,7 @@ def collection_evidence(
             signers=tuple(identities.values()),
             tags=tuple(sorted({t.tag for t in matching})),
             expires=min(expires_of(collection, t) for t in matching),
+            complete=every_tag or ref.tag is None,
         )
     except UnknownRepositoryError as exc:
         named = ref.with_tag(ref.tag) if ref.tag is not None else ref  # the tag is what is signed

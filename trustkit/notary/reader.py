@@ -85,8 +85,12 @@ def verify_tag(
     return verified(services, gun, root_file=root_file).find(tag)
 
 
-def evidence(services: Services, ref: ImageRef, *, root_file: Path | None = None) -> TrustEvidence:
-    """As the TUF engine's ``trust_evidence``, from a notary-server: refusals are evidence."""
+def evidence(
+    services: Services, ref: ImageRef, *, root_file: Path | None = None, every_tag: bool = True
+) -> TrustEvidence:
+    """As the TUF engine's ``trust_evidence``, from a notary-server: refusals are evidence.
+    The collection is verified whole either way; ``every_tag=False`` only keeps the evidence
+    of a tag reference to that tag, so a verdict does not depend on the store."""
     return collection_evidence(
         EvidenceSource.NOTARY,
         ref,
@@ -97,6 +101,7 @@ def evidence(services: Services, ref: ImageRef, *, root_file: Path | None = None
             SignerIdentity(name, tuple(keyids), role) for name, role, keyids in target.signer_roles
         ),
         expires_of=lambda _, target: target.expires,
+        every_tag=every_tag,
     )
 
 

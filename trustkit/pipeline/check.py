@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from trustkit import refs
 from trustkit.config import Settings
@@ -25,7 +25,7 @@ from trustkit.verdict import Action, Context, Reason, Verdict
 if TYPE_CHECKING:
     from trustkit.keys import Key
     from trustkit.model.findings import VerifiedScan
-    from trustkit.policy import Policy
+    from trustkit.policy import Evaluation, Policy
     from trustkit.sources.model import SignatureMaterial, SimpleSigningLayer
 
 #: the cosign signatures a push will write for a digest (judged at push as at pull)
@@ -35,18 +35,20 @@ PlannedSignatures = Callable[[str], Sequence["SimpleSigningLayer"]]
 PlannedScans = Callable[[str, Sequence["Key"]], tuple[Sequence["VerifiedScan"], Sequence[str]]]
 
 
-def check_trust(settings: Settings | Services, ref: refs.ImageRef) -> TrustEvidence:
+def check_trust(
+    settings: Settings | Services, ref: refs.ImageRef, *, every_tag: bool = True
+) -> TrustEvidence:
     """What the trusted collection says about ``ref`` (a tag, a digest or both), as evidence.
 
     Refusals are evidence, not exceptions: the failure kind comes from the error's type, never
     from its message. A digest is trusted when a signed tag points at it (a digest names
     content, not who vouched for it, so ``name@sha256:...`` cannot route around content trust);
     ``tags`` lists every signed tag pointing at the digest, so tag-scoped policies scope it by
-    all of them.
+    all of them. ``every_tag=False``: a tag reference's own evidence only (ADR 0016).
     """
     from trustkit.collections import trust_evidence
 
-    return trust_evidence(settings, ref)
+    return trust_evidence(settings, ref, every_tag=every_tag)
 
 
 def trust_once_signed(
@@ -202,6 +204,7 @@ def _check_image(
     trust: TrustEvidence | None,
     planned_signatures: PlannedSignatures | None = None,
     planned_scans: PlannedScans | None = None,
+    gathered: _Gathered | None = None,
 ) -> Verdict:
     from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
     from trustkit.policy.globs import DOCKER_RULE, ShortNames
@@ -230,8 +233,13 @@ def _check_image(
         or (not asked.tag_known and any(p.tag_scoped for p in candidates))
     )
 
-    if trust is None:
-        trust = check_trust(services, ref) if needs_trust else TrustEvidence.not_checked()
+    if trust is None and not needs_trust:
+        trust = TrustEvidence.not_checked()
+    elif trust is None:
+        # the tag's own evidence first when the other tags of its digest cannot change the
+        # verdict unless a signer rule fails (then judged again on every tag, below)
+        every_tag = ref.tag is None or any(p.tag_scoped for p in in_context)
+        trust = check_trust(services, ref, every_tag=every_tag)
     if enforce_trust and not trust.verified:
         if trust.unsigned and trust.message:
             message = trust.message  # names the image and says it is not signed
@@ -266,11 +274,15 @@ def _check_image(
 
     scans: tuple[VerifiedScan, ...] = ()
     unverified: tuple[str, ...] = ()
-    if digest is not None and any(p.needs_scans for p in matching):
+    signatures: SignatureMaterial | None = None
+    policy_ids = tuple(id(p) for p in matching)
+    read = gathered is None or (gathered.digest, gathered.policy_ids) != (digest, policy_ids)
+    if not read and gathered is not None:  # the first judgement of this check read them
+        scans, unverified, signatures = gathered.scans, gathered.unverified, gathered.signatures
+    if read and digest is not None and any(p.needs_scans for p in matching):
         scans, unverified = _fetch_scans(services, ref, digest, matching, planned_scans)
 
-    signatures: SignatureMaterial | None = None
-    if digest is not None and any(Evidence.SIGNATURES in p.needs for p in matching):
+    if read and digest is not None and any(Evidence.SIGNATURES in p.needs for p in matching):
         # cosign signatures and Sigstore bundles, read once; each rule verifies them itself
         from trustkit.sources.cosign import fetch_material
 
@@ -291,7 +303,56 @@ def _check_image(
         # naming it in trusted_scanners (issue 14)
         store_scanner_keyids=frozenset(),
     )
-    return evaluate(matching, facts, context=context, now=clock).verdict(facts, context=context)
+    evaluation = evaluate(matching, facts, context=context, now=clock)
+    if not trust.complete and _signer_rule_failed(matching, evaluation):
+        # more signers can only help (every signer rule is monotone in the evidence): judge
+        # again on every signed tag of the digest, exactly as without the shortcut
+        return _check_image(
+            services,
+            reference,
+            context=context,
+            policy_files=policy_files,
+            policies=policies,
+            now=clock,
+            require_trust=require_trust,
+            trust=check_trust(services, ref, every_tag=True),
+            planned_signatures=planned_signatures,
+            planned_scans=planned_scans,
+            gathered=_Gathered(digest, policy_ids, scans, unverified, signatures),
+        )
+    return evaluation.verdict(facts, context=context)
+
+
+class _Gathered(NamedTuple):
+    """What a first judgement on a tag's own evidence already read (the same digest and
+    policies need the same scans and signatures)."""
+
+    digest: str | None
+    policy_ids: tuple[int, ...]  # the policies that applied, by identity
+    scans: tuple[VerifiedScan, ...]
+    unverified: tuple[str, ...]
+    signatures: SignatureMaterial | None
+
+
+def _signer_rule_failed(policies: Sequence[Policy], evaluation: Evaluation) -> bool:
+    """Whether some policy's rule that reads the trust evidence (signers, key ids) failed.
+
+    Only such a rule can judge differently with the signers of the digest's other tags: the
+    scope reads tags only through tag-scoped globs (then every tag was read to begin with), and
+    no other rule reads the trust evidence."""
+    from trustkit.policy.rules import Evidence
+
+    reading: dict[str, set[str]] = {}
+    for policy in policies:
+        keys = reading.setdefault(policy.name, set())
+        keys.update(
+            r.key for r, config in policy.plan.signature if Evidence.TRUST in r.needs(config)
+        )
+    return any(
+        not passed and rule in reading.get(outcome.policy, ())
+        for outcome in evaluation.outcomes
+        for rule, passed, _ in outcome.rules
+    )
 
 
 def require_allowed(verdict: Verdict) -> Verdict:
