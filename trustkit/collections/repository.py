@@ -8,7 +8,12 @@ not already trust; expiry is not enforced here so that stale metadata can be ren
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import hashlib
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +55,7 @@ from trustkit.errors import (
     KeyStoreError,
     StorageError,
     TamperedMetadataError,
+    TrustkitError,
     UntrustedError,
 )
 from trustkit.keys import Signer
@@ -60,6 +66,13 @@ if TYPE_CHECKING:
 
 _SERIALIZER = JSONSerializer(compact=True)
 _HASH_ALGORITHMS = ["sha256"]
+_LIMITS = {
+    ROOT: ROOT_MAX_BYTES,
+    TIMESTAMP: TIMESTAMP_MAX_BYTES,
+    SNAPSHOT: SNAPSHOT_MAX_BYTES,
+    TARGETS: TARGETS_MAX_BYTES,
+}
+_CONTROL_CHARACTER = re.compile(rb"[\x00-\x1f]")
 T = TypeVar("T", bound=Signed)
 
 
@@ -95,6 +108,9 @@ class Collection:
         self._presigned: set[str] = set()
         # each edited role's tags as loaded (shallow: edits replace entries, never mutate them)
         self._tags_before: dict[str, dict[str, TargetFile]] = {}
+        #: SHA-256 of every published file this set was read from or wrote, by (role, version;
+        #: None for the current timestamp): what a kept set checks the store still serves
+        self._seen: dict[tuple[str, int | None], bytes] = {}
 
     # --- loading --------------------------------------------------------------------------
     @classmethod
@@ -106,11 +122,21 @@ class Collection:
         generation = store.generation(gun)
         if generation is None:
             return None
+        kept = _LAST_PUBLISHED.take(store, gun, generation)
+        if kept is not None:
+            return kept
         with _untrusted_on_failure(gun):
-            root = _read(store, gun, ROOT, 1, ROOT_MAX_BYTES, Root)
+            seen: dict[tuple[str, int | None], bytes] = {}
+
+            def read(role: str, version: int | None, limit: int) -> bytes:
+                raw = store.read(gun, role, version, limit=limit)
+                seen[(role, version)] = hashlib.sha256(raw).digest()
+                return raw
+
+            root = _parse(read(ROOT, 1, ROOT_MAX_BYTES), Root)
             root.signed.verify_delegate(ROOT, root.signed_bytes, root.signatures)
             for version in range(2, store.root_version(gun) + 1):
-                new = _read(store, gun, ROOT, version, ROOT_MAX_BYTES, Root)
+                new = _parse(read(ROOT, version, ROOT_MAX_BYTES), Root)
                 root.signed.verify_delegate(ROOT, new.signed_bytes, new.signatures)
                 new.signed.verify_delegate(ROOT, new.signed_bytes, new.signatures)
                 if new.signed.version != version:
@@ -118,15 +144,15 @@ class Collection:
                         f"root {version} claims version {new.signed.version}"
                     )
                 root = new
-            timestamp = _read(store, gun, TIMESTAMP, None, TIMESTAMP_MAX_BYTES, Timestamp)
+            timestamp = _parse(read(TIMESTAMP, None, TIMESTAMP_MAX_BYTES), Timestamp)
             _verify(root.signed, TIMESTAMP, timestamp)
             snap_meta = timestamp.signed.snapshot_meta
-            raw = store.read(gun, SNAPSHOT, snap_meta.version, limit=SNAPSHOT_MAX_BYTES)
+            raw = read(SNAPSHOT, snap_meta.version, SNAPSHOT_MAX_BYTES)
             snap_meta.verify_length_and_hashes(raw)
             snapshot = _parse(raw, Snapshot)
             _verify(root.signed, SNAPSHOT, snapshot)
             targets_meta = snapshot.signed.meta["targets.json"]
-            raw = store.read(gun, TARGETS, targets_meta.version, limit=TARGETS_MAX_BYTES)
+            raw = read(TARGETS, targets_meta.version, TARGETS_MAX_BYTES)
             targets_meta.verify_length_and_hashes(raw)
             targets = _parse(raw, Targets)
             _verify(root.signed, TARGETS, targets)
@@ -134,6 +160,7 @@ class Collection:
             _check_version(snap_meta.version, snapshot, SNAPSHOT)
         collection = cls(gun, root, timestamp, snapshot, targets, store=store, fresh=False)
         collection.loaded_generation = generation
+        collection._seen = seen
         return collection
 
     @classmethod
@@ -174,6 +201,7 @@ class Collection:
             return None
         with _untrusted_on_failure(self.gun):
             raw = self._store.read(self.gun, role, meta.version, limit=TARGETS_MAX_BYTES)
+            self._seen[(role, meta.version)] = hashlib.sha256(raw).digest()
             meta.verify_length_and_hashes(raw)
             md = _parse(raw, Targets)
             _check_version(meta.version, md, role)
@@ -338,16 +366,17 @@ class Collection:
         now = utcnow()
         files: list[MetadataFile] = []
         changed: list[str] = []
+        reusable = self._delegations_unchanged()
         delegated = sorted(r for r in self._dirty if r not in TOP_LEVEL_ROLES)
         for role in [*delegated, *([TARGETS] if TARGETS in self._dirty else [])]:
             md = self.targets if role == TARGETS else self._delegated[role]
             assert md is not None
             if role in self._presigned:
                 self._check_presigned(role, md)
+                data = md.to_bytes(_SERIALIZER)
             else:
                 self._new_version(role, md, expiries, now)
-                self._sign(role, md, keystore)
-            data = md.to_bytes(_SERIALIZER)
+                data = self._sign(role, md, keystore)
             files.append(MetadataFile(role, md.signed.version, data))
             # a bin is pinned by version and length (its signature does the rest): hundreds
             # of bins with hashes would make every client's snapshot twice as large
@@ -371,24 +400,67 @@ class Collection:
             )
         if SNAPSHOT not in server_signed:
             self._new_version(SNAPSHOT, self.snapshot, expiries, now)
-            self._sign(SNAPSHOT, self.snapshot, keystore)
-            snapshot_bytes = self.snapshot.to_bytes(_SERIALIZER)
+            snapshot_bytes = self._sign(SNAPSHOT, self.snapshot, keystore)
             files.append(MetadataFile(SNAPSHOT, self.snapshot.signed.version, snapshot_bytes))
             self.timestamp.signed.snapshot_meta = MetaFile.from_data(
                 self.snapshot.signed.version, snapshot_bytes, _HASH_ALGORITHMS
             )
         if TIMESTAMP not in server_signed:
             self._new_version(TIMESTAMP, self.timestamp, expiries, now)
-            self._sign(TIMESTAMP, self.timestamp, keystore)
-            files.append(
-                MetadataFile(TIMESTAMP, self.timestamp.signed.version, self.timestamp.to_bytes())
-            )
+            timestamp_bytes = self._sign(TIMESTAMP, self.timestamp, keystore)
+            files.append(MetadataFile(TIMESTAMP, self.timestamp.signed.version, timestamp_bytes))
         self.loaded_generation = store.publish(self.gun, files, expected=self.loaded_generation)
         self._store = store
+        self._record_published(files)
         self._dirty.clear()
         self._fresh.clear()
         self._presigned.clear()
+        self._tags_before.clear()
+        if reusable and TIMESTAMP not in server_signed:
+            self._forget_unchanged_leaves(changed)
+            _LAST_PUBLISHED.keep(store, self)
         return changed
+
+    def _record_published(self, files: Sequence[MetadataFile]) -> None:
+        for item in files:
+            version = None if item.role == TIMESTAMP else item.version
+            for key in [k for k in self._seen if k[0] == item.role and k[0] != ROOT]:
+                del self._seen[key]  # a role's older version is no longer part of the set
+            self._seen[(item.role, version)] = hashlib.sha256(item.data).digest()
+
+    def _forget_unchanged_leaves(self, changed: list[str]) -> None:
+        """Keep only the delegating roles and the roles just written, so a kept set stays the
+        size of one change, not of every role ever read."""
+        for role, md in list(self._delegated.items()):
+            if md is None or (md.signed.delegations is None and role not in changed):
+                del self._delegated[role]
+                for key in [k for k in self._seen if k[0] == role]:
+                    del self._seen[key]
+
+    def still_served_by(self, store: MetadataStore) -> bool:
+        """Whether ``store`` serves byte for byte every file this set was built from."""
+        try:
+            for (role, version), digest in self._seen.items():
+                limit = _LIMITS.get(role, TARGETS_MAX_BYTES)
+                if hashlib.sha256(store.read(self.gun, role, version, limit=limit)).digest() != (
+                    digest
+                ):
+                    return False
+        except TrustkitError:
+            return False  # a full load reports it
+        return True
+
+    def _delegations_unchanged(self) -> bool:
+        """Whether this change leaves root and every delegation as published: only leaf roles
+        (tags) change. Only then is the published set kept for this process's next writer: the
+        roles it holds stay verified against delegations that did not move."""
+        if ROOT in self._dirty or TARGETS in self._dirty:
+            return False
+        for role in self._dirty:
+            md = self._delegated.get(role)
+            if md is None or md.signed.delegations is not None:
+                return False
+        return True
 
     def _check_presigned(self, role: str, md: Metadata[Targets]) -> None:
         expected = self.published_version(role) + 1
@@ -408,7 +480,9 @@ class Collection:
         md.signed.expires = expiries.for_role(role, now)
         md.signatures.clear()
 
-    def _sign(self, role: str, md: Metadata[Any], keystore: KeyStore) -> None:
+    def _sign(self, role: str, md: Metadata[Any], keystore: KeyStore) -> bytes:
+        """Sign ``role`` with every local key of it (refused below its threshold); returns the
+        file's bytes."""
         keyids = self.keyids_of(role)
         threshold = self.threshold_of(role)
         signers = _local_signers(keystore, keyids)
@@ -423,8 +497,16 @@ class Collection:
                     "to approve"
                 ),
             )
+        # the canonical bytes are made once: each signer signs them and the file embeds them
+        # (a snapshot of a thousand bins costs milliseconds per encoding)
+        payload = md.signed_bytes
         for signer in signers:
-            md.sign(signer, append=True)
+            try:
+                signature = signer.sign(payload)
+            except Exception as exc:  # as Metadata.sign reports a signer's failure
+                raise tuf_exc.UnsignedMetadataError(f"Failed to sign: {exc}") from exc
+            md.signatures[signature.keyid] = signature
+        return _file_bytes(md, payload)
 
     def _sign_root(self, keystore: KeyStore) -> None:
         """A new root is signed by the new root keys and by the root it replaces."""
@@ -443,6 +525,74 @@ class Collection:
                 f"cannot sign root of {self.gun}: {exc} (the root key is not in this key store)",
                 hint="load the root key with 'trustkit trust key load'",
             ) from None
+
+
+class _PublishedSets:
+    """The last collection this process published per (store, GUN), handed to the next writer
+    of the same collection instead of reading and verifying the whole set again.
+
+    A writer signing tag after tag (bulk signing, the hook server, CI) otherwise spends most of
+    each sign re-parsing and re-verifying the snapshot it has just written. A kept set is only
+    used when the store is still at the generation it published AND serves, byte for byte,
+    every file the set was built from (roots, timestamp, snapshot, targets, the delegated roles
+    it holds): what a full load would verify are then the very bytes this set verified or
+    signed, so the outcome is the same, and any other writer's publish, rollback or tampering
+    means a full load (which refuses what does not verify). Hashing those files is far cheaper
+    than parsing them. A set is taken, not shared: a writer that fails half-way never returns
+    it, and only changes that leave root and every delegation unchanged are kept."""
+
+    LIMIT = 8
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sets: OrderedDict[tuple[str, str], tuple[str, Collection]] = OrderedDict()
+
+    def keep(self, store: MetadataStore, collection: Collection) -> None:
+        generation = collection.loaded_generation
+        if generation is None:
+            return
+        with self._lock:
+            key = (store.description, collection.gun)
+            self._sets[key] = (generation, collection)
+            self._sets.move_to_end(key)
+            while len(self._sets) > self.LIMIT:
+                self._sets.popitem(last=False)
+
+    def take(self, store: MetadataStore, gun: str, generation: str) -> Collection | None:
+        with self._lock:
+            kept = self._sets.pop((store.description, gun), None)
+        if kept is None or kept[0] != generation or not kept[1].still_served_by(store):
+            return None
+        collection = kept[1]
+        collection._store = store
+        return collection
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sets.clear()
+
+
+_LAST_PUBLISHED = _PublishedSets()
+
+
+def forget_published() -> None:
+    """Drop every kept set (tests that edit a store behind this process's back)."""
+    _LAST_PUBLISHED.clear()
+
+
+def _file_bytes(md: Metadata[Any], signed_bytes: bytes) -> bytes:
+    """``md`` as a file, around the canonical ``signed_bytes`` its signatures cover: the same
+    document ``md.to_bytes`` writes (sorted keys, no spaces), without encoding ``signed`` again."""
+    if md.unrecognized_fields or _CONTROL_CHARACTER.search(signed_bytes):
+        # canonical JSON leaves control characters (a PEM key's newlines) unescaped, which
+        # JSON parsers refuse: such metadata is written by the plain serializer
+        return md.to_bytes(_SERIALIZER)
+    signatures = json.dumps(
+        [signature.to_dict() for signature in md.signatures.values()],
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return b'{"signatures":' + signatures.encode() + b',"signed":' + signed_bytes + b"}"
 
 
 def _delegates(delegations: Delegations, role: str) -> bool:
@@ -473,12 +623,6 @@ def local_keyids(keystore: KeyStore, keyids: Iterable[str]) -> list[str]:
         except KeyStoreError:
             continue
     return found
-
-
-def _read(
-    store: MetadataStore, gun: str, role: str, version: int | None, limit: int, kind: type[Any]
-) -> Metadata[Any]:
-    return _parse(store.read(gun, role, version, limit=limit), kind)
 
 
 def _parse(raw: bytes, kind: type[Any]) -> Metadata[Any]:

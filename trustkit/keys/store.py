@@ -220,6 +220,8 @@ class KeyStore:
         return record
 
     def has_private(self, keyid: str) -> bool:
+        if keyid in self._signers:  # unlocked here already (removal through this store drops it)
+            return True
         try:
             record = self.get(keyid)
         except KeyStoreError:
