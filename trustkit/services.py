@@ -71,10 +71,14 @@ class Services:
         """The trust-data store named by the settings (``SERVIN_CONTENT_TRUST_SERVER``), with
         the per-registry ``trust_server`` overrides of ``registries.json``."""
         from trustkit.stores import open_store
+
+        store = open_store(self.settings.trust_store_url, services=self)
+        if not any(entry.trust_server for entry in self.registries.config.registries.values()):
+            return store  # nothing to route: the registry store's module stays unloaded
         from trustkit.stores.oci import with_registry_overrides
 
         return with_registry_overrides(
-            open_store(self.settings.trust_store_url, services=self),
+            store,
             self,
             lambda url: open_store(url, services=self),
         )
