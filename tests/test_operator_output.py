@@ -7,16 +7,18 @@ deprecated); ``trust verify`` of a never-signed repository is "not trusted" (exi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fixtures.cosign import put_tiny_image
+from fixtures.registry import BuiltImage, Registry
 from fixtures.reports import retarget
 
 from trustkit.cli import cli, main
 from trustkit.config import Settings
-from trustkit.errors import BadInputError
+from trustkit.errors import AuthenticationError, BadInputError
 from trustkit.keys import KeyStore
 from trustkit.registry.location import open_image_location
 
@@ -246,3 +248,141 @@ def test_trust_sign_output_json(
         main([*argv[:3], "--digest", "md5:00", "--size", "9", "--json"])
     assert exited.value.code == 2
     assert json.loads(capsys.readouterr().out)["refused"] is True
+
+
+# --- -o/--output json on signer, revoke, renew, login and logout ------------------------------
+def test_trust_signer_add_and_remove_output_json(
+    settings: Settings,
+    passphrase_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fixtures.base import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["trust", "key", "generate", "alice"], capsys)[0] == 0
+    repo = "example.test/team/signers"
+    code, out, err = run_cli(
+        ["trust", "signer", "add", "--key", "alice.pub", "alice", repo, "-o", "json"], capsys
+    )
+    assert code == 0, err
+    assert json.loads(out) == {
+        "signer": "alice",
+        "added": True,
+        "repositories": [{"repository": repo, "warnings": []}],
+    }
+    # plain text stays as documented
+    code, out, _ = run_cli(["trust", "signer", "add", "--key", "alice.pub", "carol", repo], capsys)
+    assert (code, out) == (0, f"Successfully added signer: carol to {repo}\n")
+    # a refusal is one JSON document on stdout, one line on stderr, the documented exit code
+    code, out, err = run_cli(
+        ["trust", "signer", "add", "--key", "missing.pub", "bob", repo, "--json"], capsys
+    )
+    assert code == 2 and err.count("\n") == 1
+    refusal = json.loads(out)
+    assert refusal["refused"] is True and refusal["added"] is False
+    assert "missing.pub" in refusal["error"]["message"] and refusal["error"]["exitCode"] == 2
+
+    code, out, err = run_cli(["trust", "signer", "remove", "carol", repo, "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["signer"] == "carol" and doc["removed"] is True
+    assert doc["repositories"] == [{"repository": repo, "warnings": [], "untrusted_tags": []}]
+    code, out, err = run_cli(["trust", "signer", "remove", "alice", repo, "-o", "json"], capsys)
+    assert code == 2, err  # the last signer needs --force
+    refusal = json.loads(out)
+    assert refusal["refused"] is True and refusal["repository"] == repo
+    assert refusal["repositories"] == []
+
+
+def test_trust_renew_output_json_names_what_was_renewed_and_what_failed(
+    settings: Settings, passphrase_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fixtures.base import run_cli
+
+    from trustkit.collections import sign_tag
+    from trustkit.refs import parse
+
+    repo = "example.test/team/renewed"
+    sign_tag(settings, parse(f"{repo}:v1"), digest="sha256:" + "b" * 64, size=9)
+    code, out, err = run_cli(["trust", "renew", repo, "-o", "json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [r["repository"] for r in doc["renewed"]] == [repo]
+    assert {"snapshot", "timestamp"} <= set(doc["renewed"][0]["roles"])
+    assert doc["failed"] == [] and "refused" not in doc
+    # two collections, one unknown: the other is still renewed and the JSON names both
+    code, out, err = run_cli(
+        ["trust", "renew", repo, "example.test/team/never-made", "--json"], capsys
+    )
+    assert code != 0
+    doc = json.loads(out)
+    assert [r["repository"] for r in doc["renewed"]] == [repo]
+    assert [f["repository"] for f in doc["failed"]] == ["example.test/team/never-made"]
+    assert doc["refused"] is True and doc["error"]["exitCode"] == code
+    code, out, _ = run_cli(["trust", "renew", "--json"], capsys)
+    assert code == 2 and json.loads(out)["refused"] is True
+
+
+@pytest.mark.registry
+def test_trust_revoke_output_json_and_its_refusal(
+    settings: Settings,
+    registry: Registry,
+    oci_image: Callable[..., BuiltImage],
+    repo_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from fixtures.base import run_cli, use_cli_env
+
+    use_cli_env(monkeypatch, settings)
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST", "1")
+    ref = registry.ref(repo_name, "v1")
+    code, _, err = run_cli(["push", oci_image().oci, ref], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["trust", "revoke", ref, "-o", "json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["reference"] == ref and doc["tag"] == "v1" and doc["revoked"] is True
+    assert doc["roles"] and doc["cosign_signatures_removed"] == 1
+    code, out, _ = run_cli(["pull", ref], capsys)
+    assert code == 1  # revoked for real
+    # every tag without --yes and without a terminal: refused, and the JSON says so
+    repo = ref.rsplit(":", 1)[0]
+    code, out, err = run_cli(["trust", "revoke", repo, "--json"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    refusal = json.loads(out)
+    assert refusal["refused"] is True and refusal["revoked"] is False
+    assert "needs confirmation" in refusal["error"]["message"]
+
+
+@pytest.mark.registry
+def test_login_and_logout_output_json(
+    basic_registry: Registry,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SERVIN_CONFIG", str(settings.effective_config_dir))
+    reg = basic_registry
+    argv = ["login", "-u", reg.username or "", "--password-stdin", reg.host, "-o", "json"]
+    done = CliRunner().invoke(cli, argv, input=f"{reg.password}\n")
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert doc == {
+        "registry": reg.host,
+        "logged_in": True,
+        "username": reg.username,
+        "config_file": str(settings.credentials_file),
+        "stored_unencrypted": True,
+    }
+    assert "unencrypted" in done.stderr  # the warning stays on stderr
+    wrong = CliRunner().invoke(cli, [*argv[:-2], "--json"], input="not-the-password\n")
+    assert isinstance(wrong.exception, AuthenticationError)  # main() exits with its code
+    refusal = json.loads(wrong.stdout)
+    assert refusal["refused"] is True and refusal["logged_in"] is False
+    assert refusal["error"]["exitCode"] == wrong.exception.exit_code == 3
+    out = CliRunner().invoke(cli, ["logout", reg.host, "--json"])
+    assert out.exit_code == 0 and json.loads(out.stdout) == {"registry": reg.host, "removed": True}
+    again = CliRunner().invoke(cli, ["logout", reg.host, "-o", "table"])
+    assert again.exit_code == 0 and again.stdout == f"Not logged in to {reg.host}\n"

@@ -6,8 +6,15 @@ import sys
 
 import click
 
-from trustkit.cli._common import services_from, settings_from
-from trustkit.errors import BadInputError, InputTooLargeError
+from trustkit.cli._common import (
+    echo_json,
+    output_options,
+    refusal_document,
+    services_from,
+    settings_from,
+    wants_json,
+)
+from trustkit.errors import BadInputError, InputTooLargeError, TrustkitError
 
 MAX_PASSWORD = 4096
 
@@ -48,6 +55,7 @@ def _prompt(label: str, *, hide_input: bool) -> str:
     help="Store the credentials in pass (docker-credential-pass).",
 )
 @click.argument("registry")
+@output_options
 @click.pass_context
 def login(
     ctx: click.Context,
@@ -56,9 +64,31 @@ def login(
     helper: str | None,
     password_store: str | None,
     registry: str,
+    output: str | None,
 ) -> None:
     """Check credentials against REGISTRY's /v2/ and store them in config.json, or with a
     credential helper (``--credential-helper NAME``, ``--password-store pass``)."""
+    as_json = wants_json(ctx, output)
+    try:
+        doc = _login(ctx, username, password_stdin, helper, password_store, registry, as_json)
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts
+            echo_json(refusal_document(exc, registry=registry, logged_in=False))
+        raise
+    if as_json:
+        echo_json(doc)
+
+
+def _login(
+    ctx: click.Context,
+    username: str | None,
+    password_stdin: bool,
+    helper: str | None,
+    password_store: str | None,
+    registry: str,
+    as_json: bool,
+) -> dict[str, object]:
+    """Log in; the plain-text outcome unless ``as_json``; returns the JSON one."""
     from trustkit.registry.credentials import (
         Credentials,
         normalise_registry,
@@ -90,25 +120,44 @@ def login(
     client.set_credentials(creds)
     client.ping()
     path = store_credentials(settings, host, creds, helper=helper)
-    if stored_unencrypted(settings, host):
+    unencrypted = stored_unencrypted(settings, host)
+    if unencrypted:
         click.echo(
             f"WARNING! Your password is stored unencrypted in {path}. Configure a credential "
             "helper to remove this warning (trustkit login --credential-helper NAME; see "
             "https://docs.docker.com/go/credential-store/)",
             err=True,
         )
-    click.echo(f"Login Succeeded ({host}; credentials stored in {path})")
+    if not as_json:
+        click.echo(f"Login Succeeded ({host}; credentials stored in {path})")
+    return {
+        "registry": host,
+        "logged_in": True,
+        "username": creds.username,
+        "config_file": str(path),
+        "stored_unencrypted": unencrypted,
+    }
 
 
 @click.command()
 @click.argument("registry")
+@output_options
 @click.pass_context
-def logout(ctx: click.Context, registry: str) -> None:
+def logout(ctx: click.Context, registry: str, output: str | None) -> None:
     """Remove the stored credentials of REGISTRY."""
     from trustkit.registry.credentials import erase_credentials, normalise_registry
 
-    host = normalise_registry(registry)
-    if erase_credentials(settings_from(ctx), host):
+    as_json = wants_json(ctx, output)
+    try:
+        host = normalise_registry(registry)
+        removed = erase_credentials(settings_from(ctx), host)
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts
+            echo_json(refusal_document(exc, registry=registry, removed=False))
+        raise
+    if as_json:
+        echo_json({"registry": host, "removed": removed})
+    elif removed:
         click.echo(f"Removed login credentials for {host}")
     else:
         click.echo(f"Not logged in to {host}")

@@ -6,7 +6,7 @@ Only parsing and printing here; the engine lives in ``trustkit.collections``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +28,9 @@ from trustkit.errors import (
 )
 from trustkit.refs import ImageRef, parse, parse_repository
 from trustkit.services import Services
+
+if TYPE_CHECKING:
+    from trustkit.collections.engine import RemovalResult
 
 ROTATABLE = ("root", "targets", "snapshot", "timestamp")
 MAX_PUBLIC_KEY_FILE = 64 * 1024
@@ -95,6 +98,7 @@ def signer() -> None:
 )
 @click.argument("name")
 @click.argument("repositories", metavar="REPO...", nargs=-1, required=True, type=IMAGE)
+@output_options
 @click.pass_context
 def signer_add(
     ctx: click.Context,
@@ -102,21 +106,39 @@ def signer_add(
     threshold: int | None,
     name: str,
     repositories: tuple[str, ...],
+    output: str | None,
 ) -> None:
     """Add signer NAME with its keys to each REPO (creating the repository's trust data)."""
     from trustkit.collections import add_signer
     from trustkit.collections.model import check_signer_name
 
-    check_signer_name(name)
-    refs = [_repository(r) for r in repositories]
-    keys = [_read_public_key(p) for p in key_files]
-    services = services_from(ctx)
-    for ref in refs:
-        click.echo(f'Adding signer "{name}" to {ref.repository}...', err=True)
-        change = add_signer(services, ref.gun, name, keys, threshold=threshold)
-        for warning in change.warnings:
-            click.echo(f"warning: {ref.repository}: {warning}", err=True)
-        click.echo(f"Successfully added signer: {name} to {ref.repository}")
+    as_json = wants_json(ctx, output)
+    done: list[dict[str, Any]] = []
+    current: str | None = None
+    try:
+        check_signer_name(name)
+        refs = [_repository(r) for r in repositories]
+        keys = [_read_public_key(p) for p in key_files]
+        services = services_from(ctx)
+        for ref in refs:
+            current = ref.repository
+            click.echo(f'Adding signer "{name}" to {ref.repository}...', err=True)
+            change = add_signer(services, ref.gun, name, keys, threshold=threshold)
+            for warning in change.warnings:
+                click.echo(f"warning: {ref.repository}: {warning}", err=True)
+            done.append({"repository": ref.repository, "warnings": list(change.warnings)})
+            if not as_json:
+                click.echo(f"Successfully added signer: {name} to {ref.repository}")
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts; what was done before it as well
+            echo_json(
+                refusal_document(
+                    exc, signer=name, added=False, repository=current, repositories=done
+                )
+            )
+        raise
+    if as_json:
+        echo_json({"signer": name, "added": True, "repositories": done})
 
 
 @signer.command("remove")
@@ -129,35 +151,76 @@ def signer_add(
 )
 @click.argument("name")
 @click.argument("repositories", metavar="REPO...", nargs=-1, required=True, type=IMAGE)
+@output_options
 @click.pass_context
 def signer_remove(
-    ctx: click.Context, force: bool, name: str, repositories: tuple[str, ...]
+    ctx: click.Context,
+    force: bool,
+    name: str,
+    repositories: tuple[str, ...],
+    output: str | None,
 ) -> None:
     """Remove signer NAME from each REPO."""
     from trustkit.collections import remove_signer
     from trustkit.collections.model import check_signer_name
 
-    check_signer_name(name)
-    refs = [_repository(r) for r in repositories]
-    services = services_from(ctx)
-    for ref in refs:
-        click.echo(f'Removing signer "{name}" from {ref.repository}...', err=True)
-        result = remove_signer(services, ref.gun, name, force=force)
-        for warning in result.warnings:
-            click.echo(f"warning: {ref.repository}: {warning}", err=True)
-        click.echo(f"Successfully removed {name} from {ref.repository}")
-        if result.untrusted:
-            # removing a signer is the answer to a stolen key: say what no longer counts
-            click.echo(f"These tags of {ref.repository} are no longer trusted:")
-            for lost in result.untrusted:
-                origin = "" if lost.vouched_by_remaining else f" (signed only by {name})"
-                click.echo(f"  {lost.tag} {lost.digest}{origin}")
-            click.echo("To keep one, check its digest and sign it again:")
-            for lost in result.untrusted:
-                click.echo(
-                    f"  trustkit trust sign {ref.repository}:{lost.tag} "
-                    f"--digest {lost.digest} --size {lost.size}"
+    as_json = wants_json(ctx, output)
+    done: list[dict[str, Any]] = []
+    current: str | None = None
+    try:
+        check_signer_name(name)
+        refs = [_repository(r) for r in repositories]
+        services = services_from(ctx)
+        for ref in refs:
+            current = ref.repository
+            click.echo(f'Removing signer "{name}" from {ref.repository}...', err=True)
+            result = remove_signer(services, ref.gun, name, force=force)
+            for warning in result.warnings:
+                click.echo(f"warning: {ref.repository}: {warning}", err=True)
+            done.append(
+                {
+                    "repository": ref.repository,
+                    "warnings": list(result.warnings),
+                    # removing a signer is the answer to a stolen key: what no longer counts
+                    "untrusted_tags": [
+                        {
+                            "tag": lost.tag,
+                            "digest": lost.digest,
+                            "size": lost.size,
+                            "signed_only_by_removed": not lost.vouched_by_remaining,
+                        }
+                        for lost in result.untrusted
+                    ],
+                }
+            )
+            if not as_json:
+                _print_removed(ref, name, result)
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts; what was done before it as well
+            echo_json(
+                refusal_document(
+                    exc, signer=name, removed=False, repository=current, repositories=done
                 )
+            )
+        raise
+    if as_json:
+        echo_json({"signer": name, "removed": True, "repositories": done})
+
+
+def _print_removed(ref: ImageRef, name: str, result: RemovalResult) -> None:
+    click.echo(f"Successfully removed {name} from {ref.repository}")
+    if result.untrusted:
+        # removing a signer is the answer to a stolen key: say what no longer counts
+        click.echo(f"These tags of {ref.repository} are no longer trusted:")
+        for lost in result.untrusted:
+            origin = "" if lost.vouched_by_remaining else f" (signed only by {name})"
+            click.echo(f"  {lost.tag} {lost.digest}{origin}")
+        click.echo("To keep one, check its digest and sign it again:")
+        for lost in result.untrusted:
+            click.echo(
+                f"  trustkit trust sign {ref.repository}:{lost.tag} "
+                f"--digest {lost.digest} --size {lost.size}"
+            )
 
 
 # --- signatures ---------------------------------------------------------------------------
@@ -334,10 +397,24 @@ def _refuse_moving_signed_tag(services: Services, ref: ImageRef, digest: str) ->
 @trust.command("revoke")
 @click.argument("image", metavar="IMAGE[:TAG]", type=IMAGE)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before revoking every tag.")
+@output_options
 @click.pass_context
-def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
+def revoke_cmd(ctx: click.Context, image: str, yes: bool, output: str | None) -> None:
     """Remove the signature of one tag, or of every tag of IMAGE (a pending change when other
     signers must co-sign it)."""
+    as_json = wants_json(ctx, output)
+    try:
+        doc = _revoke(ctx, image, yes, as_json)
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts
+            echo_json(refusal_document(exc, reference=image, revoked=False))
+        raise
+    if as_json:
+        echo_json(doc)
+
+
+def _revoke(ctx: click.Context, image: str, yes: bool, as_json: bool) -> dict[str, Any]:
+    """Revoke, print the plain-text outcome unless ``as_json``, and return the JSON one."""
     from trustkit.collections import revoke_or_propose
 
     ref = parse(image, default_tag=False)
@@ -354,6 +431,7 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
         click.confirm(
             f"Revoke the signatures of every tag of {ref.repository}?", abort=True, err=True
         )
+    doc: dict[str, Any] = {"reference": str(ref), "repository": ref.repository, "tag": ref.tag}
     services = services_from(ctx)
     cosign = ref.tag is not None and "cosign" in services.settings.signature_formats
     if cosign:  # looked up while the collection still names the tag's digest
@@ -368,14 +446,17 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
         # already revoked in the trust data: a run that could not reach the registry before
         # finishes the job by removing the cosign signatures left behind
         removed = sum(remove_signatures(services, ref, d) for d in cosign_digests)
-        click.echo(
-            f"{ref.familiar} is not signed in the trust data; removed {removed} cosign signature(s)"
-        )
-        return
+        if not as_json:
+            click.echo(
+                f"{ref.familiar} is not signed in the trust data; "
+                f"removed {removed} cosign signature(s)"
+            )
+        return {**doc, "revoked": True, "roles": [], "cosign_signatures_removed": removed}
+    removed = 0
     if cosign and outcome.pending is None:
         try:
             for digest in cosign_digests:
-                remove_signatures(services, ref, digest)
+                removed += remove_signatures(services, ref, digest)
         except TrustEnvironmentError as exc:
             raise TrustEnvironmentError(
                 f"revoked {ref.familiar} in the trust data, but its cosign signature could not "
@@ -383,13 +464,22 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool) -> None:
                 hint=f"cosign verifiers accept it until then: run trustkit trust revoke "
                 f"{ref.familiar} again when the registry answers",
             ) from exc
+    doc.update(
+        revoked=outcome.pending is None,
+        roles=list(outcome.roles),
+        cosign_signatures_removed=removed,
+    )
     if outcome.pending is not None:
-        from trustkit.cli.trust_pending import report_pending
+        doc["pending"] = outcome.pending.to_json()
+        if not as_json:
+            from trustkit.cli.trust_pending import report_pending
 
-        report_pending(ref.repository, outcome.pending)
-        return
-    what = f"tag {ref.tag}" if ref.tag else "all tags"
-    click.echo(f"Successfully revoked {what} of {ref.repository} ({', '.join(outcome.roles)})")
+            report_pending(ref.repository, outcome.pending)
+        return doc
+    if not as_json:
+        what = f"tag {ref.tag}" if ref.tag else "all tags"
+        click.echo(f"Successfully revoked {what} of {ref.repository} ({', '.join(outcome.roles)})")
+    return doc
 
 
 @trust.command("verify")
@@ -599,13 +689,44 @@ def rotate(ctx: click.Context, repository: str, role: str, key_name: str | None)
     help="Only renew what expires within DURATION (30m, 12h, 3d, 2w): every role due, in each "
     "REPO or, without REPO, in every collection this machine holds keys for or has verified.",
 )
+@output_options
 @click.pass_context
 def renew_cmd(
-    ctx: click.Context, repositories: tuple[str, ...], roles: tuple[str, ...], window: str | None
+    ctx: click.Context,
+    repositories: tuple[str, ...],
+    roles: tuple[str, ...],
+    window: str | None,
+    output: str | None,
 ) -> None:
     """Re-sign REPO's metadata with fresh expiry dates (works on expired metadata too)."""
+    as_json = wants_json(ctx, output)
+    doc: dict[str, Any] = {"renewed": [], "fresh": [], "not_renewable": [], "failed": []}
+    try:
+        failed = _renew(ctx, repositories, roles, window, as_json, doc)
+    except TrustkitError as exc:
+        if as_json:  # the refusal on stdout too, for scripts
+            echo_json(refusal_document(exc, **doc))
+        raise
+    if as_json:
+        if failed:  # each failure named; the exit code is the worst of them, as in plain text
+            worst = max(failed.values(), key=lambda error: error.exit_code)
+            doc = refusal_document(worst, **doc)
+        echo_json(doc)
+    if failed:
+        ctx.exit(max(error.exit_code for error in failed.values()))
+
+
+def _renew(
+    ctx: click.Context,
+    repositories: tuple[str, ...],
+    roles: tuple[str, ...],
+    window: str | None,
+    as_json: bool,
+    doc: dict[str, Any],
+) -> dict[str, TrustkitError]:
+    """Renew, filling ``doc`` (the JSON outcome) as it goes; plain text unless ``as_json``.
+    Returns the collections that failed when several were renewed."""
     from trustkit.collections import RELEASES, parse_duration, renew, renew_expiring
-    from trustkit.errors import TrustkitError
 
     if not repositories and window is None:
         raise BadInputError("name at least one REPO, or pass --expiring-within DURATION")
@@ -614,13 +735,21 @@ def renew_cmd(
     named = {ref.gun: ref.repository for ref in map(_repository, repositories)}
     guns = list(named)
     failed: dict[str, TrustkitError] = {}
+
+    def renewed_one(gun: str, renewed: list[str]) -> None:
+        doc["renewed"].append({"repository": named.get(gun, gun), "roles": list(renewed)})
+        if not as_json:
+            click.echo(f"Renewed {', '.join(renewed)} of {named.get(gun, gun)}")
+
     if window is not None:
         report = renew_expiring(services, parse_duration(window), guns or None)
         for gun, renewed in report.renewed.items():
-            click.echo(f"Renewed {', '.join(renewed)} of {named.get(gun, gun)}")
+            renewed_one(gun, renewed)
         for gun in report.fresh:
+            doc["fresh"].append(named.get(gun, gun))
             click.echo(f"{named.get(gun, gun)}: nothing expires within {window}", err=True)
         for gun, why in report.not_ours.items():
+            doc["not_renewable"].append({"repository": gun, "reason": why.one_line()})
             click.echo(f"{gun}: due, but not renewable here: {why.one_line()}", err=True)
         failed = report.failed
     else:
@@ -633,11 +762,12 @@ def renew_cmd(
                     raise
                 failed[gun] = exc
                 continue
-            click.echo(f"Renewed {', '.join(renewed)} of {named[gun]}")
+            renewed_one(gun, renewed)
     for gun, error in failed.items():
+        entry = refusal_document(error, repository=named.get(gun, gun))
+        doc["failed"].append({"repository": entry["repository"], "error": entry["error"]})
         click.echo(f"trustkit: {named.get(gun, gun)}: {error.one_line()}", err=True)
-    if failed:
-        ctx.exit(max(error.exit_code for error in failed.values()))
+    return failed
 
 
 def _attach_key_group() -> None:
