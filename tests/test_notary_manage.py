@@ -204,3 +204,89 @@ def test_rotating_root_without_the_root_key_is_refused(
     assert code != 0 and "root key" in err and "trust key load" in err
     assert _root_roles(on_notary, gun) == before
     assert D3 not in notary.run("list", gun)  # and the collection still reads
+
+
+def test_a_removed_signer_cannot_sign_any_more(
+    on_notary: NotaryServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """alice is removed; with her key she still signs releases herself and publishes them
+    straight to the server: the server refuses them, so neither trustkit nor the notary CLI
+    ever sees her tag."""
+    from trustkit.errors import ConflictError
+    from trustkit.notary.codec import canonical
+    from trustkit.notary.writer import HeldKeys, serialise
+    from trustkit.stores import MetadataFile
+    from trustkit.stores.notary import open_notary_store
+
+    gun = "localhost:5000/manage/removed"
+    for name in ("alice", "bob"):
+        code, _, err = run_cli(["trust", "key", "generate", name, "--dir", str(tmp_path)], capsys)
+        assert code == 0, err
+        code, _, err = run_cli(
+            ["trust", "signer", "add", "--key", str(tmp_path / f"{name}.pub"), name, gun], capsys
+        )
+        assert code == 0, err
+    code, _, err = run_cli(
+        ["trust", "sign", f"{gun}:v1", "--digest", f"sha256:{D1}", "--size", "3"], capsys
+    )
+    assert code == 0, err
+    code, _, err = run_cli(["trust", "signer", "remove", "alice", gun], capsys)
+    assert code == 0, err
+
+    with Services(Settings.from_env()) as services:
+        [record] = services.keys.records(name="alice")
+    releases = _served(on_notary, gun, "targets/releases")
+    signed = releases["signed"]
+    assert isinstance(signed, dict)
+    signed["targets"]["evil"] = {
+        "hashes": {"sha256": base64.b64encode(bytes.fromhex(D3)).decode()},
+        "length": 5,
+    }
+    signed["version"] += 1
+    with Services(Settings.from_env()) as services:
+        held = HeldKeys.of(services.keys)  # her key as it was in the shared key store
+        alice_id = notary_keyid(record.public_key)
+        forged = serialise(signed, [held.sign(alice_id, canonical(signed))])
+    store = open_notary_store(on_notary.url, None)
+    with pytest.raises(ConflictError, match="refused"):
+        store.publish(
+            gun,
+            [MetadataFile("targets/releases", signed["version"], forged)],
+            expected=store.generation(gun),
+        )
+    code, _, err = run_cli(["trust", "verify", f"{gun}:evil"], capsys)
+    assert code == 1, err
+    notary = NotaryCLI(on_notary.url, tmp_path / "notary")
+    assert D3 not in notary.run("lookup", gun, "evil", check=False)
+    code, out, err = run_cli(["trust", "verify", f"{gun}:v1"], capsys)
+    assert (code, out.strip()) == (0, f"sha256:{D1}"), err
+    # the control: the very same file signed by bob, still a signer, is accepted
+    with Services(Settings.from_env()) as services:
+        [bob] = services.keys.records(name="bob")
+        by_bob = serialise(
+            signed,
+            [HeldKeys.of(services.keys).sign(notary_keyid(bob.public_key), canonical(signed))],
+        )
+    store.publish(
+        gun,
+        [MetadataFile("targets/releases", signed["version"], by_bob)],
+        expected=store.generation(gun),
+    )
+    assert D3 in notary.run("lookup", gun, "evil")
+
+
+def test_the_timestamp_key_is_never_moved_into_the_key_store(
+    on_notary: NotaryServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gun = "localhost:5000/manage/timestamp-key"
+    code, _, err = run_cli(
+        ["trust", "sign", f"{gun}:v1", "--digest", f"sha256:{D1}", "--size", "3"], capsys
+    )
+    assert code == 0, err
+    KeyStore(Settings.from_env()).generate(role="timestamp", gun=gun, name="mine")
+    before = _root_roles(on_notary, gun)
+    code, _, err = run_cli(
+        ["trust", "key", "rotate", gun, "--role", "timestamp", "--key", "mine"], capsys
+    )
+    assert code == 2 and "signed by its notary-server" in err, err
+    assert _root_roles(on_notary, gun) == before

@@ -615,6 +615,11 @@ def rotate_key(
             "~/.docker/trust/private/<root key>.key",
         )
     held_here = held.holding(collection.roles[role].keyids)
+    if role == "timestamp" and key is not None:
+        raise BadInputError(
+            f"the timestamp of {gun} is signed by its notary-server, with the server's own key",
+            hint=f"rotate it without --key: trustkit trust key rotate {gun} --role timestamp",
+        )
     on_server = role == "timestamp" or (role == "snapshot" and not held_here and key is None)
     if on_server:
         doc = json_key(store.rotate_server_key(gun, role))
