@@ -1,13 +1,20 @@
-"""The registry store: a collection's TUF metadata kept as an OCI artifact in the image's own
+"""The registry store: a collection's TUF metadata kept as OCI artifacts in the image's own
 repository (ADR 0011), so trust data travels with the image and needs no other server.
 
-Layout, per repository: the tag ``trustkit-tuf`` names one OCI image manifest (OCI empty
-config) whose layers are the metadata files, ``application/vnd.tuf.metadata+json``, each named
-by a ``tuf.io/filename`` annotation with its consistent-snapshot name (``3.targets.json``,
-``2.targets%2Freleases.json``): every root version, exactly one timestamp and the newest
-``keep`` versions of every other role. Moving that tag is the commit point; every file is
-fetched by digest from the manifest resolved at the start of a refresh, so one refresh reads
-one consistent set, and mirrors may serve the blobs (they are hashed, and TUF verifies them).
+Layout, per repository: the tag ``trustkit-tuf`` names the head, one OCI image manifest (OCI
+empty config) whose layers are the metadata files a refresh starts from,
+``application/vnd.tuf.metadata+json``, each named by a ``tuf.io/filename`` annotation with its
+consistent-snapshot name (``3.targets.json``, ``2.targets%2Freleases.json``): every root
+version, exactly one timestamp and the newest ``keep`` versions of snapshot, targets and every
+delegated role that is not a hashed bin. Hashed bins (hundreds per role) live in bin shards:
+shard manifests in the same format, each holding the bins whose suffix hashes to it (so the
+bins of one tag in every family share a shard), pinned by digest in the head's
+``io.trustkit.tuf.bins`` annotation. A cold client so fetches the small head, then one shard
+for the tag it verifies, never a listing of every bin. Moving the head is the commit point;
+every file and shard is fetched by digest from the head resolved at the start of a refresh, so
+one refresh reads one consistent set, and mirrors may serve them (they are hashed, and TUF
+verifies the files). Heads of the first layout (every file a layer of the head) stay readable;
+the next publish moves their bins into shards.
 
 Registries have no compare-and-swap on tags, so a publish is optimistic and claims the next
 version first (Fischer's timed mutual exclusion on the ``trustkit-tuf-claim`` tag): a writer
@@ -23,12 +30,15 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import json
 import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,6 +52,7 @@ from trustkit.errors import (
     RegistryError,
     StorageError,
     TamperedMetadataError,
+    TrustkitError,
 )
 from trustkit.refs import ImageRef, parse
 from trustkit.registry.model import OCI_EMPTY_JSON, OCI_MANIFEST, sha256_digest
@@ -75,6 +86,17 @@ TOMBSTONE_ARTIFACT_TYPE = "application/vnd.trustkit.tuf.removed.v1"
 HEAD_TAG = TRUST_TAG_PREFIX
 PENDING_TAG_PREFIX = f"{TRUST_TAG_PREFIX}-pending-"
 CLAIM_TAG = f"{TRUST_TAG_PREFIX}-claim"
+#: a bin shard's tag: readers fetch shards by the digest the head pins; the tag only keeps the
+#: current shard (and its bins) from registry garbage collection
+SHARD_TAG_PREFIX = f"{TRUST_TAG_PREFIX}-bins-"
+BINS_ARTIFACT_TYPE = "application/vnd.trustkit.tuf.bins.v1"
+#: the head's annotation pinning the bin shards: {"shards": N, "pins": {"0a": "sha256:..."}}
+BINS_ANNOTATION = "io.trustkit.tuf.bins"
+#: shards a new collection's bins are spread over: at 2 x 512 bins, ~16 bins (~4 KB) a shard
+SHARD_COUNT = 64
+MAX_SHARD_COUNT = 256
+#: what marks a hashed bin in a file name (``<role>.bin-<hex>``, trustkit.collections.bins)
+BIN_INFIX = ".bin-"
 EMPTY_CONFIG = b"{}"
 EMPTY_DIGEST = sha256_digest(EMPTY_CONFIG)
 #: layers one metadata manifest may list (far above a collection with hash-bin delegations)
@@ -82,8 +104,16 @@ MAX_FILES = 16_384
 #: a claim manifest is a few hundred bytes; anything larger is not one of ours
 MAX_CLAIM_BYTES = 64 * 1024
 _NAME_RE = re.compile(r"\A([1-9][0-9]{0,17})\.([A-Za-z0-9%._-]{1,400})\.json\Z")
+_DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
+_SHARD_RE = re.compile(r"\A[0-9a-f]{2}\Z")
 _CLAIM_KEYS = ("parent", "next", "nonce", "time")
 _TAG_READ_ATTEMPTS = 3
+#: verified blob bytes kept per store, by digest (content-addressed, so never stale)
+_BLOB_CACHE_BYTES = 32 * 1024 * 1024
+#: shard listings kept per store, by digest
+_SHARD_CACHE_ENTRIES = 256
+#: parallel fetches of independent blobs over the shared registry client
+_PARALLEL_FETCHES = 8
 #: ``_get_tagged``'s answer for "the manifest is still the one you hold"
 _UNCHANGED = b"\x00unchanged"
 #: the parent of a claim its writer completed
@@ -136,12 +166,18 @@ class _Blob:
 
 @dataclass(frozen=True)
 class _View:
-    """One resolved metadata manifest: the consistent set a refresh reads."""
+    """One resolved head: the consistent set a refresh reads. ``files`` are the head's layers
+    (every file, in the first layout); bins are in the shards ``shard_pins`` pins by digest."""
 
     digest: str
     files: dict[str, _Blob]
     root: int
     timestamp: str
+    shard_count: int = SHARD_COUNT
+    shard_pins: tuple[tuple[str, str], ...] = ()
+
+    def shard_digest(self, shard: str) -> str | None:
+        return dict(self.shard_pins).get(shard)
 
     @property
     def generation(self) -> str:
@@ -149,6 +185,16 @@ class _View:
         files served beside the set (an attacker's plants, pruning) are no publish."""
         token = f"{self.root}|{self.files[self.timestamp].digest}"
         return "gen-" + sha256_digest(token.encode()).removeprefix("sha256:")[:32]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one publish writes: new blobs, blobs already stored, changed shards, the head."""
+
+    blobs: dict[str, bytes]
+    known: set[str]
+    shards: dict[str, bytes]
+    head: bytes
 
 
 @dataclass(frozen=True)
@@ -184,7 +230,14 @@ class OciStore(MetadataStore):
         where = f"{host}/{self.prefix}".rstrip("/") if host else "each image's own registry"
         self.description = f"registry trust store ({where})"
         self._views: dict[str, _View | None] = {}
+        #: collections whose head ``exists``/``generation`` just resolved: the refresh they
+        #: start reads its timestamp from that head instead of asking the registry again
+        self._fresh: set[str] = set()
         self._locations: dict[str, RegistryLocation] = {}
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._blob_bytes = 0
+        self._shards: OrderedDict[str, dict[str, _Blob]] = OrderedDict()
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     # --- where a collection lives -----------------------------------------------------------
@@ -217,6 +270,7 @@ class OciStore(MetadataStore):
         location = self.location(gun)
         with self._lock:
             known = self._views.get(gun)
+            self._fresh.discard(gun)
         if known is not None:
             # unchanged since the last refresh: a 304 instead of the whole manifest again
             data = _get_tagged(location, HEAD_TAG, known.digest)
@@ -230,6 +284,22 @@ class OciStore(MetadataStore):
             self._views[gun] = view
         return view
 
+    def _resolve_fresh(self, gun: str) -> _View | None:
+        """Resolve, and let the timestamp read that follows (the same refresh) use this head."""
+        view = self._resolve(gun)
+        with self._lock:
+            self._fresh.add(gun)
+        return view
+
+    def _resolve_for_refresh(self, gun: str) -> _View | None:
+        """The head the current timestamp is read from: the one ``exists``/``generation`` just
+        resolved for this refresh, else resolved now."""
+        with self._lock:
+            if gun in self._fresh:
+                self._fresh.discard(gun)
+                return self._views.get(gun)
+        return self._resolve(gun)
+
     def _view(self, gun: str) -> _View | None:
         """The set resolved at the start of this refresh (``exists``, ``generation`` or the
         current timestamp's read)."""
@@ -239,10 +309,10 @@ class OciStore(MetadataStore):
         return self._resolve(gun)
 
     def exists(self, gun: str) -> bool:
-        return self._resolve(gun) is not None
+        return self._resolve_fresh(gun) is not None
 
     def generation(self, gun: str) -> str | None:
-        view = self._resolve(gun)
+        view = self._resolve_fresh(gun)
         return None if view is None else view.generation
 
     def root_version(self, gun: str) -> int:
@@ -250,9 +320,9 @@ class OciStore(MetadataStore):
         return 0 if view is None else view.root
 
     def read(self, gun: str, role: str, version: int | None, *, limit: int) -> bytes:
-        # the current timestamp starts a refresh: resolve the set it and the files it names
-        # (read next, by version) come from
-        view = self._resolve(gun) if version is None else self._view(gun)
+        # the current timestamp starts a refresh: the set it and the files it names (read
+        # next, by version) come from
+        view = self._resolve_for_refresh(gun) if version is None else self._view(gun)
         if view is None:
             raise MetadataNotFoundError(f"no trust data for {gun} in {self.description}")
         if version is None:
@@ -263,16 +333,31 @@ class OciStore(MetadataStore):
             raise MetadataNotFoundError("the timestamp is only served as the current one")
         else:
             name = metadata_filename(role, version)
+        location = self.location(gun)
         blob = view.files.get(name)
+        if blob is None and _is_bin_name(name):
+            blob = self._shard_files(gun, location, view, _shard_of(name, view.shard_count)).get(
+                name
+            )
         if blob is None:
             raise MetadataNotFoundError(f"{name} of {gun} is not in {self.description}")
         if blob.size > limit:
             raise InputTooLargeError(
                 f"{role} metadata of {gun} is larger than the {limit}-byte limit"
             )
-        location = self.location(gun)
+        if role == "root" and version == 1:
+            # only a client with nothing cached starts from root 1: it reads the whole
+            # top-level set next, so fetch it at once instead of one round trip per file
+            self._prefetch(location, _bootstrap_set(view))
+        elif _is_bin_name(name):
+            # a tag's bins in the other families (its signers') are read right after this one
+            shard = self._shard_files(gun, location, view, _shard_of(name, view.shard_count))
+            self._prefetch(location, _sibling_bins(shard, name))
+        cached = self._cached_blob(blob.digest)
+        if cached is not None:
+            return cached
         try:
-            return location.get_blob(blob.digest, max_size=blob.size)
+            data = location.get_blob(blob.digest, max_size=blob.size)
         except (DigestMismatchError, InputTooLargeError) as exc:
             raise TamperedMetadataError(
                 f"{role} metadata of {gun} does not match its hash or length in the "
@@ -284,6 +369,106 @@ class OciStore(MetadataStore):
                 "(listed in the metadata manifest, but the registry cannot fetch it)",
                 hint="publish the collection again, or restore the registry's storage",
             ) from None
+        self._keep_blob(blob.digest, data)
+        return data
+
+    def listed_files(self, gun: str) -> dict[str, tuple[str, int]]:
+        """Every file of the current set, bins included: name -> (digest, size). Unverified;
+        for tools and tests that inspect or copy the stored set."""
+        view = self._resolve(gun)
+        if view is None:
+            return {}
+        location = self.location(gun)
+        files = dict(view.files)
+        for shard, _ in view.shard_pins:
+            files.update(self._shard_files(gun, location, view, shard))
+        return {name: (blob.digest, blob.size) for name, blob in files.items()}
+
+    def _shard_files(
+        self, gun: str, location: RegistryLocation, view: _View, shard: str
+    ) -> dict[str, _Blob]:
+        """The bins of one shard of ``view``, fetched by the digest the head pins."""
+        digest = view.shard_digest(shard)
+        if digest is None:
+            return {}
+        with self._lock:
+            known = self._shards.get(digest)
+            if known is not None:
+                self._shards.move_to_end(digest)
+                return known
+        try:
+            data = location.get_manifest(digest, expected_digest=digest).data
+        except (DigestMismatchError, InputTooLargeError) as exc:
+            raise TamperedMetadataError(
+                f"bin shard {shard} of {gun} does not match its hash or length in the "
+                f"metadata manifest ({exc.one_line()})"
+            ) from None
+        except NotFoundError:
+            raise StorageError(
+                f"bin shard {shard} of {gun} is missing from {location.describe()} "
+                "(pinned by the metadata manifest, but the registry cannot fetch it)",
+                hint="publish the collection again, or restore the registry's storage",
+            ) from None
+        files = _parse_shard(data, gun, shard, view.shard_count)
+        with self._lock:
+            self._shards[digest] = files
+            while len(self._shards) > _SHARD_CACHE_ENTRIES:
+                self._shards.popitem(last=False)
+        return files
+
+    # --- the blob cache and parallel fetches -------------------------------------------------
+    def _cached_blob(self, digest: str) -> bytes | None:
+        with self._lock:
+            data = self._blobs.get(digest)
+            if data is not None:
+                self._blobs.move_to_end(digest)
+            return data
+
+    def _keep_blob(self, digest: str, data: bytes) -> None:
+        """Keep bytes already hashed to ``digest`` (content-addressed: never stale)."""
+        with self._lock:
+            if digest in self._blobs or len(data) > _BLOB_CACHE_BYTES // 4:
+                return
+            self._blobs[digest] = data
+            self._blob_bytes += len(data)
+            while self._blob_bytes > _BLOB_CACHE_BYTES:
+                _, dropped = self._blobs.popitem(last=False)
+                self._blob_bytes -= len(dropped)
+
+    def _map(self, work: Callable[[Any], object], items: Sequence[Any]) -> None:
+        """``work`` on every item, in parallel over the shared registry clients."""
+        if len(items) <= 1:
+            for item in items:
+                work(item)
+            return
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    _PARALLEL_FETCHES, thread_name_prefix="trustkit-oci"
+                )
+            executor = self._executor
+        for future in [executor.submit(work, item) for item in items]:
+            future.result()
+
+    def _prefetch(self, location: RegistryLocation, wanted: Iterable[tuple[_Blob, int]]) -> None:
+        """Fetch blobs a reader is about to ask for, in parallel, each within its role's bound.
+        Best effort: a blob that fails here is fetched again, and its error reported, when it
+        is read."""
+        todo = list(
+            {
+                blob.digest: blob
+                for blob, bound in wanted
+                if blob.size <= bound and self._cached_blob(blob.digest) is None
+            }.values()
+        )
+        budget = _BLOB_CACHE_BYTES // 2
+        todo = [b for b in todo if (budget := budget - b.size) >= 0]
+
+        def fetch(blob: _Blob) -> None:
+            with contextlib.suppress(TrustkitError):
+                self._keep_blob(blob.digest, location.get_blob(blob.digest, max_size=blob.size))
+
+        self._map(fetch, todo)
 
     # --- publishing -----------------------------------------------------------------------
     @property
@@ -303,48 +488,92 @@ class OciStore(MetadataStore):
         head = self._resolve(gun)
         parent = None if head is None else head.digest
         check_expected(self.description, gun, expected, head.generation if head else None)
-        blobs, manifest = self._prepare(gun, head, files)
-        new_digest = sha256_digest(manifest)
-        self._upload(location, blobs, head)
+        plan = self._prepare(gun, location, head, files)
+        new_digest = sha256_digest(plan.head)
+        # everything the new head names exists before the head moves: a writer killed at any
+        # step leaves the previous set whole (shards are untagged until the head commits)
+        self._upload(location, plan.blobs, plan.known)
+        self._map(
+            lambda shard: location.put_manifest(None, shard, OCI_MANIFEST),
+            list(plan.shards.values()),
+        )
         mine = self._claim(gun, location, parent or "none", new_digest)
-        location.put_manifest(HEAD_TAG, manifest, OCI_MANIFEST)
+        location.put_manifest(HEAD_TAG, plan.head, OCI_MANIFEST)
         landed = self._resolve(gun)
         if landed is None or landed.digest != new_digest:
             raise _lost(gun, self.description)
+        self._tag_shards(location, plan.shards)
         self._release(location, mine)
+        for digest, data in plan.blobs.items():
+            self._keep_blob(digest, data)  # this writer's own bytes: its next read needs them
         return landed.generation
 
     def _prepare(
-        self, gun: str, head: _View | None, files: Sequence[MetadataFile]
-    ) -> tuple[dict[str, bytes], bytes]:
-        """The new set's new blobs (by digest) and its manifest: the head's files plus
-        ``files``, one timestamp, old versions pruned."""
-        current = dict(head.files) if head is not None else {}
+        self,
+        gun: str,
+        location: RegistryLocation,
+        head: _View | None,
+        files: Sequence[MetadataFile],
+    ) -> _Plan:
+        """The new set: the head's files plus ``files``, one timestamp, old versions pruned;
+        bins in their shards (a head of the first layout has its bins moved there)."""
+        count = head.shard_count if head is not None and head.shard_pins else SHARD_COUNT
+        top: dict[str, _Blob] = {}
+        shards: dict[str, dict[str, _Blob]] = {}
+        changed: set[str] = set()
+        stored = {b.digest for b in head.files.values()} if head is not None else set()
+
+        def shard_of(name: str) -> dict[str, _Blob]:
+            shard = _shard_of(name, count)
+            if shard not in shards:
+                pinned = {} if head is None else self._shard_files(gun, location, head, shard)
+                stored.update(b.digest for b in pinned.values())
+                shards[shard] = dict(pinned)
+            changed.add(shard)
+            return shards[shard]
+
+        for name, blob in (head.files if head is not None else {}).items():
+            (shard_of(name) if _is_bin_name(name) else top)[name] = blob
         blobs: dict[str, bytes] = {}
         for item in files:
             name = metadata_filename(item.role, item.version)
             digest = sha256_digest(item.data)
             blobs[digest] = item.data
-            current[name] = _Blob(digest, len(item.data))
-        if not any(f.role == "timestamp" for f in files) and head is not None:
-            current[head.timestamp] = head.files[head.timestamp]
+            (shard_of(name) if _is_bin_name(name) else top)[name] = _Blob(digest, len(item.data))
         timestamp = next(
             (metadata_filename("timestamp", f.version) for f in files if f.role == "timestamp"),
             head.timestamp if head is not None else None,
         )
-        kept = _pruned(current, timestamp, self.options.keep)
-        if len(kept) > MAX_FILES:
-            raise StorageError(f"{gun} would have more than {MAX_FILES} metadata files")
-        return blobs, _manifest(gun, kept)
+        kept = _pruned(top, timestamp, self.options.keep)
+        pins = dict(head.shard_pins) if head is not None else {}
+        manifests: dict[str, bytes] = {}
+        for shard in sorted(changed):
+            bins = _pruned(shards[shard], None, self.options.keep)
+            for listing in (kept, bins):
+                if len(listing) > MAX_FILES:
+                    raise StorageError(f"{gun} would have more than {MAX_FILES} metadata files")
+            manifests[shard] = _manifest(gun, bins, artifact_type=BINS_ARTIFACT_TYPE, shard=shard)
+            pins[shard] = sha256_digest(manifests[shard])
+        head_manifest = _manifest(gun, kept, shards=(count, pins))
+        return _Plan(blobs, stored, manifests, head_manifest)
 
-    def _upload(
-        self, location: RegistryLocation, blobs: dict[str, bytes], head: _View | None
-    ) -> None:
-        known = {b.digest for b in head.files.values()} if head is not None else set()
+    def _upload(self, location: RegistryLocation, blobs: dict[str, bytes], known: set[str]) -> None:
         _ensure_empty_config(location)
-        for digest, data in blobs.items():
-            if digest not in known:
-                location.client.upload_blob(location.repo_path, data, digest)
+        self._map(
+            lambda item: location.client.upload_blob(location.repo_path, item[1], item[0]),
+            [(digest, data) for digest, data in blobs.items() if digest not in known],
+        )
+
+    def _tag_shards(self, location: RegistryLocation, shards: dict[str, bytes]) -> None:
+        """Tag the shards the new head pins, so registry garbage collection keeps them and
+        their bins. Best effort: the set is published and readable either way; a shard left
+        untagged is tagged again by the next publish that changes it."""
+
+        def tag(item: tuple[str, bytes]) -> None:
+            with contextlib.suppress(RegistryError):
+                location.put_manifest(SHARD_TAG_PREFIX + item[0], item[1], OCI_MANIFEST)
+
+        self._map(tag, sorted(shards.items()))
 
     def _read_claim(self, location: RegistryLocation) -> _Claim | None:
         data = _get_tagged(location, CLAIM_TAG)
@@ -637,7 +866,16 @@ def _empty_descriptor() -> dict[str, Any]:
     return {"mediaType": OCI_EMPTY_JSON, "digest": EMPTY_DIGEST, "size": len(EMPTY_CONFIG)}
 
 
-def _manifest(gun: str, files: dict[str, _Blob]) -> bytes:
+def _manifest(
+    gun: str,
+    files: dict[str, _Blob],
+    *,
+    artifact_type: str = ARTIFACT_TYPE,
+    shard: str | None = None,
+    shards: tuple[int, dict[str, str]] | None = None,
+) -> bytes:
+    """A head (``shards``: its shard count and pins) or a bin shard (``shard``) listing
+    ``files`` as layers. A head without pinned shards is the first layout's head."""
     layers = [
         {
             "mediaType": TUF_MEDIA_TYPE,
@@ -647,13 +885,21 @@ def _manifest(gun: str, files: dict[str, _Blob]) -> bytes:
         }
         for name, blob in sorted(files.items(), key=lambda item: _sort_key(item[0]))
     ]
+    annotations = {"io.trustkit.tuf.collection": gun}
+    if shard is not None:
+        annotations["io.trustkit.tuf.shard"] = shard
+    if shards is not None and shards[1]:
+        count, pins = shards
+        annotations[BINS_ANNOTATION] = json.dumps(
+            {"shards": count, "pins": dict(sorted(pins.items()))}, separators=(",", ":")
+        )
     doc = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "config": _empty_descriptor(),
         "layers": layers,
-        "annotations": {"io.trustkit.tuf.collection": gun},
+        "annotations": annotations,
     }
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
@@ -662,6 +908,76 @@ def _sort_key(name: str) -> tuple[str, int]:
     match = _NAME_RE.match(name)
     assert match is not None
     return match.group(2), int(match.group(1))
+
+
+def _is_bin_name(name: str) -> bool:
+    """Whether a consistent-snapshot file name is a hashed bin's (``1.targets%2Fa.bin-0f.json``)."""
+    match = _NAME_RE.match(name)
+    return match is not None and BIN_INFIX in match.group(2)
+
+
+def _shard_of(name: str, count: int) -> str:
+    """The shard of a bin file: by its suffix alone, so a tag's bin in every family (releases
+    and each signer hash a tag to the same suffix) lands in the same shard."""
+    match = _NAME_RE.match(name)
+    assert match is not None
+    suffix = match.group(2).rsplit(BIN_INFIX, 1)[1]
+    return f"{hashlib.sha256(suffix.encode()).digest()[0] % count:02x}"
+
+
+def _role_bound(role: str) -> int:
+    from trustkit.collections.model import (
+        ROOT_MAX_BYTES,
+        SNAPSHOT_MAX_BYTES,
+        TARGETS_MAX_BYTES,
+        TIMESTAMP_MAX_BYTES,
+    )
+
+    bounds = {
+        "root": ROOT_MAX_BYTES,
+        "timestamp": TIMESTAMP_MAX_BYTES,
+        "snapshot": SNAPSHOT_MAX_BYTES,
+    }
+    return bounds.get(role, TARGETS_MAX_BYTES)
+
+
+def _newest(files: dict[str, _Blob]) -> dict[str, tuple[int, str]]:
+    """Each role's newest version in ``files``: role -> (version, file name)."""
+    newest: dict[str, tuple[int, str]] = {}
+    for name in files:
+        match = _NAME_RE.match(name)
+        assert match is not None
+        role, version = match.group(2), int(match.group(1))
+        if role not in newest or version > newest[role][0]:
+            newest[role] = (version, name)
+    return newest
+
+
+def _bootstrap_set(view: _View) -> list[tuple[_Blob, int]]:
+    """What a client with nothing cached reads after root 1: every root, the timestamp and the
+    newest version of every other top-level file (never a bin)."""
+    wanted: list[tuple[_Blob, int]] = []
+    for name, blob in view.files.items():
+        match = _NAME_RE.match(name)
+        assert match is not None
+        if match.group(2) == "root":
+            wanted.append((blob, _role_bound("root")))
+    for role, (_, name) in _newest(view.files).items():
+        if role != "root" and BIN_INFIX not in role:
+            wanted.append((view.files[name], _role_bound(role)))
+    return wanted
+
+
+def _sibling_bins(shard: dict[str, _Blob], name: str) -> list[tuple[_Blob, int]]:
+    """The newest version of the bins with ``name``'s suffix in every other family."""
+    match = _NAME_RE.match(name)
+    assert match is not None
+    suffix = BIN_INFIX + match.group(2).rsplit(BIN_INFIX, 1)[1]
+    return [
+        (shard[other], _role_bound(role))
+        for role, (_, other) in _newest(shard).items()
+        if role.endswith(suffix) and role != match.group(2)
+    ]
 
 
 def _pruned(files: dict[str, _Blob], timestamp: str | None, keep: int) -> dict[str, _Blob]:
@@ -684,53 +1000,96 @@ def _pruned(files: dict[str, _Blob], timestamp: str | None, keep: int) -> dict[s
     return kept
 
 
-def _parse_view(data: bytes, digest: str, gun: str) -> _View:
-    def bad(what: str) -> StorageError:
-        return StorageError(
-            f"the trust metadata manifest of {gun} is malformed: {what}",
-            hint="publish the collection again, or restore the registry's storage",
-        )
+def _malformed(what: str, gun: str, problem: str) -> StorageError:
+    return StorageError(
+        f"the {what} of {gun} is malformed: {problem}",
+        hint="publish the collection again, or restore the registry's storage",
+    )
 
+
+def _parse_layers(data: bytes, gun: str, what: str) -> tuple[dict[str, Any], dict[str, _Blob]]:
+    """A metadata manifest's document and its metadata files (bounded; untrusted)."""
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError):
-        raise bad("not JSON") from None
+        raise _malformed(what, gun, "not JSON") from None
     layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list):
-        raise bad("no layers")
+        raise _malformed(what, gun, "no layers")
     if len(layers) > MAX_FILES:
-        raise bad(f"more than {MAX_FILES} files")
+        raise _malformed(what, gun, f"more than {MAX_FILES} files")
     files: dict[str, _Blob] = {}
-    roots: list[int] = []
-    timestamps: list[str] = []
     for layer in layers:
         if not isinstance(layer, dict) or layer.get("mediaType") != TUF_MEDIA_TYPE:
             continue  # not metadata (another tool's layer): never read
         annotations = layer.get("annotations")
         name = annotations.get(FILENAME_ANNOTATION) if isinstance(annotations, dict) else None
         digest_field, size = layer.get("digest"), layer.get("size")
-        match = _NAME_RE.match(name) if isinstance(name, str) else None
-        if match is None or not isinstance(name, str):
-            raise bad(f"a layer's {FILENAME_ANNOTATION} is not a metadata file name")
-        if not isinstance(digest_field, str) or not re.fullmatch(
-            r"sha256:[0-9a-f]{64}", digest_field
-        ):
-            raise bad(f"{name} has no sha256 digest")
+        if not isinstance(name, str) or _NAME_RE.match(name) is None:
+            raise _malformed(what, gun, f"a layer's {FILENAME_ANNOTATION} is not a file name")
+        if not isinstance(digest_field, str) or not _DIGEST_RE.match(digest_field):
+            raise _malformed(what, gun, f"{name} has no sha256 digest")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise bad(f"{name} has no size")
+            raise _malformed(what, gun, f"{name} has no size")
         if name in files:
-            raise bad(f"{name} is listed twice")
+            raise _malformed(what, gun, f"{name} is listed twice")
         files[name] = _Blob(digest_field, size)
-        if match.group(2) == "root":
-            roots.append(int(match.group(1)))
-        elif match.group(2) == "timestamp":
-            timestamps.append(name)
+    assert isinstance(doc, dict)
+    return doc, files
+
+
+def _parse_view(data: bytes, digest: str, gun: str) -> _View:
+    what = "trust metadata manifest"
+    doc, files = _parse_layers(data, gun, what)
+    named = {name: _NAME_RE.match(name) for name in files}
+    roots = [int(m.group(1)) for m in named.values() if m is not None and m.group(2) == "root"]
+    timestamps = [n for n, m in named.items() if m is not None and m.group(2) == "timestamp"]
     if len(timestamps) != 1:
-        raise bad(f"{len(timestamps)} timestamps (exactly one is current)")
+        raise _malformed(what, gun, f"{len(timestamps)} timestamps (exactly one is current)")
     root = max(roots, default=0)
     if root == 0:
-        raise bad("no root")
-    return _View(digest, files, root, timestamps[0])
+        raise _malformed(what, gun, "no root")
+    count, pins = _parse_pins(doc, gun)
+    return _View(digest, files, root, timestamps[0], count, pins)
+
+
+def _parse_pins(doc: dict[str, Any], gun: str) -> tuple[int, tuple[tuple[str, str], ...]]:
+    """The head's bin shards: (shard count, ((shard, manifest digest), ...))."""
+    annotations = doc.get("annotations")
+    raw = annotations.get(BINS_ANNOTATION) if isinstance(annotations, dict) else None
+    if raw is None:
+        return SHARD_COUNT, ()  # the first layout: every bin is a layer of the head
+    what = "trust metadata manifest"
+    try:
+        pinned = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        pinned = None
+    count = pinned.get("shards") if isinstance(pinned, dict) else None
+    pins = pinned.get("pins") if isinstance(pinned, dict) else None
+    if (
+        not isinstance(count, int)
+        or isinstance(count, bool)
+        or not 1 <= count <= MAX_SHARD_COUNT
+        or not isinstance(pins, dict)
+    ):
+        raise _malformed(what, gun, f"{BINS_ANNOTATION} does not pin bin shards")
+    for shard, digest in pins.items():
+        if not _SHARD_RE.match(shard) or int(shard, 16) >= count:
+            raise _malformed(what, gun, f"{shard!r} is not a bin shard")
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            raise _malformed(what, gun, f"bin shard {shard} has no sha256 digest")
+    return count, tuple(sorted(pins.items()))
+
+
+def _parse_shard(data: bytes, gun: str, shard: str, count: int) -> dict[str, _Blob]:
+    """One shard's bins; a shard listing anything but its own bins is malformed (its writer's
+    head pinned it, so this is no honest publish)."""
+    what = f"bin shard {shard}"
+    _, files = _parse_layers(data, gun, what)
+    for name in files:
+        if not _is_bin_name(name) or _shard_of(name, count) != shard:
+            raise _malformed(what, gun, f"{name} does not belong in it")
+    return files
 
 
 def _claim_manifest(claim: _Claim) -> bytes:
