@@ -290,3 +290,25 @@ def test_the_timestamp_key_is_never_moved_into_the_key_store(
     )
     assert code == 2 and "signed by its notary-server" in err, err
     assert _root_roles(on_notary, gun) == before
+
+
+def test_the_root_is_renewed_from_trustkit(
+    on_notary: NotaryServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gun = "localhost:5000/manage/renewed"
+    code, _, err = run_cli(
+        ["trust", "sign", f"{gun}:v1", "--digest", f"sha256:{D1}", "--size", "3"], capsys
+    )
+    assert code == 0, err
+    early = NotaryCLI(on_notary.url, tmp_path / "early-notary")
+    assert D1 in early.run("lookup", gun, "v1")
+    first = _served(on_notary, gun, "root")["signed"]
+    code, out, err = run_cli(["trust", "renew", gun, "--role", "root"], capsys)
+    assert code == 0 and "root" in out, err
+    renewed = _served(on_notary, gun, "root")["signed"]
+    assert isinstance(first, dict) and isinstance(renewed, dict)
+    assert renewed["version"] == first["version"] + 1
+    assert renewed["expires"] >= first["expires"] and renewed["roles"] == first["roles"]
+    fresh = NotaryCLI(on_notary.url, tmp_path / "fresh-notary")
+    for client in (early, fresh):
+        assert D1 in client.run("lookup", gun, "v1")

@@ -710,8 +710,9 @@ def planned_signer_identities(
 
 
 def renew(services: Services, gun: str, keys: KeyStore, roles: Iterable[str]) -> list[str]:
-    """New versions with fresh expiry dates of the named targets roles (all the ones this key
-    store can sign when none is named); the server renews snapshot and timestamp itself."""
+    """New versions with fresh expiry dates of the named targets roles and root (all the
+    targets roles this key store can sign when none is named); the server renews snapshot and
+    timestamp itself."""
     held = HeldKeys.of(keys)
 
     def edit(draft: Draft) -> list[str]:
@@ -720,11 +721,12 @@ def renew(services: Services, gun: str, keys: KeyStore, roles: Iterable[str]) ->
             r for r in draft.collection.targets if held.holding(draft._role_keys(r)[0])
         ]
         for role in wanted:
-            if role in ("root", "snapshot", "timestamp"):
+            if role == "root":  # a new version, ten more years, signed by the root key
+                draft.edit_root()
+                continue
+            if role in ("snapshot", "timestamp"):
                 raise BadInputError(
                     f"the {role} of a notary-server collection is renewed by the server"
-                    if role != "root"
-                    else "renewing a Notary root is notary's: notary key rotate GUN root",
                 )
             if draft.current(role) is None:
                 raise BadInputError(f"{gun} has no published role {role!r}")
