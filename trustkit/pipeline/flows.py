@@ -60,7 +60,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-#: runs after the upload and before signing; raises (``PolicyRefusal``) to refuse
+#: runs after the upload and before signing (``PushChecks``: the judgement made before the
+#: upload, with the scan attestation attached); raises (``PolicyRefusal``) to refuse
 PushGate = Callable[["Descriptor"], Verdict]
 
 _SIGN_HINT = (
@@ -483,10 +484,11 @@ def push_image(
 ) -> PushResult:
     """Copy ``src`` to ``dest``; with ``sign`` also sign ``dest``'s tag for the pushed digest.
 
-    With ``sign`` the keys are unlocked first, and ``gate.before_upload`` (from ``push_gate``)
-    runs before the first blob; ``gate`` itself (scan attestation and policy) runs after the
-    upload and before signing. It raises to refuse, so a blocked image is never signed. With a
-    gate or ``sign`` the image is pushed by digest and tagged last.
+    With ``sign`` the keys are unlocked first, and ``gate.before_upload`` (from ``push_gate``:
+    the scan of the source and policy) runs before the first blob and raises to refuse, so a
+    blocked image is neither uploaded nor signed; ``gate`` itself runs after the upload and
+    before signing (it attaches the judged scan attestation). With a gate or ``sign`` the image
+    is pushed by digest and tagged last.
     """
     from trustkit.registry import copy_image, open_image_location
 
