@@ -12,7 +12,6 @@ Notary's: the sha256 of the key's Notary JSON (``notary_key``).
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -328,8 +327,11 @@ def change(
     for attempt in range(1, ATTEMPTS + 1):
         generation = store.generation(gun)
         if generation is None and create:
-            with contextlib.suppress(ConflictError):  # another writer created it first
+            try:
                 create_collection(services, store, gun, keys)
+            except ConflictError:
+                if store.generation(gun) is None:  # not another writer's: ours was refused
+                    raise
             held = HeldKeys.of(keys)  # the new root and targets keys
             generation = store.generation(gun)
         try:
