@@ -31,6 +31,7 @@ from trustkit.pipeline.check import check_image
 from trustkit.policy import Policy, load_policy_text
 from trustkit.refs import parse
 from trustkit.services import Services
+from trustkit.stores.interface import metadata_filename
 from trustkit.stores.local import LocalDirStore
 from trustkit.verdict import Context, Verdict
 
@@ -335,3 +336,53 @@ def test_pre_pull_reads_every_bin_when_its_own_signers_do_not_suffice(
     counted_bins.clear()
     assert not pre_pull(fresh_trust_client("other"), f"{repo}:t9", rules).allow
     assert set(counted_bins) >= EVERY_RELEASES_BIN  # refused once every tag was read
+
+
+# --- attacks on the shortcut -----------------------------------------------------------------
+def test_an_excluded_tag_of_the_same_content_does_not_escape_a_policy(
+    binned_collection: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
+) -> None:
+    """Content signed as t6 and t7, pulled by t7, which the policy excludes: t6 still names it,
+    so the policy applies (the tag's own evidence alone would have let it out)."""
+    repo = binned_collection.ref.repository
+    policy = (
+        f'scope: ["{repo}"]\nexclude: ["{repo}:t7"]\n'
+        "rules:\n  require_signed: {signers: [bob]}\n  require_scan: false\n"
+    )
+    answer = pre_pull(fresh_trust_client("exclude"), f"{repo}:t7", policy)
+    assert not answer.allow
+    assert any("bob" in r.message for r in answer.reasons)
+
+
+def _tamper_releases_bin(repo: TrustedRepo, tag: str) -> str:
+    """Flip one hex digit of ``tag``'s digest in the newest stored copy of its releases bin:
+    the same length (the snapshot pins lengths of bins), no longer its signers' bytes."""
+    role = bin_for(RELEASES, 8, tag)
+    directory = repo.settings.local_server_dir
+    suffix = "." + metadata_filename(role, None)
+    files = sorted(directory.rglob(f"*{suffix}"), key=lambda p: int(p.name[: -len(suffix)] or 0))
+    assert files, role
+    raw = files[-1].read_bytes()
+    hex_digest = digest_for(f"c{int(tag[1:]) // 2}").split(":")[1]
+    flipped = ("0" if hex_digest[0] != "0" else "1") + hex_digest[1:]
+    assert hex_digest.encode() in raw
+    files[-1].write_bytes(raw.replace(hex_digest.encode(), flipped.encode()))
+    return role
+
+
+def test_a_tampered_bin_of_other_content_refuses_what_needs_it(
+    binned_collection: TrustedRepo, fresh_trust_client: Callable[[str], Settings]
+) -> None:
+    """t9's releases bin is tampered with. A pull of t7 that needs nothing from it is judged
+    on t7's own verified chain (as ``trust verify t7`` is); a pull whose policy names tags needs
+    every bin and is refused; t9 itself is refused."""
+    repo = binned_collection.ref.repository
+    assert bin_for(RELEASES, 8, "t9") not in {bin_for(RELEASES, 8, t) for t in ("t6", "t7")}
+    _tamper_releases_bin(binned_collection, "t9")
+    signed_policy = "rules:\n  require_signed: true\n  require_scan: false\n"
+    assert pre_pull(fresh_trust_client("own"), f"{repo}:t7", signed_policy).allow
+    tagged = f'scope: ["{repo}:t6"]\n' + signed_policy
+    refused = pre_pull(fresh_trust_client("tagged"), f"{repo}:t7", tagged)
+    assert not refused.allow and refused.reasons[0].rule == "trust"
+    assert "not validly signed" in refused.reasons[0].message
+    assert not pre_pull(fresh_trust_client("t9"), f"{repo}:t9", signed_policy).allow
