@@ -77,3 +77,43 @@ def test_write_and_read_over_tls_on_postgres(
     assert (code, out.strip()) == (0, "sha256:" + "cd" * 32), err
     code, out, err = _run(capsys, "trust", "verify", f"{gun}:v1")
     assert (code, out.strip()) == (0, f"sha256:{DIGEST}"), err
+
+
+def test_created_and_rotated_from_trustkit_on_postgres(
+    notary_postgres: NotaryTLSServer,
+    tmp_path: Path,
+    passphrase_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A collection trustkit creates on the production shape (the server's ECDSA keys held by
+    notary-signer in PostgreSQL), then its root and the server's keys rotated; the notary CLI
+    that trusted the first root follows every step."""
+    gun = "localhost:5000/pg/created"
+    host = notary_postgres.url.removeprefix("https://")
+    registries = tmp_path / "registries.json"
+    doc = {"registries": {host: {"tls": {"ca_file": str(notary_postgres.ca_file)}}}}
+    registries.write_text(json.dumps(doc))
+    monkeypatch.setenv("SERVIN_REGISTRIES_CONFIG", str(registries))
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", notary_postgres.url)
+    monkeypatch.setenv("SERVIN_SIGNATURE_FORMATS", "tuf")
+
+    code, _, err = _run(capsys, "trust", "sign", f"{gun}:v1", "--digest", f"sha256:{DIGEST}",
+                        "--size", "11")  # fmt: skip
+    assert code == 0, err
+    early = NotaryCLI(notary_postgres.url, tmp_path / "early", ca_file=notary_postgres.ca_file)
+    assert DIGEST in early.run("lookup", gun, "v1")
+    for role in ("timestamp", "snapshot", "root"):
+        code, out, err = _run(capsys, "trust", "key", "rotate", gun, "--role", role)
+        assert code == 0 and len(out.strip()) == 64, f"{role}: {err}"  # the new key id
+        tag = f"after-{role}"
+        digest = hashlib.sha256(tag.encode()).hexdigest()
+        code, _, err = _run(capsys, "trust", "sign", f"{gun}:{tag}", "--digest",
+                            f"sha256:{digest}", "--size", "4")  # fmt: skip
+        assert code == 0, err
+        fresh = NotaryCLI(
+            notary_postgres.url, tmp_path / f"fresh-{role}", ca_file=notary_postgres.ca_file
+        )
+        for client in (early, fresh):
+            assert digest in client.run("lookup", gun, tag), role
+            assert DIGEST in client.run("lookup", gun, "v1"), role
