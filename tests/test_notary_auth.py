@@ -111,3 +111,35 @@ def test_token_auth_follows_the_challenge_with_the_hosts_credentials(
     code, out, err = _run(capsys, "trust", "verify", f"{GUN}:v1")
     assert (code, out.strip()) == (0, f"sha256:{DIGEST}"), err
     assert {"user": "alice", "scopes": [f"repository:{GUN}:pull"]} in issuer.requests
+
+
+def test_creating_and_rotating_follow_token_auth(
+    token_notary: tuple[str, OpenableIssuer],
+    tmp_path: Path,
+    passphrase_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Creating a collection (the server's keys, the first publish) and rotating the server's
+    timestamp key (``POST timestamp.key``, scope ``*``) ask the token server for what notary
+    asks, with the host's credentials."""
+    url, issuer = token_notary
+    issuer.open = False
+    gun = "localhost:5000/auth/created"
+    host = url.removeprefix("http://")
+    registries = tmp_path / "registries.json"
+    auth = {"username": "alice", "password": "alice-pw"}
+    registries.write_text(json.dumps({"registries": {host: {"auth": auth}}}))
+    monkeypatch.setenv("SERVIN_REGISTRIES_CONFIG", str(registries))
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", url)
+    monkeypatch.setenv("SERVIN_SIGNATURE_FORMATS", "tuf")
+    code, _, err = _run(capsys, "trust", "sign", f"{gun}:v1", "--digest", f"sha256:{DIGEST}",
+                        "--size", "13")  # fmt: skip
+    assert code == 0, err
+    assert {"user": "alice", "scopes": [f"repository:{gun}:push,pull"]} in issuer.requests
+    code, _, err = _run(capsys, "trust", "key", "rotate", gun, "--role", "timestamp")
+    assert code == 0, err
+    assert {"user": "alice", "scopes": [f"repository:{gun}:*"]} in issuer.requests
+    issuer.open = True  # the notary CLI reads anonymously
+    cli = NotaryCLI(url, tmp_path / "notary")
+    assert DIGEST in cli.run("lookup", gun, "v1")
