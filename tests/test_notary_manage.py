@@ -128,6 +128,18 @@ def test_every_key_rotated_from_trustkit(
         }, f"rotating {role} changed other roles"
         if role != "root":  # printed as notary shows it (root: its certificate's plain key)
             assert after[role] == [out.strip()], role
+        else:  # a new certificate naming the GUN; signed by the old root key and the new one
+            from cryptography import x509
+
+            served = _served(on_notary, gun, "root")
+            signed = served["signed"]
+            assert isinstance(signed, dict) and isinstance(served["signatures"], list)
+            [new_root] = after["root"]
+            cert = x509.load_pem_x509_certificate(
+                base64.b64decode(signed["keys"][new_root]["keyval"]["public"])
+            )
+            assert cert.subject.rfc4514_string() == f"CN={gun}"
+            assert {s["keyid"] for s in served["signatures"]} == {*before["root"], new_root}
         before = after
         tag = f"after-{role}"
         digest = hashlib.sha256(tag.encode()).hexdigest()
