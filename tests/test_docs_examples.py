@@ -12,7 +12,8 @@ Convention (see docs/index.md, "Tested examples"):
   must exit 0, unless it ends with ``# exit N``, or the next command is ``echo $?`` (whose
   output then shows the code).
 - A ``bash``/``sh`` block runs as one script (``set -e``, in a subshell) and must exit 0; its
-  output is not checked.
+  output is not checked. A ``python`` block runs as one script of the sandbox's ``python3`` and
+  must exit 0.
 - ``<!-- doc-test: NAME file=PATH -->`` before a block of any language (a policy, a
   configuration file, a script) writes it verbatim to PATH in the sandbox's directory; a later
   command of the sandbox must name PATH (validate it, load it, run it).
@@ -58,6 +59,7 @@ FENCE = re.compile(r"^```(?P<lang>[a-z]*)\s*$")
 EXIT_MARK = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
 SHELL_LANGS = {"bash", "sh", "shell"}
 FILE_END = "__TRUSTKIT_DOC_FILE__"  # heredoc delimiter of a file example
+PYTHON_END = "__TRUSTKIT_DOC_PYTHON__"  # heredoc delimiter of a python example
 TIME_LIMIT = 180.0  # seconds from the start of all sandboxes; they run in parallel (registry-stored
 # trust: every publish talks to the sandbox registry and holds its claim for `settle` seconds)
 
@@ -120,6 +122,13 @@ def _file_command(page: Path, line: int, path: str, body: list[str]) -> Command:
     )
 
 
+def _python_command(page: Path, line: int, body: list[str]) -> Command:
+    """A python example: run by the sandbox's python3 as one script that must exit 0."""
+    text = "\n".join(body)
+    assert PYTHON_END not in text, f"{page.name}:{line}: the example holds {PYTHON_END}"
+    return Command(line=line, text=f"python3 - <<'{PYTHON_END}'\n{text}\n{PYTHON_END}")
+
+
 def collect(page: Path) -> list[Sandbox]:
     """Every marked example of ``page``, grouped into sandboxes in document order."""
     lines = page.read_text(encoding="utf-8").splitlines()
@@ -148,6 +157,8 @@ def collect(page: Path) -> list[Sandbox]:
                 box.commands.extend(_console_commands(body, i + 3))
             elif fence["lang"] in SHELL_LANGS:
                 box.commands.append(Command(line=i + 3, text="\n".join(body), script=True))
+            elif fence["lang"] == "python":
+                box.commands.append(_python_command(page, i + 3, body))
             else:
                 raise AssertionError(f"{page.name}:{i + 2}: cannot run a {fence['lang']!r} block")
             i = end + 1
@@ -238,7 +249,7 @@ SANDBOXES = all_sandboxes()
 #: ``<!-- not runnable: REASON -->`` before a block: an example the suite cannot run (it needs a
 #: cluster, writes system files...), with the reason written down
 NOT_RUNNABLE = re.compile(r"^<!--\s*not runnable:\s*(?P<reason>\S.*?)\s*-->\s*$")
-EXAMPLE_LANGS = {*SHELL_LANGS, "console", "yaml", "yml", "json"}
+EXAMPLE_LANGS = {*SHELL_LANGS, "console", "yaml", "yml", "json", "python"}
 #: the ratchet, at its floor: example blocks neither run nor marked not runnable. A new example
 #: is tested or says why it cannot be
 UNMARKED_EXAMPLES_AT_MOST = 0
