@@ -288,8 +288,6 @@ def _sign(
     all_tags: bool,
     as_json: bool,
 ) -> None:
-    from trustkit.collections import sign_or_propose
-
     if from_file is not None or all_tags:
         if digest is not None or size is not None:
             raise BadInputError("--digest and --size sign one tag: not with --from-file/--all-tags")
@@ -297,6 +295,10 @@ def _sign(
         return
     ref = _tagged(image)
     services = services_from(ctx)
+    # the one key derivation runs on the other core while python-tuf loads (ADR 0012)
+    services.keys.unlock_ahead("targets")
+    from trustkit.collections import sign_or_propose
+
     from_registry = digest is None and size is None
     if digest is None or size is None:
         if digest is not None or size is not None:
@@ -350,6 +352,7 @@ def _sign_many(
     # the file is checked whole before the store or the registry is touched
     entries = read_sign_file(from_file) if from_file is not None else None
     services = services_from(ctx)
+    services.keys.unlock_ahead("targets")  # the key derivation overlaps the rest (ADR 0012)
     if entries is None:
         entries = registry_entries(services.registries, ref.repository)
     click.echo(f"Signing {len(entries)} tag(s) of {ref.repository} in one publish...", err=True)

@@ -43,6 +43,10 @@ class PassphraseSource:
         )
         return value or None  # an empty variable counts as unset
 
+    def configured(self, role: str) -> str | None:
+        """The passphrase for a key of ``role`` when the environment sets it (never prompts)."""
+        return self._from_settings(role)
+
     def get(self, role: str, *, purpose: str, confirm: bool = False) -> str:
         """The passphrase for a key of ``role``; ``purpose`` is shown in the prompt."""
         configured = self._from_settings(role)

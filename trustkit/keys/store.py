@@ -248,6 +248,19 @@ class KeyStore:
         self._signers[keyid] = signer
         return signer
 
+    def unlock_ahead(self, role: str) -> None:
+        """Start deriving, in the background, the KEK that keys of ``role`` are wrapped under
+        (ADR 0012), when its passphrase is configured (never prompts) and the store has a salt:
+        a command about to sign overlaps the one KDF with its imports and loading."""
+        passphrase = self.passphrases.configured(role)
+        if passphrase is None or not (self._dir / _SALT_FILE).is_file():
+            return
+        try:
+            salt = self._store_salt()
+        except (KeyStoreError, StorageError):
+            return  # the unlock itself reports it, if it matters
+        self.keks.derive_ahead(passphrase, KdfParams(salt, KDF_ROUNDS))
+
     def _file_signer(self, record: KeyRecord) -> Signer:
         path = self._key_path(record.keyid)
         try:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,28 +75,77 @@ class KekCache:
     """KEKs derived in this process, by (passphrase digest, salt, rounds); memory only.
 
     Holding a KEK is no more than holding the unlocked signers the key store already caches.
+    ``derive_ahead`` starts a derivation in a background thread (the KDF releases the GIL), so a
+    command that will unlock keys overlaps it with its imports and loading; ``kek`` waits for a
+    derivation of the same KEK already under way instead of running a second one.
     """
 
     def __init__(self) -> None:
         self._keks: dict[tuple[bytes, bytes, int], bytes] = {}
+        self._under_way: dict[tuple[bytes, bytes, int], threading.Thread] = {}
+        self._lock = threading.Lock()
         self.derivations = 0  # how many times the KDF ran (tests and benchmarks read it)
+
+    @staticmethod
+    def _slot(secret: bytes, params: KdfParams) -> tuple[bytes, bytes, int]:
+        return (hashlib.sha256(secret).digest(), params.salt, params.rounds)
 
     def kek(self, passphrase: str, params: KdfParams) -> bytes:
         secret = passphrase.encode("utf-8")
-        slot = (hashlib.sha256(secret).digest(), params.salt, params.rounds)
-        cached = self._keks.get(slot)
+        slot = self._slot(secret, params)
+        with self._lock:
+            under_way = self._under_way.get(slot)
+        if under_way is not None:
+            under_way.join()
+        with self._lock:
+            cached = self._keks.get(slot)
         if cached is None:
-            # cryptography's PBKDF2 (its bundled OpenSSL) runs about twice as fast as hashlib's
-            # here, on the same standard function: a passphrase costs the attacker no less
-            kdf = PBKDF2HMAC(hashes.SHA256(), 32, params.salt, params.rounds)
-            cached = kdf.derive(secret)
-            self.derivations += 1
-            self._keks[slot] = cached
+            cached = self._derive(slot, secret, params)
         return cached
 
+    def derive_ahead(self, passphrase: str, params: KdfParams) -> None:
+        """Start deriving the KEK of ``passphrase`` in the background (nothing when it is
+        known or under way). A failure there only means ``kek`` derives it itself."""
+        secret = passphrase.encode("utf-8")
+        slot = self._slot(secret, params)
+        with self._lock:
+            if slot in self._keks or slot in self._under_way:
+                return
+            thread = threading.Thread(
+                target=self._derive_ahead, args=(slot, secret, params), daemon=True
+            )
+            self._under_way[slot] = thread
+        thread.start()
+
+    def _derive_ahead(
+        self, slot: tuple[bytes, bytes, int], secret: bytes, params: KdfParams
+    ) -> None:
+        try:
+            self._derive(slot, secret, params)
+        except Exception:  # noqa: S110 - kek() derives again and reports what goes wrong
+            pass
+        finally:
+            with self._lock:
+                self._under_way.pop(slot, None)
+
+    def _derive(self, slot: tuple[bytes, bytes, int], secret: bytes, params: KdfParams) -> bytes:
+        # cryptography's PBKDF2 (its bundled OpenSSL) runs about twice as fast as hashlib's
+        # here, on the same standard function: a passphrase costs the attacker no less
+        kdf = PBKDF2HMAC(hashes.SHA256(), 32, params.salt, params.rounds)
+        derived = kdf.derive(secret)
+        with self._lock:
+            self.derivations += 1
+            self._keks[slot] = derived
+        return derived
+
     def forget(self, passphrase: str, params: KdfParams) -> None:
-        digest = hashlib.sha256(passphrase.encode("utf-8")).digest()
-        self._keks.pop((digest, params.salt, params.rounds), None)
+        slot = self._slot(passphrase.encode("utf-8"), params)
+        with self._lock:
+            under_way = self._under_way.get(slot)
+        if under_way is not None:
+            under_way.join()  # so a wrong passphrase's KEK is not stored after it was dropped
+        with self._lock:
+            self._keks.pop(slot, None)
 
 
 def _aad(params: KdfParams) -> bytes:

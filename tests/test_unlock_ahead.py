@@ -1,0 +1,106 @@
+"""Key unlock ahead (ADR 0012): the one derivation runs in the background while a command loads,
+and is then used, never repeated; it never prompts and never weakens anything."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import trustkit.keys.wrap as wrap_module
+from trustkit.config import Settings
+from trustkit.errors import PassphraseError
+from trustkit.keys import KeyRole, KeyStore, PassphraseSource
+
+PAYLOAD = b"payload"
+
+
+def _keys(store: KeyStore) -> list[str]:
+    return [
+        store.generate(role=role, gun="example.com/app").keyid
+        for role in (KeyRole.TARGETS, KeyRole.SNAPSHOT, KeyRole.TIMESTAMP, KeyRole.DELEGATION)
+    ]
+
+
+class _GatedKdf:
+    """cryptography's PBKDF2, held at a gate: the test decides when a derivation may finish."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Event()
+        self.gate = threading.Event()
+        self.threads: list[str] = []
+        real = wrap_module.PBKDF2HMAC
+
+        outer = self
+
+        class Gated:
+            def __init__(self, *args: object) -> None:
+                self._kdf = real(*args)  # type: ignore[arg-type]
+
+            def derive(self, secret: bytes) -> bytes:
+                outer.threads.append(threading.current_thread().name)
+                outer.started.set()
+                assert outer.gate.wait(30)
+                return self._kdf.derive(secret)
+
+        monkeypatch.setattr(wrap_module, "PBKDF2HMAC", Gated)
+
+
+def test_unlock_ahead_derives_once_in_the_background(
+    key_store: KeyStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyids = _keys(key_store)
+    fresh = KeyStore(settings)  # a new process
+    kdf = _GatedKdf(monkeypatch)
+    fresh.unlock_ahead("targets")
+    assert kdf.started.wait(30)
+    assert kdf.threads[0] != threading.current_thread().name  # not on the caller's thread
+    signed: list[bytes] = []
+    unlocking = threading.Thread(
+        target=lambda: signed.append(fresh.signer(keyids[0]).sign(PAYLOAD))
+    )
+    unlocking.start()
+    unlocking.join(0.3)
+    assert unlocking.is_alive()  # waits for the derivation under way instead of a second one
+    kdf.gate.set()
+    unlocking.join(30)
+    assert signed and fresh.keks.derivations == 1
+    for keyid in keyids:
+        fresh.signer(keyid)
+    assert fresh.keks.derivations == 1 and len(kdf.threads) == 1
+
+
+def test_unlock_ahead_never_prompts_and_does_nothing_without_a_passphrase(
+    key_store: KeyStore, settings: Settings
+) -> None:
+    _keys(key_store)
+    asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return settings.repository_passphrase or ""
+
+    no_env = Settings(trust_dir=settings.trust_dir, config_dir=settings.config_dir)
+    fresh = KeyStore(no_env, PassphraseSource(no_env, interactive=True, prompt=prompt))
+    fresh.unlock_ahead("targets")
+    assert asked == [] and fresh.keks.derivations == 0
+
+
+def test_wrong_passphrase_ahead_is_still_refused(key_store: KeyStore, settings: Settings) -> None:
+    keyids = _keys(key_store)
+    wrong = settings.with_changes(repository_passphrase="not the passphrase")
+    fresh = KeyStore(wrong)
+    fresh.unlock_ahead("targets")
+    with pytest.raises(PassphraseError):
+        fresh.signer(keyids[0])
+    assert fresh.keks.derivations == 1
+    with pytest.raises(PassphraseError):  # the wrong KEK was dropped, not kept: derived again
+        fresh.signer(keyids[1])
+    assert fresh.keks.derivations == 2
+
+
+def test_unlock_ahead_without_keys_creates_nothing(settings: Settings) -> None:
+    store = KeyStore(settings)
+    store.unlock_ahead("targets")
+    assert store.keks.derivations == 0
+    assert not (store.directory / "kdf.salt").exists()
