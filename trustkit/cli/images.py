@@ -61,7 +61,12 @@ def image_store(ctx: click.Context) -> ImageStore:
     is_flag=True,
     help="Push every local tag of the repository SRC (from the local image store).",
 )
-@click.option("--scan", is_flag=True, help="Attest a scan report to the pushed digest.")
+@click.option(
+    "--scan",
+    is_flag=True,
+    help="Scan the source and attest the report to the pushed digest (policy judges it before "
+    "the upload).",
+)
 @click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
