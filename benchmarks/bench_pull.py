@@ -14,7 +14,9 @@ Against a real docker-registry on loopback, with one signed image (2 layers of 1
 Big pull: one signed image of four layers totalling --big-mib MiB; `skopeo copy docker://… oci:…`
 against `trustkit pull --dest oci:…` (trust on), whole process, interleaved rounds (the order
 rotates), medians and the ratio (goal ≤ 1.1×). ``--before-root DIR`` adds the trustkit of another
-revision (a git worktree), run with the same launcher, for before/after figures.
+revision (a git worktree), run with the same launcher, for before/after figures. Then, where a
+whole-process pull spends its time: the same command --rounds times more under a launcher that
+clocks its phases (start-up and imports, the trust check and verdict, fetching into the layout).
 """
 
 from __future__ import annotations
@@ -66,6 +68,36 @@ LAUNCH = (
     "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]; "
     "sys.argv[0] = 'trustkit'; runpy.run_module('trustkit', run_name='__main__')"
 )
+
+
+#: ``LAUNCH`` with the pull's phases clocked: one JSON line of milliseconds on stderr at exit
+PHASED_LAUNCH = """
+import atexit, json, sys, time
+start = time.perf_counter()
+sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]
+phases = {}
+def clocked(module, name, phase):
+    inner = getattr(module, name)
+    def run(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + (time.perf_counter() - began) * 1000
+    setattr(module, name, run)
+import trustkit.cli, trustkit.pipeline.flows as flows, trustkit.registry.copy as copy
+clocked(flows, 'check_image', 'trust check and verdict')
+clocked(flows, '_verified_target', 'tag verified again for the fetch')
+clocked(copy, 'fetch_image', 'fetch into the layout')
+phases['imports: CLI, pipeline, registry client'] = (time.perf_counter() - start) * 1000
+def report():
+    phases['in process, in all'] = (time.perf_counter() - start) * 1000
+    print('PHASES ' + json.dumps(phases), file=sys.stderr)
+atexit.register(report)
+sys.argv[0] = 'trustkit'
+import runpy
+runpy.run_module('trustkit', run_name='__main__')
+"""
 
 
 def big_pull(ns: argparse.Namespace) -> None:
@@ -132,9 +164,40 @@ def big_pull(ns: argparse.Namespace) -> None:
             med = statistics.median(samples[label])
             runs = ", ".join(f"{v:.0f}" for v in samples[label])
             print(f"| {label} | {med:.0f} | {runs} | {med / peer:.2f} |")
+        _pull_phases(ref_text, tmp, dict(env, PYTHONPATH=str(ROOT)), ns.rounds)
     finally:
         registry.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pull_phases(ref_text: str, tmp: Path, env: dict[str, str], runs: int) -> None:
+    """Where the whole-process pull's time goes: its phases, clocked in process, and the
+    interpreter's own start and exit (the wall time the process does not see)."""
+    seen: dict[str, list[float]] = {}
+    for _ in range(runs):
+        dest = tmp / f"phases-{time.monotonic_ns()}"
+        argv = ["pull", ref_text, "--dest", f"oci:{dest}:v1", "--quiet"]
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", PHASED_LAUNCH, *argv], env=env, check=True, capture_output=True
+        )
+        wall = (time.perf_counter() - start) * 1000
+        shutil.rmtree(dest, ignore_errors=True)
+        line = next(x for x in done.stderr.decode().splitlines() if x.startswith("PHASES "))
+        phases = json.loads(line.removeprefix("PHASES "))
+        inside = phases.pop("in process, in all")
+        phases["the rest in process (options, other imports, output)"] = inside - sum(
+            phases.values()
+        )
+        phases["interpreter start and exit"] = wall - inside
+        phases["whole process (wall)"] = wall
+        for name, value in phases.items():
+            seen.setdefault(name, []).append(value)
+    print(f"\n`trustkit pull --dest oci:…` by phase ({runs} runs, medians)")
+    print("| phase | ms |")
+    print("| --- | ---: |")
+    for name, values in seen.items():
+        print(f"| {name} | {statistics.median(values):.0f} |")
 
 
 def main() -> None:
