@@ -14,7 +14,6 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +61,8 @@ def ensure_private_dir(path: Path) -> Path:
 
 def atomic_write(path: Path, data: bytes, *, mode: int = PRIVATE_FILE_MODE) -> None:
     """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
+    import tempfile  # only writers need it (shutil, random...): readers start faster
+
     directory = path.parent
     try:
         make_private_dirs(directory)
