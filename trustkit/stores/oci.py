@@ -28,6 +28,8 @@ blocking others after ``claim_ttl`` seconds.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import builtins
 import contextlib
 import hashlib
@@ -112,6 +114,9 @@ _TAG_READ_ATTEMPTS = 3
 _BLOB_CACHE_BYTES = 32 * 1024 * 1024
 #: shard listings kept per store, by digest
 _SHARD_CACHE_ENTRIES = 256
+#: the largest file a head carries inline (OCI descriptor ``data``): the timestamp, so the
+#: read that starts every refresh costs no round trip after the head's
+MAX_INLINE_BYTES = 64 * 1024
 #: parallel fetches of independent blobs over the shared registry client
 _PARALLEL_FETCHES = 8
 #: ``_get_tagged``'s answer for "the manifest is still the one you hold"
@@ -175,6 +180,8 @@ class _View:
     timestamp: str
     shard_count: int = SHARD_COUNT
     shard_pins: tuple[tuple[str, str], ...] = ()
+    #: the timestamp's bytes when the head carries them inline (already hashed to its digest)
+    inline_timestamp: bytes | None = None
 
     def shard_digest(self, shard: str) -> str | None:
         return dict(self.shard_pins).get(shard)
@@ -352,7 +359,9 @@ class OciStore(MetadataStore):
         elif _is_bin_name(name):
             # a tag's bins in the other families (its signers') are read right after this one
             shard = self._shard_files(gun, location, view, _shard_of(name, view.shard_count))
-            self._prefetch(location, _sibling_bins(shard, name))
+            self._prefetch(location, [(blob, limit), *_sibling_bins(shard, name)])
+        if name == view.timestamp and view.inline_timestamp is not None:
+            return view.inline_timestamp
         cached = self._cached_blob(blob.digest)
         if cached is not None:
             return cached
@@ -554,7 +563,12 @@ class OciStore(MetadataStore):
                     raise StorageError(f"{gun} would have more than {MAX_FILES} metadata files")
             manifests[shard] = _manifest(gun, bins, artifact_type=BINS_ARTIFACT_TYPE, shard=shard)
             pins[shard] = sha256_digest(manifests[shard])
-        head_manifest = _manifest(gun, kept, shards=(count, pins))
+        inline = {
+            metadata_filename(f.role, f.version): f.data
+            for f in files
+            if f.role == "timestamp" and len(f.data) <= MAX_INLINE_BYTES
+        }
+        head_manifest = _manifest(gun, kept, shards=(count, pins), inline=inline)
         return _Plan(blobs, stored, manifests, head_manifest)
 
     def _upload(self, location: RegistryLocation, blobs: dict[str, bytes], known: set[str]) -> None:
@@ -873,18 +887,23 @@ def _manifest(
     artifact_type: str = ARTIFACT_TYPE,
     shard: str | None = None,
     shards: tuple[int, dict[str, str]] | None = None,
+    inline: dict[str, bytes] | None = None,
 ) -> bytes:
     """A head (``shards``: its shard count and pins) or a bin shard (``shard``) listing
-    ``files`` as layers. A head without pinned shards is the first layout's head."""
-    layers = [
-        {
+    ``files`` as layers. A head without pinned shards is the first layout's head. ``inline``
+    files are also embedded in their descriptors (OCI ``data``)."""
+    layers: list[dict[str, Any]] = []
+    for name, blob in sorted(files.items(), key=lambda item: _sort_key(item[0])):
+        layer: dict[str, Any] = {
             "mediaType": TUF_MEDIA_TYPE,
             "digest": blob.digest,
             "size": blob.size,
             "annotations": {FILENAME_ANNOTATION: name},
         }
-        for name, blob in sorted(files.items(), key=lambda item: _sort_key(item[0]))
-    ]
+        data = (inline or {}).get(name)
+        if data is not None and sha256_digest(data) == blob.digest:
+            layer["data"] = base64.b64encode(data).decode()
+        layers.append(layer)
     annotations = {"io.trustkit.tuf.collection": gun}
     if shard is not None:
         annotations["io.trustkit.tuf.shard"] = shard
@@ -963,6 +982,8 @@ def _bootstrap_set(view: _View) -> list[tuple[_Blob, int]]:
         if match.group(2) == "root":
             wanted.append((blob, _role_bound("root")))
     for role, (_, name) in _newest(view.files).items():
+        if role == "timestamp" and view.inline_timestamp is not None:
+            continue  # the head carries it
         if role != "root" and BIN_INFIX not in role:
             wanted.append((view.files[name], _role_bound(role)))
     return wanted
@@ -1050,7 +1071,32 @@ def _parse_view(data: bytes, digest: str, gun: str) -> _View:
     if root == 0:
         raise _malformed(what, gun, "no root")
     count, pins = _parse_pins(doc, gun)
-    return _View(digest, files, root, timestamps[0], count, pins)
+    inline = _inline_data(doc, timestamps[0], files[timestamps[0]])
+    return _View(digest, files, root, timestamps[0], count, pins, inline)
+
+
+def _inline_data(doc: dict[str, Any], name: str, blob: _Blob) -> bytes | None:
+    """The bytes the head embeds for file ``name``, when they are exactly its blob; else None
+    (the blob is then fetched by digest, as from a head that embeds nothing)."""
+    if blob.size > MAX_INLINE_BYTES:
+        return None
+    for layer in doc["layers"]:
+        if not isinstance(layer, dict) or layer.get("digest") != blob.digest:
+            continue
+        annotations = layer.get("annotations")
+        if not isinstance(annotations, dict) or annotations.get(FILENAME_ANNOTATION) != name:
+            continue
+        encoded = layer.get("data")
+        if not isinstance(encoded, str) or len(encoded) > 2 * MAX_INLINE_BYTES:
+            return None
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if len(data) == blob.size and sha256_digest(data) == blob.digest:
+            return data
+        return None
+    return None
 
 
 def _parse_pins(doc: dict[str, Any], gun: str) -> tuple[int, tuple[tuple[str, str], ...]]:
