@@ -52,7 +52,7 @@ DOCS = ROOT / "docs"
 DOC_HOST = "localhost:5000"
 MARK = re.compile(
     r"^<!--\s*doc-test(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?"
-    r"(?:\s+file=(?P<file>[A-Za-z0-9_][A-Za-z0-9_./-]*))?\s*-->\s*$"
+    r"(?:\s+file=(?P<file>[A-Za-z0-9_.][A-Za-z0-9_./-]*))?\s*-->\s*$"
 )
 SETUP = re.compile(r"^<!--\s*doc-test-setup(?::\s*(?P<name>[a-z0-9][a-z0-9-]*))?\s*$")
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\s*$")
@@ -136,6 +136,8 @@ def collect(page: Path) -> list[Sandbox]:
     i = 0
     while i < len(lines):
         mark, setup = MARK.match(lines[i]), SETUP.match(lines[i])
+        if lines[i].startswith("<!-- doc-test") and not (mark or setup):
+            raise AssertionError(f"{page.name}:{i + 1}: malformed mark {lines[i]!r}")
         if setup:
             name = setup["name"] or page.stem
             end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "-->")
@@ -226,6 +228,11 @@ def _prepare(work: Path) -> dict[str, str]:
         shutil.copytree(ROOT / name, cwd / name)
     (shim / "trustkit").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m trustkit "$@"\n')
     (shim / "trustkit").chmod(0o755)
+    # docs/ci.md's jobs run their trustkit steps here
+    (shim / "run-ci-job").write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "tests" / "doc_ci_job.py"}" "$@"\n'
+    )
+    (shim / "run-ci-job").chmod(0o755)
     # the examples' python3 is the one trustkit is installed in (as on a reader's machine)
     (shim / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (shim / "python3").chmod(0o755)
