@@ -6,6 +6,7 @@ own storage directory. (The store contract suite runs against it too: tests/test
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -20,6 +21,9 @@ from fixtures.registry import Registry, Rewrite, TamperingProxy, use_registry
 from fixtures.trust import digest_for
 
 from trustkit.collections import add_signer, list_signed_tags, sign_tag, verify_tag
+from trustkit.collections.bins import bin_for
+from trustkit.collections.engine import use_bins
+from trustkit.collections.model import RELEASES
 from trustkit.config import Settings
 from trustkit.errors import (
     FailureKind,
@@ -29,15 +33,18 @@ from trustkit.errors import (
 )
 from trustkit.keys import KeyStore
 from trustkit.refs import parse
-from trustkit.registry.location import open_registry_location
+from trustkit.registry import client as registry_client
+from trustkit.registry.location import RegistryLocation, open_registry_location
+from trustkit.registry.model import OCI_MANIFEST, sha256_digest
 from trustkit.registry.reserved import is_reserved_tag
 from trustkit.services import Services
-from trustkit.stores import LocalDirStore, open_store
+from trustkit.stores import LocalDirStore, oci, open_store
 from trustkit.stores.oci import CLAIM_TAG, HEAD_TAG, OciOptions, OciStore
 
 pytestmark = pytest.mark.registry
 
 FAST = "registry://?settle=0.05&claim_ttl=2"
+BITS = 4  # hashed bins: 16 per family, the same code paths as 512
 
 
 def _writer(settings: Settings, registry: Registry, repo: str) -> tuple[Settings, KeyStore, str]:
@@ -231,11 +238,14 @@ print("published")
 """
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("layout", ["dct", "bins"])
 def test_kill_9_at_each_step_of_a_publish_leaves_the_last_good_set(
-    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+    layout: str, settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
 ) -> None:
     writer, keystore, gun = _writer(settings, registry, repo_name)
+    if layout == "bins":  # blobs, shards (untagged), the claim, the head, shard tags, release
+        use_bins(writer, gun, bits=BITS, keystore=keystore)
     _sign(writer, keystore, gun, "v1")
     script = tmp_path / "writer.py"
     script.write_text(_CRASHING_WRITER)
@@ -248,7 +258,7 @@ def test_kill_9_at_each_step_of_a_publish_leaves_the_last_good_set(
         "SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE": str(writer.root_passphrase),
     }
     crashed_at = []
-    for step in range(1, 30):
+    for step in range(1, 40):
         done = subprocess.run(
             [sys.executable, str(script), str(step), f"{gun}:v2", digest_for("v2")],
             env=env,
@@ -380,3 +390,207 @@ def test_endless_metadata_manifest_through_a_tampering_proxy(
     honest = tampering_proxy(registry.url, lambda m, p, b: None)
     reader = client.with_changes(trust_server=f"oci://{honest.host}/central")
     assert verify_tag(reader, parse(f"{gun}:v1")).digest == digest_for("v1")
+
+
+# --- hashed bins: the head, bin shards, the first layout -------------------------------------
+def _binned_writer(
+    settings: Settings, registry: Registry, repo: str
+) -> tuple[Settings, KeyStore, str]:
+    writer, keystore, gun = _writer(settings, registry, repo)
+    use_bins(writer, gun, bits=BITS, keystore=keystore)
+    for tag in ("v1", "v2", "v3"):
+        _sign(writer, keystore, gun, tag)
+    return writer, keystore, gun
+
+
+def _oci_store(settings: Settings) -> OciStore:
+    store = open_store(settings.trust_store_url, services=Services(settings))
+    return store if isinstance(store, OciStore) else store.registry_store  # type: ignore[attr-defined]
+
+
+def _head(location: RegistryLocation) -> dict[str, object]:
+    doc = json.loads(location.client.get_manifest(location.repo_path, HEAD_TAG).data)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _layer_names(manifest: dict[str, object]) -> list[str]:
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    return [layer["annotations"]["tuf.io/filename"] for layer in layers]
+
+
+def _pins(manifest: dict[str, object]) -> dict[str, str]:
+    annotations = manifest["annotations"]
+    assert isinstance(annotations, dict)
+    pins = json.loads(annotations[oci.BINS_ANNOTATION])["pins"]
+    assert isinstance(pins, dict)
+    return pins
+
+
+def _rewrite_head_in_first_layout(store: OciStore, gun: str) -> None:
+    """The head as the first layout wrote it: every file a layer, no shards, nothing inline."""
+    location = store.location(gun)
+    files = {name: oci._Blob(d, n) for name, (d, n) in store.listed_files(gun).items()}
+    location.client.put_manifest(
+        location.repo_path, HEAD_TAG, oci._manifest(gun, files), OCI_MANIFEST
+    )
+
+
+def test_bins_live_in_shards_a_cold_client_fetches_one(
+    settings: Settings,
+    registry: Registry,
+    repo_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer, _, gun = _binned_writer(settings, registry, repo_name)
+    store = _oci_store(writer)
+    location = store.location(gun)
+    head = _head(location)
+    names = _layer_names(head)
+    # the head lists no bin; it pins the shards the bins live in, each tagged (kept from GC)
+    assert names and not any(".bin-" in n for n in names)
+    assert "1.root.json" in names and "targets%2Freleases.json" in "".join(names)
+    pins = _pins(head)
+    every = store.listed_files(gun)
+    bins = [n for n in every if ".bin-" in n]
+    assert len(bins) >= 2 * 3  # v1..v3: one releases bin and one alice bin each (at least)
+    tags = location.client.list_tags(location.repo_path)
+    for shard, digest in pins.items():
+        tagged = location.client.get_manifest(location.repo_path, oci.SHARD_TAG_PREFIX + shard)
+        assert sha256_digest(tagged.data) == digest
+    assert location.list_tags() == [] and all(t.startswith("trustkit-tuf") for t in tags)
+    # a tag's bins in both families share one shard
+    releases_bin, alice_bin = bin_for(RELEASES, BITS, "v2"), bin_for("targets/alice", BITS, "v2")
+    assert releases_bin != alice_bin
+    assert oci._shard_of(f"1.{releases_bin.replace('/', '%2F')}.json", 64) == oci._shard_of(
+        f"1.{alice_bin.replace('/', '%2F')}.json", 64
+    )
+
+    # a fresh client: the head, one shard (by the digest the head pins), never another
+    fetched: list[tuple[str, str]] = []
+    original = registry_client.RegistryClient._send
+
+    def send(self: object, method: str, url: object, *args: object, **kwargs: object) -> object:
+        fetched.append((method, str(url)))
+        return original(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry_client.RegistryClient, "_send", send)
+    client = _fresh_client(writer, tmp_path, "cold")
+    target = verify_tag(client, parse(f"{gun}:v2"))
+    assert (target.digest, target.signers) == (digest_for("v2"), ("alice",))
+    shard_reads = [u for m, u in fetched if "/manifests/sha256:" in u]
+    assert len(shard_reads) == 1 and shard_reads[0].endswith(
+        pins[oci._shard_of(f"1.{releases_bin.replace('/', '%2F')}.json", 64)]
+    )
+    blob_reads = [u for m, u in fetched if "/blobs/" in u]
+    assert len(blob_reads) < len(every) // 2  # not every file: what this tag needs
+    assert len(set(blob_reads)) == len(blob_reads)  # nothing fetched twice
+
+
+def test_the_first_layout_stays_readable_and_is_migrated_on_publish(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, keystore, gun = _binned_writer(settings, registry, repo_name)
+    store = _oci_store(writer)
+    before = store.listed_files(gun)
+    _rewrite_head_in_first_layout(store, gun)
+    location = store.location(gun)
+    old_head = _head(location)
+    assert oci.BINS_ANNOTATION not in old_head["annotations"]  # type: ignore[operator]
+    assert any(".bin-" in n for n in _layer_names(old_head))
+    # a client on this code reads what the first layout published
+    client = _fresh_client(writer, tmp_path, "reader")
+    assert verify_tag(client, parse(f"{gun}:v3")).digest == digest_for("v3")
+    assert store.listed_files(gun) == before
+    # the next publish moves every bin into shards; nothing is lost
+    _sign(writer, keystore, gun, "v4")
+    new_head = _head(location)
+    assert not any(".bin-" in n for n in _layer_names(new_head)) and _pins(new_head)
+    after = store.listed_files(gun)
+    assert {n for n in before if ".bin-" in n} <= set(after)
+    signed = {t.tag for t in list_signed_tags(_fresh_client(writer, tmp_path, "later"), gun)}
+    assert signed == {"v1", "v2", "v3", "v4"}
+
+
+def _shard_of_tag(store: OciStore, gun: str, tag: str) -> tuple[str, str]:
+    name = f"1.{bin_for(RELEASES, BITS, tag).replace('/', '%2F')}.json"
+    shard = oci._shard_of(name, 64)
+    return shard, _pins(_head(store.location(gun)))[shard]
+
+
+def test_a_shard_swapped_in_storage_is_refused(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, _, gun = _binned_writer(settings, registry, repo_name)
+    store = _oci_store(writer)
+    _, digest = _shard_of_tag(store, gun, "v1")
+    # the attacker points the shard at an older bin (another digest) in the registry's storage
+    blob = _blob_file(registry, digest)
+    doc = json.loads(blob.read_bytes())
+    doc["layers"] = []  # the bins hidden
+    blob.write_bytes(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
+    assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
+    assert "hash or length" in error.one_line()
+
+
+def test_a_shard_deleted_from_storage_is_a_storage_error(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, _, gun = _binned_writer(settings, registry, repo_name)
+    store = _oci_store(writer)
+    _, digest = _shard_of_tag(store, gun, "v1")
+    _blob_file(registry, digest).unlink()
+    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
+    assert isinstance(error, StorageError | UntrustedError)
+    assert not isinstance(error, UntrustedError) or error.kind is not FailureKind.UNTRUSTED
+
+
+def test_a_head_pinning_a_shard_with_foreign_bins_is_refused(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    # an attacker who can push: the shard of v1's bins pinned to a shard listing other bins
+    writer, _, gun = _binned_writer(settings, registry, repo_name)
+    store = _oci_store(writer)
+    location = store.location(gun)
+    shard, _ = _shard_of_tag(store, gun, "v1")
+    head = _head(location)
+    pins = _pins(head)
+    other = next(s for s in pins if s != shard)
+    pins[shard] = pins[other]
+    head["annotations"][oci.BINS_ANNOTATION] = json.dumps(  # type: ignore[index]
+        {"shards": 64, "pins": pins}
+    )
+    data = json.dumps(head, separators=(",", ":"), sort_keys=True).encode()
+    location.client.put_manifest(location.repo_path, HEAD_TAG, data, OCI_MANIFEST)
+    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
+    assert isinstance(error, StorageError) and "does not belong" in error.one_line()
+
+
+def test_an_inline_timestamp_that_is_not_its_blob_is_never_used(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, keystore, gun = _writer(settings, registry, repo_name)
+    _sign(writer, keystore, gun, "v1")
+    store = _oci_store(writer)
+    old_timestamp = store.read(gun, "timestamp", None, limit=1 << 16)
+    _sign(writer, keystore, gun, "v2")
+    location = store.location(gun)
+    head = _head(location)
+    layers = head["layers"]
+    assert isinstance(layers, list)
+    current = next(
+        la for la in layers if la["annotations"]["tuf.io/filename"].endswith(".timestamp.json")
+    )
+    assert "data" in current  # the head carries the timestamp
+    # an attacker embeds the older timestamp under the current one's digest
+    current["data"] = base64.b64encode(old_timestamp).decode()
+    data = json.dumps(head, separators=(",", ":"), sort_keys=True).encode()
+    location.client.put_manifest(location.repo_path, HEAD_TAG, data, OCI_MANIFEST)
+    reader = _oci_store(_fresh_client(writer, tmp_path, "reader"))
+    served = reader.read(gun, "timestamp", None, limit=1 << 16)
+    assert served != old_timestamp and sha256_digest(served) == current["digest"]
+    client = _fresh_client(writer, tmp_path, "client")
+    assert verify_tag(client, parse(f"{gun}:v2")).digest == digest_for("v2")
