@@ -443,9 +443,11 @@ class Attack:
     refused_as: FailureKind | type[TrustkitError]
     message: str  # a regular expression the one-line message matches
     writer_refuses: bool = False  # a writer must not build on it either
-    #: on hashed bins, where it differs: a bin is pinned by version and length, not hash, so
-    #: bytes swapped in place fail its signature instead
+    #: on hashed bins, where it differs: a bin is pinned by version only (ADR 0009), so bytes
+    #: swapped in place fail its signature, cut ones its parse, endless ones the bin bound and
+    #: an older bin its version
     refused_as_binned: FailureKind | None = None
+    binned_message: str | None = None
     needs: str | None = None  # a store capability the staging needs (skipped without it)
 
 
@@ -565,7 +567,14 @@ ATTACKS = [
     Attack("drop-snapshot", _drop("snapshot"), StorageError, "missing|cannot fetch", True),
     Attack("drop-releases", _drop(RELEASES), StorageError, "missing|cannot fetch", True),
     Attack("truncate-snapshot", _truncate("snapshot"), FailureKind.TAMPERED, "hash or length"),
-    Attack("truncate-releases", _truncate(RELEASES), FailureKind.TAMPERED, "hash or length"),
+    Attack(
+        "truncate-releases",
+        _truncate(RELEASES),
+        FailureKind.TAMPERED,
+        "hash or length",
+        refused_as_binned=FailureKind.UNTRUSTED,
+        binned_message="does not verify: Failed to deserialize",
+    ),
     Attack(
         "endless-timestamp",
         _endless("timestamp", TIMESTAMP_MAX_BYTES + 1),
@@ -579,10 +588,20 @@ ATTACKS = [
         FailureKind.TAMPERED,  # longer than the length the snapshot records for it
         "hash or length",
         True,
+        refused_as_binned=FailureKind.UNTRUSTED,
+        binned_message="too large .* 4194304-byte limit",
     ),
     Attack("freeze", _freeze, FailureKind.EXPIRED, r"timestamp metadata of .* expired"),
     Attack("mix-snapshot", _mix("snapshot"), FailureKind.TAMPERED, "hash or length", True),
-    Attack("mix-releases", _mix(RELEASES), FailureKind.TAMPERED, "hash or length", True),
+    Attack(
+        "mix-releases",
+        _mix(RELEASES),
+        FailureKind.TAMPERED,
+        "hash or length",
+        True,
+        refused_as_binned=FailureKind.ROLLED_BACK,
+        binned_message="mix-and-match attack.*Expected .*bin.* v2, got v1",
+    ),
 ]
 
 
@@ -606,7 +625,10 @@ def test_attack_is_refused(repo: Repo, attack: Attack) -> None:
     else:
         assert isinstance(error, expected), line
         assert not isinstance(error, UntrustedError)
-    assert re.search(attack.message, line), line
+    message = attack.message
+    if repo.layout == "bins" and attack.binned_message is not None:
+        message = attack.binned_message
+    assert re.search(message, line), line
     if attack.writer_refuses:
         with pytest.raises(TrustkitError) as writer:
             repo.sign(repo.tag_beside("v1"))  # a writer that must rewrite v1's role

@@ -36,6 +36,7 @@ from trustkit.collections.expiry import renew_hint, warn_if_expiring
 from trustkit.collections.forks import check_for_fork
 from trustkit.collections.layouts import DelegationLayout, layout_for
 from trustkit.collections.model import (
+    BIN_MAX_BYTES,
     MAX_DELEGATIONS,
     MAX_ROOT_ROTATIONS,
     ROOT,
@@ -110,12 +111,15 @@ class StoreFetcher(FetcherInterface):
     def download_bytes(self, url: str, max_length: int) -> bytes:
         role, version = _parse_url(url)
         self.step, self.served = role, None
+        if is_bin(role):  # pinned by version only: bounded by what a bin may weigh
+            max_length = min(max_length, BIN_MAX_BYTES)
         try:
             data = self._store.read(self._gun, role, version, limit=max_length)
         except MetadataNotFoundError as exc:
             raise tuf_exc.DownloadHTTPError(str(exc), 404) from None
         except InputTooLargeError:
-            if max_length < _UNPINNED_LIMITS.get(role, TARGETS_MAX_BYTES):
+            unpinned = BIN_MAX_BYTES if is_bin(role) else TARGETS_MAX_BYTES
+            if max_length < _UNPINNED_LIMITS.get(role, unpinned):
                 # the limit is the length signed metadata records: another file than signed
                 raise tuf_exc.LengthOrHashMismatchError(
                     f"{role} metadata is longer than the {max_length} bytes recorded for it"

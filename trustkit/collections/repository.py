@@ -37,6 +37,7 @@ from trustkit.collections._tuf import (
 from trustkit.collections.bins import is_bin
 from trustkit.collections.layouts import layout_for
 from trustkit.collections.model import (
+    BIN_MAX_BYTES,
     ROOT,
     ROOT_MAX_BYTES,
     SNAPSHOT,
@@ -200,7 +201,8 @@ class Collection:
         if not _delegates(delegations, role):
             return None
         with _untrusted_on_failure(self.gun):
-            raw = self._store.read(self.gun, role, meta.version, limit=TARGETS_MAX_BYTES)
+            limit = BIN_MAX_BYTES if is_bin(role) else TARGETS_MAX_BYTES
+            raw = self._store.read(self.gun, role, meta.version, limit=limit)
             self._seen[(role, meta.version)] = hashlib.sha256(raw).digest()
             meta.verify_length_and_hashes(raw)
             md = _parse(raw, Targets)
@@ -378,10 +380,11 @@ class Collection:
                 self._new_version(role, md, expiries, now)
                 data = self._sign(role, md, keystore)
             files.append(MetadataFile(role, md.signed.version, data))
-            # a bin is pinned by version and length (its signature does the rest): hundreds
-            # of bins with hashes would make every client's snapshot twice as large
+            # a bin is pinned by version (its signature does the rest, BIN_MAX_BYTES bounds
+            # its download): a hash and a length for each of a thousand bins would make
+            # every client's snapshot twice as large (ADR 0009)
             self.snapshot.signed.meta[f"{role}.json"] = (
-                MetaFile(md.signed.version, length=len(data))
+                MetaFile(md.signed.version)
                 if is_bin(role)
                 else MetaFile.from_data(md.signed.version, data, _HASH_ALGORITHMS)
             )
@@ -399,6 +402,9 @@ class Collection:
                 "snapshot it does not sign"
             )
         if SNAPSHOT not in server_signed:
+            for name, meta in self.snapshot.signed.meta.items():
+                if meta.length is not None and is_bin(name):
+                    meta.length = None  # pinned by version only, as bins are written now
             self._new_version(SNAPSHOT, self.snapshot, expiries, now)
             snapshot_bytes = self._sign(SNAPSHOT, self.snapshot, keystore)
             files.append(MetadataFile(SNAPSHOT, self.snapshot.signed.version, snapshot_bytes))
