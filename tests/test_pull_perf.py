@@ -319,3 +319,39 @@ def test_an_interrupted_pull_leaves_the_layout_consistent(
     )
     assert set(image.blobs) <= set(_layout_is_consistent(dest))
     assert sorted(OCILayout(dest).tags()) == ["v0", "v1"]
+
+
+def test_the_first_refused_layer_stops_the_layers_still_in_flight(
+    settings: Settings,
+    registry: Registry,
+    tampering_proxy: Callable[..., TamperingProxy],
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    # a small layer served tampered, three large ones trickling over a slow link: the refusal
+    # comes first, and the large layers are given up rather than fetched to the end
+    sizes = (4_096, 2_000_000, 2_000_000, 2_000_000)
+    image = make_oci_image(tmp_path / "src", "v1", sizes, seed=repo_name.encode())
+    push_image(settings, image.oci, registry.ref(repo_name), sign=False)
+    layers = [layer["digest"] for layer in json.loads(_manifest(image))["layers"]]
+    small, large = layers[0], layers[1:]
+    proxy = tampering_proxy(
+        registry.url, lambda m, path, body: body[::-1] if path.endswith(small) else None
+    )
+    link = SlowLink(proxy.port)
+    dest = tmp_path / "out"
+    try:
+        with pytest.raises(DigestMismatchError, match=small):
+            pull_image(
+                settings,
+                f"{link.host}/{repo_name}@{image.digest}",
+                dest=f"oci:{dest}:v1",
+                verify=True,
+            )
+    finally:
+        link.close()
+    held = _layout_is_consistent(dest)
+    assert not set(large) & set(held)  # stopped in flight, not completed after the refusal
+    assert small not in held
+    assert not list((dest / "blobs" / "sha256").glob(".tmp-*"))
+    assert OCILayout(dest).tags() == []
