@@ -110,6 +110,9 @@ _DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 _SHARD_RE = re.compile(r"\A[0-9a-f]{2}\Z")
 _CLAIM_KEYS = ("parent", "next", "nonce", "time")
 _TAG_READ_ATTEMPTS = 3
+#: how long a head ``exists``/``generation`` resolved still starts the refresh that follows
+#: (one refresh's first steps; never a stale head for a later, unrelated read)
+_FRESH_SECONDS = 2.0
 #: verified blob bytes kept per store, by digest (content-addressed, so never stale)
 _BLOB_CACHE_BYTES = 32 * 1024 * 1024
 #: shard listings kept per store, by digest
@@ -237,9 +240,10 @@ class OciStore(MetadataStore):
         where = f"{host}/{self.prefix}".rstrip("/") if host else "each image's own registry"
         self.description = f"registry trust store ({where})"
         self._views: dict[str, _View | None] = {}
-        #: collections whose head ``exists``/``generation`` just resolved: the refresh they
-        #: start reads its timestamp from that head instead of asking the registry again
-        self._fresh: set[str] = set()
+        #: collections whose head ``exists``/``generation`` just resolved (until when, by
+        #: the monotonic clock): the refresh they start reads its timestamp from that head
+        #: instead of asking the registry again
+        self._fresh: dict[str, float] = {}
         self._locations: dict[str, RegistryLocation] = {}
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
         self._blob_bytes = 0
@@ -277,7 +281,7 @@ class OciStore(MetadataStore):
         location = self.location(gun)
         with self._lock:
             known = self._views.get(gun)
-            self._fresh.discard(gun)
+            self._fresh.pop(gun, None)
         if known is not None:
             # unchanged since the last refresh: a 304 instead of the whole manifest again
             data = _get_tagged(location, HEAD_TAG, known.digest)
@@ -295,15 +299,15 @@ class OciStore(MetadataStore):
         """Resolve, and let the timestamp read that follows (the same refresh) use this head."""
         view = self._resolve(gun)
         with self._lock:
-            self._fresh.add(gun)
+            self._fresh[gun] = time.monotonic() + _FRESH_SECONDS
         return view
 
     def _resolve_for_refresh(self, gun: str) -> _View | None:
         """The head the current timestamp is read from: the one ``exists``/``generation`` just
         resolved for this refresh, else resolved now."""
         with self._lock:
-            if gun in self._fresh:
-                self._fresh.discard(gun)
+            until = self._fresh.pop(gun, None)
+            if until is not None and time.monotonic() < until:
                 return self._views.get(gun)
         return self._resolve(gun)
 
@@ -511,7 +515,7 @@ class OciStore(MetadataStore):
         landed = self._resolve(gun)
         if landed is None or landed.digest != new_digest:
             raise _lost(gun, self.description)
-        self._tag_shards(location, plan.shards)
+        self._tag_shards(gun, location, plan.shards)
         self._release(location, mine)
         for digest, data in plan.blobs.items():
             self._keep_blob(digest, data)  # this writer's own bytes: its next read needs them
@@ -578,7 +582,7 @@ class OciStore(MetadataStore):
             [(digest, data) for digest, data in blobs.items() if digest not in known],
         )
 
-    def _tag_shards(self, location: RegistryLocation, shards: dict[str, bytes]) -> None:
+    def _tag_shards(self, gun: str, location: RegistryLocation, shards: dict[str, bytes]) -> None:
         """Tag the shards the new head pins, so registry garbage collection keeps them and
         their bins. Best effort: the set is published and readable either way; a shard left
         untagged is tagged again by the next publish that changes it."""
@@ -588,6 +592,24 @@ class OciStore(MetadataStore):
                 location.put_manifest(SHARD_TAG_PREFIX + item[0], item[1], OCI_MANIFEST)
 
         self._map(tag, sorted(shards.items()))
+        # a writer that stalled here may just have moved a tag back from a shard a newer head
+        # pins (that head's writer tagged it first): tag what the current head pins again
+        with contextlib.suppress(TrustkitError):
+            head = self._resolve(gun)
+            if head is None:
+                return
+            moved = {
+                shard: digest
+                for shard, digest in head.shard_pins
+                if shard in shards and digest != sha256_digest(shards[shard])
+            }
+            self._map(
+                tag,
+                [
+                    (shard, location.get_manifest(digest, expected_digest=digest).data)
+                    for shard, digest in sorted(moved.items())
+                ],
+            )
 
     def _read_claim(self, location: RegistryLocation) -> _Claim | None:
         data = _get_tagged(location, CLAIM_TAG)
