@@ -81,7 +81,9 @@ def verify_tag(
 ) -> TrustedTarget:
     """``collections.verify_tag`` with the warm fast path in front of it.
 
-    With ``root_file`` (a pinned first root) or a Notary store, always the full path."""
+    On a miss, the full path is the engine's own for a TUF store (a verified session's
+    ``find``), and its answer is remembered. With ``root_file`` (a pinned first root) or a
+    Notary store, always the engine's full path, remembering nothing."""
     store = services.store
     if root_file is None and ref.tag is not None and _is_tuf_store(store, ref.gun):
         cache = services.settings.client_cache_dir / escape_gun(ref.gun)
@@ -263,19 +265,19 @@ def remember(
         }
         while len(answers) > MAX_ANSWERS:  # the oldest answers go first
             answers.pop(next(iter(answers)))
-        data = json.dumps(
-            {
-                "format": FORMAT,
-                "store": store.description,
-                "timestamp_sha256": state.timestamp_sha256,
-                "root_version": state.root_version,
-                "top_level_expiry": {
-                    role: _seconds(when) for role, when in state.top_level_expiry.items()
-                },
-                "answers": answers,
+        header = {
+            "format": FORMAT,
+            "store": store.description,
+            "timestamp_sha256": state.timestamp_sha256,
+            "root_version": state.root_version,
+            "top_level_expiry": {
+                role: _seconds(when) for role, when in state.top_level_expiry.items()
             },
-            separators=(",", ":"),
-        ).encode()
+        }
+        data = json.dumps({**header, "answers": answers}, separators=(",", ":")).encode()
+        while len(data) > MAX_WARM_BYTES and len(answers) > 1:  # long signer lists: fewer
+            answers.pop(next(iter(answers)))
+            data = json.dumps({**header, "answers": answers}, separators=(",", ":")).encode()
         if len(data) <= MAX_WARM_BYTES:
             atomic_write(cache / WARM_FILE, data)
     except _UNUSABLE:  # a file that cannot be written is only a miss later
