@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -84,8 +84,9 @@ class _Transfer:
         pool = ThreadPoolExecutor(
             max_workers=min(PARALLEL_BLOBS, len(blobs)), thread_name_prefix="trustkit-blob"
         )
-        futures = [pool.submit(self.blob, desc) for desc in blobs]
+        futures: list[Future[None]] = []
         try:
+            futures.extend(pool.submit(self.blob, desc) for desc in blobs)
             for future in as_completed(futures):
                 future.result()
         except BaseException:
