@@ -594,3 +594,29 @@ def test_an_inline_timestamp_that_is_not_its_blob_is_never_used(
     assert served != old_timestamp and sha256_digest(served) == current["digest"]
     client = _fresh_client(writer, tmp_path, "client")
     assert verify_tag(client, parse(f"{gun}:v2")).digest == digest_for("v2")
+
+
+@pytest.mark.parametrize("mirror", ["honest", "lying"])
+def test_shards_and_files_come_through_mirrors_by_digest(
+    mirror: str,
+    settings: Settings,
+    registry: Registry,
+    repo_name: str,
+    tmp_path: Path,
+    tampering_proxy: Callable[[str, Rewrite], TamperingProxy],
+) -> None:
+    writer, _, gun = _binned_writer(settings, registry, repo_name)
+
+    def rewrite(method: str, path: str, body: bytes) -> bytes | None:
+        by_digest = "/blobs/" in path or "/manifests/sha256:" in path
+        return b"\0" * len(body) if mirror == "lying" and by_digest else None
+
+    proxy = tampering_proxy(registry.url, rewrite)
+    client = _fresh_client(writer, tmp_path, "behind-a-mirror")
+    use_registry(client, registry, extra={"mirrors": [f"http://{proxy.host}"]})
+    # a lying mirror's bytes fail their digests: the registry serves them instead
+    assert verify_tag(client, parse(f"{gun}:v2")).digest == digest_for("v2")
+    assert any("/manifests/sha256:" in hit for hit in proxy.hits)  # the shard, asked first
+    assert any("/blobs/" in hit for hit in proxy.hits)
+    # the head (a tag) is resolved by the registry itself, never by a mirror
+    assert not any(hit.endswith(f"/manifests/{HEAD_TAG}") for hit in proxy.hits)
