@@ -4,6 +4,7 @@ and is then used, never repeated; it never prompts and never weakens anything.""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -46,12 +47,18 @@ class _GatedKdf:
         monkeypatch.setattr(wrap_module, "PBKDF2HMAC", Gated)
 
 
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch) -> Callable[[], _GatedKdf]:
+    """Installs the gated KDF (after the test's keys were made: making them derives too)."""
+    return lambda: _GatedKdf(monkeypatch)
+
+
 def test_unlock_ahead_derives_once_in_the_background(
-    key_store: KeyStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    key_store: KeyStore, settings: Settings, gated: Callable[[], _GatedKdf]
 ) -> None:
     keyids = _keys(key_store)
+    kdf = gated()
     fresh = KeyStore(settings)  # a new process
-    kdf = _GatedKdf(monkeypatch)
     fresh.unlock_ahead("targets")
     assert kdf.started.wait(30)
     assert kdf.threads[0] != threading.current_thread().name  # not on the caller's thread
@@ -64,16 +71,31 @@ def test_unlock_ahead_derives_once_in_the_background(
     assert unlocking.is_alive()  # waits for the derivation under way instead of a second one
     kdf.gate.set()
     unlocking.join(30)
-    assert signed and fresh.keks.derivations == 1
+    assert signed
     for keyid in keyids:
         fresh.signer(keyid)
-    assert fresh.keks.derivations == 1 and len(kdf.threads) == 1
+    assert len(kdf.threads) == 1 and fresh.keks.derivations == 0  # the one ahead was used
+
+
+def test_unlock_ahead_by_directory_serves_any_key_store_of_the_process(
+    key_store: KeyStore, settings: Settings, gated: Callable[[], _GatedKdf]
+) -> None:
+    """What ``trust sign`` does before the key store is even imported."""
+    keyids = _keys(key_store)
+    kdf = gated()
+    kdf.gate.set()
+    wrap_module.unlock_ahead(settings.private_dir, settings.repository_passphrase)
+    fresh = KeyStore(settings)
+    for keyid in keyids:
+        fresh.signer(keyid).sign(PAYLOAD)
+    assert len(kdf.threads) == 1 and fresh.keks.derivations == 0
 
 
 def test_unlock_ahead_never_prompts_and_does_nothing_without_a_passphrase(
-    key_store: KeyStore, settings: Settings
+    key_store: KeyStore, settings: Settings, gated: Callable[[], _GatedKdf]
 ) -> None:
     _keys(key_store)
+    kdf = gated()
     asked: list[str] = []
 
     def prompt(text: str) -> str:
@@ -83,24 +105,30 @@ def test_unlock_ahead_never_prompts_and_does_nothing_without_a_passphrase(
     no_env = Settings(trust_dir=settings.trust_dir, config_dir=settings.config_dir)
     fresh = KeyStore(no_env, PassphraseSource(no_env, interactive=True, prompt=prompt))
     fresh.unlock_ahead("targets")
-    assert asked == [] and fresh.keks.derivations == 0
+    assert asked == [] and kdf.threads == []
 
 
-def test_wrong_passphrase_ahead_is_still_refused(key_store: KeyStore, settings: Settings) -> None:
+def test_wrong_passphrase_ahead_is_still_refused_and_dropped(
+    key_store: KeyStore, settings: Settings, gated: Callable[[], _GatedKdf]
+) -> None:
     keyids = _keys(key_store)
+    kdf = gated()
+    kdf.gate.set()
     wrong = settings.with_changes(repository_passphrase="not the passphrase")
     fresh = KeyStore(wrong)
     fresh.unlock_ahead("targets")
     with pytest.raises(PassphraseError):
         fresh.signer(keyids[0])
-    assert fresh.keks.derivations == 1
     with pytest.raises(PassphraseError):  # the wrong KEK was dropped, not kept: derived again
         fresh.signer(keyids[1])
-    assert fresh.keks.derivations == 2
+    assert len(kdf.threads) == 2 and fresh.keks.derivations == 1
 
 
-def test_unlock_ahead_without_keys_creates_nothing(settings: Settings) -> None:
+def test_unlock_ahead_without_keys_creates_nothing(
+    settings: Settings, gated: Callable[[], _GatedKdf]
+) -> None:
+    kdf = gated()
     store = KeyStore(settings)
     store.unlock_ahead("targets")
-    assert store.keks.derivations == 0
+    assert kdf.threads == []
     assert not (store.directory / "kdf.salt").exists()

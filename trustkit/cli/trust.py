@@ -295,8 +295,7 @@ def _sign(
         return
     ref = _tagged(image)
     services = services_from(ctx)
-    # the one key derivation runs on the other core while python-tuf loads (ADR 0012)
-    services.keys.unlock_ahead("targets")
+    _unlock_ahead(services)
     from trustkit.collections import sign_or_propose
 
     from_registry = digest is None and size is None
@@ -352,7 +351,7 @@ def _sign_many(
     # the file is checked whole before the store or the registry is touched
     entries = read_sign_file(from_file) if from_file is not None else None
     services = services_from(ctx)
-    services.keys.unlock_ahead("targets")  # the key derivation overlaps the rest (ADR 0012)
+    _unlock_ahead(services)
     if entries is None:
         entries = registry_entries(services.registries, ref.repository)
     click.echo(f"Signing {len(entries)} tag(s) of {ref.repository} in one publish...", err=True)
@@ -377,6 +376,16 @@ def _sign_many(
         f"Successfully signed {len(entries)} tag(s) of {ref.repository} "
         f"({', '.join(outcome.roles)})"
     )
+
+
+def _unlock_ahead(services: Services) -> None:
+    """The one key derivation of a publish (every key but root's is under the repository
+    passphrase) starts now, on the other core, while python-tuf, the key store and the
+    collection load (ADR 0012)."""
+    from trustkit.keys.wrap import unlock_ahead
+
+    settings = services.settings
+    unlock_ahead(settings.private_dir, settings.repository_passphrase)
 
 
 def _refuse_moving_signed_tag(services: Services, ref: ImageRef, digest: str) -> None:

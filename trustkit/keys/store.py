@@ -32,7 +32,15 @@ from trustkit.keys.model import KeyRecord, check_keyid, check_name, check_role
 from trustkit.keys.online import PinSource
 from trustkit.keys.passphrase import PassphraseSource
 from trustkit.keys.pem import MAX_KEY_FILE, load_private_pem, sslib_key
-from trustkit.keys.wrap import KdfParams, KekCache, WrappedKey, is_wrapped, new_salt, wrap
+from trustkit.keys.wrap import (
+    KdfParams,
+    KekCache,
+    WrappedKey,
+    is_wrapped,
+    new_salt,
+    unlock_ahead,
+    wrap,
+)
 
 KEY_TYPES = ("ecdsa", "ed25519")
 #: PBKDF2-HMAC-SHA256 iterations protecting key files (OWASP's 2023 figure): ~0.1 s per unlock
@@ -250,16 +258,8 @@ class KeyStore:
 
     def unlock_ahead(self, role: str) -> None:
         """Start deriving, in the background, the KEK that keys of ``role`` are wrapped under
-        (ADR 0012), when its passphrase is configured (never prompts) and the store has a salt:
-        a command about to sign overlaps the one KDF with its imports and loading."""
-        passphrase = self.passphrases.configured(role)
-        if passphrase is None or not (self._dir / _SALT_FILE).is_file():
-            return
-        try:
-            salt = self._store_salt()
-        except (KeyStoreError, StorageError):
-            return  # the unlock itself reports it, if it matters
-        self.keks.derive_ahead(passphrase, KdfParams(salt, KDF_ROUNDS))
+        (``wrap.unlock_ahead``), when its passphrase is configured (never prompts)."""
+        unlock_ahead(self._dir, self.passphrases.configured(role))
 
     def _file_signer(self, record: KeyRecord) -> Signer:
         path = self._key_path(record.keyid)

@@ -18,6 +18,7 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from trustkit.errors import KeyStoreError, PassphraseError
+from trustkit.errors import KeyStoreError, PassphraseError, TrustkitError
 
 FORMAT = "trustkit-key/1"
 KDF_NAME = "pbkdf2-hmac-sha256"
@@ -99,9 +100,23 @@ class KekCache:
             under_way.join()
         with self._lock:
             cached = self._keks.get(slot)
+        if cached is None and self is not _AHEAD:
+            cached = _AHEAD.derived(slot)  # derived ahead for this process (``unlock_ahead``)
+            if cached is not None:
+                with self._lock:
+                    self._keks[slot] = cached
         if cached is None:
             cached = self._derive(slot, secret, params)
         return cached
+
+    def derived(self, slot: tuple[bytes, bytes, int]) -> bytes | None:
+        """The KEK of ``slot`` once a derivation under way has finished, else None."""
+        with self._lock:
+            under_way = self._under_way.get(slot)
+        if under_way is not None:
+            under_way.join()
+        with self._lock:
+            return self._keks.get(slot)
 
     def derive_ahead(self, passphrase: str, params: KdfParams) -> None:
         """Start deriving the KEK of ``passphrase`` in the background (nothing when it is
@@ -146,6 +161,41 @@ class KekCache:
             under_way.join()  # so a wrong passphrase's KEK is not stored after it was dropped
         with self._lock:
             self._keks.pop(slot, None)
+        if self is not _AHEAD:
+            _AHEAD.forget(passphrase, params)
+
+
+#: KEKs derived ahead of their first use in this process (``unlock_ahead``)
+_AHEAD = KekCache()
+#: bound on the key file read for its KDF parameters (a key file is a few hundred bytes)
+_KEY_FILE_LIMIT = 64 * 1024
+
+
+def unlock_ahead(private_dir: Path, passphrase: str | None) -> None:
+    """Start deriving, in the background, the KEK that ``passphrase`` gives for the keys in
+    ``private_dir`` (the parameters a key file there is wrapped with), so a command about to
+    sign overlaps the one KDF with loading python-tuf and the collection; every key store of
+    this process then uses it (ADR 0012). Nothing without a passphrase or a wrapped key file;
+    never reads more than one key file's header, never prompts."""
+    if not passphrase:
+        return
+    from trustkit._fs import read_protected
+
+    try:
+        paths = sorted(private_dir.glob("*.key"))[:8]
+    except OSError:
+        return
+    for path in paths:
+        try:
+            data = read_protected(path, _KEY_FILE_LIMIT, what="key file", secret=True)
+            if is_wrapped(data):
+                params = WrappedKey.parse(data, what="key file").params
+                break
+        except (TrustkitError, OSError):
+            continue
+    else:
+        return
+    _AHEAD.derive_ahead(passphrase, params)
 
 
 def _aad(params: KdfParams) -> bytes:
