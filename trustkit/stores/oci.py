@@ -32,6 +32,7 @@ import base64
 import binascii
 import builtins
 import contextlib
+import contextvars
 import hashlib
 import json
 import re
@@ -120,8 +121,9 @@ _SHARD_CACHE_ENTRIES = 256
 #: the largest file a head carries inline (OCI descriptor ``data``): the timestamp, so the
 #: read that starts every refresh costs no round trip after the head's
 MAX_INLINE_BYTES = 64 * 1024
-#: parallel fetches of independent blobs over the shared registry client
-_PARALLEL_FETCHES = 8
+#: parallel fetches of independent blobs over the shared registry client: half its connection
+#: cap (8), so other threads' exchanges still find a free connection (writes stay sequential)
+_PARALLEL_FETCHES = 4
 #: ``_get_tagged``'s answer for "the manifest is still the one you hold"
 _UNCHANGED = b"\x00unchanged"
 #: the parent of a claim its writer completed
@@ -449,7 +451,8 @@ class OciStore(MetadataStore):
                 self._blob_bytes -= len(dropped)
 
     def _map(self, work: Callable[[Any], object], items: Sequence[Any]) -> None:
-        """``work`` on every item, in parallel over the shared registry clients."""
+        """``work`` on every item, in parallel (at most ``_PARALLEL_FETCHES`` at once) over
+        the shared registry clients."""
         if len(items) <= 1:
             for item in items:
                 work(item)
@@ -460,7 +463,9 @@ class OciStore(MetadataStore):
                     _PARALLEL_FETCHES, thread_name_prefix="trustkit-oci"
                 )
             executor = self._executor
-        for future in [executor.submit(work, item) for item in items]:
+        # each fetch runs in the caller's context: its registry deadline (the webhook's) holds
+        futures = [executor.submit(contextvars.copy_context().run, work, item) for item in items]
+        for future in futures:
             future.result()
 
     def _prefetch(self, location: RegistryLocation, wanted: Iterable[tuple[_Blob, int]]) -> None:
@@ -506,10 +511,8 @@ class OciStore(MetadataStore):
         # everything the new head names exists before the head moves: a writer killed at any
         # step leaves the previous set whole (shards are untagged until the head commits)
         self._upload(location, plan.blobs, plan.known)
-        self._map(
-            lambda shard: location.put_manifest(None, shard, OCI_MANIFEST),
-            list(plan.shards.values()),
-        )
+        for shard in plan.shards.values():
+            location.put_manifest(None, shard, OCI_MANIFEST)
         mine = self._claim(gun, location, parent or "none", new_digest)
         location.put_manifest(HEAD_TAG, plan.head, OCI_MANIFEST)
         landed = self._resolve(gun)
@@ -577,10 +580,9 @@ class OciStore(MetadataStore):
 
     def _upload(self, location: RegistryLocation, blobs: dict[str, bytes], known: set[str]) -> None:
         _ensure_empty_config(location)
-        self._map(
-            lambda item: location.client.upload_blob(location.repo_path, item[1], item[0]),
-            [(digest, data) for digest, data in blobs.items() if digest not in known],
-        )
+        for digest, data in blobs.items():
+            if digest not in known:
+                location.client.upload_blob(location.repo_path, data, digest)
 
     def _tag_shards(self, gun: str, location: RegistryLocation, shards: dict[str, bytes]) -> None:
         """Tag the shards the new head pins, so registry garbage collection keeps them and
@@ -591,7 +593,8 @@ class OciStore(MetadataStore):
             with contextlib.suppress(RegistryError):
                 location.put_manifest(SHARD_TAG_PREFIX + item[0], item[1], OCI_MANIFEST)
 
-        self._map(tag, sorted(shards.items()))
+        for item in sorted(shards.items()):
+            tag(item)
         # a writer that stalled here may just have moved a tag back from a shard a newer head
         # pins (that head's writer tagged it first): tag what the current head pins again
         with contextlib.suppress(TrustkitError):
@@ -603,13 +606,8 @@ class OciStore(MetadataStore):
                 for shard, digest in head.shard_pins
                 if shard in shards and digest != sha256_digest(shards[shard])
             }
-            self._map(
-                tag,
-                [
-                    (shard, location.get_manifest(digest, expected_digest=digest).data)
-                    for shard, digest in sorted(moved.items())
-                ],
-            )
+            for shard, digest in sorted(moved.items()):
+                tag((shard, location.get_manifest(digest, expected_digest=digest).data))
 
     def _read_claim(self, location: RegistryLocation) -> _Claim | None:
         data = _get_tagged(location, CLAIM_TAG)
