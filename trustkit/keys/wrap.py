@@ -19,15 +19,18 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from trustkit.errors import KeyStoreError, PassphraseError, TrustkitError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+# AES-GCM and key serialization are imported where keys are sealed and opened: ``unlock_ahead``
+# starts the KDF with only PBKDF2 loaded
 
 FORMAT = "trustkit-key/1"
 KDF_NAME = "pbkdf2-hmac-sha256"
@@ -204,6 +207,9 @@ def _aad(params: KdfParams) -> bytes:
 
 
 def wrap(private: PrivateKeyTypes, kek: bytes, params: KdfParams) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     der = private.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
@@ -251,6 +257,10 @@ class WrappedKey:
         return cls(params, nonce_bytes, sealed_bytes)
 
     def unwrap(self, kek: bytes, *, what: str) -> PrivateKeyTypes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             der = AESGCM(kek).decrypt(self.nonce, self.sealed, _aad(self.params))
         except InvalidTag:  # the wrong passphrase (or a damaged or edited file)
