@@ -8,7 +8,8 @@ layout (every tag in targets/releases and the signer's role) and hashed bins:
 - publish one tag (``sign_tag``: load, sign, claim, settle, move the head): time, registry round
   trips, bytes sent and received; the claim's ``settle`` wait is part of the time and shown apart;
 - cold verify of one tag: a client with an empty trust dir and a new connection pool (nothing
-  shared but the registry): time, round trips, bytes received;
+  shared but the registry): time, requests and sequential round trips (the store fetches
+  independent blobs in parallel: a batch counts once), bytes received;
 - warm verify of one tag: the same client again in the same process (its verified session is
   reused after one timestamp read), and after one more tag was published elsewhere.
 
