@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fixtures.base import run_cli, use_cli_env
 from fixtures.stores import STORE_KINDS, adversary_for
 from fixtures.trust import TrustedRepo, digest_for
 
@@ -284,6 +285,38 @@ def test_the_oldest_answers_make_room_when_the_file_would_be_too_large(
     assert list(_valid_doc(signed_repo)["answers"]) == ["v2"]  # type: ignore[call-overload]
     verify(signed_repo.settings, signed_repo.tag("v2"))
     assert len(full_paths) == 2
+
+
+@pytest.mark.filterwarnings("always")  # every run warns, not only the first with this text
+def test_cli_warm_answer_prints_what_the_full_path_prints(
+    trusted_repo: TrustedRepo,
+    full_paths: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``trust verify`` and ``--json``, cold then warm: the same output, the same expiry
+    warning (the timestamp expires within the warning window)."""
+    sign_tag(
+        trusted_repo.settings,
+        trusted_repo.tag("v1"),
+        digest=digest_for("v1"),
+        size=1,
+        keystore=trusted_repo.keystore,
+        expiries=Expiries(timestamp=timedelta(days=1)),
+    )
+    use_cli_env(monkeypatch, trusted_repo.settings)
+    monkeypatch.setenv("SERVIN_CONTENT_TRUST_SERVER", trusted_repo.settings.trust_store_url)
+    for argv in (["trust", "verify"], ["trust", "verify", "--json"]):
+        runs = []
+        for _ in range(2):
+            tuf_client.forget_sessions()
+            runs.append(run_cli([*argv, str(trusted_repo.tag("v1"))], capsys))
+        (cold_code, cold_out, cold_err), (warm_code, warm_out, warm_err) = runs
+        assert cold_code == warm_code == 0
+        assert warm_out == cold_out and digest_for("v1") in warm_out
+        assert "warning: trust data of" in cold_err and "expires in 23 h" in cold_err
+        assert warm_err == cold_err
+    assert len(full_paths) == 1  # only the very first verify ran python-tuf
 
 
 def test_notary_store_kinds_are_the_only_ones_left_out() -> None:
