@@ -55,14 +55,13 @@ from trustkit.errors import (
     UnknownRepositoryError,
     UntrustedError,
 )
-from trustkit.model import TrustEvidence
 from trustkit.refs import ImageRef
 from trustkit.services import Services, as_services
 
 if TYPE_CHECKING:
     from trustkit.collections.cosigning import PendingView
     from trustkit.keys import Key, KeyRecord, KeyStore
-    from trustkit.model import SignerIdentity
+    from trustkit.model import SignerIdentity, TrustEvidence  # typed evidence: verify paths
 
 ROTATABLE_ROLES = TOP_LEVEL_ROLES
 #: a key store role that never signs tags: scan attestations are another kind of statement
