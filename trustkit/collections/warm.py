@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from trustkit.refs import ImageRef
     from trustkit.services import Services
 
-#: the file in a collection's client cache; no python-tuf file lacks the ``.json`` suffix
+#: the file in a collection's client cache: python-tuf names its files ``<role>.json`` (and a
+#: ``root_history/`` directory), so no role's file can be this one
 WARM_FILE = "warm-answers"
 FORMAT = "trustkit-warm/1"
 #: bounds: the file is read on every warm verify, so it stays small
