@@ -620,3 +620,22 @@ def test_shards_and_files_come_through_mirrors_by_digest(
     assert any("/blobs/" in hit for hit in proxy.hits)
     # the head (a tag) is resolved by the registry itself, never by a mirror
     assert not any(hit.endswith(f"/manifests/{HEAD_TAG}") for hit in proxy.hits)
+
+
+def test_old_bin_versions_are_pruned_in_their_shard(
+    settings: Settings, registry: Registry, repo_name: str
+) -> None:
+    writer, keystore, gun = _writer(settings, registry, repo_name)
+    writer = writer.with_changes(trust_server=f"{FAST}&keep=2")
+    use_bins(writer, gun, bits=BITS, keystore=keystore)
+    releases_bin = bin_for(RELEASES, BITS, "t0")
+    same_bin = [f"t{n}" for n in range(500) if bin_for(RELEASES, BITS, f"t{n}") == releases_bin]
+    for tag in same_bin[:4]:  # four new versions of one releases bin
+        _sign(writer, keystore, gun, tag)
+    store = _oci_store(writer)
+    quoted = releases_bin.replace("/", "%2F")
+    listed = store.listed_files(gun)
+    versions = sorted(int(n.split(".")[0]) for n in listed if n.endswith(f".{quoted}.json"))
+    assert len(versions) == 2 and versions[-1] >= 4
+    client = writer.with_changes(trust_dir=writer.trust_dir / "elsewhere")
+    assert {t.tag for t in list_signed_tags(client, gun)} == set(same_bin[:4])

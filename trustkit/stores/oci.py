@@ -476,7 +476,9 @@ class OciStore(MetadataStore):
             {
                 blob.digest: blob
                 for blob, bound in wanted
-                if blob.size <= bound and self._cached_blob(blob.digest) is None
+                # within the role's bound, and small enough for the cache to keep
+                if blob.size <= min(bound, _BLOB_CACHE_BYTES // 4)
+                and self._cached_blob(blob.digest) is None
             }.values()
         )
         budget = _BLOB_CACHE_BYTES // 2
@@ -563,11 +565,11 @@ class OciStore(MetadataStore):
         kept = _pruned(top, timestamp, self.options.keep)
         pins = dict(head.shard_pins) if head is not None else {}
         manifests: dict[str, bytes] = {}
-        for shard in sorted(changed):
-            bins = _pruned(shards[shard], None, self.options.keep)
-            for listing in (kept, bins):
-                if len(listing) > MAX_FILES:
-                    raise StorageError(f"{gun} would have more than {MAX_FILES} metadata files")
+        bins_of = {shard: _pruned(shards[shard], None, self.options.keep) for shard in changed}
+        for listing in (kept, *bins_of.values()):
+            if len(listing) > MAX_FILES:
+                raise StorageError(f"{gun} would list more than {MAX_FILES} files in one manifest")
+        for shard, bins in sorted(bins_of.items()):
             manifests[shard] = _manifest(gun, bins, artifact_type=BINS_ARTIFACT_TYPE, shard=shard)
             pins[shard] = sha256_digest(manifests[shard])
         inline = {
