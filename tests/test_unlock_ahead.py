@@ -3,12 +3,18 @@ and is then used, never repeated; it never prompts and never weakens anything.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 
 import pytest
+from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.trust import TrustedRepo, digest_for
 
 import trustkit.keys.wrap as wrap_module
+from trustkit.collections import verify_tag
 from trustkit.config import Settings
 from trustkit.errors import PassphraseError
 from trustkit.keys import KeyRole, KeyStore, PassphraseSource
@@ -132,3 +138,44 @@ def test_unlock_ahead_without_keys_creates_nothing(
     store.unlock_ahead("targets")
     assert kdf.threads == []
     assert not (store.directory / "kdf.salt").exists()
+
+
+KDF_PROBE = (
+    "import sys, threading, runpy\n"
+    "import trustkit.keys.wrap as wrap\n"
+    "real = wrap.KekCache._derive\n"
+    "def derive(self, *args):\n"
+    "    sys.stderr.write('KDF tuf=%s main=%s\\n' % ('tuf.api.metadata' in sys.modules,\n"
+    "                     threading.current_thread() is threading.main_thread()))\n"
+    "    return real(self, *args)\n"
+    "wrap.KekCache._derive = derive\n"
+    "sys.argv = ['trustkit', *{argv!r}]\n"
+    "runpy.run_module('trustkit', run_name='__main__')\n"
+)
+
+
+def test_trust_sign_process_derives_once_before_python_tuf_loads(signed_repo: TrustedRepo) -> None:
+    """The whole process: one derivation, started off the main thread before python-tuf (and
+    securesystemslib, the key store) loads, and the tag is signed."""
+    settings = signed_repo.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
+    env.update(
+        SERVIN_TRUST_DIR=str(settings.trust_dir),
+        SERVIN_CONTENT_TRUST_SERVER="local",
+        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
+        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
+        SERVIN_CONFIG=str(settings.effective_config_dir),
+    )
+    argv = ["trust", "sign", f"{signed_repo.ref}:v2", "--digest", digest_for("v2"), "--size", "1"]
+    done = subprocess.run(
+        [sys.executable, "-c", KDF_PROBE.format(argv=argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    kdf = [line for line in done.stderr.splitlines() if line.startswith("KDF ")]
+    assert kdf == ["KDF tuf=False main=False"], done.stderr
+    assert verify_tag(settings, signed_repo.tag("v2")).digest == digest_for("v2")
