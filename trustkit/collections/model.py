@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from trustkit.config import Settings
 from trustkit.errors import BadInputError
+from trustkit.stores import interface as _store
 
 ROOT = "root"
 TARGETS = "targets"
@@ -25,13 +26,12 @@ SIGNER_NAME_MAX = 64
 RESERVED_SIGNER_NAMES = frozenset({"releases"})
 _SHA256_RE = re.compile(r"\Asha256:([0-9a-f]{64})\Z")
 
-# Bounds on every metadata download (bytes). 10,000 tags take about 1.3 MB of targets metadata.
-ROOT_MAX_BYTES = 512 * 1024
-TIMESTAMP_MAX_BYTES = 16 * 1024
-SNAPSHOT_MAX_BYTES = 2 * 1024 * 1024
-TARGETS_MAX_BYTES = 16 * 1024 * 1024
-#: a hashed bin (~20 KB at 100,000 tags and 512 bins); snapshot pins bins by version only
-BIN_MAX_BYTES = 4 * 1024 * 1024
+# Bounds on every metadata read (bytes), defined where stores read (they fetch ahead with them)
+ROOT_MAX_BYTES = _store.ROOT_MAX_BYTES
+TIMESTAMP_MAX_BYTES = _store.TIMESTAMP_MAX_BYTES
+SNAPSHOT_MAX_BYTES = _store.SNAPSHOT_MAX_BYTES
+TARGETS_MAX_BYTES = _store.TARGETS_MAX_BYTES
+BIN_MAX_BYTES = _store.BIN_MAX_BYTES
 MAX_ROOT_ROTATIONS = 64
 MAX_DELEGATIONS = 64
 

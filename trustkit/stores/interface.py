@@ -40,6 +40,14 @@ PENDING_ID_RE = re.compile(r"\A[0-9a-f]{12,64}\Z")
 #: how many pending changes of one collection are listed at most (a store is untrusted)
 MAX_PENDING_LISTED = 1000
 
+# Bounds on every metadata read (bytes). 10,000 tags take about 1.3 MB of targets metadata.
+ROOT_MAX_BYTES = 512 * 1024
+TIMESTAMP_MAX_BYTES = 16 * 1024
+SNAPSHOT_MAX_BYTES = 2 * 1024 * 1024
+TARGETS_MAX_BYTES = 16 * 1024 * 1024
+#: a hashed bin (~20 KB at 100,000 tags and 512 bins); snapshot pins bins by version only
+BIN_MAX_BYTES = 4 * 1024 * 1024
+
 __all__ = [
     "MAX_PENDING_LISTED",
     "PENDING_ID_RE",

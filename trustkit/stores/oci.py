@@ -61,8 +61,13 @@ from trustkit.refs import ImageRef, parse
 from trustkit.registry.model import OCI_EMPTY_JSON, OCI_MANIFEST, sha256_digest
 from trustkit.registry.reserved import TRUST_TAG_PREFIX
 from trustkit.stores.interface import (
+    BIN_MAX_BYTES,
     MAX_PENDING_LISTED,
     PENDING_ID_RE,
+    ROOT_MAX_BYTES,
+    SNAPSHOT_MAX_BYTES,
+    TARGETS_MAX_BYTES,
+    TIMESTAMP_MAX_BYTES,
     MetadataFile,
     MetadataNotFoundError,
     MetadataStore,
@@ -967,13 +972,8 @@ def _shard_of(name: str, count: int) -> str:
 
 
 def _role_bound(role: str) -> int:
-    from trustkit.collections.model import (
-        ROOT_MAX_BYTES,
-        SNAPSHOT_MAX_BYTES,
-        TARGETS_MAX_BYTES,
-        TIMESTAMP_MAX_BYTES,
-    )
-
+    if BIN_INFIX in role:
+        return BIN_MAX_BYTES
     bounds = {
         "root": ROOT_MAX_BYTES,
         "timestamp": TIMESTAMP_MAX_BYTES,
