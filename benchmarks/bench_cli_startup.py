@@ -32,9 +32,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GUN = "localhost:5000/bench/app"
-#: run ``-m trustkit`` from the first PYTHONPATH entry, not the editable install
+#: run ``-m trustkit`` from the first PYTHONPATH entry, not the editable install nor the current
+#: directory (``python -c`` puts '' first on sys.path: run from a checkout, it would import that
+#: checkout on both sides of a comparison)
 LAUNCH = (
     "import runpy, sys; "
+    "sys.path[:] = [p for p in sys.path if p]; "
     "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]; "
     "sys.argv[0] = 'trustkit'; runpy.run_module('trustkit', run_name='__main__')"
 )
