@@ -14,9 +14,14 @@ For each N, interleaved (one trustkit run, one notary run, again), medians of ``
   (the files the current snapshot names, plus every root and the current timestamp);
 - the share of a cold verify spent in canonical JSON (securesystemslib's encode_canonical).
 
-The notary collection holds the N tags in ``targets`` (its CLI cannot sign into a delegation
-without importing a delegation key; the metadata sizes are the same as releases'); it is built
-by writing N changelist entries and one ``notary publish``.
+The notary collection does the same work as trustkit's DCT layout: signer alice's key
+(ECDSA P-256, a self-signed certificate) is a delegation key of ``targets/releases`` and
+``targets/alice`` (all paths) and is imported into the notary trust dir; the N tags are in both
+delegations (written as 2N changelist entries, then one ``notary publish``; ``targets`` itself
+holds none), ``addhash -p`` adds one tag to both, and ``lookup`` finds a tag through them. The
+snapshot key is the client's (``notary init`` without ``key rotate -r``), so notary's publish
+signs targets/releases, targets/alice and snapshot, as trustkit's signs releases, alice,
+snapshot and timestamp.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
+import datetime
 import hashlib
 import json
 import os
@@ -158,21 +164,71 @@ class TrustkitCase:
         return on_disk, one_set
 
 
+#: trustkit's signer layout: alice signs into releases and into her own role
+NOTARY_DELEGATIONS = ("targets/releases", "targets/alice")
+
+
+def _delegation_key(work: Path) -> tuple[Path, Path]:
+    """alice's delegation key (ECDSA P-256) and a self-signed certificate for it, as PEM files,
+    the form `notary delegation add` and `notary key import` take."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = work / "alice.key", work / "alice.crt"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def _listed(listing: str, role: str) -> set[str]:
+    """The tag names `notary list` shows as signed by ``role`` (rows: name, digest, size, role)."""
+    rows = (line.split() for line in listing.splitlines()[2:])
+    return {row[0] for row in rows if len(row) == 4 and row[3] == role}
+
+
 @dataclass
 class NotaryCase:
+    """notary 0.7 (CLI against an in-memory notary-server on loopback) doing trustkit's work: the
+    N tags signed by alice into ``targets/releases`` and ``targets/alice`` (both delegations with
+    her key, all paths), one tag added to both with ``notary addhash -p``, and a cold
+    ``notary lookup`` that finds the tag through the delegations."""
+
     work: Path
     server: subprocess.Popen[bytes]
     url: str
     env: dict[str, str]
     signed: int = 0
 
-    def cli(self, trust_dir: Path, *args: str) -> None:
-        subprocess.run(
+    def cli(self, trust_dir: Path, *args: str) -> str:
+        done = subprocess.run(
             ["notary", "-s", self.url, "-d", str(trust_dir), *args],
             env=self.env,
             check=True,
             capture_output=True,
+            text=True,
         )
+        return done.stdout
 
     @classmethod
     def build(cls, work: Path, tags: int) -> NotaryCase:
@@ -182,43 +238,75 @@ class NotaryCase:
             NOTARY_ROOT_PASSPHRASE=PASS,
             NOTARY_TARGETS_PASSPHRASE=PASS,
             NOTARY_SNAPSHOT_PASSPHRASE=PASS,
+            NOTARY_DELEGATION_PASSPHRASE=PASS,
         )
         case = cls(work, server, url, env)
-        case.cli(work / "trust", "init", "-p", GUN)
-        # N staged additions, exactly as `notary addhash` writes them, then one publish
-        changelist = work / "trust" / "tuf" / GUN / "changelist"
+        try:
+            case._fill(tags)
+        except BaseException:
+            case.close()
+            raise
+        return case
+
+    def _fill(self, tags: int) -> None:
+        trust = self.work / "trust"
+        self.cli(trust, "init", "-p", GUN)
+        key_path, cert_path = _delegation_key(self.work)
+        for role in NOTARY_DELEGATIONS:
+            self.cli(trust, "delegation", "add", "-p", GUN, role, str(cert_path), "--all-paths")
+        self.cli(trust, "key", "import", str(key_path), "-r", "delegation")
+        # N staged additions to each delegation, exactly as `notary addhash -r` writes them,
+        # then one publish (the CLI would otherwise publish once per tag)
+        changelist = trust / "tuf" / GUN / "changelist"
         changelist.mkdir(parents=True, exist_ok=True)
         stamp = time.time_ns()
         for i in range(tags):
             meta = {
                 "length": 1000 + i,
-                "hashes": {"sha256": base64.b64encode(hashlib.sha256(f"t{i}".encode()).digest())},
+                "hashes": {
+                    "sha256": base64.b64encode(hashlib.sha256(f"t{i}".encode()).digest()).decode()
+                },
             }
-            meta["hashes"]["sha256"] = meta["hashes"]["sha256"].decode()  # type: ignore[index]
-            change = {
-                "action": "create",
-                "role": "targets",
-                "type": "target",
-                "path": f"t{i}",
-                "data": base64.b64encode(json.dumps(meta).encode()).decode(),
-            }
-            name = f"{stamp + i:020d}_{uuid.uuid4()}.change"
-            (changelist / name).write_text(json.dumps(change))
-        case.cli(work / "trust", "publish", GUN)
-        return case
+            data = base64.b64encode(json.dumps(meta).encode()).decode()
+            for index, role in enumerate(NOTARY_DELEGATIONS):
+                change = {
+                    "action": "create",
+                    "role": role,
+                    "type": "target",
+                    "path": f"t{i}",
+                    "data": data,
+                }
+                name = f"{stamp + 2 * i + index:020d}_{uuid.uuid4()}.change"
+                (changelist / name).write_text(json.dumps(change))
+        self.cli(trust, "publish", GUN)
+        expected = {f"t{i}" for i in range(tags)}
+        for role in NOTARY_DELEGATIONS:  # the tags are in both delegations, not in targets
+            if _listed(self.cli(trust, "list", GUN, "-r", role), role) != expected:
+                raise SystemExit(f"notary: {role} does not hold the {tags} tags")
+        if _listed(self.cli(trust, "list", GUN, "-r", "targets"), "targets"):
+            raise SystemExit("notary: tags landed in targets, not only in the delegations")
 
     def sign_once(self) -> float:
         self.signed += 1
         tag = f"new{self.signed}"
+        roles = [arg for role in NOTARY_DELEGATIONS for arg in ("-r", role)]
+        args = ["addhash", "-p", GUN, tag, "1", "--sha256", _digest(tag)[7:], *roles]
         start = time.perf_counter()
-        self.cli(self.work / "trust", "addhash", "-p", GUN, tag, "1", "--sha256", _digest(tag)[7:])
+        self.cli(self.work / "trust", *args)
         return time.perf_counter() - start
+
+    def lookup(self, trust_dir: Path) -> float:
+        """One ``notary lookup`` of t1 with ``trust_dir`` (empty: cold; used before: warm)."""
+        start = time.perf_counter()
+        found = self.cli(trust_dir, "lookup", GUN, "t1")
+        elapsed = time.perf_counter() - start
+        if found.split()[:2] != ["t1", _digest("t1")]:
+            raise SystemExit(f"notary lookup found {found!r}")
+        return elapsed
 
     def cold_verify(self, run: int) -> tuple[float, int]:
         fresh = self.work / f"client-{run}"
-        start = time.perf_counter()
-        self.cli(fresh, "lookup", GUN, "t1")
-        elapsed = time.perf_counter() - start
+        elapsed = self.lookup(fresh)
         cached = sum(p.stat().st_size for p in fresh.rglob("*.json"))
         return elapsed, cached
 
