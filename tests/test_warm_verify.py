@@ -31,6 +31,7 @@ from trustkit.collections.engine import verify_tag as full_verify
 from trustkit.config import Settings
 from trustkit.errors import ExpiredMetadataError, NotSignedError, RollbackError, UntrustedError
 from trustkit.refs import ImageRef
+from trustkit.registry import client as registry_client
 from trustkit.services import Services
 from trustkit.stores import escape_gun
 
@@ -317,6 +318,28 @@ def test_cli_warm_answer_prints_what_the_full_path_prints(
         assert "warning: trust data of" in cold_err and "expires in 23 h" in cold_err
         assert warm_err == cold_err
     assert len(full_paths) == 1  # only the very first verify ran python-tuf
+
+
+def test_registry_store_warm_verify_reads_only_the_timestamp(
+    signed_repo: TrustedRepo, full_paths: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the registry store the warm check is the store's own read of the current timestamp
+    (the head manifest; the timestamp inline or by digest) and nothing else."""
+    if not signed_repo.settings.trust_store_url.startswith("oci://"):
+        pytest.skip("registry store only")
+    verify(signed_repo.settings, signed_repo.tag("v1"))
+    sent: list[str] = []
+    real = registry_client.RegistryClient._send
+
+    def counting(self: object, method: str, url: object, *args: object, **kwargs: object) -> object:
+        sent.append(f"{method} {url}")
+        return real(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry_client.RegistryClient, "_send", counting)
+    assert verify(signed_repo.settings, signed_repo.tag("v1")).digest == digest_for("v1")
+    assert len(full_paths) == 1
+    assert 1 <= len(sent) <= 2, sent
+    assert "/manifests/" in sent[0]
 
 
 def test_notary_store_kinds_are_the_only_ones_left_out() -> None:
