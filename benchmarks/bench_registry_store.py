@@ -1,6 +1,7 @@
 """The registry store (trust data in the image's own repository) at 1,000 and 10,000 tags.
 
     python benchmarks/bench_registry_store.py [--tags 1000 10000] [--runs 5] [--settle 0.5]
+        [--notary]
 
 Against Debian's docker-registry 2.8 on loopback, in-process, medians of ``--runs``, for the DCT
 layout (every tag in targets/releases and the signer's role) and hashed bins:
@@ -12,6 +13,14 @@ layout (every tag in targets/releases and the signer's role) and hashed bins:
   independent blobs in parallel: a batch counts once), bytes received;
 - warm verify of one tag: the same client again in the same process (its verified session is
   reused after one timestamp read), and after one more tag was published elsewhere.
+
+With ``--notary``, notary 0.7 does the same work at each N beside it (``bench_trust.NotaryCase``:
+an in-memory notary-server on loopback, the N tags signed by alice into ``targets/releases`` and
+``targets/alice``), interleaved within every run: trustkit publishes one tag, ``notary addhash -p``
+adds one to both delegations, trustkit verifies cold (and warm), ``notary lookup`` runs with an
+empty trust dir (cold) and again with the same one (warm). The table adds notary's medians (over
+the runs of every layout at that N) and trustkit ÷ notary. notary's times are whole CLI processes
+(a Go binary: no interpreter start-up to speak of), trustkit's are in-process.
 
 Goal (issue 10): cold verify of one tag at 10,000 tags <= 50 ms in-process on loopback.
 """
@@ -28,11 +37,13 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench_trust import NotaryCase  # notary 0.7 doing trustkit's work (same delegations)
 
 from trustkit.collections import add_signer, sign_tag, sign_tags, verify_tag
 from trustkit.collections.client import forget_sessions
@@ -141,12 +152,38 @@ def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("docker-registry did not start")
 
 
-def _median(values: list[float]) -> float:
+def _median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+@dataclass
+class NotarySamples:
+    """notary's times (seconds) and cold-lookup metadata bytes at one N, over all layouts' runs."""
+
+    publish: list[float] = field(default_factory=list)
+    cold: list[float] = field(default_factory=list)
+    cold_bytes: list[int] = field(default_factory=list)
+    warm: list[float] = field(default_factory=list)
+
+
+def _notary_lookups(notary: NotaryCase, samples: NotarySamples) -> None:
+    """notary's verify beside trustkit's: ``lookup`` with an empty trust dir, then again with
+    the same one."""
+    client = len(samples.cold)
+    elapsed, cached = notary.cold_verify(client)
+    samples.cold.append(elapsed)
+    samples.cold_bytes.append(cached)
+    samples.warm.append(notary.warm_verify(client))
+
+
 def bench(
-    host: str, work: Path, tags: int, layout: str, runs: int, settle: float
+    host: str,
+    work: Path,
+    tags: int,
+    layout: str,
+    runs: int,
+    settle: float,
+    notary: tuple[NotaryCase, NotarySamples] | None = None,
 ) -> dict[str, Any]:
     url = f"registry://?settle={settle}"
     settings = Settings(
@@ -167,6 +204,10 @@ def bench(
     sign_tag(writer, repo.with_tag("warmup"), digest=_digest("warmup"), size=1)
 
     publish_ms, publish_rt, publish_sent, publish_recv = [], [], [], []
+    cold_rounds: list[int] = []
+    cold_ms, cold_rt, cold_bytes, warm_ms, warm_rt, after_ms, after_rt = [], [], [], [], [], [], []
+    # one run: trustkit publishes, notary publishes, trustkit verifies, notary verifies (the two
+    # see the same machine load)
     for run in range(runs):
         with counted() as traffic:
             start = time.perf_counter()
@@ -175,10 +216,9 @@ def bench(
         publish_rt.append(traffic.requests)
         publish_sent.append(traffic.sent)
         publish_recv.append(traffic.received)
+        if notary is not None:
+            notary[1].publish.append(notary[0].sign_once())
 
-    cold_rounds: list[int] = []
-    cold_ms, cold_rt, cold_bytes, warm_ms, warm_rt, after_ms, after_rt = [], [], [], [], [], [], []
-    for run in range(runs):
         client_settings = settings.with_changes(trust_dir=work / f"client-{tags}-{layout}-{run}")
         forget_sessions()
         with Services(client_settings) as client:
@@ -195,6 +235,8 @@ def bench(
                 verify_tag(client, repo.with_tag("t1"))
                 warm_ms.append((time.perf_counter() - start) * 1000)
             warm_rt.append(traffic.requests)
+            if notary is not None:
+                _notary_lookups(*notary)
             sign_tag(writer, repo.with_tag(f"more{run}"), digest=_digest("m"), size=1)
             with counted() as traffic:
                 start = time.perf_counter()
@@ -220,22 +262,43 @@ def bench(
     }
 
 
+def _ratio(trustkit_ms: float, notary_s: list[float]) -> str:
+    notary_ms = _median(notary_s) * 1000
+    return f"{trustkit_ms / notary_ms:.2f}×" if notary_ms else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tags", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--layouts", nargs="+", default=["dct", "bins"])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--settle", type=float, default=0.5)
+    parser.add_argument(
+        "--notary", action="store_true", help="notary 0.7 at the same N, interleaved"
+    )
     args = parser.parse_args()
+    if args.notary and not (shutil.which("notary") and shutil.which("notary-server")):
+        raise SystemExit("--notary: notary and notary-server are not installed (scripts/setup.sh)")
     _install_counter()
     work = Path(tempfile.mkdtemp(prefix="bench-registry-store-"))
     proc, host = start_registry(work)
+    rows: list[dict[str, Any]] = []
+    notary_rows: dict[int, NotarySamples] = {}
     try:
-        rows = [
-            bench(host, work, n, layout, args.runs, args.settle)
-            for n in args.tags
-            for layout in args.layouts
-        ]
+        for n in args.tags:
+            notary: tuple[NotaryCase, NotarySamples] | None = None
+            if args.notary:
+                (work / f"notary-{n}").mkdir()
+                notary = (NotaryCase.build(work / f"notary-{n}", n), NotarySamples())
+                notary_rows[n] = notary[1]
+            try:
+                rows += [
+                    bench(host, work, n, layout, args.runs, args.settle, notary)
+                    for layout in args.layouts
+                ]
+            finally:
+                if notary is not None:
+                    notary[0].close()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -257,6 +320,31 @@ def main() -> None:
             f"{r['cold_bytes'] / 1024:.1f} "
             f"| {r['warm_ms']:.2f} ms ({r['warm_round_trips']:.0f}) "
             f"| {r['after_publish_ms']:.1f} ms ({r['after_publish_round_trips']:.0f}) |"
+        )
+    if not notary_rows:
+        return
+    print()
+    print(
+        "notary 0.7 at the same N (same delegations, interleaved; whole CLI processes), "
+        "and trustkit ÷ notary:"
+    )
+    print()
+    print(
+        "| tags | layout | notary addhash -p | publish, trustkit ÷ notary "
+        "| notary lookup cold, KiB cached | cold verify, trustkit ÷ notary "
+        "| notary lookup warm | warm verify, trustkit ÷ notary |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        samples = notary_rows[r["tags"]]
+        print(
+            f"| {r['tags']:,} | {r['layout']} "
+            f"| {_median(samples.publish) * 1000:.0f} ms "
+            f"| {_ratio(r['publish_ms'], samples.publish)} "
+            f"| {_median(samples.cold) * 1000:.1f} ms, "
+            f"{_median(samples.cold_bytes) / 1024:.1f} "
+            f"| {_ratio(r['cold_ms'], samples.cold)} "
+            f"| {_median(samples.warm) * 1000:.1f} ms | {_ratio(r['warm_ms'], samples.warm)} |"
         )
 
 

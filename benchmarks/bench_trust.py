@@ -310,6 +310,10 @@ class NotaryCase:
         cached = sum(p.stat().st_size for p in fresh.rglob("*.json"))
         return elapsed, cached
 
+    def warm_verify(self, run: int) -> float:
+        """``lookup`` again with the trust dir of ``cold_verify(run)``."""
+        return self.lookup(self.work / f"client-{run}")
+
     def close(self) -> None:
         self.server.terminate()
         self.server.wait(timeout=10)
