@@ -206,15 +206,21 @@ def _check_image(
     planned_scans: PlannedScans | None = None,
     gathered: _Gathered | None = None,
 ) -> Verdict:
-    from trustkit.policy import ImageFacts, ScopeSubject, evaluate, load_policies
-    from trustkit.policy.globs import DOCKER_RULE, ShortNames
-    from trustkit.policy.rules import Evidence
-
     ref = refs.parse(reference)
     clock = now or services.clock()
     if policies is None:
-        policies = load_policies(services.settings, extra_files=list(policy_files))
+        policies = _policies(services, policy_files)
     in_context = [p for p in policies if p.applies_in(context)]
+    enforce_trust = services.settings.content_trust if require_trust is None else require_trust
+    if not in_context:
+        # no policy applies here: the verdict is the trust check's alone (and the policy
+        # rules, scope and yaml are never imported)
+        return _trust_verdict(services, ref, context, enforce_trust, trust)
+
+    from trustkit.policy import ImageFacts, ScopeSubject, evaluate
+    from trustkit.policy.globs import DOCKER_RULE, ShortNames
+    from trustkit.policy.rules import Evidence
+
     # a push writes its tag: the tag names the pushed digest whatever the trust data says yet
     known_tags = (ref.tag,) if context is Context.PUSH and ref.tag is not None else ()
     short_names = DOCKER_RULE
@@ -225,7 +231,6 @@ def _check_image(
         )
     asked = ScopeSubject.of(ref, ref.digest, known_tags=known_tags, short_names=short_names)
     candidates = [p for p in in_context if asked.may_be_in_scope(p.scope, p.exclude)]
-    enforce_trust = services.settings.content_trust if require_trust is None else require_trust
     needs_trust = (
         enforce_trust
         or any(p.requires_signed for p in candidates)
@@ -240,27 +245,9 @@ def _check_image(
         # verdict unless a signer rule fails (then judged again on every tag, below)
         every_tag = ref.tag is None or any(p.tag_scoped for p in in_context)
         trust = check_trust(services, ref, every_tag=every_tag)
-    if enforce_trust and not trust.verified:
-        if trust.unsigned and trust.message:
-            message = trust.message  # names the image and says it is not signed
-        else:
-            message = f"{ref.familiar} is not trusted: {trust.message or 'no valid signature'}"
-        remedy = (
-            f"sign it (SERVIN_CONTENT_TRUST=1 trustkit push ... or trustkit trust sign "
-            f"{ref.familiar}), or pull by a trusted digest"
-        )
-        if trust.failure is FailureKind.EXPIRED:  # signed, but nobody renewed its trust data
-            remedy = f"whoever holds its timestamp key renews it: trustkit trust renew {ref.gun}"
-        reason = Reason(rule="trust", message=message, remedy=remedy)
-        return Verdict(
-            reference=str(ref),
-            context=context,
-            allowed=False,
-            action=Action.BLOCK,
-            digest=None,
-            reasons=(reason,),
-            evidence=trust,
-        )
+    refusal = _untrusted_refusal(ref, context, enforce_trust, trust)
+    if refusal is not None:
+        return refusal
 
     digest = (trust.digest if trust.verified else None) or ref.digest
     subject = ScopeSubject.of(ref, digest, trust, known_tags=known_tags, short_names=short_names)
@@ -321,6 +308,77 @@ def _check_image(
             gathered=_Gathered(digest, policy_ids, scans, unverified, signatures),
         )
     return evaluation.verdict(facts, context=context)
+
+
+def _untrusted_refusal(
+    ref: refs.ImageRef, context: Context, enforce_trust: bool, trust: TrustEvidence
+) -> Verdict | None:
+    """The BLOCK verdict of an image content trust requires and the trust check refused."""
+    if not enforce_trust or trust.verified:
+        return None
+    if trust.unsigned and trust.message:
+        message = trust.message  # names the image and says it is not signed
+    else:
+        message = f"{ref.familiar} is not trusted: {trust.message or 'no valid signature'}"
+    remedy = (
+        f"sign it (SERVIN_CONTENT_TRUST=1 trustkit push ... or trustkit trust sign "
+        f"{ref.familiar}), or pull by a trusted digest"
+    )
+    if trust.failure is FailureKind.EXPIRED:  # signed, but nobody renewed its trust data
+        remedy = f"whoever holds its timestamp key renews it: trustkit trust renew {ref.gun}"
+    reason = Reason(rule="trust", message=message, remedy=remedy)
+    return Verdict(
+        reference=str(ref),
+        context=context,
+        allowed=False,
+        action=Action.BLOCK,
+        digest=None,
+        reasons=(reason,),
+        evidence=trust,
+    )
+
+
+def _policies(services: Services, policy_files: Sequence[Path]) -> Sequence[Policy]:
+    """The policies of the settings' directory and ``policy_files``; the loader (rules,
+    yaml, schemas) is imported only when there is a file to load."""
+    from trustkit.policy.files import configured_policy_files
+
+    if not policy_files and not configured_policy_files(services.settings):
+        return ()
+    from trustkit.policy import load_policies
+
+    return load_policies(services.settings, extra_files=list(policy_files))
+
+
+def _trust_verdict(
+    services: Services,
+    ref: refs.ImageRef,
+    context: Context,
+    enforce_trust: bool,
+    trust: TrustEvidence | None,
+) -> Verdict:
+    """The verdict when no policy applies: content trust's alone, as evaluating no policies
+    gives it (ALLOW, unless content trust is required and refused)."""
+    if trust is None:
+        trust = (
+            check_trust(services, ref, every_tag=ref.tag is None)
+            if enforce_trust
+            else TrustEvidence.not_checked()
+        )
+    refusal = _untrusted_refusal(ref, context, enforce_trust, trust)
+    if refusal is not None:
+        return refusal
+    return Verdict(
+        reference=str(ref),
+        context=context,
+        allowed=True,
+        action=Action.ALLOW,
+        digest=(trust.digest if trust.verified else None) or ref.digest,
+        reasons=(),
+        policies=(),
+        signers=trust.signer_names,
+        evidence=trust if trust.checked else None,
+    )
 
 
 class _Gathered(NamedTuple):

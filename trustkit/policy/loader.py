@@ -15,10 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trustkit._fs import check_protected_dir, read_protected
+from trustkit._fs import read_protected
 from trustkit.config import Settings
 from trustkit.errors import BadInputError, PolicyFileError, PolicyValidationError
 from trustkit.model.findings import Severity
+from trustkit.policy.files import MAX_POLICY_FILES as MAX_POLICY_FILES
+from trustkit.policy.files import POLICY_SUFFIXES as POLICY_SUFFIXES
+from trustkit.policy.files import policy_files_in as policy_files_in
 from trustkit.policy.globs import ImageGlob
 from trustkit.policy.model import API_VERSION, Policy
 from trustkit.policy.rules import RULES, ParseContext
@@ -28,8 +31,6 @@ from trustkit.policy.yamlnodes import LocatedDocument, Path_, YamlShapeError, lo
 from trustkit.verdict import Action, Context
 
 MAX_POLICY_FILE = 1024 * 1024
-MAX_POLICY_FILES = 1000
-POLICY_SUFFIXES = (".yaml", ".yml")
 _POLICY_NAME_RE = re.compile(r"\A[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?\Z")
 _MAX_MESSAGE = 300
 
@@ -237,36 +238,6 @@ def check_policy_file(path: Path) -> tuple[Policy | None, list[PolicyProblem]]:
 
 def load_policy_file(path: Path) -> Policy:
     return load_policy_text(_read_text(path), source=path)
-
-
-def policy_files_in(directory: Path, *, required: bool = False) -> list[Path]:
-    """The policy files of a directory, sorted; hidden files (``.name``) are skipped.
-
-    Every other ``*.yaml``/``*.yml`` entry, in any letter case, is listed even when it is a
-    dangling symlink or no file at all, so that loading it refuses loudly rather than skipping
-    it. A missing directory is no policies, unless ``required`` (it was configured explicitly).
-    """
-    if not directory.exists():
-        if required:
-            raise PolicyFileError(
-                f"policy directory {directory} does not exist",
-                hint="SERVIN_POLICY_DIR names it: create it, or unset SERVIN_POLICY_DIR",
-            )
-        return []
-    if not directory.is_dir():
-        raise PolicyFileError(f"policy directory {directory} is not a directory")
-    check_protected_dir(directory, what="policy directory", error=PolicyFileError)
-    try:
-        files = sorted(
-            p
-            for p in directory.iterdir()
-            if p.suffix.lower() in POLICY_SUFFIXES and not p.name.startswith(".")
-        )
-    except OSError as exc:
-        raise PolicyFileError(f"cannot list policy directory {directory}: {exc}") from None
-    if len(files) > MAX_POLICY_FILES:
-        raise PolicyFileError(f"{directory} holds more than {MAX_POLICY_FILES} policy files")
-    return files
 
 
 def check_policy_name(name: str) -> str:
