@@ -50,6 +50,8 @@ def use_root(root: Path) -> None:
 
 
 PASS = "bench-pass"
+#: (label, argv or a function making it per run, stdin, runs, environment)
+Row = tuple[str, list[str] | Callable[[], list[str]], bytes | None, int, dict[str, str]]
 
 
 def _digest(text: str) -> str:
@@ -133,14 +135,14 @@ def main() -> None:
 
         return args
 
-    floor = (
+    floor: Row = (
         "python -c pass (interpreter floor)",
         [sys.executable, "-c", "pass"],
         None,
         ns.runs,
         {},
     )
-    rows: list[tuple[str, object, bytes | None, int, dict[str, str]]] = [floor]
+    rows: list[Row] = [floor]
     for prefix, root, side_work in sides:
         side_work.mkdir(parents=True, exist_ok=True)
         # built by the side's own trustkit (its key file format, its layout)
@@ -220,9 +222,7 @@ def main() -> None:
         print(f"| `{label}` | {statistics.median(t):.0f} | {p90:.0f} | {len(t)} |")
 
 
-def _swap_pairs(
-    order: list[int], rows: list[tuple[str, object, bytes | None, int, dict[str, str]]]
-) -> list[int]:
+def _swap_pairs(order: list[int], rows: list[Row]) -> list[int]:
     """``order`` with each after/before pair of the same command swapped."""
     out = list(order)
     for j in range(len(out) - 1):

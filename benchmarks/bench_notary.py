@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from trustkit.config import Settings
@@ -133,8 +134,8 @@ def bench_verify(url: str, work: Path, tags: int, runs: int) -> None:
     for run in range(runs):
         fresh = settings.with_changes(trust_dir=work / f"client-{tags}-{run}")
         with Services(fresh) as services:
-            cold.append(_timed(lambda s=services: reader.verify_tag(s, gun, "t1")))
-            warm.append(_timed(lambda s=services: reader.verify_tag(s, gun, "t1")))
+            cold.append(_timed(partial(reader.verify_tag, services, gun, "t1")))
+            warm.append(_timed(partial(reader.verify_tag, services, gun, "t1")))
     env = {**os.environ, "SERVIN_CONTENT_TRUST_SERVER": url}
     cli_cold: list[float] = []
     cli_warm: list[float] = []
@@ -144,19 +145,12 @@ def bench_verify(url: str, work: Path, tags: int, runs: int) -> None:
     for run in range(runs):
         client = work / f"cli-{tags}-{run}"
         env["SERVIN_TRUST_DIR"] = str(client)
-        cli_cold.append(
-            _timed(
-                lambda e=dict(env): subprocess.run(trustkit, env=e, check=True, capture_output=True)
-            )
-        )
-        cli_warm.append(
-            _timed(
-                lambda e=dict(env): subprocess.run(trustkit, env=e, check=True, capture_output=True)
-            )
-        )
-        nd = work / f"lookup-{tags}-{run}"
-        lookup_cold.append(_timed(lambda d=nd: _notary(url, d, "lookup", gun, "t1")))
-        lookup_warm.append(_timed(lambda d=nd: _notary(url, d, "lookup", gun, "t1")))
+        verify = partial(subprocess.run, trustkit, env=dict(env), check=True, capture_output=True)
+        cli_cold.append(_timed(verify))
+        cli_warm.append(_timed(verify))
+        lookup = partial(_notary, url, work / f"lookup-{tags}-{run}", "lookup", gun, "t1")
+        lookup_cold.append(_timed(lookup))
+        lookup_warm.append(_timed(lookup))
     cells = [cold, warm, cli_cold, cli_warm, lookup_cold, lookup_warm]
     print(f"| {tags:,} | " + " | ".join(_median_ms(c) for c in cells) + " |")
 
