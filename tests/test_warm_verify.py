@@ -357,3 +357,82 @@ def test_pinned_root_file_always_takes_the_full_path(
         found = warm.verify_tag(services, signed_repo.tag("v1"), root_file=pinned)
     assert found.digest == digest_for("v1") and len(full_paths) == 2  # engine's own path
     assert "v1" in _valid_doc(signed_repo)["answers"]  # type: ignore[operator]
+
+
+# --- the tag's own evidence (a pull's pre-pull check, ADR 0016) ---------------------------
+def evidence(settings: Settings, ref: ImageRef, *, every_tag: bool = False):  # type: ignore[no-untyped-def]
+    """``check_trust`` as a new process runs it."""
+    from trustkit.pipeline.check import check_trust
+
+    tuf_client.forget_sessions()
+    with Services(settings) as services:
+        return check_trust(services, ref, every_tag=every_tag)
+
+
+def _full_evidence(settings: Settings, ref: ImageRef):  # type: ignore[no-untyped-def]
+    from trustkit.collections.engine import trust_evidence
+
+    tuf_client.forget_sessions()
+    with Services(settings) as services:
+        return trust_evidence(services, ref, every_tag=False)
+
+
+def test_a_tags_own_evidence_is_answered_warm_and_equals_the_full_one(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    ref = signed_repo.tag("v1")
+    first = evidence(signed_repo.settings, ref)
+    assert first.verified and full_paths
+    full_paths.clear()
+    second = evidence(signed_repo.settings, ref)
+    assert not full_paths  # no python-tuf
+    assert second == first == _full_evidence(signed_repo.settings, ref)
+    assert second.signers and second.signers[0].keyids
+    assert second.tags == ("v1",) and second.complete is False
+
+
+def test_warm_evidence_of_a_moved_tag_says_so_as_the_full_path_does(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    evidence(signed_repo.settings, signed_repo.tag("v1"))
+    full_paths.clear()
+    moved = signed_repo.tag("v1").with_digest(digest_for("other"))
+    warm_answer = evidence(signed_repo.settings, moved)
+    assert not full_paths
+    assert not warm_answer.verified
+    assert warm_answer == _full_evidence(signed_repo.settings, moved)
+
+
+def test_warm_evidence_takes_the_full_path_after_a_revocation(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    ref = signed_repo.tag("v1")
+    evidence(signed_repo.settings, ref)
+    revoke(signed_repo.settings, ref, keystore=signed_repo.keystore)
+    full_paths.clear()
+    after = evidence(signed_repo.settings, ref)
+    assert full_paths  # a new timestamp: python-tuf ran
+    assert not after.verified
+
+
+def test_every_tag_evidence_never_takes_the_warm_path(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    ref = signed_repo.tag("v1")
+    evidence(signed_repo.settings, ref)
+    full_paths.clear()
+    complete = evidence(signed_repo.settings, ref, every_tag=True)
+    assert full_paths and complete.complete is True
+
+
+def test_a_verify_keeps_the_evidence_already_remembered(
+    signed_repo: TrustedRepo, full_paths: list[str]
+) -> None:
+    ref = signed_repo.tag("v1")
+    evidence(signed_repo.settings, ref)
+    verify(signed_repo.settings, ref)  # warm: rewrites nothing
+    doc = json.loads(warm_file(signed_repo).read_bytes())
+    assert "evidence" in doc["answers"]["v1"]
+    full_paths.clear()
+    assert evidence(signed_repo.settings, ref).verified
+    assert not full_paths

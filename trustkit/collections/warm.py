@@ -50,6 +50,7 @@ from trustkit.stores.interface import (
 
 if TYPE_CHECKING:
     from trustkit.collections.client import TrustSession
+    from trustkit.model import TrustEvidence
     from trustkit.refs import ImageRef
     from trustkit.services import Services
 
@@ -102,6 +103,106 @@ def verify_tag(
     return full_verify(services, ref, root_file=root_file)
 
 
+def trust_evidence(
+    services: Services,
+    ref: ImageRef,
+    *,
+    root_file: Path | None = None,
+    every_tag: bool = True,
+) -> TrustEvidence:
+    """``collections.trust_evidence`` with the warm fast path in front of it, for the one
+    case it can answer: a tag's own evidence (``every_tag=False``, as a pull of a tag checks
+    it, ADR 0016) from a TUF store, without a pinned first root. Its signers (names, the key
+    ids that vouched, their roles) and the expiry of what it depends on are remembered with
+    the answer; every other reference takes the engine's full path unchanged."""
+    from trustkit.collections.engine import trust_evidence as full_evidence
+
+    store = services.store
+    tag = ref.tag
+    if every_tag or root_file is not None or tag is None or not _is_tuf_store(store, ref.gun):
+        return full_evidence(services, ref, root_file=root_file, every_tag=every_tag)
+    cache = services.settings.client_cache_dir / escape_gun(ref.gun)
+    found = _warm_entry(store, ref.gun, tag, cache, now=services.clock())
+    if found is not None:
+        evidence = _evidence_of(ref, *found)
+        if evidence is not None:
+            return evidence
+    from trustkit.collections.client import session_for
+
+    sessions: list[TrustSession] = []
+
+    def verified() -> TrustSession:
+        sessions.append(session_for(services, store, ref.gun))
+        return sessions[-1]
+
+    from trustkit.model import EvidenceSource
+    from trustkit.model.evidence import collection_evidence
+
+    evidence = collection_evidence(
+        EvidenceSource.TUF_COLLECTION,
+        ref,
+        verified=verified,
+        find=lambda session, name: session.find(name),
+        tags_at=lambda session, digest: session.tags_at(digest),
+        signers_of=lambda session, target: session.signer_identities(target),
+        expires_of=lambda session, target: session.expires(target.role),
+        every_tag=False,
+    )
+    if evidence.verified and sessions:
+        try:
+            target = sessions[-1].find(tag)
+        except TrustkitError:
+            return evidence
+        remember(sessions[-1], target, cache, store, evidence=evidence)
+    return evidence
+
+
+def _evidence_of(
+    ref: ImageRef, target: TrustedTarget, entry: dict[str, Any]
+) -> TrustEvidence | None:
+    """The tag's own evidence from a remembered entry (None when it kept none, or it is
+    malformed: the full path then answers)."""
+    from trustkit.model import EvidenceSource, SignerIdentity, TrustEvidence
+
+    kept = entry.get("evidence")
+    if not isinstance(kept, dict):
+        return None
+    try:
+        signers = kept["signers"]
+        if not isinstance(signers, list) or len(signers) > MAX_SIGNERS:
+            return None
+        identities = []
+        for item in signers:
+            name, keyids, role = item["name"], item["keyids"], item["role"]
+            if not isinstance(name, str) or not isinstance(role, str):
+                return None
+            if not isinstance(keyids, list) or not all(
+                isinstance(k, str) and _SHA256_HEX.match(k) for k in keyids
+            ):
+                return None
+            identities.append(SignerIdentity(name, tuple(keyids), role))
+        expires = _when(kept["expires"])
+    except _UNUSABLE:
+        return None
+    source = EvidenceSource.TUF_COLLECTION
+    if ref.digest is not None and ref.digest != target.digest:
+        assert ref.tag is not None
+        return TrustEvidence.digest_not_of_tag(
+            source, ref.familiar, ref.tag, ref.digest, target.digest
+        )
+    return TrustEvidence(
+        source=source,
+        checked=True,
+        verified=True,
+        digest=target.digest,
+        size=target.size,
+        signers=tuple(identities),
+        tags=(target.tag,),
+        expires=expires,
+        complete=False,
+    )
+
+
 def _is_tuf_store(store: MetadataStore, gun: str) -> bool:
     from trustkit.stores.notary import is_notary_store
 
@@ -114,6 +215,14 @@ def warm_answer(
 ) -> TrustedTarget | None:
     """The remembered answer for ``tag`` when a full refresh would conclude the same, else
     None (then the caller takes the full path). Never raises for anything it reads."""
+    found = _warm_entry(store, gun, tag, cache, now=now)
+    return None if found is None else found[0]
+
+
+def _warm_entry(
+    store: MetadataReader, gun: str, tag: str, cache: Path, *, now: datetime
+) -> tuple[TrustedTarget, dict[str, Any]] | None:
+    """``warm_answer`` with the remembered entry itself (its signer identities, if kept)."""
     try:
         doc = _load(cache, store)
         if doc is None:
@@ -140,7 +249,7 @@ def warm_answer(
     except _UNUSABLE:
         return None  # whatever went wrong, the full path says it properly
     _warn_if_expiring(gun, doc["top_level_expiry"], now)
-    return target
+    return target, entry
 
 
 def _root_absent(store: MetadataReader, gun: str, version: int) -> bool:
@@ -231,7 +340,12 @@ def _warn_if_expiring(gun: str, dates: dict[str, datetime], now: datetime) -> No
 
 # --- remembering -------------------------------------------------------------------------
 def remember(
-    session: TrustSession, target: TrustedTarget, cache: Path, store: MetadataReader
+    session: TrustSession,
+    target: TrustedTarget,
+    cache: Path,
+    store: MetadataReader,
+    *,
+    evidence: TrustEvidence | None = None,
 ) -> None:
     """Keep ``target`` (just verified by ``session``) for later warm verifies.
 
@@ -241,6 +355,8 @@ def remember(
     state = session.trusted_state()
     if state is None or len(target.signers) > MAX_SIGNERS:
         return
+    if evidence is not None and len(evidence.signers) > MAX_SIGNERS:
+        evidence = None
     try:
         if _sha256_file(cache / f"{TIMESTAMP}.json") != state.timestamp_sha256:
             return
@@ -256,14 +372,30 @@ def remember(
             and doc["root_version"] == state.root_version
         )
         answers: dict[str, Any] = dict(doc["answers"]) if doc is not None and same_state else {}
-        answers.pop(target.tag, None)
-        answers[target.tag] = {
+        kept = answers.pop(target.tag, None)
+        entry: dict[str, Any] = {
             "digest": target.digest,
             "size": target.size,
             "role": target.role,
             "signers": list(target.signers),
             "expires": _seconds(state.earliest_expiry),
         }
+        if evidence is not None and evidence.expires is not None:
+            entry["evidence"] = {
+                "signers": [
+                    {"name": i.name, "keyids": list(i.keyids), "role": i.role}
+                    for i in evidence.signers
+                ],
+                "expires": _seconds(evidence.expires),
+            }
+        elif (
+            isinstance(kept, dict)
+            and kept.get("digest") == target.digest
+            and same_state
+            and "evidence" in kept
+        ):  # a verify of a tag whose evidence was kept under this state: keep it
+            entry["evidence"] = kept["evidence"]
+        answers[target.tag] = entry
         while len(answers) > MAX_ANSWERS:  # the oldest answers go first
             answers.pop(next(iter(answers)))
         header = {

@@ -46,9 +46,9 @@ def check_trust(
     ``tags`` lists every signed tag pointing at the digest, so tag-scoped policies scope it by
     all of them. ``every_tag=False``: a tag reference's own evidence only (ADR 0016).
     """
-    from trustkit.collections import trust_evidence
+    from trustkit.collections.warm import trust_evidence
 
-    return trust_evidence(settings, ref, every_tag=every_tag)
+    return trust_evidence(as_services(settings), ref, every_tag=every_tag)
 
 
 def trust_once_signed(
