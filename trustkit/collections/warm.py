@@ -115,11 +115,11 @@ def trust_evidence(
     it, ADR 0016) from a TUF store, without a pinned first root. Its signers (names, the key
     ids that vouched, their roles) and the expiry of what it depends on are remembered with
     the answer; every other reference takes the engine's full path unchanged."""
-    from trustkit.collections.engine import trust_evidence as full_evidence
-
     store = services.store
     tag = ref.tag
     if every_tag or root_file is not None or tag is None or not _is_tuf_store(store, ref.gun):
+        from trustkit.collections.engine import trust_evidence as full_evidence
+
         return full_evidence(services, ref, root_file=root_file, every_tag=every_tag)
     cache = services.settings.client_cache_dir / escape_gun(ref.gun)
     found = _warm_entry(store, ref.gun, tag, cache, now=services.clock())
