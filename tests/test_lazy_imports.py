@@ -184,3 +184,18 @@ def test_tufs_default_fetcher_is_built_on_use() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_warm_hook_pre_pull_loads_no_tuf_policy_or_yaml(settings: Settings) -> None:
+    """A second pre-pull of the same tag, no policy files: the tag's own evidence comes from the
+    client cache (ADR 0017) and the verdict from content trust alone, so python-tuf, the policy
+    rules and yaml are never imported."""
+    digest = _signed(settings)
+    request = json.dumps({"operation": "pull", "reference": f"{REPO}:v1"})
+    code, out, _, cold = _run_all(settings, ["hook", "pre-pull"], stdin=request)
+    assert code == 0 and json.loads(out)["digest"] == digest
+    assert "tuf.api.metadata" in cold  # the full path really ran
+    code, out, _, warm = _run_all(settings, ["hook", "pre-pull"], stdin=request)
+    assert code == 0 and json.loads(out)["digest"] == digest
+    heavy = ("tuf", "securesystemslib", "cryptography", "trustkit.collections.engine")
+    assert _among(warm, (*heavy, "trustkit.policy.rules", "trustkit.policy.loader", "yaml")) == []
