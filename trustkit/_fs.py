@@ -93,7 +93,19 @@ def read_bounded(path: Path, limit: int, *, what: str = "file") -> bytes:
 
     try:
         with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+            # sized by the file, not the bound: read(limit + 1) allocates the whole bound
+            # (16 MiB for a targets role) before reading a 20 KB file
+            expected = min(os.fstat(handle.fileno()).st_size, limit)
+            data = handle.read(expected + 1)  # fewer bytes than asked only at the end
+            if len(data) > expected:  # larger than the stat said (or than the bound)
+                chunks, total = [data], len(data)
+                while total <= limit:
+                    chunk = handle.read(min(_READ_CHUNK, limit + 1 - total))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    total += len(chunk)
+                data = b"".join(chunks)
     except FileNotFoundError:
         raise
     except OSError as exc:

@@ -568,7 +568,9 @@ def post_push(
 
 # --- pull -----------------------------------------------------------------------------------
 def _verified_target(services: Services, image: refs.ImageRef) -> TrustedTarget:
-    from trustkit.collections import verify_tag
+    # the verdict's check of this tag has just refreshed (or warm-checked) the client cache:
+    # the warm path answers from it when the store still serves that state (ADR 0017)
+    from trustkit.collections.warm import verify_tag
 
     try:
         return verify_tag(services, image)
