@@ -340,10 +340,12 @@ def test_swapped_blob_in_storage(
     settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
 ) -> None:
     writer, _, gun = _storage_case(settings, registry, repo_name)
-    blob = _blob_file(registry, _layer_digest(writer, gun, ".targets%2Freleases.json"))
+    # the snapshot: small files (roots, targets, releases here) also travel inline in the head,
+    # and a client reads those copies (hashed to the same digests), never the stored blobs
+    blob = _blob_file(registry, _layer_digest(writer, gun, ".snapshot.json"))
     data = blob.read_bytes()
-    hex_digest = digest_for("v1").split(":")[1].encode()
-    blob.write_bytes(data.replace(hex_digest, b"f" * 64))
+    assert b'"_type":"snapshot"' in data
+    blob.write_bytes(data.replace(b'"_type":"snapshot"', b'"_type":"snapshoT"'))
     error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
     assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
     assert "hash or length" in error.one_line()
@@ -594,6 +596,30 @@ def test_an_inline_timestamp_that_is_not_its_blob_is_never_used(
     assert served != old_timestamp and sha256_digest(served) == current["digest"]
     client = _fresh_client(writer, tmp_path, "client")
     assert verify_tag(client, parse(f"{gun}:v2")).digest == digest_for("v2")
+
+
+def test_small_top_level_files_travel_inline_and_a_forged_copy_is_never_used(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, keystore, gun = _writer(settings, registry, repo_name)
+    _sign(writer, keystore, gun, "v1")
+    location = _oci_store(writer).location(gun)
+    head = _head(location)
+    layers = head["layers"]
+    assert isinstance(layers, list)
+    carried = {la["annotations"]["tuf.io/filename"] for la in layers if "data" in la}
+    assert any(name.endswith(".root.json") for name in carried)
+    assert any(name.endswith(".targets.json") for name in carried)
+    assert not any(name.endswith(".snapshot.json") for name in carried)  # read by digest
+    targets = next(
+        la for la in layers if la["annotations"]["tuf.io/filename"].endswith(".targets.json")
+    )
+    # an attacker embeds other bytes under targets' digest: the copy is ignored, the blob read
+    targets["data"] = base64.b64encode(b'{"signed":{"_type":"targets"}}').decode()
+    data = json.dumps(head, separators=(",", ":"), sort_keys=True).encode()
+    location.client.put_manifest(location.repo_path, HEAD_TAG, data, OCI_MANIFEST)
+    client = _fresh_client(writer, tmp_path, "client")
+    assert verify_tag(client, parse(f"{gun}:v1")).digest == digest_for("v1")
 
 
 @pytest.mark.parametrize("mirror", ["honest", "lying"])

@@ -212,6 +212,7 @@ class TrustSession:
         *,
         root_file: Path | None = None,
         clock: Callable[[], datetime] | None = None,
+        known_to_exist: bool = False,
     ) -> None:
         if not isinstance(settings, Settings):
             clock = clock or settings.clock
@@ -221,7 +222,8 @@ class TrustSession:
         self._clock = clock or _utcnow
         self._vouching: dict[str, tuple[str, ...]] = {}
         self._lock = threading.RLock()
-        if not store.exists(gun):
+        # (session_for has just asked: asking again would cost a registry round trip)
+        if not known_to_exist and not store.exists(gun):
             raise UnknownRepositoryError(f"no trust data for {gun}", hint=_NO_DATA_HINT)
         cache = ensure_private_dir(cache_dir_for(settings, gun))
         bootstrap: bytes | None
@@ -610,7 +612,7 @@ def session_for(
             _SESSIONS.move_to_end(key)
             return cached.session
         _SESSIONS.pop(key, None)
-        session = TrustSession(settings, store, gun)
+        session = TrustSession(settings, store, gun, known_to_exist=True)
         _SESSIONS[key] = _CachedSession(session, timestamp, root_version)
         while len(_SESSIONS) > _MAX_SESSIONS:
             _SESSIONS.popitem(last=False)

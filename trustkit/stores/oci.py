@@ -40,9 +40,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -126,6 +126,11 @@ _SHARD_CACHE_ENTRIES = 256
 #: the largest file a head carries inline (OCI descriptor ``data``): the timestamp, so the
 #: read that starts every refresh costs no round trip after the head's
 MAX_INLINE_BYTES = 64 * 1024
+#: other small top-level files (roots, targets, the roles delegating to bins) a head carries
+#: inline too, so a cold client fetches only the snapshot and its bins after the head; within
+#: a budget, so the head stays small whatever the history
+SMALL_INLINE_BYTES = 8 * 1024
+INLINE_BUDGET_BYTES = 64 * 1024
 #: parallel fetches of independent blobs over the shared registry client: half its connection
 #: cap (8), so other threads' exchanges still find a free connection (writes stay sequential)
 _PARALLEL_FETCHES = 4
@@ -190,8 +195,13 @@ class _View:
     timestamp: str
     shard_count: int = SHARD_COUNT
     shard_pins: tuple[tuple[str, str], ...] = ()
-    #: the timestamp's bytes when the head carries them inline (already hashed to its digest)
-    inline_timestamp: bytes | None = None
+    #: the files the head carries inline, by name (each already hashed to its digest)
+    inline: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def inline_timestamp(self) -> bytes | None:
+        """The timestamp's bytes when the head carries them inline."""
+        return self.inline.get(self.timestamp)
 
     def shard_digest(self, shard: str) -> str | None:
         return dict(self.shard_pins).get(shard)
@@ -313,7 +323,9 @@ class OciStore(MetadataStore):
         """The head the current timestamp is read from: the one ``exists``/``generation`` just
         resolved for this refresh, else resolved now."""
         with self._lock:
-            until = self._fresh.pop(gun, None)
+            # not consumed: every read of the current timestamp in this refresh's window (the
+            # session cache's check, then python-tuf's) starts from the head just resolved
+            until = self._fresh.get(gun)
             if until is not None and time.monotonic() < until:
                 return self._views.get(gun)
         return self._resolve(gun)
@@ -371,8 +383,9 @@ class OciStore(MetadataStore):
             # a tag's bins in the other families (its signers') are read right after this one
             shard = self._shard_files(gun, location, view, _shard_of(name, view.shard_count))
             self._prefetch(location, [(blob, limit), *_sibling_bins(shard, name)])
-        if name == view.timestamp and view.inline_timestamp is not None:
-            return view.inline_timestamp
+        carried = view.inline.get(name)
+        if carried is not None:
+            return carried
         cached = self._cached_blob(blob.digest)
         if cached is not None:
             return cached
@@ -577,12 +590,11 @@ class OciStore(MetadataStore):
         for shard, bins in sorted(bins_of.items()):
             manifests[shard] = _manifest(gun, bins, artifact_type=BINS_ARTIFACT_TYPE, shard=shard)
             pins[shard] = sha256_digest(manifests[shard])
-        inline = {
-            metadata_filename(f.role, f.version): f.data
-            for f in files
-            if f.role == "timestamp" and len(f.data) <= MAX_INLINE_BYTES
-        }
-        head_manifest = _manifest(gun, kept, shards=(count, pins), inline=inline)
+        new_bytes = {metadata_filename(f.role, f.version): f.data for f in files}
+        carried = dict(head.inline) if head is not None else {}
+        head_manifest = _manifest(
+            gun, kept, shards=(count, pins), inline=_inlined(kept, {**carried, **new_bytes})
+        )
         return _Plan(blobs, stored, manifests, head_manifest)
 
     def _upload(self, location: RegistryLocation, blobs: dict[str, bytes], known: set[str]) -> None:
@@ -1004,7 +1016,7 @@ def _bootstrap_set(view: _View) -> list[tuple[_Blob, int]]:
         if match.group(2) == "root":
             wanted.append((blob, _role_bound("root")))
     for role, (_, name) in _newest(view.files).items():
-        if role == "timestamp" and view.inline_timestamp is not None:
+        if name in view.inline:
             continue  # the head carries it
         if role != "root" and BIN_INFIX not in role:
             wanted.append((view.files[name], _role_bound(role)))
@@ -1093,32 +1105,60 @@ def _parse_view(data: bytes, digest: str, gun: str) -> _View:
     if root == 0:
         raise _malformed(what, gun, "no root")
     count, pins = _parse_pins(doc, gun)
-    inline = _inline_data(doc, timestamps[0], files[timestamps[0]])
-    return _View(digest, files, root, timestamps[0], count, pins, inline)
+    return _View(digest, files, root, timestamps[0], count, pins, _inline_data(doc, files))
 
 
-def _inline_data(doc: dict[str, Any], name: str, blob: _Blob) -> bytes | None:
-    """The bytes the head embeds for file ``name``, when they are exactly its blob; else None
-    (the blob is then fetched by digest, as from a head that embeds nothing)."""
-    if blob.size > MAX_INLINE_BYTES:
-        return None
+def _inline_data(doc: dict[str, Any], files: dict[str, _Blob]) -> dict[str, bytes]:
+    """The files the head embeds (OCI descriptor ``data``), each only when its bytes are
+    exactly its listed blob; any other is fetched by digest, as from a head embedding nothing."""
+    found: dict[str, bytes] = {}
     for layer in doc["layers"]:
-        if not isinstance(layer, dict) or layer.get("digest") != blob.digest:
+        if not isinstance(layer, dict) or "data" not in layer:
             continue
         annotations = layer.get("annotations")
-        if not isinstance(annotations, dict) or annotations.get(FILENAME_ANNOTATION) != name:
+        name = annotations.get(FILENAME_ANNOTATION) if isinstance(annotations, dict) else None
+        if not isinstance(name, str):
+            continue
+        blob = files.get(name)
+        if blob is None or blob.size > MAX_INLINE_BYTES or layer.get("digest") != blob.digest:
             continue
         encoded = layer.get("data")
         if not isinstance(encoded, str) or len(encoded) > 2 * MAX_INLINE_BYTES:
-            return None
+            continue
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
-            return None
+            continue
         if len(data) == blob.size and sha256_digest(data) == blob.digest:
-            return data
-        return None
-    return None
+            found[name] = data
+    return found
+
+
+def _inlined(kept: dict[str, _Blob], known: Mapping[str, bytes]) -> dict[str, bytes]:
+    """What a new head embeds: the current timestamp, then the newest small top-level files a
+    cold client reads next (every root, targets, the roles delegating to bins), within
+    ``INLINE_BUDGET_BYTES``; only bytes this writer holds and that hash to the listed blob."""
+    newest = {name for _, name in _newest(kept).values()}
+    chosen: dict[str, bytes] = {}
+    budget = INLINE_BUDGET_BYTES
+    for name in sorted(kept, key=_sort_key):
+        data = known.get(name)
+        match = _NAME_RE.match(name)
+        if data is None or match is None or sha256_digest(data) != kept[name].digest:
+            continue
+        role = match.group(2)
+        if role == "timestamp":
+            if name in newest and len(data) <= MAX_INLINE_BYTES:
+                chosen[name] = data
+            continue
+        if role == "snapshot" or len(data) > SMALL_INLINE_BYTES:
+            continue
+        if role != "root" and name not in newest:
+            continue
+        if len(data) <= budget:
+            chosen[name] = data
+            budget -= len(data)
+    return chosen
 
 
 def _parse_pins(doc: dict[str, Any], gun: str) -> tuple[int, tuple[tuple[str, str], ...]]:
