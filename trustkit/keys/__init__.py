@@ -6,8 +6,9 @@ The names below are imported on first use (PEP 562): ``trust sign`` starts its k
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trustkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from trustkit.keys._sslib import CryptoSigner, Key, Signature, Signer, SSlibKey
@@ -65,10 +66,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -6,8 +6,9 @@ composed in ``trustkit.pipeline.flows``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trustkit._lazy import lazy_exports
 
 # Imported on first use (PEP 562): httpx (and rich through it) must not load for commands that
 # only need a name from here, such as short-name resolution of an image reference.
@@ -81,14 +82,7 @@ _MODULE_OF: dict[str, str] = {
 _ALIASES = {"ImageSource": "ImageLocation", "ImageDest": "ImageLocation"}
 
 
-def __getattr__(name: str) -> Any:
-    target = _ALIASES.get(name, name)
-    module = _MODULE_OF.get(target)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), target)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_exports(__name__, _MODULE_OF, _ALIASES)
 
 
 __all__ = [
