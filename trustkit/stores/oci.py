@@ -1013,7 +1013,7 @@ def _bootstrap_set(view: _View) -> list[tuple[_Blob, int]]:
     for name, blob in view.files.items():
         match = _NAME_RE.match(name)
         assert match is not None
-        if match.group(2) == "root":
+        if match.group(2) == "root" and name not in view.inline:
             wanted.append((blob, _role_bound("root")))
     for role, (_, name) in _newest(view.files).items():
         if name in view.inline:
