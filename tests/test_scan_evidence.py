@@ -465,7 +465,7 @@ def _attach_fake(location: ImageLocation, subject: Descriptor, size: int, salt: 
     from trustkit.registry.artifacts import layered_manifest
 
     tag = att_tag(subject.digest)
-    layers = oci._existing_layers(oci._get_optional(location, tag), tag)
+    layers = oci._existing_layers(oci.get_optional_manifest(location, tag), tag)
     layers.append(desc)
     location.put_manifest(tag, layered_manifest(location, layers), oci.OCI_MANIFEST)
     return desc.digest

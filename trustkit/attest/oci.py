@@ -23,12 +23,16 @@ from dataclasses import dataclass
 
 from trustkit.attest.dsse import ENVELOPE_MEDIA_TYPE, MAX_ENVELOPE_BYTES
 from trustkit.errors import AttestationError, BadInputError, RegistryError
-from trustkit.registry.artifacts import json_bytes, layered_manifest, upload
+from trustkit.registry.artifacts import (
+    add_to_fallback_index,
+    get_optional_manifest,
+    layered_manifest,
+    referrer_manifest,
+    upload,
+)
 from trustkit.registry.client import NotFoundError
 from trustkit.registry.location import ImageLocation
 from trustkit.registry.model import (
-    OCI_EMPTY_JSON,
-    OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
     ManifestBlob,
@@ -69,13 +73,6 @@ class Attached:
     fallback_tag: str | None
 
 
-def _get_optional(location: ImageLocation, reference: str) -> ManifestBlob | None:
-    try:
-        return location.get_manifest(reference)
-    except NotFoundError:
-        return None
-
-
 def _existing_layers(blob: ManifestBlob | None, where: str) -> list[Descriptor]:
     if blob is None:
         return []
@@ -109,26 +106,18 @@ def attach_attestation(
 
     # 1. cosign's .att tag: read, append, write back.
     tag = att_tag(subject.digest)
-    layers = _existing_layers(_get_optional(location, tag), f"attestation manifest {tag}")
+    layers = _existing_layers(get_optional_manifest(location, tag), f"attestation manifest {tag}")
     if all(existing.digest != layer.digest for existing in layers):
         layers.append(layer)
     att_digest = location.put_manifest(tag, layered_manifest(location, layers), OCI_MANIFEST)
 
     # 2. OCI 1.1 referrer manifest about the image.
-    empty = upload(location, b"{}", OCI_EMPTY_JSON)
-    referrer = json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": ENVELOPE_MEDIA_TYPE,
-            "config": empty.to_dict(),
-            "layers": [layer.to_dict()],
-            "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_dict(),
-            "annotations": {
-                PREDICATE_ANNOTATION: predicate_type,
-                "org.opencontainers.image.created": created,
-            },
-        }
+    referrer = referrer_manifest(
+        location,
+        ENVELOPE_MEDIA_TYPE,
+        layer,
+        subject,
+        {PREDICATE_ANNOTATION: predicate_type, "org.opencontainers.image.created": created},
     )
     supported = location.referrers(subject.digest) is not None
     referrer_digest = location.put_manifest(
@@ -137,7 +126,7 @@ def attach_attestation(
     fallback = None
     if not supported:
         fallback = referrers_tag(subject.digest)
-        _add_to_fallback_index(
+        add_to_fallback_index(
             location,
             fallback,
             Descriptor(
@@ -154,35 +143,16 @@ def attach_attestation(
 def is_attached(location: ImageLocation, subject_digest: str, attached: Attached) -> bool:
     """Whether both places still list this attestation (a racing writer may have replaced the
     ``.att`` manifest or the fallback index with a version that lacks it)."""
-    att = _get_optional(location, attached.att_tag)
+    att = get_optional_manifest(location, attached.att_tag)
     if att is None or att.is_index:
         return False
     if all(layer.digest != attached.envelope_digest for layer in att.blobs()[1:]):
         return False
     referrers = location.referrers(subject_digest)
     if referrers is None:
-        index = _get_optional(location, referrers_tag(subject_digest))
+        index = get_optional_manifest(location, referrers_tag(subject_digest))
         referrers = index.children() if index is not None and index.is_index else []
     return any(desc.digest == attached.referrer_digest for desc in referrers)
-
-
-def _add_to_fallback_index(location: ImageLocation, tag: str, entry: Descriptor) -> None:
-    current = _get_optional(location, tag)
-    entries: list[Descriptor] = []
-    if current is not None:
-        try:
-            entries = current.children() if current.is_index else []
-        except BadInputError as exc:
-            raise RegistryError(f"referrers index {tag} is malformed: {exc}") from None
-    if any(e.digest == entry.digest for e in entries):
-        return
-    entries.append(entry)
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [e.to_dict() for e in entries],
-    }
-    location.put_manifest(tag, json_bytes(index), OCI_INDEX)
 
 
 def attestation_layers(location: ImageLocation, image_digest: str) -> list[Descriptor]:
@@ -199,13 +169,13 @@ def attestation_layers(location: ImageLocation, image_digest: str) -> list[Descr
             if fresh and len(found) < MAX_ATTESTATIONS:
                 found[layer.digest] = layer
 
-    att = _get_optional(location, att_tag(image_digest))
+    att = get_optional_manifest(location, att_tag(image_digest))
     if att is not None and not att.is_index:
         take(att.blobs()[1:])
 
     referrers = location.referrers(image_digest)
     if referrers is None:
-        index = _get_optional(location, referrers_tag(image_digest))
+        index = get_optional_manifest(location, referrers_tag(image_digest))
         referrers = index.children() if index is not None and index.is_index else []
     for desc in referrers[:MAX_ATTESTATIONS]:
         if desc.artifact_type not in (ENVELOPE_MEDIA_TYPE, None):

@@ -36,9 +36,14 @@ from trustkit.errors import (
     RegistryError,
     TrustkitError,
 )
-from trustkit.registry.artifacts import json_bytes, layered_manifest, upload
+from trustkit.registry.artifacts import (
+    add_to_fallback_index,
+    get_optional_manifest,
+    layered_manifest,
+    referrer_manifest,
+    upload,
+)
 from trustkit.registry.model import (
-    OCI_EMPTY_JSON,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -93,13 +98,6 @@ class CosignWrite:
     notices: list[str] = field(default_factory=list)
 
 
-def _get_optional(location: ImageLocation, reference: str) -> ManifestBlob | None:
-    try:
-        return location.get_manifest(reference)
-    except NotFoundError:
-        return None
-
-
 def _sig_layers(blob: ManifestBlob | None, where: str) -> list[Descriptor]:
     if blob is None or blob.is_index:
         return []
@@ -150,7 +148,7 @@ def attach_signature(
     )
     tag = signature_tag(subject.digest)
     kept: list[Descriptor] = []
-    for existing in _sig_layers(_get_optional(location, tag), f"signature manifest {tag}"):
+    for existing in _sig_layers(get_optional_manifest(location, tag), f"signature manifest {tag}"):
         if existing.digest == layer.digest and _signed_by(existing, payload, key):
             continue  # our own earlier signature of these exact bytes: replaced
         kept.append(existing)
@@ -159,17 +157,7 @@ def attach_signature(
 
     referrer_digest = None
     if location.referrers(subject.digest) is not None:  # the registry has the referrers API
-        config = upload(location, b"{}", OCI_EMPTY_JSON)
-        referrer = json_bytes(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "artifactType": SIG_ARTIFACT,
-                "config": config.to_dict(),
-                "layers": [layer.to_dict()],
-                "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_dict(),
-            }
-        )
+        referrer = referrer_manifest(location, SIG_ARTIFACT, layer, subject)
         referrer_digest = location.put_manifest(
             sha256_digest(referrer), referrer, OCI_MANIFEST, top_level=False
         )
@@ -310,7 +298,7 @@ def remove_signatures(services: Services, ref: refs.ImageRef, digest: str) -> in
             digests = [digest]
         for each in digests:
             tag = signature_tag(each)
-            blob = _get_optional(location, tag)
+            blob = get_optional_manifest(location, tag)
             layers = _sig_layers(blob, f"signature manifest {tag}")
             kept = [
                 layer for layer in layers if _identity_in(_payload_of(location, layer)) != identity
@@ -383,7 +371,7 @@ def read_material(location: ImageLocation, digest: str) -> SignatureMaterial:
     for suffix in (".sig", ".att"):
         tag = hex_digest + suffix
         try:
-            blob = _get_optional(location, tag)
+            blob = get_optional_manifest(location, tag)
             if blob is not None and not blob.is_index:
                 _read_layers(location, blob.blobs()[1:], f"tag {tag}", layers, bundles, problems)
         except (BadInputError, RegistryError) as exc:
@@ -391,7 +379,7 @@ def read_material(location: ImageLocation, digest: str) -> SignatureMaterial:
     try:
         referrers = location.referrers(digest)
         if referrers is None:
-            index = _get_optional(location, hex_digest)
+            index = get_optional_manifest(location, hex_digest)
             referrers = index.children() if index is not None and index.is_index else []
     except (BadInputError, RegistryError) as exc:
         problems.append(f"the referrers of {digest} are unreadable: {exc}")
@@ -442,29 +430,11 @@ def attach_bundle(location: ImageLocation, subject: Descriptor, bundle: bytes) -
 
     media = BUNDLE_V03  # the OCI spelling, whatever version the bundle itself names
     layer = upload(location, bundle, media)
-    config = upload(location, b"{}", OCI_EMPTY_JSON)
-    referrer = json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": media,
-            "config": config.to_dict(),
-            "layers": [layer.to_dict()],
-            "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_dict(),
-        }
-    )
+    referrer = referrer_manifest(location, media, layer, subject)
     supported = location.referrers(subject.digest) is not None
     digest = location.put_manifest(sha256_digest(referrer), referrer, OCI_MANIFEST, top_level=False)
     if not supported:
-        tag = signature_tag(subject.digest)[: -len(".sig")]
-        current = _get_optional(location, tag)
-        entries: list[dict[str, Any]] = []
-        if current is not None and current.is_index:
-            entries = [d.to_dict() for d in current.children()]
-        if all(e.get("digest") != digest for e in entries):
-            entries.append(
-                Descriptor(OCI_MANIFEST, digest, len(referrer), artifact_type=media).to_dict()
-            )
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-        location.put_manifest(tag, json_bytes(index), OCI_INDEX)
+        tag = signature_tag(subject.digest)[: -len(".sig")]  # the sha256-<hex> fallback index
+        entry = Descriptor(OCI_MANIFEST, digest, len(referrer), artifact_type=media)
+        add_to_fallback_index(location, tag, entry)
     return digest
