@@ -59,6 +59,7 @@ from trustkit.refs import ImageRef
 from trustkit.services import Services, as_services
 
 if TYPE_CHECKING:
+    from trustkit.collections.client import TrustSession
     from trustkit.collections.cosigning import PendingView
     from trustkit.keys import Key, KeyRecord, KeyStore
     from trustkit.model import SignerIdentity, TrustEvidence  # typed evidence: verify paths
@@ -764,8 +765,6 @@ def trust_evidence(
     evidence only (``complete`` False), read without the other tags' roles or bins.
     """
     from trustkit.collections.client import session_for
-    from trustkit.model import EvidenceSource
-    from trustkit.model.evidence import collection_evidence
     from trustkit.stores.notary import is_notary_store
 
     services = as_services(settings)
@@ -773,10 +772,25 @@ def trust_evidence(
         from trustkit.notary import reader
 
         return reader.evidence(services, ref, root_file=root_file, every_tag=every_tag)
+    return session_evidence(
+        ref,
+        lambda: session_for(services, services.store, ref.gun, root_file),
+        every_tag=every_tag,
+    )
+
+
+def session_evidence(
+    ref: ImageRef, verified: Callable[[], TrustSession], *, every_tag: bool
+) -> TrustEvidence:
+    """``ref``'s evidence from the verified TUF session ``verified()`` makes (its refusals
+    become evidence)."""
+    from trustkit.model import EvidenceSource
+    from trustkit.model.evidence import collection_evidence
+
     return collection_evidence(
         EvidenceSource.TUF_COLLECTION,
         ref,
-        verified=lambda: session_for(services, services.store, ref.gun, root_file),
+        verified=verified,
         find=lambda session, tag: session.find(tag),
         tags_at=lambda session, digest: session.tags_at(digest),
         signers_of=lambda session, target: session.signer_identities(target),

@@ -135,19 +135,9 @@ def trust_evidence(
         sessions.append(session_for(services, store, ref.gun))
         return sessions[-1]
 
-    from trustkit.model import EvidenceSource
-    from trustkit.model.evidence import collection_evidence
+    from trustkit.collections.engine import session_evidence
 
-    evidence = collection_evidence(
-        EvidenceSource.TUF_COLLECTION,
-        ref,
-        verified=verified,
-        find=lambda session, name: session.find(name),
-        tags_at=lambda session, digest: session.tags_at(digest),
-        signers_of=lambda session, target: session.signer_identities(target),
-        expires_of=lambda session, target: session.expires(target.role),
-        every_tag=False,
-    )
+    evidence = session_evidence(ref, verified, every_tag=False)
     if evidence.verified and sessions:
         try:
             target = sessions[-1].find(tag)
