@@ -1,6 +1,6 @@
 """Attacks on stored trust data, each refused with a clear message (real stores, real client).
 
-Every test runs against every store kind (``STORE_KINDS``): the attacker works through the
+Every test runs against every TUF store kind (``TUF_STORE_KINDS``): the attacker works through the
 store's ``Adversary`` (tests/fixtures/stores.py), or, as a compromised server holding the online
 snapshot and timestamp keys, publishes forged roles through the store's own publish.
 """
@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fixtures.stores import STORE_KINDS, Adversary, adversary_for
+from fixtures.stores import TUF_STORE_KINDS, Adversary, adversary_for, settings_on_store_kind
 from fixtures.trust import TrustedRepo, digest_for
 
 from trustkit.collections import (
@@ -52,19 +52,11 @@ from trustkit.stores import (
 RELEASES = "targets/releases"
 
 
-#: stores of TUF metadata: these attacks edit TUF files and re-sign them with the online keys;
-#: a notary-server holds Notary's wire format and keeps those keys itself (its attacks are in
-#: tests/test_notary_verifier.py, and it runs the store contract suite)
-TUF_STORE_KINDS = sorted(kind for kind in STORE_KINDS if kind != "notary")
-
-
 @pytest.fixture(params=TUF_STORE_KINDS)
 def settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Settings:
-    """The base settings, with the trust data in a fresh store of each kind."""
-    kind = STORE_KINDS[request.param]
-    scratch = tmp_path / f"{kind.name}-store"
-    scratch.mkdir()
-    return settings.with_changes(trust_server=kind.make_url(scratch))
+    """The base settings, with the trust data in a fresh store of each TUF kind (these cases
+    edit TUF metadata; Notary's are in tests/test_notary_verifier.py)."""
+    return settings_on_store_kind(settings, request.param, tmp_path)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.base import run_cli, use_cli_env
-from fixtures.stores import STORE_KINDS, adversary_for
+from fixtures.stores import TUF_STORE_KINDS, adversary_for, settings_on_store_kind
 from fixtures.trust import TrustedRepo, digest_for
 
 from trustkit.collections import (
@@ -35,16 +35,12 @@ from trustkit.registry import client as registry_client
 from trustkit.services import Services
 from trustkit.stores import escape_gun
 
-#: Notary stores have their own wire format and verifier: the warm path never applies to them
-TUF_STORE_KINDS = sorted(kind for kind in STORE_KINDS if kind != "notary")
-
 
 @pytest.fixture(params=TUF_STORE_KINDS)
 def settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Settings:
-    kind = STORE_KINDS[request.param]
-    scratch = tmp_path / f"{kind.name}-store"
-    scratch.mkdir()
-    return settings.with_changes(trust_server=kind.make_url(scratch))
+    """The base settings, with the trust data in a fresh store of each TUF kind (these cases
+    edit TUF metadata; Notary's are in tests/test_notary_verifier.py)."""
+    return settings_on_store_kind(settings, request.param, tmp_path)
 
 
 @pytest.fixture
