@@ -19,10 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpcore._backends.sync
 import pytest
-from fixtures.registry import BuiltImage, Registry, TamperingProxy, make_oci_image
+from fixtures.registry import BuiltImage, Registry, TamperingProxy, make_oci_image, use_registry
 
 import trustkit.registry.client
+import trustkit.registry.deadline
 import trustkit.registry.layout
 import trustkit.registry.location
 from trustkit.config import Settings
@@ -101,6 +103,38 @@ def test_each_blob_hashed_once_written_once_in_parallel(
         assert path.stat().st_mode & 0o777 == 0o644
     assert layout.tags() == ["v1"]
     assert not list((dest / "blobs" / "sha256").glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("kind", ["registry", "tls_registry"])
+def test_a_plain_connection_is_read_in_large_reads_a_tls_one_as_httpcore_asks(
+    kind: str,
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    repo_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """httpcore reads 64 KiB at a time; a blob body is read in reads of up to 1 MiB (far fewer
+    passes through the HTTP stack per byte), and every byte is still hashed and bounded."""
+    reg: Registry = request.getfixturevalue(kind)
+    use_registry(settings, reg)
+    image = make_oci_image(tmp_path / "src", "v1", (3_000_000,), seed=repo_name.encode())
+    ref = reg.ref(f"{repo_name}-{kind}")
+    push_image(settings, image.oci, ref, sign=False)
+    asked: list[int] = []
+    inner = httpcore._backends.sync.SyncStream.read  # plain sockets and TLS ones alike
+
+    def read(self: Any, max_bytes: int, timeout: float | None = None) -> bytes:
+        asked.append(max_bytes)
+        return inner(self, max_bytes, timeout)
+
+    monkeypatch.setattr(httpcore._backends.sync.SyncStream, "read", read)
+    dest = tmp_path / "out"
+    pulled = pull_image(settings, f"{ref}@{image.digest}", dest=f"oci:{dest}:v1", verify=False)
+    assert pulled.descriptor.digest == image.digest
+    assert all(OCILayout(dest).blob_exists(b) for b in image.blobs)
+    expected = trustkit.registry.deadline.TCP_READ_BYTES if kind == "registry" else 64 * 1024
+    assert asked and set(asked) == {expected}, sorted(set(asked))
 
 
 def test_a_blob_with_other_bytes_never_lands_in_the_layout(

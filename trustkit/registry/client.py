@@ -840,8 +840,8 @@ def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
     try:
         held = response.content  # a response we already read and bounded (_buffered)
     except httpx.ResponseNotRead:
-        # the chunks as the connection reads them (64 KiB): asking httpx for larger ones makes
-        # it copy every byte twice more into and out of a buffer (~20 % of a pull's CPU)
+        # the chunks as the connection reads them (up to deadline.TCP_READ_BYTES): asking httpx
+        # for larger ones makes it copy every byte twice more into and out of a buffer
         yield from response.iter_raw()
     else:
         yield held
