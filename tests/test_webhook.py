@@ -505,4 +505,10 @@ def test_real_pipeline_refuses_an_unsigned_tag(
     answer = post(served, "/validate", sample("08_job"))
     assert answer["allowed"] is False
     assert "perl" in answer["status"]["message"]
-    assert served.client().get("/readyz").status_code == 200
+    # policies load in the background while the first review is answered: ready soon after
+    client = served.client()
+    for _ in range(100):
+        if client.get("/readyz").status_code == 200:
+            break
+        time.sleep(0.05)
+    assert client.get("/readyz").status_code == 200

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
+    from starlette.types import Receive, Scope, Send
 
     from trustkit.webhook.tls import ReloadingTLS
 
@@ -96,27 +97,130 @@ def _loop_time(monotonic_at: float) -> float:
     return loop.time() + (monotonic_at - time.monotonic())
 
 
-async def _read_bounded(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_bounded(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":  # the first one, as a mapping of the headers would say
+            if value.isdigit() and int(value) > limit:
+                raise _TooLarge
+            break
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _deadline(config: WebhookConfig, request: Request, started: float) -> float:
+def _query_timeout(query: bytes) -> str:
+    """The last ``timeout`` parameter of the query string ("" when none)."""
+    if b"timeout" not in query:
+        return ""  # the usual case for a direct client: nothing to parse
+    from urllib.parse import parse_qsl
+
+    value = ""
+    for name, text in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name == "timeout":
+            value = text
+    return value
+
+
+def _deadline(config: WebhookConfig, query: bytes, started: float) -> float:
     seconds = config.deadline_seconds
     # the API server appends ?timeout=10s: never wait past what it will wait for us
-    match = _TIMEOUT_RE.match(request.query_params.get("timeout", ""))
+    match = _TIMEOUT_RE.match(_query_timeout(query))
     if match:
         seconds = min(seconds, max(0.5, int(match.group(1)) - API_TIMEOUT_MARGIN))
     return started + seconds
+
+
+class _Admission:
+    """``POST /validate`` or ``/mutate`` as a plain ASGI app: one review in, one JSON answer out,
+    with no request or response objects built around it (the hot path of the webhook)."""
+
+    def __init__(self, state: WebhookState, path: str, *, mutate: bool) -> None:
+        self.state = state
+        self.path = path
+        self.mutate = mutate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.monotonic()
+        code = 500
+        try:
+            code, answer, close = await self._answer(scope, receive, started)
+            body = json.dumps(answer, separators=(",", ":")).encode()
+            headers = [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+            ]
+            if close:
+                headers.insert(0, (b"connection", b"close"))
+            await send({"type": "http.response.start", "status": code, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        except _Disconnected:
+            return  # the client left before its body arrived: nobody to answer
+        finally:
+            self.state.metrics.observe(self.path, code, time.monotonic() - started)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, started: float
+    ) -> tuple[int, Any, bool]:
+        """(status, JSON document, close the connection)."""
+        state = self.state
+        config = state.config
+        deadline = _deadline(config, scope["query_string"], started)
+        try:
+            # a body dripped a byte at a time must not hold the connection past the deadline
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                body = await _read_bounded(scope, receive, config.max_body_bytes)
+        except _TooLarge:
+            return 413, {"error": f"body larger than {config.max_body_bytes} bytes"}, False
+        except TimeoutError:
+            return 408, {"error": "the request body did not arrive before the deadline"}, True
+        try:
+            review = parse_review(json.loads(body))
+        except (ValueError, RecursionError, MalformedReview) as exc:  # JSONDecodeError too
+            what = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return 400, {"error": f"bad AdmissionReview: {what}"}, False
+        try:
+            decision, _ = await state.decider.decide(
+                review, mutate=self.mutate, deadline=deadline, budget=deadline - started
+            )
+        except MalformedReview as exc:
+            return 400, {"error": f"bad AdmissionReview: {exc}"}, False
+        except Exception as exc:  # last resort: a bug denies, in the API server's shape
+            log.error("internal error deciding %s", review.uid, exc_info=exc)
+            decision = Decision(allowed=False, refusals=[internal_error_line(exc)])
+        return 200, state.decider.answer(review, decision), False
+
+
+class WebhookApp:
+    """The ASGI app: ``POST /validate`` and ``/mutate`` go straight to their handlers; everything
+    else (probes, metrics, lifespan, 404 and 405 answers) to a starlette app. Routing and
+    middleware layers cost more per review than deciding a cached one."""
+
+    def __init__(self, fallback: Starlette, admission: dict[str, _Admission]) -> None:
+        self.fallback = fallback
+        self.admission = admission
+        self.state = fallback.state  # ``state.webhook``: the WebhookState
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.admission.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        await self.fallback(scope, receive, send)
 
 
 def create_app(
@@ -124,7 +228,7 @@ def create_app(
     checker: ImageChecker | None = None,
     *,
     tls: ReloadingTLS | None = None,
-) -> Starlette:
+) -> WebhookApp:
     """The webhook app. ``checker`` defaults to the trustkit pipeline with the process's
     ``Services`` built from the environment (the composition root of a webhook process)."""
     from starlette.applications import Starlette
@@ -154,40 +258,6 @@ def create_app(
 
         return endpoint
 
-    def admission(mutate: bool) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            started = time.monotonic()
-            deadline = _deadline(config, request, started)
-            try:
-                # a body dripped a byte at a time must not hold the connection past the deadline
-                async with asyncio.timeout_at(_loop_time(deadline)):
-                    body = await _read_bounded(request, config.max_body_bytes)
-            except _TooLarge:
-                return _json({"error": f"body larger than {config.max_body_bytes} bytes"}, 413)
-            except TimeoutError:
-                return _json(
-                    {"error": "the request body did not arrive before the deadline"},
-                    408,
-                    headers={"Connection": "close"},
-                )
-            try:
-                review = parse_review(json.loads(body))
-            except (ValueError, RecursionError, MalformedReview) as exc:  # JSONDecodeError too
-                what = "malformed JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
-                return _json({"error": f"bad AdmissionReview: {what}"}, 400)
-            try:
-                decision, _ = await state.decider.decide(
-                    review, mutate=mutate, deadline=deadline, budget=deadline - started
-                )
-            except MalformedReview as exc:
-                return _json({"error": f"bad AdmissionReview: {exc}"}, 400)
-            except Exception as exc:  # last resort: a bug denies, in the API server's shape
-                log.error("internal error deciding %s", review.uid, exc_info=exc)
-                decision = Decision(allowed=False, refusals=[internal_error_line(exc)])
-            return _json(state.decider.answer(review, decision))
-
-        return handle
-
     async def healthz(request: Request) -> Response:
         return _json({"ok": True})
 
@@ -213,13 +283,18 @@ def create_app(
                 task.cancel()
             state.executor.shutdown(wait=False, cancel_futures=True)
 
+    admission = {
+        "/validate": _Admission(state, "/validate", mutate=False),
+        "/mutate": _Admission(state, "/mutate", mutate=True),
+    }
     routes = [
-        Route("/validate", timed("/validate", admission(mutate=False)), methods=["POST"]),
-        Route("/mutate", timed("/mutate", admission(mutate=True)), methods=["POST"]),
+        # also reached through starlette when the fast path does not apply (a root path)
+        Route("/validate", admission["/validate"], methods=["POST"]),
+        Route("/mutate", admission["/mutate"], methods=["POST"]),
         Route("/healthz", timed("/healthz", healthz), methods=["GET"]),
         Route("/readyz", timed("/readyz", readyz), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.webhook = state
-    return app
+    fallback = Starlette(routes=routes, lifespan=lifespan)
+    fallback.state.webhook = state
+    return WebhookApp(fallback, admission)

@@ -66,6 +66,8 @@ def build_server(
         access_log=False,
         lifespan="on",
         server_header=False,
+        # nothing here reads the client's address: no forwarded-header rewriting per request
+        proxy_headers=False,
         # the API server's connections are long-lived; keep them open between reviews
         timeout_keep_alive=30,
         http=guarded_protocol(AutoHTTPProtocol, config),
@@ -87,7 +89,7 @@ def guarded_protocol(base: type[asyncio.Protocol], config: WebhookConfig) -> typ
         _waiting_since: Any = None  # the cycle current when the timer was armed
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
+            super().connection_made(CoalescingTransport(transport))
             if len(self.connections) > max_connections:
                 log.warning("over %d open connections: closing a new one", max_connections)
                 transport.abort()  # type: ignore[attr-defined]
@@ -121,6 +123,65 @@ def guarded_protocol(base: type[asyncio.Protocol], config: WebhookConfig) -> typ
 
     GuardedProtocol.__name__ = GuardedProtocol.__qualname__ = f"Guarded{base.__name__}"
     return GuardedProtocol
+
+
+class CoalescingTransport:
+    """A transport whose writes made in one turn of the event loop leave as one write.
+
+    uvicorn writes a response's status line and headers, then its body: over TLS each write is
+    its own record and its own send, so every answer cost two system calls and woke the client
+    twice. Buffered writes are flushed at the next turn of the loop, and before a close or EOF,
+    so nothing waits longer than the callback that wrote it.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.BaseTransport) -> None:
+        self._transport: Any = transport
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        chunk = data if type(data) is bytes else bytes(data)  # a caller may reuse its buffer
+        if self._pending is None:
+            self._pending = [chunk]
+            self._loop.call_soon(self._flush)
+        else:
+            self._pending.append(chunk)
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._pending = None
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        held = sum(map(len, self._pending)) if self._pending else 0
+        return int(self._transport.get_write_buffer_size()) + held
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def __getattr__(self, name: str) -> Any:  # pause_reading, set_protocol, ...: as they are
+        return getattr(self._transport, name)
 
 
 @functools.cache
