@@ -102,12 +102,44 @@ _default_show_warning = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI and turn library errors into one line and an exit code."""
+    """Console entry point: run the CLI and turn library errors into one line and an exit code.
+
+    Run for the process's own command line (``argv`` None), the process ends without the
+    interpreter's teardown (``_exit_process``); called with arguments (tests, embedding), it
+    raises ``SystemExit`` as ``sys.exit`` does."""
     warnings.showwarning = _show_warning
     try:
         _run(argv)
+    except SystemExit as exc:
+        if argv is None:
+            _exit_process(exc)
+        raise
     finally:
         warnings.showwarning = _default_show_warning
+
+
+def _exit_process(exc: SystemExit) -> None:
+    """End the process as ``exc`` would, skipping the interpreter's teardown: freeing every
+    module and object costs 15-25 ms, a sixth of a short command. Exit handlers run and output
+    is flushed first; while another non-daemon thread runs, or when the code is not a number,
+    or flushing fails (a closed pipe), the ordinary exit takes over and reports as usual."""
+    import atexit
+    import os
+    import threading
+
+    code = 0 if exc.code is None else exc.code
+    if not isinstance(code, int) or any(
+        thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+        for thread in threading.enumerate()
+    ):
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code & 0xFF)
 
 
 def _run(argv: list[str] | None) -> None:
