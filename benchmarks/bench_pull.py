@@ -62,9 +62,12 @@ def median_ms(action: Callable[[], object], runs: int) -> float:
     return statistics.median(samples) * 1000
 
 
-#: run ``-m trustkit`` from the first PYTHONPATH entry, not the editable install
+#: run ``-m trustkit`` from the first PYTHONPATH entry, not the editable install nor the current
+#: directory (``python -c`` puts '' first on sys.path: run from a checkout, it would import that
+#: checkout on both sides of a --before-root comparison)
 LAUNCH = (
     "import runpy, sys; "
+    "sys.path[:] = [p for p in sys.path if p]; "
     "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]; "
     "sys.argv[0] = 'trustkit'; runpy.run_module('trustkit', run_name='__main__')"
 )
@@ -74,6 +77,7 @@ LAUNCH = (
 PHASED_LAUNCH = """
 import atexit, json, sys, time
 start = time.perf_counter()
+sys.path[:] = [p for p in sys.path if p]
 sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]
 phases = {}
 def clocked(module, name, phase):
