@@ -236,7 +236,8 @@ def main() -> None:
 
         # interleaved pairs, so drift on a shared machine hits both sides alike
         pull_image(settings, ref_text, verify=True)
-        offs, ons = [], []
+        offs: list[float] = []
+        ons: list[float] = []
         for i in range(ns.runs):
             pair = ((False, offs), (True, ons))
             for verify, samples in pair if i % 2 == 0 else reversed(pair):  # alternate who's first
