@@ -73,6 +73,11 @@ class Services:
         from trustkit.stores import open_store
 
         store = open_store(self.settings.trust_store_url, services=self)
+        if (
+            "registries" not in self.__dict__
+            and not self.settings.effective_registries_config.exists()
+        ):
+            return store  # no registries.json names a trust server: its parser stays unloaded
         if not any(entry.trust_server for entry in self.registries.config.registries.values()):
             return store  # nothing to route: the registry store's module stays unloaded
         from trustkit.stores.oci import with_registry_overrides

@@ -67,8 +67,10 @@ class ImageReference(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str) or value.startswith("oci:"):
             return value
-        from trustkit.registry.shortnames import qualify_for
+        from trustkit.registry.shortnames import is_short_name, qualify_for
 
+        if not is_short_name(value):
+            return value  # qualified: the registries configuration is not read
         if ctx is None:
             return qualify_for(Settings.from_env(), value)
         return qualify_for(services_from(ctx).registries, value)

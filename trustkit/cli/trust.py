@@ -18,7 +18,6 @@ from trustkit.cli._common import (
     services_from,
     wants_json,
 )
-from trustkit.cli.trust_keys import key
 from trustkit.errors import (
     BadInputError,
     NotSignedError,
@@ -36,7 +35,38 @@ ROTATABLE = ("root", "targets", "snapshot", "timestamp")
 MAX_PUBLIC_KEY_FILE = 64 * 1024
 
 
-@click.group("trust")
+#: subcommands in their own modules: name -> (module, attribute)
+_LAZY_COMMANDS = {
+    "key": ("trustkit.cli.trust_keys", "key"),
+    "pending": ("trustkit.cli.trust_pending", "pending"),
+    "approve": ("trustkit.cli.trust_pending", "approve"),
+    "migrate": ("trustkit.cli.trust_migrate", "migrate_cmd"),
+}
+
+
+class _TrustGroup(click.Group):
+    """``trust``, whose key, pending, approve and migrate subcommands are imported on first
+    use: a ``trust verify`` or ``trust sign`` loads none of their modules."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in _LAZY_COMMANDS:
+            return found
+        import importlib
+
+        module_name, attr = _LAZY_COMMANDS[cmd_name]
+        command: object = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        if isinstance(command, click.Group) and "rotate" not in command.commands:
+            command.add_command(rotate)  # `trust key rotate` lives here, with the collections
+        self.add_command(command, cmd_name)
+        return command
+
+
+@click.group("trust", cls=_TrustGroup)
 def trust() -> None:
     """Manage trusted collections: signers, signatures, keys and verification."""
 
@@ -780,21 +810,6 @@ def _renew(
         doc["failed"].append({"repository": entry["repository"], "error": entry["error"]})
         click.echo(f"trustkit: {named.get(gun, gun)}: {error.one_line()}", err=True)
     return failed
-
-
-def _attach_key_group() -> None:
-    from trustkit.cli.trust_migrate import migrate_cmd
-    from trustkit.cli.trust_pending import approve, pending
-
-    if "rotate" not in key.commands:
-        key.add_command(rotate)
-    trust.add_command(key)
-    trust.add_command(pending)
-    trust.add_command(approve)
-    trust.add_command(migrate_cmd)
-
-
-_attach_key_group()
 
 
 @trust.command("layout")

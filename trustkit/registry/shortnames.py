@@ -16,11 +16,17 @@ points resolve user-typed references here; the library below them only sees qual
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from trustkit import refs
 from trustkit.config import Settings
 from trustkit.errors import BadInputError
-from trustkit.registry.config import DOCKER_HUB, RegistriesConfig, load_registries_config
-from trustkit.registry.pool import RegistryPool
+
+# the registries configuration's module is imported only for a short name: a qualified reference
+# (every `trust verify` of a registry image) needs none of it
+if TYPE_CHECKING:
+    from trustkit.registry.config import RegistriesConfig
+    from trustkit.registry.pool import RegistryPool
 
 
 def is_short_name(text: str) -> bool:
@@ -40,6 +46,8 @@ def qualify(text: str, config: RegistriesConfig) -> str:
     Tags and digests are kept as written, so repositories stay repositories."""
     if not is_short_name(text):
         return text
+    from trustkit.registry.config import DOCKER_HUB
+
     search = config.unqualified_search_registries
     if config.short_name_mode == "disabled" or not search or search == (DOCKER_HUB,):
         return text
@@ -62,10 +70,14 @@ def qualify_for(registries: RegistryPool | Settings, text: str) -> str:
     """
     if not is_short_name(text):
         return text
-    if isinstance(registries, RegistryPool):
-        return qualify(text, registries.config)
-    return qualify(text, load_registries_config(registries))
+    from trustkit.registry.config import load_registries_config
+
+    if isinstance(registries, Settings):
+        return qualify(text, load_registries_config(registries))
+    return qualify(text, registries.config)
 
 
 def _prefixed(text: str, registry: str) -> str:
+    from trustkit.registry.config import DOCKER_HUB
+
     return text if registry == DOCKER_HUB else f"{registry}/{text}"

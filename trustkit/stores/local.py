@@ -32,7 +32,6 @@ import builtins
 import contextlib
 import json
 import os
-import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -352,6 +351,8 @@ def _clear(staged: Path, *, keep_dir: bool = False) -> None:
     if not staged.exists():
         return
     if not keep_dir:
+        import shutil  # only to drop a staging directory: not at start-up
+
         shutil.rmtree(staged, ignore_errors=True)
         return
     for entry in staged.iterdir():
