@@ -33,10 +33,14 @@ NOT_FOR_TRUST = (
     "trustkit.attest", "trustkit.policy", "trustkit.webhook", "trustkit.pipeline",
     "trustkit.model.findings", "trustkit.report_formats", "trustkit.registry.client", "yaml",
 )  # fmt: skip
-#: what a warm ``trust verify`` answers without (ADR 0017): no TUF, no signatures, no keys
+#: what a warm ``trust verify`` answers without (ADR 0017): no TUF, no signatures, no keys;
+#: nor the other ``trust`` subcommands, the registries configuration (a qualified reference, no
+#: registries.json), the memory store or shutil
 NOT_FOR_WARM_VERIFY = (
     *NOT_FOR_TRUST, "tuf", "securesystemslib", "cryptography", "trustkit.collections.engine",
     "trustkit.collections.client", "trustkit.keys", "trustkit.verdict",
+    "trustkit.cli.trust_keys", "trustkit.cli.trust_pending", "trustkit.cli.trust_migrate",
+    "trustkit.registry.config", "trustkit.registry.pool", "trustkit.stores.memory", "shutil",
 )  # fmt: skip
 
 
