@@ -139,6 +139,9 @@ def test_trust_sign_loads_no_policy_scans_or_tuf_client(settings: Settings) -> N
     assert _among(loaded, NOT_FOR_TRUST) == []
     # signing verifies what it loads itself: python-tuf's client (ngclient) is not needed
     assert _among(loaded, ("tuf.ngclient", "trustkit.collections.client", "rich")) == []
+    # a file key needs no online back-ends' module; --digest given: no registries configuration
+    unused = ("trustkit.keys.online", "trustkit.cli.trust_keys", "trustkit.registry.config")
+    assert _among(loaded, unused) == []
 
 
 def test_hook_pre_pull_loads_no_webhook_scans_or_registry_client(settings: Settings) -> None:

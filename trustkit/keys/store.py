@@ -18,7 +18,9 @@ import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -29,7 +31,6 @@ from trustkit.config import Settings
 from trustkit.errors import BadInputError, KeyStoreError, PassphraseError, StorageError
 from trustkit.keys._sslib import CryptoSigner, Signer
 from trustkit.keys.model import KeyRecord, check_keyid, check_name, check_role
-from trustkit.keys.online import PinSource
 from trustkit.keys.passphrase import PassphraseSource
 from trustkit.keys.pem import MAX_KEY_FILE, load_private_pem, sslib_key
 from trustkit.keys.wrap import (
@@ -41,6 +42,9 @@ from trustkit.keys.wrap import (
     unlock_ahead,
     wrap,
 )
+
+if TYPE_CHECKING:
+    from trustkit.keys.online import PinSource
 
 KEY_TYPES = ("ecdsa", "ed25519")
 #: PBKDF2-HMAC-SHA256 iterations protecting key files (OWASP's 2023 figure): ~0.1 s per unlock
@@ -98,9 +102,16 @@ class KeyStore:
         self._settings = settings
         self._dir = settings.private_dir
         self.passphrases = passphrases or PassphraseSource(settings)
-        self.pins = PinSource(settings.hsm_pin)
         self._signers: dict[str, Signer] = {}
         self.keks = KekCache()
+
+    @cached_property
+    def pins(self) -> PinSource:
+        """The HSM PIN source, for online keys only: a file key's signing does not import
+        the online back-ends' module."""
+        from trustkit.keys.online import PinSource
+
+        return PinSource(self._settings.hsm_pin)
 
     @property
     def directory(self) -> Path:

@@ -15,7 +15,6 @@ import binascii
 import hashlib
 import json
 import os
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +71,7 @@ class KdfParams:
 
 
 def new_salt() -> bytes:
-    return secrets.token_bytes(SALT_BYTES)
+    return os.urandom(SALT_BYTES)  # what secrets.token_bytes returns, without its imports
 
 
 class KekCache:
