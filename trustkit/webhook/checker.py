@@ -141,6 +141,9 @@ class PipelineChecker:
         if gun is None:
             return False
         now = self._clock()
+        remembered = self._versions.get(gun)  # one atomic read: the usual answer needs no lock
+        if remembered is None or now < remembered[0] - self._version_ttl / 2:
+            return False
         with self._versions_lock:
             remembered = self._versions.get(gun)
             if remembered is None or now < remembered[0] - self._version_ttl / 2:

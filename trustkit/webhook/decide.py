@@ -24,6 +24,8 @@ MAX_REASON_CHARS = 300
 #: verifications queued or running at once; past this a new image is refused (fail closed),
 #: so a flood of distinct images against a hanging registry cannot grow the queue without end
 MAX_IN_FLIGHT = 4096
+#: verdicts whose expiry was recorded, remembered at most (references come from reviews)
+MAX_NOTED_VERDICTS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ class Decider:
         self._remembering = (
             checker if self._keyed is not None and isinstance(checker, RememberingChecker) else None
         )
+        # reference -> the verdict whose trust-data expiry the metrics last recorded
+        self._expiry_noted: dict[str, Verdict] = {}
 
     def _key(self, normalised: str) -> Hashable:
         base = normalised if self._keyed is None else self._keyed.cache_key(normalised)
@@ -226,7 +230,16 @@ class Decider:
             return
         self.metrics.verdicts[outcome.action.name] += 1
         evidence = outcome.evidence
-        if evidence is not None and evidence.verified and evidence.expires is not None:
+        if (
+            evidence is not None
+            and evidence.verified
+            and evidence.expires is not None
+            and self._expiry_noted.get(outcome.reference) is not outcome
+        ):
+            # once per verdict, not once per review that reuses it from the cache
+            if len(self._expiry_noted) >= MAX_NOTED_VERDICTS:
+                self._expiry_noted.clear()
+            self._expiry_noted[outcome.reference] = outcome
             self.metrics.trust_expires(_collection_of(outcome.reference), evidence.expires)
         if not outcome.allowed:
             why = _why(outcome)

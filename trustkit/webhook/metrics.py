@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -47,11 +48,12 @@ class Metrics:
 
     def observe(self, path: str, code: int, seconds: float) -> None:
         self.requests[(path, code)] += 1
-        buckets = self._buckets.setdefault(path, [0] * len(LATENCY_BUCKETS))
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-                break
+        buckets = self._buckets.get(path)
+        if buckets is None:
+            buckets = self._buckets[path] = [0] * len(LATENCY_BUCKETS)
+        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)  # the first bound >= seconds
+        if index < len(LATENCY_BUCKETS):
+            buckets[index] += 1
         self._sum[path] = self._sum.get(path, 0.0) + seconds
         self._count[path] += 1
 

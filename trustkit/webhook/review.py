@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,16 +102,25 @@ def _resolve(doc: Any, pointer: str) -> Any:
     return doc
 
 
-def _sites(obj: Mapping[str, Any] | None, kind: str, lists: tuple[str, ...]) -> Iterator[ImageSite]:
+#: kind -> the keys leading from the object to its pod spec (``POD_SPEC_PATHS``, split once)
+_POD_SPEC_KEYS: dict[str, tuple[str, ...]] = {
+    kind: tuple(path.strip("/").split("/")) for kind, path in POD_SPEC_PATHS.items()
+}
+
+
+def _sites(obj: Mapping[str, Any] | None, kind: str, lists: tuple[str, ...]) -> list[ImageSite]:
     """Every image-bearing field of the pod spec: the container lists asked for and, unless only
     ephemeral containers are being added, image volumes (``volumes[].image.reference``). A field
     of the wrong shape is refused, never skipped: skipping is how an image gets in unchecked."""
     spec_path = POD_SPEC_PATHS.get(kind)
     if obj is None or spec_path is None:
-        return
-    spec = _resolve(obj, spec_path)
+        return []
+    spec: Any = obj
+    for key in _POD_SPEC_KEYS[kind]:  # the spec paths hold no list indices
+        spec = spec.get(key) if isinstance(spec, dict) else None
     if not isinstance(spec, dict):
         raise MalformedReview(f"{kind} has no pod spec at {spec_path}")
+    sites: list[ImageSite] = []
     for list_name in lists:
         containers = spec.get(list_name)
         if containers is None:
@@ -121,20 +130,25 @@ def _sites(obj: Mapping[str, Any] | None, kind: str, lists: tuple[str, ...]) -> 
         for index, container in enumerate(containers):
             if not isinstance(container, dict):
                 raise MalformedReview(f"{spec_path}/{list_name}/{index} is not an object")
-            site = _site(container.get("image"), f"{spec_path}/{list_name}/{index}/image")
-            if site is None:
+            image = container.get("image")
+            if image is None or image == "":
                 continue  # the API server's own validation refuses a pod without an image
+            pointer = f"{spec_path}/{list_name}/{index}/image"
+            if not isinstance(image, str):
+                raise MalformedReview(f"{pointer} is not a string")
             name = container.get("name")
-            yield ImageSite(
-                pointer=site,
-                container=name if isinstance(name, str) else f"{list_name}[{index}]",
-                image=container["image"],
+            sites.append(
+                ImageSite(
+                    pointer=pointer,
+                    container=name if isinstance(name, str) else f"{list_name}[{index}]",
+                    image=image,
+                )
             )
     if lists != CONTAINER_LISTS:
-        return  # pods/ephemeralcontainers cannot change volumes
+        return sites  # pods/ephemeralcontainers cannot change volumes
     volumes = spec.get("volumes")
     if volumes is None:
-        return
+        return sites
     if not isinstance(volumes, list):
         raise MalformedReview(f"{spec_path}/volumes is not a list")
     for index, volume in enumerate(volumes):
@@ -149,11 +163,14 @@ def _sites(obj: Mapping[str, Any] | None, kind: str, lists: tuple[str, ...]) -> 
         if _site(source.get("reference"), pointer) is None:
             continue  # as for containers: the API server refuses a pod whose volume has none
         name = volume.get("name")
-        yield ImageSite(
-            pointer=pointer,
-            container=f"volume {name}" if isinstance(name, str) else f"volumes[{index}]",
-            image=source["reference"],
+        sites.append(
+            ImageSite(
+                pointer=pointer,
+                container=f"volume {name}" if isinstance(name, str) else f"volumes[{index}]",
+                image=source["reference"],
+            )
         )
+    return sites
 
 
 def _site(image: Any, pointer: str) -> str | None:
@@ -180,7 +197,7 @@ def images_to_check(review: Review) -> list[ImageSite]:
         lists = ("ephemeralContainers",)
     elif review.sub_resource is not None:
         return []  # status, binding, ...: no new image runs
-    sites = list(_sites(review.obj, review.kind, lists))
+    sites = _sites(review.obj, review.kind, lists)
     if review.operation == "UPDATE" and review.old_obj is not None:
         sites = [s for s in sites if _resolve(review.old_obj, s.pointer) != s.image]
     return sites
