@@ -179,3 +179,59 @@ def test_trust_sign_process_derives_once_before_python_tuf_loads(signed_repo: Tr
     kdf = [line for line in done.stderr.splitlines() if line.startswith("KDF ")]
     assert kdf == ["KDF tuf=False main=False"], done.stderr
     assert verify_tag(settings, signed_repo.tag("v2")).digest == digest_for("v2")
+
+
+AHEAD_PROBE = (
+    "import sys, runpy\n"
+    "import trustkit.keys.wrap as wrap\n"
+    "real = wrap.KekCache.derive_ahead\n"
+    "def derive_ahead(self, *args):\n"
+    "    sys.stderr.write('AHEAD click=%s\\n' % ('click' in sys.modules))\n"
+    "    return real(self, *args)\n"
+    "wrap.KekCache.derive_ahead = derive_ahead\n"
+    "sys.argv = ['trustkit', *{argv!r}]\n"
+    "runpy.run_module('trustkit', run_name='__main__')\n"
+)
+
+
+def _probe_ahead(signed_repo: TrustedRepo, argv: list[str]) -> tuple[int, list[str], str]:
+    settings = signed_repo.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
+    env.update(
+        SERVIN_TRUST_DIR=str(settings.trust_dir),
+        SERVIN_CONTENT_TRUST_SERVER="local",
+        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
+        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
+        SERVIN_CONFIG=str(settings.effective_config_dir),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", AHEAD_PROBE.format(argv=argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    ahead = [line for line in done.stderr.splitlines() if line.startswith("AHEAD ")]
+    return done.returncode, ahead, done.stderr
+
+
+def test_trust_sign_process_starts_the_derivation_before_click_loads(
+    signed_repo: TrustedRepo,
+) -> None:
+    """Where the machine is busy the derivation is what a signing process waits for: it
+    starts before the CLI framework loads (then the command's own start finds it under way)."""
+    argv = ["trust", "sign", f"{signed_repo.ref}:v3", "--digest", digest_for("v3"), "--size", "1"]
+    code, ahead, err = _probe_ahead(signed_repo, argv)
+    assert code == 0, err
+    assert ahead[0] == "AHEAD click=False", err
+    assert verify_tag(signed_repo.settings, signed_repo.tag("v3")).digest == digest_for("v3")
+
+
+def test_only_trust_sign_derives_before_parsing(signed_repo: TrustedRepo) -> None:
+    """A verify derives nothing; a sign with a bad option fails as usual (exit 2), whatever
+    was started ahead."""
+    code, ahead, err = _probe_ahead(signed_repo, ["trust", "verify", f"{signed_repo.ref}:v1"])
+    assert code == 0 and ahead == [], err
+    code, _, err = _probe_ahead(signed_repo, ["trust", "sign", "--no-such-option"])
+    assert code == 2 and "No such option" in err
