@@ -22,6 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     raises ``SystemExit`` as ``sys.exit`` does."""
     if argv is None:
         _start_ahead(sys.argv[1:])
+        from trustkit.cli.trust_warm import warm_verify_output
+
+        answered = warm_verify_output(sys.argv[1:])  # a warm trust verify needs no click
+        if answered is not None:
+            sys.stdout.write(answered)
+            done = SystemExit(0)
+            _exit_process(done)
+            raise done
     from trustkit.cli._app import run
 
     try:

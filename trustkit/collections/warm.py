@@ -103,6 +103,17 @@ def verify_tag(
     return full_verify(services, ref, root_file=root_file)
 
 
+def remembered(services: Services, ref: ImageRef) -> TrustedTarget | None:
+    """The warm answer alone: what ``verify_tag`` returns without python-tuf, or None where
+    it would take the full path (no tag, a Notary store, nothing remembered, anything changed
+    since). Reads and checks exactly what the warm path does; never raises for what it reads."""
+    store = services.store
+    if ref.tag is None or not _is_tuf_store(store, ref.gun):
+        return None
+    cache = services.settings.client_cache_dir / escape_gun(ref.gun)
+    return warm_answer(store, ref.gun, ref.tag, cache, now=services.clock())
+
+
 def trust_evidence(
     services: Services,
     ref: ImageRef,

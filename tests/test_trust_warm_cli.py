@@ -1,0 +1,99 @@
+"""``trustkit trust verify IMAGE:TAG`` answered warm before click loads (trustkit.cli.trust_warm):
+the same output as the command, and the command itself whenever anything differs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+from fixtures.base import REPO_PASS, ROOT_PASS
+
+from trustkit.collections import Expiries, sign_tag
+from trustkit.config import Settings
+from trustkit.refs import parse
+
+REPO = "localhost:5000/team/app"
+#: ``trustkit ARGV`` as a process, reporting on stderr whether click was ever imported
+PROBE = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: sys.stderr.write('CLICK=%s\\n' % ('click' in sys.modules)))\n"
+    "from trustkit.cli import main\n"
+    "sys.argv = ['trustkit', *{argv!r}]\n"
+    "main()\n"
+)
+
+
+def _digest(tag: str) -> str:
+    return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+
+
+def _sign(settings: Settings, tag: str, expiries: Expiries | None = None) -> None:
+    sign_tag(settings, parse(f"{REPO}:{tag}"), digest=_digest(tag), size=1, expiries=expiries)
+
+
+def _run(settings: Settings, *argv: str) -> tuple[int, str, str, bool]:
+    """(exit code, stdout, stderr without the probe's line, whether click was loaded)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
+    env.update(
+        SERVIN_TRUST_DIR=str(settings.trust_dir),
+        SERVIN_CONTENT_TRUST="1",
+        SERVIN_CONTENT_TRUST_SERVER="local",
+        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
+        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
+        SERVIN_CONFIG=str(settings.effective_config_dir),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(argv=list(argv))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    lines = done.stderr.splitlines()
+    probe = [line for line in lines if line.startswith("CLICK=")]
+    assert probe, done.stderr
+    err = "".join(line + "\n" for line in lines if not line.startswith("CLICK="))
+    return done.returncode, done.stdout, err, probe[-1] == "CLICK=True"
+
+
+def test_warm_verify_prints_what_the_command_prints_without_click(settings: Settings) -> None:
+    _sign(settings, "v1")
+    cold = _run(settings, "trust", "verify", f"{REPO}:v1")
+    assert cold == (0, _digest("v1") + "\n", "", True)  # the full path, through click
+    warm = _run(settings, "trust", "verify", f"{REPO}:v1")
+    assert warm == (0, _digest("v1") + "\n", "", False)
+
+
+def test_anything_changed_runs_the_command(settings: Settings) -> None:
+    _sign(settings, "v1")
+    _run(settings, "trust", "verify", f"{REPO}:v1")
+    _sign(settings, "v2")  # a new timestamp: the remembered answer no longer counts
+    assert _run(settings, "trust", "verify", f"{REPO}:v1") == (0, _digest("v1") + "\n", "", True)
+    code, out, err, click = _run(settings, "trust", "verify", f"{REPO}:v3")
+    assert (code, out, click) == (1, "", True) and "is not signed" in err
+
+
+def test_options_and_other_references_run_the_command(settings: Settings) -> None:
+    _sign(settings, "v1")
+    _run(settings, "trust", "verify", f"{REPO}:v1")
+    code, out, _, click = _run(settings, "trust", "verify", "--json", f"{REPO}:v1")
+    assert code == 0 and click and json.loads(out)["digest"] == _digest("v1")
+    code, _, err, click = _run(settings, "trust", "verify", f"{REPO}@{_digest('v1')}")
+    assert code == 2 and click and "not a digest" in err
+    code, _, err, click = _run(settings, "--trust-dir", "/nonexistent", "trust", "verify", REPO)
+    assert code != 0 and click
+
+
+def test_a_warning_to_show_runs_the_command_which_shows_it_once(settings: Settings) -> None:
+    _sign(settings, "v1", Expiries(timestamp=timedelta(days=1)))  # within the warning window
+    cold = _run(settings, "trust", "verify", f"{REPO}:v1")
+    warm = _run(settings, "trust", "verify", f"{REPO}:v1")
+    for code, out, err, click in (cold, warm):
+        assert (code, out, click) == (0, _digest("v1") + "\n", True)
+        assert err.count("trustkit: warning: trust data of") == 1, err
+        assert "expires in 23 h" in err
