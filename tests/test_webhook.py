@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import socket
@@ -457,6 +458,97 @@ def test_metrics_exposition(served: ServedWebhook) -> None:
     assert 'trustkit_webhook_verdicts_total{action="ALLOW"} 1' in text
     assert 'trustkit_webhook_request_duration_seconds_bucket{path="/validate",le="+Inf"} 3' in text
     assert "# TYPE trustkit_webhook_request_duration_seconds histogram" in text
+
+
+def _record_relay(port: int) -> tuple[int, list[int]]:
+    """A loopback TCP relay in front of ``port`` that notes the length of every TLS record the
+    server sends (parsed from the 5-byte record headers, however TCP splits or joins them)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    records: list[int] = []
+
+    def pump(source: socket.socket, sink: socket.socket, parse: bool) -> None:
+        pending = b""
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+                if parse:
+                    pending += chunk
+                    while len(pending) >= 5 and len(pending) >= 5 + int.from_bytes(pending[3:5]):
+                        records.append(int.from_bytes(pending[3:5]))
+                        pending = pending[5 + records[-1] :]
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        client, _ = listener.accept()
+        server = socket.create_connection(("127.0.0.1", port))
+        threading.Thread(target=pump, args=(client, server, False), daemon=True).start()
+        threading.Thread(target=pump, args=(server, client, True), daemon=True).start()
+        listener.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener.getsockname()[1], records
+
+
+def test_answer_leaves_in_one_tls_record(served: ServedWebhook) -> None:
+    """Status line, headers and body in one write: one TLS record (and one send) per answer."""
+    relay_port, records = _record_relay(int(served.url.rsplit(":", 1)[1]))
+    body = json.dumps(sample("01_deployment")).encode()
+    request = (
+        b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    context = ssl.create_default_context(cafile=str(served.ca_path))
+    with (
+        socket.create_connection(("127.0.0.1", relay_port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        for attempt in range(3):  # the first also follows the handshake's session tickets
+            tls.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}}"):
+                answer += tls.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b'"allowed":true' in answer
+            time.sleep(0.2)  # a record sent after the body would have arrived by now
+            if attempt == 0:
+                seen = len(records)
+                continue
+            assert len(records) == seen + 1, records
+            seen = len(records)
+
+
+def test_trust_expiry_metric_follows_each_new_verdict(
+    webhook_server: WebhookServerFactory,
+) -> None:
+    import datetime
+
+    from trustkit.model.evidence import EvidenceSource, TrustEvidence
+
+    def verdict_expiring_in(hours: int) -> Verdict:
+        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=hours)
+        evidence = TrustEvidence(
+            source=EvidenceSource.TUF_COLLECTION, checked=True, verified=True, expires=expires
+        )
+        return Verdict(ALICE, Context.ADMISSION, True, Action.ALLOW, digest(1), evidence=evidence)
+
+    checker = TableChecker({ALICE: verdict_expiring_in(1)})
+    # no verdict cache: every review gets a new verdict from the checker
+    served = webhook_server(checker, WebhookConfig(cache_ttl_seconds=0))
+
+    def exported() -> int:
+        text = served.client().get("/metrics").text
+        line = next(x for x in text.splitlines() if x.startswith("trustkit_trust_expiry_seconds{"))
+        assert 'collection="docker.io/securesystemsengineering/alice-image"' in line
+        return int(line.rsplit(" ", 1)[1])
+
+    post(served, "/validate", sample("01_deployment"))
+    post(served, "/validate", sample("01_deployment"))
+    assert 3500 < exported() <= 3600
+    checker.table[ALICE] = verdict_expiring_in(2)  # re-signed: the next verdict expires later
+    post(served, "/validate", sample("01_deployment"))
+    assert 7100 < exported() <= 7200
+    assert len(checker.calls) == 3
 
 
 def _served_serial(served: ServedWebhook) -> int:

@@ -233,3 +233,63 @@ def test_webhook_import_is_light() -> None:
     code = "import sys, trustkit.webhook, trustkit.cli.webhook; print('starlette' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- the coalescing transport ---------------------------------------------------------------
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.events: list[str] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.events.append("write")
+
+    def close(self) -> None:
+        self.closing = True
+        self.events.append("close")
+
+    def abort(self) -> None:
+        self.closing = True
+        self.events.append("abort")
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        self.events.append("pause_reading")
+
+
+def test_writes_in_one_turn_of_the_loop_leave_as_one() -> None:
+    import asyncio
+
+    from trustkit.webhook.server import CoalescingTransport
+
+    async def scenario() -> None:
+        inner = RecordingTransport()
+        outer = CoalescingTransport(inner)  # type: ignore[arg-type]
+        outer.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        outer.write(bytearray(b"{}"))
+        assert inner.writes == [] and outer.get_write_buffer_size() == 21
+        await asyncio.sleep(0)
+        assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
+        outer.write(b"last")
+        outer.close()  # flushed first, then closed: nothing written is lost
+        assert inner.events[-2:] == ["write", "close"] and inner.writes[-1] == b"last"
+        outer.pause_reading()  # everything else reaches the transport as it is
+        assert inner.events[-1] == "pause_reading"
+        await asyncio.sleep(0)
+        assert len(inner.writes) == 2  # the scheduled flush found nothing left
+
+        aborted = RecordingTransport()
+        outer = CoalescingTransport(aborted)  # type: ignore[arg-type]
+        outer.write(b"dropped")
+        outer.abort()
+        await asyncio.sleep(0)
+        assert aborted.writes == [] and aborted.events == ["abort"]
+
+    asyncio.run(scenario())
