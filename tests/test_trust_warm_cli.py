@@ -97,3 +97,34 @@ def test_a_warning_to_show_runs_the_command_which_shows_it_once(settings: Settin
         assert (code, out, click) == (0, _digest("v1") + "\n", True)
         assert err.count("trustkit: warning: trust data of") == 1, err
         assert "expires in 23 h" in err
+
+
+def test_a_closed_stdout_is_exit_1_as_through_click(settings: Settings) -> None:
+    """``trustkit trust verify IMAGE | head -0``: the command's exit 1 with nothing printed,
+    whether the answer comes warm or through click."""
+    _sign(settings, "v1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
+    env.update(
+        SERVIN_TRUST_DIR=str(settings.trust_dir),
+        SERVIN_CONTENT_TRUST_SERVER="local",
+        SERVIN_CONFIG=str(settings.effective_config_dir),
+    )
+    codes = []
+    for _ in ("cold", "warm"):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # nobody reads: the first write fails with EPIPE
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "trustkit", "trust", "verify", f"{REPO}:v1"],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(write_end)
+        assert done.stderr == "", done.stderr
+        codes.append(done.returncode)
+    assert codes == [1, 1]

@@ -26,8 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
         answered = warm_verify_output(sys.argv[1:])  # a warm trust verify needs no click
         if answered is not None:
-            sys.stdout.write(answered)
-            done = SystemExit(0)
+            done = SystemExit(_print(answered))
             _exit_process(done)
             raise done
     from trustkit.cli._app import run
@@ -57,6 +56,20 @@ def _start_ahead(args: list[str]) -> None:
     except TrustkitError:
         return  # reported properly once the command line is parsed
     unlock_ahead(settings.private_dir, settings.repository_passphrase)
+
+
+def _print(text: str) -> int:
+    """Write ``text`` to stdout: exit code 0, or 1 when stdout is a closed pipe (nothing more is
+    printed), as click answers a ``BrokenPipeError``."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is left unflushed goes nowhere
+        return 1
+    return 0
 
 
 def _exit_process(exc: SystemExit) -> None:
