@@ -17,10 +17,12 @@ from trustkit.config import Settings
 from trustkit.refs import parse
 
 REPO = "localhost:5000/team/app"
-#: ``trustkit ARGV`` as a process, reporting on stderr whether click was ever imported
+#: ``trustkit ARGV`` as a process, reporting on stderr whether click (and, for the warm answer,
+#: whether uuid: it imports platform) was ever imported
 PROBE = (
     "import atexit, sys\n"
     "atexit.register(lambda: sys.stderr.write('CLICK=%s\\n' % ('click' in sys.modules)))\n"
+    "atexit.register(lambda: sys.stderr.write('UUID=%s\\n' % ('uuid' in sys.modules)))\n"
     "from trustkit.cli import main\n"
     "sys.argv = ['trustkit', *{argv!r}]\n"
     "main()\n"
@@ -57,7 +59,9 @@ def _run(settings: Settings, *argv: str) -> tuple[int, str, str, bool]:
     lines = done.stderr.splitlines()
     probe = [line for line in lines if line.startswith("CLICK=")]
     assert probe, done.stderr
-    err = "".join(line + "\n" for line in lines if not line.startswith("CLICK="))
+    if probe[-1] == "CLICK=False":  # the warm answer: nothing it does not need either
+        assert "UUID=False" in lines, done.stderr
+    err = "".join(line + "\n" for line in lines if not line.startswith(("CLICK=", "UUID=")))
     return done.returncode, done.stdout, err, probe[-1] == "CLICK=True"
 
 

@@ -12,7 +12,6 @@ by ``trustkit.notary``, never by the TUF engine.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
@@ -174,6 +173,8 @@ class NotaryServerStore(MetadataStore):
             from trustkit.stores.interface import check_expected
 
             check_expected(self.description, gun, expected, current)
+        import uuid  # here: uuid imports platform, which a verify of any store never needs
+
         boundary = uuid.uuid4().hex
         parts: list[bytes] = []
         for item in files:
