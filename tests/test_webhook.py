@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonpatch
 import pytest
 from cryptography import x509
@@ -490,16 +491,15 @@ def _record_relay(port: int) -> tuple[int, list[int]]:
     return listener.getsockname()[1], records
 
 
-def test_answer_leaves_in_one_tls_record(served: ServedWebhook) -> None:
-    """Status line, headers and body in one write: one TLS record (and one send) per answer."""
-    relay_port, records = _record_relay(int(served.url.rsplit(":", 1)[1]))
+def _assert_one_record_per_answer(port: int, ca_path: Path) -> None:
+    relay_port, records = _record_relay(port)
     body = json.dumps(sample("01_deployment")).encode()
     request = (
         b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    context = ssl.create_default_context(cafile=str(served.ca_path))
+    context = ssl.create_default_context(cafile=str(ca_path))
     with (
         socket.create_connection(("127.0.0.1", relay_port), timeout=5) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
@@ -516,6 +516,78 @@ def test_answer_leaves_in_one_tls_record(served: ServedWebhook) -> None:
                 continue
             assert len(records) == seen + 1, records
             seen = len(records)
+
+
+def test_answer_leaves_in_one_tls_record(served: ServedWebhook) -> None:
+    """Status line, headers and body in one write: one TLS record (and one send) per answer."""
+    _assert_one_record_per_answer(int(served.url.rsplit(":", 1)[1]), served.ca_path)
+
+
+_SERVE_WITHOUT_SPEEDUPS = """
+import json, sys, threading, time
+
+class Blocked:  # as if trustkit[webhook] (uvloop, httptools) were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("uvloop", "httptools"):
+            raise ImportError(f"{name} is not installed")
+        return None
+
+sys.meta_path.insert(0, Blocked())
+from pathlib import Path
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from trustkit.verdict import Action, Context, Verdict
+from trustkit.webhook import WebhookConfig
+from trustkit.webhook.server import bind, build_server
+
+def allow(reference, context):
+    return Verdict(reference, context, True, Action.ALLOW, "sha256:" + "ab" * 32)
+
+sock = bind("127.0.0.1", 0)
+server = build_server(
+    WebhookConfig(), cert=Path(sys.argv[1]), key=Path(sys.argv[2]), checker=allow,
+    log_level="warning",
+)
+
+def report():
+    while not server.started:
+        time.sleep(0.01)
+    started = {"port": sock.getsockname()[1], "http": AutoHTTPProtocol.__name__}
+    print(json.dumps(started | {"uvloop": "uvloop" in sys.modules}), flush=True)
+
+threading.Thread(target=report, daemon=True).start()
+server.run(sockets=[sock])
+"""
+
+
+def test_served_without_uvloop_or_httptools(tmp_path: Path, webhook_ca: Any) -> None:
+    """uvloop and httptools are optional (``trustkit[webhook]``): without them uvicorn's asyncio
+    loop and h11 serve the same answers, each in one TLS record."""
+    import subprocess
+    import sys
+
+    cert, key = tmp_path / "webhook.crt", tmp_path / "webhook.key"
+    webhook_ca.issue(cert, key)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SERVE_WITHOUT_SPEEDUPS, str(cert), str(key)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        started = json.loads(child.stdout.readline())
+        assert started["http"] == "H11Protocol" and started["uvloop"] is False
+        url = f"https://127.0.0.1:{started['port']}"
+        context = ssl.create_default_context(cafile=str(webhook_ca.ca_path))
+        with httpx.Client(base_url=url, verify=context) as client:  # serving: it said so
+            reply = client.post("/mutate", json=sample("01_deployment"))
+            assert reply.status_code == 200
+            assert patch_of(reply.json()["response"])[0]["value"].endswith("@sha256:" + "ab" * 32)
+            assert client.post("/validate", content=b"{").status_code == 400
+            assert client.get("/validate").status_code == 405
+        _assert_one_record_per_answer(started["port"], webhook_ca.ca_path)
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
 
 
 def test_trust_expiry_metric_follows_each_new_verdict(
