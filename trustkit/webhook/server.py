@@ -129,9 +129,9 @@ class CoalescingTransport:
     """A transport whose writes made in one turn of the event loop leave as one write.
 
     uvicorn writes a response's status line and headers, then its body: over TLS each write is
-    its own record and its own send, so every answer cost two system calls and woke the client
-    twice. Buffered writes are flushed at the next turn of the loop, and before a close or EOF,
-    so nothing waits longer than the callback that wrote it.
+    its own record and its own send, so every answer cost two sends and gave the client two
+    records to decrypt. Buffered writes are flushed at the next turn of the loop, and before a
+    close or EOF, so nothing waits longer than the callback that wrote it.
     """
 
     __slots__ = ("_loop", "_pending", "_transport")
