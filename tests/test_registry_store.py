@@ -665,3 +665,81 @@ def test_old_bin_versions_are_pruned_in_their_shard(
     assert len(versions) == 2 and versions[-1] >= 4
     client = writer.with_changes(trust_dir=writer.trust_dir / "elsewhere")
     assert {t.tag for t in list_signed_tags(client, gun)} == set(same_bin[:4])
+
+
+def test_a_cold_client_reads_its_tags_bins_ahead_once_each(
+    settings: Settings,
+    registry: Registry,
+    repo_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer, _, gun = _binned_writer(settings, registry, repo_name)
+    fetched: list[tuple[str, str]] = []
+    original = registry_client.RegistryClient._send
+
+    def send(self: object, method: str, url: object, *args: object, **kwargs: object) -> object:
+        fetched.append((threading.current_thread().name, str(url)))
+        return original(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry_client.RegistryClient, "_send", send)
+    client = _fresh_client(writer, tmp_path, "cold")
+    target = verify_tag(client, parse(f"{gun}:v2"))
+    assert (target.digest, target.signers) == (digest_for("v2"), ("alice",))
+    # the shard and the tag's bins in both families were fetched by the read-ahead, before
+    # python-tuf asked for them, and nothing twice
+    by_digest = [(who, url) for who, url in fetched if "/sha256:" in url]
+    shard_reads = [who for who, url in by_digest if "/manifests/" in url]
+    assert shard_reads and all(who.startswith("trustkit-oci") for who in shard_reads)
+    urls = [url for _, url in by_digest]
+    assert len(set(urls)) == len(urls)
+    # without the hint, python-tuf's own read of the bin fetches the shard, one step later
+    fetched.clear()
+    monkeypatch.setattr(OciStore, "expect_targets", lambda self, gun, targets: None)
+    verify_tag(_fresh_client(writer, tmp_path, "unhinted"), parse(f"{gun}:v2"))
+    assert [who for who, url in fetched if "/manifests/sha256:" in url] == ["MainThread"]
+
+
+def test_read_ahead_follows_tuf_hashing_and_a_hostile_head_steers_it_only_a_little() -> None:
+    def role(bits: int) -> bytes:
+        doc = {"signed": {"delegations": {"succinct_roles": {"bit_length": bits}}}}
+        return json.dumps(doc).encode()
+
+    def view(roles: dict[str, bytes]) -> oci._View:
+        files = {name: oci._Blob(sha256_digest(data), len(data)) for name, data in roles.items()}
+        files["1.timestamp.json"] = oci._Blob("sha256:" + "0" * 64, 1)
+        return oci._View("sha256:" + "1" * 64, files, 1, "1.timestamp.json", inline=roles)
+
+    honest = view({"1.targets%2Freleases.json": role(BITS)})
+    suffix = bin_for(RELEASES, BITS, "v2").rsplit("-", 1)[1]
+    assert oci._bin_suffixes(honest, ["v2"]) == {suffix}
+    # a head inlining 32 roles of every bit length, asked about many tags: a bounded guess
+    hostile = view({f"1.targets%2Fr{bits}.json": role(bits) for bits in range(1, 33)})
+    many = [f"t{n}" for n in range(1000)]
+    guessed = oci._bin_suffixes(hostile, many[: oci._MAX_EXPECTED_TARGETS])
+    assert 0 < len(guessed) <= 2 * oci._MAX_EXPECTED_TARGETS
+    # nonsense is no hint at all
+    junk = view({"1.targets%2Fx.json": b'{"signed": [1]}', "2.targets%2Fy.json": role(99)})
+    assert oci._bin_suffixes(junk, ["v2"]) == set()
+
+
+def test_a_bin_swapped_in_storage_is_refused_though_read_ahead(
+    settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
+) -> None:
+    writer, _, gun = _binned_writer(settings, registry, repo_name)
+    store = _oci_store(writer)
+    files = store.listed_files(gun)
+    name = max(
+        (
+            n
+            for n in files
+            if n.endswith(f".{bin_for(RELEASES, BITS, 'v1').replace('/', '%2F')}.json")
+        ),
+        key=lambda n: int(n.split(".", 1)[0]),
+    )
+    blob = _blob_file(registry, files[name][0])
+    data = blob.read_bytes()
+    blob.write_bytes(data.replace(b'"_type":"targets"', b'"_type":"targetS"'))
+    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
+    assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
+    assert "hash or length" in error.one_line()

@@ -17,7 +17,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -580,7 +580,7 @@ def verify_cached(
     root_file: Path | None,
 ) -> TrustedTarget:
     """Verify one tag. See ``session_for``."""
-    return session_for(settings, store, gun, root_file).find(tag)
+    return session_for(settings, store, gun, root_file, expect=(tag,)).find(tag)
 
 
 def session_for(
@@ -588,10 +588,13 @@ def session_for(
     store: MetadataReader,
     gun: str,
     root_file: Path | None = None,
+    *,
+    expect: Sequence[str] = (),
 ) -> TrustSession:
     """A verified session. One refreshed earlier in this process is reused while the store's
     timestamp and root version are unchanged and nothing it trusts has expired: one timestamp
-    read and a compare instead of a full ngclient refresh."""
+    read and a compare instead of a full ngclient refresh. ``expect``: the tags the caller
+    looks up next, a read-ahead hint for a refresh (``MetadataReader.expect_targets``)."""
     if root_file is not None:
         return TrustSession(settings, store, gun, root_file=root_file)
     plain = settings if isinstance(settings, Settings) else settings.settings
@@ -612,6 +615,8 @@ def session_for(
             _SESSIONS.move_to_end(key)
             return cached.session
         _SESSIONS.pop(key, None)
+        if expect:
+            store.expect_targets(gun, expect)
         session = TrustSession(settings, store, gun, known_to_exist=True)
         _SESSIONS[key] = _CachedSession(session, timestamp, root_version)
         while len(_SESSIONS) > _MAX_SESSIONS:

@@ -139,6 +139,12 @@ class MetadataReader(ABC):
         it does not exist). Writers hand it back to ``publish(expected=...)``; caches key on
         it. Never a trust decision."""
 
+    def expect_targets(self, gun: str, targets: Sequence[str]) -> None:  # noqa: B027
+        """A hint: a lookup of ``targets`` (target paths, e.g. tags) follows in the refresh
+        starting now. A store that serves files remotely may start fetching what that lookup
+        reads, so it arrives while the top-level roles are verified; nothing fetched is trusted
+        until the client verifies it. Does nothing by default."""
+
 
 class PendingChanges(ABC):
     """Co-signing: changes to a role with threshold > 1 wait here, partly signed, until enough

@@ -41,7 +41,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -134,6 +134,8 @@ INLINE_BUDGET_BYTES = 64 * 1024
 #: parallel fetches of independent blobs over the shared registry client: half its connection
 #: cap (8), so other threads' exchanges still find a free connection (writes stay sequential)
 _PARALLEL_FETCHES = 4
+#: target paths one read-ahead hint is followed for (a lookup names one tag, a digest's few)
+_MAX_EXPECTED_TARGETS = 16
 #: ``_get_tagged``'s answer for "the manifest is still the one you hold"
 _UNCHANGED = b"\x00unchanged"
 #: the parent of a claim its writer completed
@@ -266,6 +268,11 @@ class OciStore(MetadataStore):
         self._blob_bytes = 0
         self._shards: OrderedDict[str, dict[str, _Blob]] = OrderedDict()
         self._executor: ThreadPoolExecutor | None = None
+        #: background fetches under way (read-ahead), by the digest they fetch: a reader
+        #: waits for one instead of fetching the same bytes again
+        self._inflight: dict[str, Future[None]] = {}
+        #: per collection, the digests its read-ahead is still fetching (shards, their bins)
+        self._ahead: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     # --- where a collection lives -----------------------------------------------------------
@@ -377,8 +384,11 @@ class OciStore(MetadataStore):
             )
         if role == "root" and version == 1:
             # only a client with nothing cached starts from root 1: it reads the whole
-            # top-level set next, so fetch it at once instead of one round trip per file
+            # top-level set next, so fetch it at once instead of one round trip per file,
+            # beside the read-ahead of the bins it looks up; waiting for both here leaves the
+            # fetching threads the interpreter, instead of competing with the verification
             self._prefetch(location, _bootstrap_set(view))
+            self._await_ahead(gun)
         elif _is_bin_name(name):
             # a tag's bins in the other families (its signers') are read right after this one
             shard = self._shard_files(gun, location, view, _shard_of(name, view.shard_count))
@@ -386,6 +396,7 @@ class OciStore(MetadataStore):
         carried = view.inline.get(name)
         if carried is not None:
             return carried
+        self._await_inflight(blob.digest)
         cached = self._cached_blob(blob.digest)
         if cached is not None:
             return cached
@@ -418,12 +429,15 @@ class OciStore(MetadataStore):
         return {name: (blob.digest, blob.size) for name, blob in files.items()}
 
     def _shard_files(
-        self, gun: str, location: RegistryLocation, view: _View, shard: str
+        self, gun: str, location: RegistryLocation, view: _View, shard: str, *, wait: bool = True
     ) -> dict[str, _Blob]:
-        """The bins of one shard of ``view``, fetched by the digest the head pins."""
+        """The bins of one shard of ``view``, fetched by the digest the head pins (after the
+        read-ahead fetching it, if one is, unless ``wait`` is False: that read-ahead itself)."""
         digest = view.shard_digest(shard)
         if digest is None:
             return {}
+        if wait:
+            self._await_inflight(digest)
         with self._lock:
             known = self._shards.get(digest)
             if known is not None:
@@ -475,16 +489,52 @@ class OciStore(MetadataStore):
             for item in items:
                 work(item)
             return
+        executor = self._pool()
+        # each fetch runs in the caller's context: its registry deadline (the webhook's) holds
+        futures = [executor.submit(contextvars.copy_context().run, work, item) for item in items]
+        for future in futures:
+            future.result()
+
+    def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     _PARALLEL_FETCHES, thread_name_prefix="trustkit-oci"
                 )
-            executor = self._executor
-        # each fetch runs in the caller's context: its registry deadline (the webhook's) holds
-        futures = [executor.submit(contextvars.copy_context().run, work, item) for item in items]
-        for future in futures:
-            future.result()
+            return self._executor
+
+    def _await_inflight(self, digest: str) -> None:
+        """Wait for the background fetch of ``digest``, if one is under way (its bytes are
+        then cached; its failure is the reader's to meet again, with the reader's error)."""
+        with self._lock:
+            future = self._inflight.get(digest)
+        if future is not None:
+            with contextlib.suppress(Exception):
+                future.result()
+
+    def _in_background(self, digest: str, work: Callable[[], None], gun: str) -> None:
+        """Run ``work`` (the fetch of ``digest``, read ahead for ``gun``) on the pool without
+        waiting for it; readers of ``digest`` wait for it instead of fetching twice. Pool
+        threads never wait for one another, so the pool cannot deadlock on its own waits."""
+        pool = self._pool()
+        with self._lock:
+            if digest in self._inflight or digest in self._blobs or digest in self._shards:
+                return
+            future: Future[None] = pool.submit(contextvars.copy_context().run, work)
+            self._inflight[digest] = future
+            self._ahead.setdefault(gun, set()).add(digest)
+
+        def done(_: Future[None]) -> None:
+            with self._lock:
+                if self._inflight.get(digest) is future:
+                    del self._inflight[digest]
+                ahead = self._ahead.get(gun)
+                if ahead is not None:
+                    ahead.discard(digest)
+                    if not ahead:
+                        del self._ahead[gun]
+
+        future.add_done_callback(done)
 
     def _prefetch(self, location: RegistryLocation, wanted: Iterable[tuple[_Blob, int]]) -> None:
         """Fetch blobs a reader is about to ask for, in parallel, each within its role's bound.
@@ -497,6 +547,7 @@ class OciStore(MetadataStore):
                 # within the role's bound, and small enough for the cache to keep
                 if blob.size <= min(bound, _BLOB_CACHE_BYTES // 4)
                 and self._cached_blob(blob.digest) is None
+                and blob.digest not in self._inflight
             }.values()
         )
         budget = _BLOB_CACHE_BYTES // 2
@@ -507,6 +558,64 @@ class OciStore(MetadataStore):
                 self._keep_blob(blob.digest, location.get_blob(blob.digest, max_size=blob.size))
 
         self._map(fetch, todo)
+
+    # --- reading ahead ----------------------------------------------------------------------
+    def expect_targets(self, gun: str, targets: Sequence[str]) -> None:
+        """Start fetching, in the background, the bins a lookup of ``targets`` reads in every
+        family (releases and each signer's): their shard, then the newest version of each. A
+        cold client so receives them while python-tuf verifies root, timestamp, snapshot and
+        targets, not one round trip after another once it asks. Which bins comes from the
+        unverified ``succinct_roles`` of the roles the head carries inline: a wrong guess
+        costs a fetch, never trust (every file is verified when the client reads it)."""
+        with self._lock:
+            view = self._views.get(gun)
+        if view is None:
+            return
+        suffixes = _bin_suffixes(view, targets[:_MAX_EXPECTED_TARGETS])
+        if not suffixes:
+            return
+        location = self.location(gun)
+        for suffix in sorted(suffixes):
+            shard = _shard_of_suffix(suffix, view.shard_count)
+            digest = view.shard_digest(shard)
+            if digest is None:  # the first layout: the bins are the head's own layers
+                self._fetch_bins(gun, location, view.files, suffix)
+                continue
+
+            def read_ahead(shard: str = shard, suffix: str = suffix) -> None:
+                with contextlib.suppress(TrustkitError):
+                    files = self._shard_files(gun, location, view, shard, wait=False)
+                    self._fetch_bins(gun, location, files, suffix)
+
+            self._in_background(digest, read_ahead, gun)
+
+    def _await_ahead(self, gun: str) -> None:
+        """Wait for ``gun``'s read-ahead still under way: its shards, then the bins they
+        named (a shard's fetch registers its bins before it completes)."""
+        for _ in range(3):
+            with self._lock:
+                digests = sorted(self._ahead.get(gun, ()))
+            if not digests:
+                return
+            for digest in digests:
+                self._await_inflight(digest)
+
+    def _fetch_bins(
+        self, gun: str, location: RegistryLocation, files: dict[str, _Blob], suffix: str
+    ) -> None:
+        """Fetch in the background the newest version of each bin ending in ``suffix``."""
+        for role, (_, name) in _newest(files).items():
+            if not role.endswith(BIN_INFIX + suffix):
+                continue
+            blob = files[name]
+            if blob.size > min(_role_bound(role), _BLOB_CACHE_BYTES // 4):
+                continue  # too large to keep: the reader fetches it (and refuses it) itself
+
+            def fetch(blob: _Blob = blob) -> None:
+                with contextlib.suppress(TrustkitError):
+                    self._keep_blob(blob.digest, location.get_blob(blob.digest, max_size=blob.size))
+
+            self._in_background(blob.digest, fetch, gun)
 
     # --- publishing -----------------------------------------------------------------------
     @property
@@ -840,6 +949,9 @@ class ImageRegistryStore(MetadataStore):
     def generation(self, gun: str) -> str | None:
         return self.store_for(gun).generation(gun)
 
+    def expect_targets(self, gun: str, targets: Sequence[str]) -> None:
+        self.store_for(gun).expect_targets(gun, targets)
+
     def writing(self, gun: str) -> contextlib.AbstractContextManager[None]:
         return self.store_for(gun).writing(gun)
 
@@ -979,8 +1091,38 @@ def _shard_of(name: str, count: int) -> str:
     and each signer hash a tag to the same suffix) lands in the same shard."""
     match = _NAME_RE.match(name)
     assert match is not None
-    suffix = match.group(2).rsplit(BIN_INFIX, 1)[1]
+    return _shard_of_suffix(match.group(2).rsplit(BIN_INFIX, 1)[1], count)
+
+
+def _shard_of_suffix(suffix: str, count: int) -> str:
     return f"{hashlib.sha256(suffix.encode()).digest()[0] % count:02x}"
+
+
+def _bin_suffixes(view: _View, targets: Sequence[str]) -> set[str]:
+    """The bin suffixes (``0f3``) ``targets`` hash to under the ``succinct_roles`` of the
+    roles the head carries inline (TAP 15: the top ``bit_length`` bits of the path's SHA-256,
+    in hex of the width of the largest bin). Unverified, for read-ahead only; malformed
+    metadata simply yields nothing."""
+    bit_lengths: set[int] = set()
+    for role, (_, name) in _newest(view.files).items():
+        data = view.inline.get(name)
+        if data is None or role in ("root", "timestamp", "snapshot"):
+            continue
+        try:
+            doc = json.loads(data)
+            succinct = doc["signed"]["delegations"]["succinct_roles"]
+            bits = succinct["bit_length"]
+        except (ValueError, RecursionError, KeyError, TypeError):
+            continue
+        if isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 32:
+            bit_lengths.add(bits)
+    suffixes: set[str] = set()
+    for bits in sorted(bit_lengths)[:2]:  # one binned layout, or one changing bit length
+        width = len(f"{2**bits - 1:x}")
+        for target in targets:
+            top = int.from_bytes(hashlib.sha256(target.encode()).digest()[:4], "big")
+            suffixes.add(f"{top >> (32 - bits):0{width}x}")
+    return suffixes
 
 
 def _role_bound(role: str) -> int:
