@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -109,3 +110,36 @@ def test_tuf_metadata_trustkit_writes(trusted_repo: Any) -> None:
     for md in documents:
         _same(md.signed.to_dict())
         _same(md.to_dict())
+
+
+def test_a_verification_scope_encodes_each_signed_once_and_writers_see_every_change() -> None:
+    from datetime import datetime
+
+    import tuf.api.serialization.json as tuf_json
+
+    from trustkit.collections import _canonical
+    from trustkit.collections._tuf import Metadata, MetaFile, Snapshot
+
+    snapshot = Snapshot(1, None, datetime(2030, 1, 1, tzinfo=UTC), {"targets.json": MetaFile(1)})
+    md = Metadata(snapshot)
+    calls = []
+    original = _canonical.encode_canonical
+
+    def counting(value: Any) -> str:
+        calls.append(1)
+        return original(value)
+
+    tuf_json.encode_canonical = counting  # type: ignore[attr-defined]
+    try:
+        with _canonical.reused_encodings():
+            first, again = md.signed_bytes, md.signed_bytes
+        assert first == again and len(calls) == 1  # ngclient's second encoding is reused
+        # outside the scope (every writer) a change is always seen
+        before = md.signed_bytes
+        snapshot.version = 2
+        assert md.signed_bytes != before and len(calls) == 3
+        # a new scope starts empty: nothing carried over from an earlier one
+        with _canonical.reused_encodings():
+            assert md.signed_bytes == Metadata(snapshot).signed_bytes
+    finally:
+        tuf_json.encode_canonical = original  # type: ignore[attr-defined]

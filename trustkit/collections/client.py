@@ -30,6 +30,7 @@ from tuf.ngclient.fetcher import FetcherInterface
 from tuf.ngclient.updater import Updater
 
 from trustkit._fs import ensure_private_dir, read_bounded
+from trustkit.collections._canonical import reused_encodings
 from trustkit.collections._tuf import Delegations, Metadata, Root, Signed, Targets
 from trustkit.collections.bins import BIN_INFIX, is_bin
 from trustkit.collections.expiry import renew_hint, warn_if_expiring
@@ -239,7 +240,7 @@ class TrustSession:
             with _mapped_errors(gun, step=ROOT):
                 bootstrap = store.read(gun, ROOT, 1, limit=ROOT_MAX_BYTES)
         self._fetcher = StoreFetcher(store, gun)
-        with _mapped_errors(gun, step=ROOT):
+        with _mapped_errors(gun, step=ROOT), reused_encodings():
             updater = Updater(
                 str(cache),
                 BASE_URL,
@@ -248,7 +249,7 @@ class TrustSession:
                 bootstrap=bootstrap,
             )
         self._ng = _Ngclient(updater)
-        with self._mapped(ROOT):
+        with self._mapped(ROOT), reused_encodings():
             updater.refresh()
         check_for_fork(
             gun,
@@ -275,7 +276,7 @@ class TrustSession:
 
         Serialised per session: a cached session is shared by threads (the webhook), and
         ngclient's trusted set, like the refresh step being tracked, is not thread-safe."""
-        with self._lock, self._mapped(name):
+        with self._lock, self._mapped(name), reused_encodings():
             if name == TARGETS:
                 return self._ng.load_targets(TARGETS, ROOT)
             if not self._ng.in_snapshot(name):
