@@ -293,3 +293,36 @@ def test_writes_in_one_turn_of_the_loop_leave_as_one() -> None:
         assert aborted.writes == [] and aborted.events == ["abort"]
 
     asyncio.run(scenario())
+
+
+def test_what_start_up_loaded_is_frozen_out_of_the_collectors_sight_once_ready() -> None:
+    import asyncio
+    import gc
+
+    from trustkit.webhook.app import WebhookState
+
+    class Prepared:
+        prepared = False
+
+        def __call__(self, reference: str, context: Context) -> Verdict:
+            raise AssertionError("no review here")
+
+        def prepare(self) -> None:
+            self.prepared = True
+            self.loaded = [[n] for n in range(10_000)]  # trust data, policies
+
+        def refresh_due(self) -> bool:
+            return False
+
+    gc.unfreeze()
+    checker = Prepared()
+    state = WebhookState(WebhookConfig(), checker)  # type: ignore[arg-type]
+    try:
+        assert not state.ready and gc.get_freeze_count() == 0
+        asyncio.run(state.prepare())
+        assert state.ready and checker.prepared
+        # a full collection under load no longer walks what start-up loaded
+        assert gc.get_freeze_count() >= len(checker.loaded)
+    finally:
+        state.executor.shutdown(wait=False)
+        gc.unfreeze()
