@@ -524,17 +524,19 @@ class OciStore(MetadataStore):
             self._inflight[digest] = future
             self._ahead.setdefault(gun, set()).add(digest)
 
-        def done(_: Future[None]) -> None:
-            with self._lock:
-                if self._inflight.get(digest) is future:
-                    del self._inflight[digest]
-                ahead = self._ahead.get(gun)
-                if ahead is not None:
-                    ahead.discard(digest)
-                    if not ahead:
-                        del self._ahead[gun]
+        future.add_done_callback(lambda _: self._settled(gun, digest, future))
 
-        future.add_done_callback(done)
+    def _settled(self, gun: str, digest: str, future: Future[None]) -> None:
+        """A background fetch of ``digest`` is over: readers fetch it themselves from now on
+        (when it failed, its bytes are not cached)."""
+        with self._lock:
+            if self._inflight.get(digest) is future:
+                del self._inflight[digest]
+            ahead = self._ahead.get(gun)
+            if ahead is not None:
+                ahead.discard(digest)
+                if not ahead:
+                    del self._ahead[gun]
 
     def _prefetch(self, location: RegistryLocation, wanted: Iterable[tuple[_Blob, int]]) -> None:
         """Fetch blobs a reader is about to ask for, in parallel, each within its role's bound.
