@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 
-from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.processes import LOADED_PROBE, loaded_modules, run_probe, trustkit_env
 
 from trustkit.collections import sign_tag
 from trustkit.config import Settings
@@ -18,14 +17,6 @@ REPO = "localhost:5000/team/app"
 HEAVY = (
     "boto3", "botocore", "pkcs11", "httpx", "rich", "pygments", "cryptography.x509", "urllib3"
 )  # fmt: skip
-PROBE = (
-    "import atexit, json, sys\n"
-    "atexit.register(lambda: sys.stderr.write("
-    "'LOADED=' + json.dumps(sorted(sys.modules)) + '\\n'))\n"
-    "import runpy\n"
-    "sys.argv = ['trustkit', *{argv!r}]\n"
-    "runpy.run_module('trustkit', run_name='__main__')\n"
-)
 
 
 #: what a command that neither scans, evaluates policies nor serves webhooks must not load
@@ -53,28 +44,8 @@ def _run_all(
     settings: Settings, argv: list[str], stdin: str = ""
 ) -> tuple[int, str, str, list[str]]:
     """Run ``trustkit ARGV`` as a process: (exit code, stdout, stderr, every module loaded)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
-    env.update(
-        SERVIN_TRUST_DIR=str(settings.trust_dir),
-        SERVIN_CONTENT_TRUST="1",
-        SERVIN_CONTENT_TRUST_SERVER="local",
-        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
-        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
-        SERVIN_CONFIG=str(settings.effective_config_dir),
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=argv)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    marker = [line for line in done.stderr.splitlines() if line.startswith("LOADED=")]
-    assert marker, done.stderr
-    modules = json.loads(marker[-1][len("LOADED=") :])
-    return done.returncode, done.stdout, done.stderr, modules
+    done = run_probe(LOADED_PROBE, argv, trustkit_env(settings), stdin)
+    return done.returncode, done.stdout, done.stderr, loaded_modules(done)
 
 
 def _run(settings: Settings, argv: list[str], stdin: str = "") -> tuple[int, str, list[str]]:

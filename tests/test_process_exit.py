@@ -4,12 +4,10 @@ do: its exit code, its flushed output, exit handlers, and waiting for non-daemon
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 
 import pytest
-from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.processes import run_probe, trustkit_env
 
 from trustkit.cli import main
 from trustkit.collections import sign_tag
@@ -37,29 +35,9 @@ PROBE = (
 )
 
 
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
-    env.update(
-        SERVIN_TRUST_DIR=str(settings.trust_dir),
-        SERVIN_CONTENT_TRUST="1",
-        SERVIN_CONTENT_TRUST_SERVER="local",
-        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
-        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
-        SERVIN_CONFIG=str(settings.effective_config_dir),
-        **extra,
-    )
-    return env
-
-
 def _run(settings: Settings, argv: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=argv)],
-        capture_output=True,  # pipes: output is block-buffered and must be flushed
-        text=True,
-        env=_env(settings, **extra),
-        timeout=120,
-        check=False,
-    )
+    # pipes: output is block-buffered and must be flushed
+    return run_probe(PROBE, argv, trustkit_env(settings, **extra))
 
 
 @pytest.fixture
@@ -101,7 +79,7 @@ def test_main_with_arguments_raises_system_exit(
     settings: Settings, signed: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tests and embedders call main(argv): the process is theirs, it is never ended."""
-    for name, value in _env(settings).items():
+    for name, value in trustkit_env(settings).items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as exited:
         main(["trust", "verify", f"{REPO}:v1"])

@@ -6,14 +6,10 @@ local directory."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.processes import LOADED_PROBE, loaded_modules, run_probe, trustkit_env
 from fixtures.registry import Registry, make_oci_image
 
 from trustkit.config import Settings
@@ -21,16 +17,6 @@ from trustkit.pipeline.flows import push_image
 from trustkit.registry import OCILayout
 
 pytestmark = pytest.mark.registry
-
-#: runs ``trustkit ARGV`` and prints every loaded module to stderr at exit
-PROBE = (
-    "import atexit, json, sys\n"
-    "atexit.register(lambda: sys.stderr.write("
-    "'LOADED=' + json.dumps(sorted(sys.modules)) + '\\n'))\n"
-    "import runpy\n"
-    "sys.argv = ['trustkit', *{argv!r}]\n"
-    "runpy.run_module('trustkit', run_name='__main__')\n"
-)
 
 #: what a warm pull into a layout never needs: the TUF engine and key handling (the warm path
 #: answers from the client cache, ADR 0017), policy files' parsers, scans, signatures, the
@@ -48,27 +34,9 @@ def _among(modules: list[str], names: tuple[str, ...]) -> list[str]:
 
 
 def _pull(settings: Settings, ref: str, dest: Path) -> tuple[int, str, str, list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
-    env.update(
-        SERVIN_TRUST_DIR=str(settings.trust_dir),
-        SERVIN_CONTENT_TRUST="1",
-        SERVIN_CONTENT_TRUST_SERVER=settings.trust_server or "registry",
-        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
-        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
-        SERVIN_CONFIG=str(settings.effective_config_dir),
-    )
-    argv = ["pull", ref, "--dest", f"oci:{dest}:v1"]
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=argv)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    marker = [line for line in done.stderr.splitlines() if line.startswith("LOADED=")]
-    assert marker, done.stderr
-    return done.returncode, done.stdout, done.stderr, json.loads(marker[-1][len("LOADED=") :])
+    env = trustkit_env(settings, server=settings.trust_server or "registry")
+    done = run_probe(LOADED_PROBE, ["pull", ref, "--dest", f"oci:{dest}:v1"], env)
+    return done.returncode, done.stdout, done.stderr, loaded_modules(done)
 
 
 @pytest.mark.parametrize("store", ["registry", "local"])

@@ -439,6 +439,21 @@ def _rewrite_head_in_first_layout(store: OciStore, gun: str) -> None:
     )
 
 
+def _record_requests(
+    monkeypatch: pytest.MonkeyPatch, entry: Callable[[str, str], tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Every request the registry clients send from now on, as ``entry(method, url)``."""
+    recorded: list[tuple[str, str]] = []
+    original = registry_client.RegistryClient._send
+
+    def send(self: object, method: str, url: object, *args: object, **kwargs: object) -> object:
+        recorded.append(entry(method, str(url)))
+        return original(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry_client.RegistryClient, "_send", send)
+    return recorded
+
+
 def test_bins_live_in_shards_a_cold_client_fetches_one(
     settings: Settings,
     registry: Registry,
@@ -471,14 +486,7 @@ def test_bins_live_in_shards_a_cold_client_fetches_one(
     )
 
     # a fresh client: the head, one shard (by the digest the head pins), never another
-    fetched: list[tuple[str, str]] = []
-    original = registry_client.RegistryClient._send
-
-    def send(self: object, method: str, url: object, *args: object, **kwargs: object) -> object:
-        fetched.append((method, str(url)))
-        return original(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(registry_client.RegistryClient, "_send", send)
+    fetched = _record_requests(monkeypatch, lambda method, url: (method, url))
     client = _fresh_client(writer, tmp_path, "cold")
     target = verify_tag(client, parse(f"{gun}:v2"))
     assert (target.digest, target.signers) == (digest_for("v2"), ("alice",))
@@ -675,14 +683,9 @@ def test_a_cold_client_reads_its_tags_bins_ahead_once_each(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     writer, _, gun = _binned_writer(settings, registry, repo_name)
-    fetched: list[tuple[str, str]] = []
-    original = registry_client.RegistryClient._send
-
-    def send(self: object, method: str, url: object, *args: object, **kwargs: object) -> object:
-        fetched.append((threading.current_thread().name, str(url)))
-        return original(self, method, url, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(registry_client.RegistryClient, "_send", send)
+    fetched = _record_requests(
+        monkeypatch, lambda method, url: (threading.current_thread().name, url)
+    )
     client = _fresh_client(writer, tmp_path, "cold")
     target = verify_tag(client, parse(f"{gun}:v2"))
     assert (target.digest, target.signers) == (digest_for("v2"), ("alice",))

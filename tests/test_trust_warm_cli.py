@@ -10,7 +10,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.processes import run_probe, trustkit_env
 
 from trustkit.collections import Expiries, sign_tag
 from trustkit.config import Settings
@@ -39,23 +39,7 @@ def _sign(settings: Settings, tag: str, expiries: Expiries | None = None) -> Non
 
 def _run(settings: Settings, *argv: str) -> tuple[int, str, str, bool]:
     """(exit code, stdout, stderr without the probe's line, whether click was loaded)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
-    env.update(
-        SERVIN_TRUST_DIR=str(settings.trust_dir),
-        SERVIN_CONTENT_TRUST="1",
-        SERVIN_CONTENT_TRUST_SERVER="local",
-        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
-        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
-        SERVIN_CONFIG=str(settings.effective_config_dir),
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=list(argv))],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = run_probe(PROBE, list(argv), trustkit_env(settings))
     lines = done.stderr.splitlines()
     probe = [line for line in lines if line.startswith("CLICK=")]
     assert probe, done.stderr
@@ -107,12 +91,7 @@ def test_a_closed_stdout_is_exit_1_as_through_click(settings: Settings) -> None:
     """``trustkit trust verify IMAGE | head -0``: the command's exit 1 with nothing printed,
     whether the answer comes warm or through click."""
     _sign(settings, "v1")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
-    env.update(
-        SERVIN_TRUST_DIR=str(settings.trust_dir),
-        SERVIN_CONTENT_TRUST_SERVER="local",
-        SERVIN_CONFIG=str(settings.effective_config_dir),
-    )
+    env = trustkit_env(settings, content_trust=False)
     codes = []
     for _ in ("cold", "warm"):
         read_end, write_end = os.pipe()

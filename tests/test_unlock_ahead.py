@@ -3,14 +3,11 @@ and is then used, never repeated; it never prompts and never weakens anything.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 
 import pytest
-from fixtures.base import REPO_PASS, ROOT_PASS
+from fixtures.processes import run_probe, trustkit_env
 from fixtures.trust import TrustedRepo, digest_for
 
 import trustkit.keys.wrap as wrap_module
@@ -158,23 +155,8 @@ def test_trust_sign_process_derives_once_before_python_tuf_loads(signed_repo: Tr
     """The whole process: one derivation, started off the main thread before python-tuf (and
     securesystemslib, the key store) loads, and the tag is signed."""
     settings = signed_repo.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
-    env.update(
-        SERVIN_TRUST_DIR=str(settings.trust_dir),
-        SERVIN_CONTENT_TRUST_SERVER="local",
-        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
-        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
-        SERVIN_CONFIG=str(settings.effective_config_dir),
-    )
     argv = ["trust", "sign", f"{signed_repo.ref}:v2", "--digest", digest_for("v2"), "--size", "1"]
-    done = subprocess.run(
-        [sys.executable, "-c", KDF_PROBE.format(argv=argv)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = run_probe(KDF_PROBE, argv, trustkit_env(settings, content_trust=False))
     assert done.returncode == 0, done.stderr
     kdf = [line for line in done.stderr.splitlines() if line.startswith("KDF ")]
     assert kdf == ["KDF tuf=False main=False"], done.stderr
@@ -195,23 +177,7 @@ AHEAD_PROBE = (
 
 
 def _probe_ahead(signed_repo: TrustedRepo, argv: list[str]) -> tuple[int, list[str], str]:
-    settings = signed_repo.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVIN_")}
-    env.update(
-        SERVIN_TRUST_DIR=str(settings.trust_dir),
-        SERVIN_CONTENT_TRUST_SERVER="local",
-        SERVIN_CONTENT_TRUST_ROOT_PASSPHRASE=ROOT_PASS,
-        SERVIN_CONTENT_TRUST_REPOSITORY_PASSPHRASE=REPO_PASS,
-        SERVIN_CONFIG=str(settings.effective_config_dir),
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", AHEAD_PROBE.format(argv=argv)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    done = run_probe(AHEAD_PROBE, argv, trustkit_env(signed_repo.settings, content_trust=False))
     ahead = [line for line in done.stderr.splitlines() if line.startswith("AHEAD ")]
     return done.returncode, ahead, done.stderr
 
