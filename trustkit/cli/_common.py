@@ -131,6 +131,20 @@ def refusal_document(exc: TrustkitError, **fields: Any) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def refused_as_json(as_json: bool, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Around a command's work: a refusal (``TrustkitError``) is also printed on stdout as its
+    JSON document when JSON is wanted, with ``fields`` as they are when it happens (the block
+    may update the yielded dict: what was done before the refusal), then raised again for the
+    one-line error and the exit code."""
+    try:
+        yield fields
+    except TrustkitError as exc:
+        if as_json:
+            echo_json(refusal_document(exc, **fields))
+        raise
+
+
 def quiet_option(func: Any) -> Any:
     return click.option(
         "--quiet", "-q", is_flag=True, help="No progress on stderr (errors are still shown)."

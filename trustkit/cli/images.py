@@ -16,6 +16,7 @@ from trustkit.cli._common import (
     policy_option,
     quiet_option,
     refusal_document,
+    refused_as_json,
     services_from,
     transfer_progress,
     wants_json,
@@ -239,7 +240,6 @@ def pull(
 
     The pipeline decides first (trust, attestations, policy); a refused image is not fetched.
     """
-    from trustkit.errors import TrustkitError
     from trustkit.pipeline.flows import pull_checked
 
     as_json = wants_json(ctx, output)
@@ -255,15 +255,13 @@ def pull(
 
         if parse(ref).tag is not None:  # the store names images by tag; a digest only verifies
             target = image_store(ctx).location(ref)
-    try:
-        with transfer_progress("Pull", quiet=quiet, as_json=as_json):
-            verdict, result = pull_checked(
-                services, ref, dest=target, verify=verify, policy_files=policy_files
-            )
-    except TrustkitError as exc:
-        if as_json:
-            echo_json(refusal_document(exc, reference=ref, verified=False))
-        raise
+    with (
+        refused_as_json(as_json, reference=ref, verified=False),
+        transfer_progress("Pull", quiet=quiet, as_json=as_json),
+    ):
+        verdict, result = pull_checked(
+            services, ref, dest=target, verify=verify, policy_files=policy_files
+        )
     if verdict is not None:
         _print_warnings(verdict)
     if as_json:

@@ -9,12 +9,12 @@ import click
 from trustkit.cli._common import (
     echo_json,
     output_options,
-    refusal_document,
+    refused_as_json,
     services_from,
     settings_from,
     wants_json,
 )
-from trustkit.errors import BadInputError, InputTooLargeError, TrustkitError
+from trustkit.errors import BadInputError, InputTooLargeError
 
 MAX_PASSWORD = 4096
 
@@ -69,12 +69,8 @@ def login(
     """Check credentials against REGISTRY's /v2/ and store them in config.json, or with a
     credential helper (``--credential-helper NAME``, ``--password-store pass``)."""
     as_json = wants_json(ctx, output)
-    try:
+    with refused_as_json(as_json, registry=registry, logged_in=False):
         doc = _login(ctx, username, password_stdin, helper, password_store, registry, as_json)
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts
-            echo_json(refusal_document(exc, registry=registry, logged_in=False))
-        raise
     if as_json:
         echo_json(doc)
 
@@ -148,13 +144,9 @@ def logout(ctx: click.Context, registry: str, output: str | None) -> None:
     from trustkit.registry.credentials import erase_credentials, normalise_registry
 
     as_json = wants_json(ctx, output)
-    try:
+    with refused_as_json(as_json, registry=registry, removed=False):
         host = normalise_registry(registry)
         removed = erase_credentials(settings_from(ctx), host)
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts
-            echo_json(refusal_document(exc, registry=registry, removed=False))
-        raise
     if as_json:
         echo_json({"registry": host, "removed": removed})
     elif removed:

@@ -103,10 +103,9 @@ def attest(
     output = "json" if as_json else (output or "table")
     services = services_from(ctx)
     from trustkit.attest.service import scan_and_attest
-    from trustkit.cli._common import refusal_document
-    from trustkit.errors import TrustkitError
+    from trustkit.cli._common import refused_as_json
 
-    try:
+    with refused_as_json(output == "json", image=image, attested=False):
         result = scan_and_attest(
             services,
             image,
@@ -117,10 +116,6 @@ def attest(
             format=report_format,
             predicate_type=predicate_type,
         )
-    except TrustkitError as exc:
-        if output == "json":  # the refusal on stdout too, for scripts
-            echo_json(refusal_document(exc, image=image, attested=False))
-        raise
     counts = result.report.counts()
     suppressed = result.report.suppressed_count()
     if output == "json":

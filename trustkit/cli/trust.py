@@ -15,6 +15,7 @@ from trustkit.cli._common import (
     echo_json,
     output_options,
     refusal_document,
+    refused_as_json,
     services_from,
     wants_json,
 )
@@ -144,14 +145,15 @@ def signer_add(
 
     as_json = wants_json(ctx, output)
     done: list[dict[str, Any]] = []
-    current: str | None = None
-    try:
+    with refused_as_json(
+        as_json, signer=name, added=False, repository=None, repositories=done
+    ) as refusal:
         check_signer_name(name)
         refs = [_repository(r) for r in repositories]
         keys = [_read_public_key(p) for p in key_files]
         services = services_from(ctx)
         for ref in refs:
-            current = ref.repository
+            refusal["repository"] = ref.repository
             click.echo(f'Adding signer "{name}" to {ref.repository}...', err=True)
             change = add_signer(services, ref.gun, name, keys, threshold=threshold)
             for warning in change.warnings:
@@ -159,14 +161,6 @@ def signer_add(
             done.append({"repository": ref.repository, "warnings": list(change.warnings)})
             if not as_json:
                 click.echo(f"Successfully added signer: {name} to {ref.repository}")
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts; what was done before it as well
-            echo_json(
-                refusal_document(
-                    exc, signer=name, added=False, repository=current, repositories=done
-                )
-            )
-        raise
     if as_json:
         echo_json({"signer": name, "added": True, "repositories": done})
 
@@ -196,13 +190,14 @@ def signer_remove(
 
     as_json = wants_json(ctx, output)
     done: list[dict[str, Any]] = []
-    current: str | None = None
-    try:
+    with refused_as_json(
+        as_json, signer=name, removed=False, repository=None, repositories=done
+    ) as refusal:
         check_signer_name(name)
         refs = [_repository(r) for r in repositories]
         services = services_from(ctx)
         for ref in refs:
-            current = ref.repository
+            refusal["repository"] = ref.repository
             click.echo(f'Removing signer "{name}" from {ref.repository}...', err=True)
             result = remove_signer(services, ref.gun, name, force=force)
             for warning in result.warnings:
@@ -225,14 +220,6 @@ def signer_remove(
             )
             if not as_json:
                 _print_removed(ref, name, result)
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts; what was done before it as well
-            echo_json(
-                refusal_document(
-                    exc, signer=name, removed=False, repository=current, repositories=done
-                )
-            )
-        raise
     if as_json:
         echo_json({"signer": name, "removed": True, "repositories": done})
 
@@ -300,12 +287,8 @@ def sign(
     When a role's threshold needs other signers' keys, nothing is published: the change waits
     as a pending change for them to approve (see `trust pending` and `trust approve`)."""
     as_json = wants_json(ctx, output)
-    try:
+    with refused_as_json(as_json, reference=image, signed=False):
         _sign(ctx, image, digest, size, force, from_file, all_tags, as_json)
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts
-            echo_json(refusal_document(exc, reference=image, signed=False))
-        raise
 
 
 def _sign(
@@ -445,12 +428,8 @@ def revoke_cmd(ctx: click.Context, image: str, yes: bool, output: str | None) ->
     """Remove the signature of one tag, or of every tag of IMAGE (a pending change when other
     signers must co-sign it)."""
     as_json = wants_json(ctx, output)
-    try:
+    with refused_as_json(as_json, reference=image, revoked=False):
         doc = _revoke(ctx, image, yes, as_json)
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts
-            echo_json(refusal_document(exc, reference=image, revoked=False))
-        raise
     if as_json:
         echo_json(doc)
 
@@ -544,15 +523,11 @@ def verify(ctx: click.Context, image: str, root_file: Path | None, output: str |
     if ref.digest is not None and ref.tag is None:
         raise BadInputError("verify takes IMAGE:TAG, not a digest")
     as_json = wants_json(ctx, output)
-    try:
+    with refused_as_json(as_json, reference=str(ref), verified=False):
         try:
             target = verify_tag(services_from(ctx), ref, root_file=root_file)
         except UnknownRepositoryError as exc:  # never signed: "not trusted" (exit 1), as pull
             raise NotSignedError(f"{ref.familiar} is not signed: {exc}") from exc
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts
-            echo_json(refusal_document(exc, reference=str(ref), verified=False))
-        raise
     if as_json:
         echo_json(
             {
@@ -743,12 +718,8 @@ def renew_cmd(
     """Re-sign REPO's metadata with fresh expiry dates (works on expired metadata too)."""
     as_json = wants_json(ctx, output)
     doc: dict[str, Any] = {"renewed": [], "fresh": [], "not_renewable": [], "failed": []}
-    try:
+    with refused_as_json(as_json, **doc):  # the same lists, filled as far as it got
         failed = _renew(ctx, repositories, roles, window, as_json, doc)
-    except TrustkitError as exc:
-        if as_json:  # the refusal on stdout too, for scripts
-            echo_json(refusal_document(exc, **doc))
-        raise
     if as_json:
         if failed:  # each failure named; the exit code is the worst of them, as in plain text
             worst = max(failed.values(), key=lambda error: error.exit_code)
