@@ -164,6 +164,28 @@ def test_scan_policy_without_a_scan_refuses_before_the_first_blob(
     assert _registry_holds(registry, dest, image) == before  # not one byte uploaded
 
 
+def _push_scanned(
+    tmp_path: Path,
+    registry: Registry,
+    scanner_keyid: str,
+    image: BuiltImage,
+    dest: str,
+    sample: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[dict[str, object], tuple[int, str, str]]:
+    """``push --json --scan`` of ``image`` to ``dest`` with a report of ``sample``'s findings,
+    under the scan policy: (what the registry held before, the CLI's exit code, out, err)."""
+    report = _report_of(tmp_path, sample, image, dest)
+    before = _registry_holds(registry, dest, image)
+    policy = _scan_policy(tmp_path, scanner_keyid)
+    result = run_cli(
+        ["push", "--json", "--scan", "--report", str(report), "--policy", str(policy), image.oci,
+         dest],
+        capsys,
+    )  # fmt: skip
+    return before, result
+
+
 def test_push_scan_refused_by_policy_uploads_nothing(
     signed_v1: str,
     trust_env: Settings,
@@ -180,14 +202,9 @@ def test_push_scan_refused_by_policy_uploads_nothing(
 
     image = oci_image(name="juice")
     dest = signed_v1.replace(":v1", ":juice")
-    report = _report_of(tmp_path, JUICE_REPORT, image, dest)
-    before = _registry_holds(registry, dest, image)
-    policy = _scan_policy(tmp_path, scanner_keyid)
-    code, out, err = run_cli(
-        ["push", "--json", "--scan", "--report", str(report), "--policy", str(policy), image.oci,
-         dest],
-        capsys,
-    )  # fmt: skip
+    before, (code, out, err) = _push_scanned(
+        tmp_path, registry, scanner_keyid, image, dest, JUICE_REPORT, capsys
+    )
     assert code == 1, err
     doc = _refused_json(out, dest)
     verdict = doc["verdict"]
@@ -219,14 +236,9 @@ def test_push_scan_that_passes_attaches_the_judged_attestation(
 
     image = oci_image(name="clean")
     dest = signed_v1.replace(":v1", ":clean")
-    report = _report_of(tmp_path, CLEAN_REPORT, image, dest)
-    before = _registry_holds(registry, dest, image)
-    policy = _scan_policy(tmp_path, scanner_keyid)
-    code, out, err = run_cli(
-        ["push", "--json", "--scan", "--report", str(report), "--policy", str(policy), image.oci,
-         dest],
-        capsys,
-    )  # fmt: skip
+    before, (code, out, err) = _push_scanned(
+        tmp_path, registry, scanner_keyid, image, dest, CLEAN_REPORT, capsys
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["digest"] == image.digest and doc["signed"] is True

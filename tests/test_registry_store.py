@@ -321,6 +321,13 @@ def _refused(client: Settings, gun: str, tag: str = "v1") -> TrustkitError:
     return caught.value
 
 
+def _assert_refused_as_tampered(writer: Settings, tmp_path: Path, gun: str) -> None:
+    """A fresh client refuses: a file does not match the hash or length the head lists."""
+    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
+    assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
+    assert "hash or length" in error.one_line()
+
+
 def test_rollback_by_restoring_old_registry_storage(
     settings: Settings, registry: Registry, repo_name: str, tmp_path: Path
 ) -> None:
@@ -346,9 +353,7 @@ def test_swapped_blob_in_storage(
     data = blob.read_bytes()
     assert b'"_type":"snapshot"' in data
     blob.write_bytes(data.replace(b'"_type":"snapshot"', b'"_type":"snapshoT"'))
-    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
-    assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
-    assert "hash or length" in error.one_line()
+    _assert_refused_as_tampered(writer, tmp_path, gun)
 
 
 def test_deleted_metadata_in_storage(
@@ -541,9 +546,7 @@ def test_a_shard_swapped_in_storage_is_refused(
     doc = json.loads(blob.read_bytes())
     doc["layers"] = []  # the bins hidden
     blob.write_bytes(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
-    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
-    assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
-    assert "hash or length" in error.one_line()
+    _assert_refused_as_tampered(writer, tmp_path, gun)
 
 
 def test_a_shard_deleted_from_storage_is_a_storage_error(
@@ -743,6 +746,4 @@ def test_a_bin_swapped_in_storage_is_refused_though_read_ahead(
     blob = _blob_file(registry, files[name][0])
     data = blob.read_bytes()
     blob.write_bytes(data.replace(b'"_type":"targets"', b'"_type":"targetS"'))
-    error = _refused(_fresh_client(writer, tmp_path, "fresh"), gun)
-    assert isinstance(error, UntrustedError) and error.kind is FailureKind.TAMPERED
-    assert "hash or length" in error.one_line()
+    _assert_refused_as_tampered(writer, tmp_path, gun)
